@@ -1,0 +1,84 @@
+/**
+ * The profile file written by `lora-drop profile` and read by the heatmap panel and `lora-drop prune`.
+ *
+ * Versioned: `schema` and `version` identify the format; readers reject other versions with a clear error.
+ * Field names are snake_case because the file is meant to be read by Python tools too.
+ */
+
+/** The schema tag stored in every profile file. */
+export const PROFILE_SCHEMA = "lora-drop.profile";
+/** The version of the profile format this code writes and reads. */
+export const PROFILE_VERSION = 1;
+
+/** How layer importance was measured. `output` is LoRA-drop's criterion. */
+export type Criterion = "output" | "gradient" | "weight";
+
+/** One profiled sequence: its token ids and their display strings. */
+export interface ProfileSequence {
+  /** Token ids as fed to the model. */
+  ids: number[];
+  /** The tokenizer's token strings (raw data: display as text, never as HTML). */
+  tokens: string[];
+  /** True where the token is a special token (BOS, EOS, padding, CLS…). */
+  special: boolean[];
+  /** Index of the dataset example this sequence came from. */
+  example: number;
+}
+
+/** Importance numbers derived from the norms. */
+export interface ProfileImportance {
+  /** g_i: the sum over modules, sequences and tokens of ||s·B·A·x||², one per layer. */
+  per_layer_raw: number[];
+  /** I_i = g_i / Σ g; sums to 1 (all zeros when every LoRA output is zero). */
+  per_layer: number[];
+  /** Per module, per layer: the raw sums for that module alone. */
+  per_module_raw: Record<string, number[]>;
+  /** Per module, per layer: normalised within the module (each module's list sums to 1). */
+  per_module: Record<string, number[]>;
+}
+
+/** The whole profile file. */
+export interface ProfileFile {
+  schema: typeof PROFILE_SCHEMA;
+  version: typeof PROFILE_VERSION;
+  /** ISO time the profile was written. */
+  created: string;
+  criterion: Criterion;
+  /** The execution provider that ran the session: "cpu", "cuda" or "webgpu". */
+  device: string;
+  model: {
+    path: string;
+    architecture: string;
+    num_layers: number;
+    hidden_size: number;
+    vocab_size: number;
+  };
+  adapter: {
+    path: string;
+    r: number;
+    lora_alpha: number;
+    target_modules: string[];
+    /** Number of LoRA parameters per module and layer (0 where the layer has no LoRA for that module). */
+    params: Record<string, number[]>;
+    /** Total LoRA parameters of the adapter. */
+    total_params: number;
+  };
+  settings: {
+    data: string;
+    max_examples: number;
+    max_tokens: number;
+  };
+  /** Layer indices, 0 … num_layers-1. Every per-layer array below is indexed by position in this list. */
+  layers: number[];
+  /** Target module names in a fixed order (e.g. ["q_proj", "v_proj"]). */
+  modules: string[];
+  sequences: ProfileSequence[];
+  /**
+   * norms[module][layer][sequence][token] = ||s·B·A·x||² for that token (criterion "output").
+   * Layers where the module carries no LoRA hold zeros. Absent for criteria that are not per token.
+   */
+  norms?: Record<string, number[][][]>;
+  importance: ProfileImportance;
+  /** Wall-clock figures of the run. */
+  timing: { seconds: number; tokens: number; tokens_per_second: number };
+}
