@@ -1,0 +1,63 @@
+/**
+ * Typed errors of the engine. The core throws these; only the CLI and the extension host turn them into
+ * messages or exit codes. A message names the file and what is wrong, and where possible what to do.
+ */
+
+/** Machine-readable error codes, one per kind of failure. */
+export type ErrorCode =
+  | "FILE_NOT_FOUND"
+  | "FILE_UNREADABLE"
+  | "SAFETENSORS_TRUNCATED"
+  | "SAFETENSORS_HEADER_TOO_LARGE"
+  | "SAFETENSORS_HEADER_INVALID"
+  | "SAFETENSORS_BAD_DTYPE"
+  | "SAFETENSORS_BAD_OFFSETS"
+  | "SAFETENSORS_SHAPE_MISMATCH"
+  | "SAFETENSORS_DUPLICATE"
+  | "TENSOR_MISSING"
+  | "CONFIG_INVALID"
+  | "UNSUPPORTED_ARCHITECTURE"
+  | "ADAPTER_INVALID"
+  | "ADAPTER_SHAPE_MISMATCH"
+  | "DATASET_INVALID"
+  | "DATASET_EMPTY"
+  | "TOKEN_OUT_OF_RANGE"
+  | "TOKENIZER_MISSING"
+  | "PROFILE_INVALID"
+  | "OUTPUT_EXISTS"
+  | "WRITE_FAILED"
+  | "NUMERICAL"
+  | "DEVICE_UNAVAILABLE"
+  | "CANCELLED"
+  | "INVALID_ARGUMENT"
+  | "MEMORY_BUDGET";
+
+/** An error the user can act on: it carries a code, the file concerned and, where known, the field. */
+export class LoraDropError extends Error {
+  override readonly name = "LoraDropError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly file?: string,
+    readonly field?: string,
+  ) {
+    super(file ? `${file}: ${message}` : message);
+  }
+}
+
+/** Thrown when an AbortSignal fires; nothing half-done is left behind by the operation that throws it. */
+export class CancelledError extends LoraDropError {
+  constructor(what = "operation") {
+    super("CANCELLED", `${what} cancelled`);
+  }
+}
+
+/** Throws CancelledError when the signal has fired. Call between units of work. */
+export function throwIfCancelled(signal: AbortSignal | undefined, what?: string): void {
+  if (signal?.aborted) throw new CancelledError(what);
+}
+
+/** True when `e` is one of the engine's typed errors. */
+export function isLoraDropError(e: unknown): e is LoraDropError {
+  return e instanceof LoraDropError;
+}
