@@ -1,0 +1,206 @@
+/**
+ * The Llama-family decoder (llama, mistral, qwen2) with LoRA, built as an ONNX graph from plain ops.
+ *
+ * Layout: hidden states are kept 2-D, [batch*seq, hidden], so every linear layer is one Gemm with transB=1 over the
+ * stored [out, in] weight (no transposed copy). Attention reshapes to [batch, kv_heads, group, seq, head_dim] so
+ * grouped-query attention broadcasts K and V instead of repeating them.
+ *
+ * LoRA parameters are graph inputs (`lora.<param>.A` [r, in], `lora.<param>.B` [out, r]), so one session serves any
+ * adapter of the same shape and training can update them without rebuilding. Shared LoRA is the same input fed to
+ * several modules. For each LoRA module the graph can emit ||s·B·A·x||² per token (the profile's tap).
+ */
+import { GraphBuilder } from "../onnx/builder";
+import { Ops } from "../onnx/ops";
+import { WeightBinder } from "../onnx/weights";
+import { HfModel, ModelConfig, moduleParent } from "../hfModel";
+
+/** The shape of one LoRA module as the graph sees it (no data). */
+export interface LoraSlot {
+  layer: number;
+  module: string;
+  param: string;
+  r: number;
+  scale: number;
+  inFeatures: number;
+  outFeatures: number;
+}
+
+/** Which outputs to build. */
+export interface ForwardOptions {
+  logits: boolean;
+  loraNorms: boolean;
+  /** Stop after this many layers (profiling needs only up to the last LoRA layer). Default: all. */
+  numLayers?: number;
+  /** Training: feed a dropout mask input per LoRA module (values 0 or 1/(1-p)), applied to x before A. */
+  loraDropout?: boolean;
+}
+
+/** Names of the values a forward build produced. */
+export interface ForwardGraph {
+  inputIds: string;
+  attentionMask: string;
+  /** [batch, seq, vocab] when requested. */
+  logits?: string;
+  /** [n_taps, batch, seq] squared LoRA output norms, taps in `tapOrder`. Padding positions are zero. */
+  loraNorms?: string;
+  tapOrder: { layer: number; module: string }[];
+  /** LoRA parameter inputs, one per distinct param. */
+  loraInputs: { param: string; A: string; B: string; r: number; inFeatures: number; outFeatures: number }[];
+  /** Dropout mask inputs ([batch*seq, in]) per tap, when loraDropout. */
+  dropoutInputs: { layer: number; module: string; name: string; inFeatures: number }[];
+}
+
+/** RoPE inverse frequencies as HF computes them, including linear and llama3 scaling. */
+export function ropeInvFreq(cfg: ModelConfig): number[] {
+  const d = cfg.headDim;
+  const inv: number[] = [];
+  for (let i = 0; i < d; i += 2) inv.push(1 / Math.pow(cfg.ropeTheta, i / d));
+  const sc = cfg.ropeScaling;
+  if (!sc) return inv;
+  if (sc.type === "linear") return inv.map((f) => f / sc.factor);
+  const lowWavelen = sc.originalMaxPositionEmbeddings / sc.lowFreqFactor;
+  const highWavelen = sc.originalMaxPositionEmbeddings / sc.highFreqFactor;
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < highWavelen) return f;
+    if (wavelen > lowWavelen) return f / sc.factor;
+    const smooth = (sc.originalMaxPositionEmbeddings / wavelen - sc.lowFreqFactor) / (sc.highFreqFactor - sc.lowFreqFactor);
+    return (1 - smooth) * (f / sc.factor) + smooth * f;
+  });
+}
+
+/** Builds the decoder forward pass into `g`. The caller marks outputs. */
+export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: ForwardOptions): ForwardGraph {
+  const cfg = model.config;
+  const o = new Ops(g);
+  const w = new WeightBinder(g, model);
+  const H = cfg.hiddenSize, D = cfg.headDim, nH = cfg.numHeads, nKV = cfg.numKvHeads, grp = nH / nKV;
+  const N = "batch*seq";
+  const inputIds = g.input("input_ids", "int64", ["batch", "seq"]);
+  const attentionMask = g.input("attention_mask", "int64", ["batch", "seq"]);
+
+  // LoRA parameter inputs: one pair per distinct param name.
+  const loraInputs: ForwardGraph["loraInputs"] = [];
+  const paramInputs = new Map<string, { A: string; B: string }>();
+  for (const s of slots) {
+    const have = paramInputs.get(s.param);
+    if (have) {
+      const first = loraInputs.find((l) => l.param === s.param)!;
+      if (first.r !== s.r || first.inFeatures !== s.inFeatures || first.outFeatures !== s.outFeatures) {
+        throw new Error(`shared LoRA ${s.param} is used by modules of different shapes`);
+      }
+      continue;
+    }
+    const A = g.input(`lora.${s.param}.A`, "float32", [s.r, s.inFeatures]);
+    const B = g.input(`lora.${s.param}.B`, "float32", [s.outFeatures, s.r]);
+    paramInputs.set(s.param, { A, B });
+    loraInputs.push({ param: s.param, A, B, r: s.r, inFeatures: s.inFeatures, outFeatures: s.outFeatures });
+  }
+  const slotAt = new Map(slots.map((s) => [`${s.layer}.${s.module}`, s]));
+
+  // Runtime sizes: [batch, seq] and seq alone.
+  const bsShape = g.node("Shape", [inputIds], [{ dtype: "int64", shape: [2] }])[0]!;
+  const seqLen = g.node("Gather", [bsShape, g.i64([1])], [{ dtype: "int64", shape: [1] }], { axis: 0 })[0]!;
+  const dynShape = (tail: number[]) =>
+    g.node("Concat", [bsShape, g.i64(tail)], [{ dtype: "int64", shape: [2 + tail.length] }], { axis: 0 })[0]!;
+  const reshapeDyn = (x: string, tail: number[], target: (number | string)[]) =>
+    g.node("Reshape", [x, dynShape(tail)], [{ dtype: "float32", shape: target }])[0]!;
+
+  // Token mask as float [N] (zeros at padding), used for the norm taps.
+  const maskF = o.reshape(o.cast(attentionMask, "float32"), [-1], [N]);
+
+  // Attention bias [batch, 1, 1, seq, seq]: 0 where causal and the key is not padding, -1e9 elsewhere.
+  const ss = g.node("Concat", [seqLen, seqLen], [{ dtype: "int64", shape: [2] }], { axis: 0 })[0]!;
+  const ones = g.node("ConstantOfShape", [ss], [{ dtype: "float32", shape: ["seq", "seq"] }],
+    { value: { tensor: { dtype: "float32", dims: [1], data: Float32Array.of(1) } } })[0]!;
+  const causal = o.cast(g.node("Trilu", [ones], [{ dtype: "float32", shape: ["seq", "seq"] }], { upper: 0 })[0]!, "bool");
+  const keyValid = o.unsqueeze(o.cast(attentionMask, "bool"), [1, 2, 3]);
+  const allowed = g.node("And", [causal, keyValid], [{ dtype: "bool", shape: ["batch", 1, 1, "seq", "seq"] }])[0]!;
+  const attnBias = o.where(allowed, g.f32(0), g.f32(-1e9));
+
+  // Rotary tables [seq, 1, 1, head_dim].
+  const zero = g.constant({ dtype: "int64", dims: [], data: BigInt64Array.of(0n) });
+  const oneI = g.constant({ dtype: "int64", dims: [], data: BigInt64Array.of(1n) });
+  const seqScalar = g.node("Squeeze", [seqLen, g.i64([0])], [{ dtype: "int64", shape: [] }])[0]!;
+  const pos = o.cast(g.node("Range", [zero, seqScalar, oneI], [{ dtype: "int64", shape: ["seq"] }])[0]!, "float32");
+  const freqs = o.mul(o.unsqueeze(pos, [1]), g.f32(ropeInvFreq(cfg), [1, D / 2]));
+  const emb = o.concat([freqs, freqs], -1);
+  const cos = o.reshape(g.node("Cos", [emb], [{ dtype: "float32", shape: ["seq", D] }])[0]!, [-1, 1, 1, D], ["seq", 1, 1, D]);
+  const sin = o.reshape(g.node("Sin", [emb], [{ dtype: "float32", shape: ["seq", D] }])[0]!, [-1, 1, 1, D], ["seq", 1, 1, D]);
+  const rope = (x: string) => {
+    const x1 = o.slice(x, -1, 0, D / 2);
+    const x2 = o.slice(x, -1, D / 2, D);
+    const rot = o.concat([o.neg(x2), x1], -1);
+    return o.add(o.mul(x, cos), o.mul(rot, sin));
+  };
+
+  const rmsNorm = (x: string, weightName: string) => {
+    const ms = o.reduceMean(o.mul(x, x), [-1]);
+    const inv = o.reciprocal(o.sqrt(o.add(ms, g.f32(cfg.rmsNormEps))));
+    return o.mul(o.mul(x, inv), w.weight(weightName, [H]));
+  };
+
+  const tapOrder: ForwardGraph["tapOrder"] = [];
+  const taps: string[] = [];
+  const dropoutInputs: ForwardGraph["dropoutInputs"] = [];
+  const linear = (x: string, layer: number, module: string, inF: number, outF: number, bias: boolean) => {
+    const prefix = `model.layers.${layer}.${moduleParent(module)}.${module}`;
+    const c = bias ? w.weight(`${prefix}.bias`, [outF]) : undefined;
+    let y = o.gemm(x, w.weight(`${prefix}.weight`, [outF, inF]), { transB: true, c });
+    const slot = slotAt.get(`${layer}.${module}`);
+    if (!slot) return y;
+    const p = paramInputs.get(slot.param)!;
+    let xin = x;
+    if (opts.loraDropout) {
+      const name = g.input(`dropout.${layer}.${module}`, "float32", [N, inF]);
+      dropoutInputs.push({ layer, module, name, inFeatures: inF });
+      xin = o.mul(x, name);
+    }
+    const lora = o.gemm(o.gemm(xin, p.A, { transB: true }), p.B, { transB: true, alpha: slot.scale });
+    y = o.add(y, lora);
+    if (opts.loraNorms) {
+      taps.push(o.mul(o.reduceSumSquare(lora, [1], false), maskF));
+      tapOrder.push({ layer, module });
+    }
+    return y;
+  };
+
+  const embed = w.weight("model.embed_tokens.weight", [cfg.vocabSize, H]);
+  let h = o.reshape(o.gather(embed, inputIds), [-1, H], [N, H]);
+  const numLayers = opts.numLayers ?? cfg.numLayers;
+  for (let i = 0; i < numLayers; i++) {
+    const p = `model.layers.${i}`;
+    const x = rmsNorm(h, `${p}.input_layernorm.weight`);
+    const q = linear(x, i, "q_proj", H, nH * D, cfg.qkvBias);
+    const k = linear(x, i, "k_proj", H, nKV * D, cfg.qkvBias);
+    const v = linear(x, i, "v_proj", H, nKV * D, cfg.qkvBias);
+    const q5 = rope(reshapeDyn(o.mul(q, g.f32(1 / Math.sqrt(D))), [nKV, grp, D], ["batch", "seq", nKV, grp, D]));
+    const k5 = rope(reshapeDyn(k, [nKV, 1, D], ["batch", "seq", nKV, 1, D]));
+    const v5 = reshapeDyn(v, [nKV, 1, D], ["batch", "seq", nKV, 1, D]);
+    const scores = o.add(o.matmul(o.transpose(q5, [0, 2, 3, 1, 4]), o.transpose(k5, [0, 2, 3, 4, 1])), attnBias);
+    const ctx = o.matmul(o.softmax(scores, -1), o.transpose(v5, [0, 2, 3, 1, 4]));
+    const attn = o.reshape(o.transpose(ctx, [0, 3, 1, 2, 4]), [-1, nH * D], [N, nH * D]);
+    h = o.add(h, linear(attn, i, "o_proj", nH * D, H, cfg.oBias));
+    const x2 = rmsNorm(h, `${p}.post_attention_layernorm.weight`);
+    const gate = linear(x2, i, "gate_proj", H, cfg.intermediateSize, cfg.mlpBias);
+    const up = linear(x2, i, "up_proj", H, cfg.intermediateSize, cfg.mlpBias);
+    const act = o.mul(o.mul(gate, o.sigmoid(gate)), up);
+    h = o.add(h, linear(act, i, "down_proj", cfg.intermediateSize, H, cfg.mlpBias));
+  }
+
+  const out: ForwardGraph = { inputIds, attentionMask, tapOrder, loraInputs, dropoutInputs };
+  if (opts.loraNorms) {
+    const stacked = taps.length ? o.concat(taps.map((t) => o.unsqueeze(t, [0])), 0) : undefined;
+    if (stacked) {
+      out.loraNorms = g.node("Reshape", [stacked, g.node("Concat", [g.i64([taps.length]), bsShape], [{ dtype: "int64", shape: [3] }], { axis: 0 })[0]!],
+        [{ dtype: "float32", shape: [taps.length, "batch", "seq"] }])[0]!;
+    }
+  }
+  if (opts.logits) {
+    const hn = rmsNorm(h, "model.norm.weight");
+    const head = cfg.tieWordEmbeddings || !w.has("lm_head.weight") ? embed : w.weight("lm_head.weight", [cfg.vocabSize, H]);
+    const logits2 = o.gemm(hn, head, { transB: true });
+    out.logits = reshapeDyn(logits2, [cfg.vocabSize], ["batch", "seq", cfg.vocabSize]);
+  }
+  return out;
+}

@@ -1,0 +1,205 @@
+/**
+ * PEFT LoRA adapters: adapter_config.json + adapter_model.safetensors with PEFT's key names.
+ * Reading validates every LoRA pair against the model (module exists, shapes match, rank agrees with the config).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LoraDropError } from "./errors";
+import { ModelConfig, moduleDims, moduleParent, DECODER_MODULES } from "./hfModel";
+import { readSafetensorsIndex, readTensorF32 } from "./safetensors";
+import { readJsonFile } from "./hfModel";
+
+/** The adapter_config.json fields the engine uses (others are kept verbatim in `raw`). */
+export interface LoraConfig {
+  r: number;
+  loraAlpha: number;
+  targetModules: string[] | string;
+  useRslora: boolean;
+  rankPattern: Record<string, number>;
+  alphaPattern: Record<string, number>;
+  layersToTransform?: number[];
+  fanInFanOut: boolean;
+  loraDropout: number;
+  raw: Record<string, unknown>;
+}
+
+/** One LoRA pair on one module of one layer. */
+export interface LoraModule {
+  layer: number;
+  module: string;
+  r: number;
+  /** s = alpha / r (or alpha / sqrt(r) with rsLoRA). */
+  scale: number;
+  inFeatures: number;
+  outFeatures: number;
+  /** A: [r, in], row-major. */
+  A: Float32Array;
+  /** B: [out, r], row-major. */
+  B: Float32Array;
+  /**
+   * The parameter this pair is bound to. Modules with the same `param` share one A/B (LoRA-drop's shared set):
+   * the graph feeds them one input and training sums their gradients.
+   */
+  param: string;
+}
+
+/** A loaded adapter. */
+export interface Adapter {
+  dir: string;
+  config: LoraConfig;
+  /** Target module names present, in decoder order. */
+  modules: string[];
+  /** All LoRA pairs, sorted by layer then module order. */
+  loras: LoraModule[];
+}
+
+/** The PEFT key of a LoRA weight. */
+export function peftKey(layer: number, module: string, which: "A" | "B"): string {
+  return `base_model.model.model.layers.${layer}.${moduleParent(module)}.${module}.lora_${which}.weight`;
+}
+
+/** The full module name PEFT matches patterns against. */
+export function moduleName(layer: number, module: string): string {
+  return `model.layers.${layer}.${moduleParent(module)}.${module}`;
+}
+
+/** The parameter name of an unshared LoRA pair. */
+export function ownParam(layer: number, module: string): string {
+  return `L${layer}.${module}`;
+}
+
+const KEY_RE = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$/;
+
+/** Parses adapter_config.json. */
+export function parseLoraConfig(file: string, raw: unknown): LoraConfig {
+  if (typeof raw !== "object" || raw === null) throw new LoraDropError("ADAPTER_INVALID", "adapter_config.json is not an object", file);
+  const c = raw as Record<string, unknown>;
+  if (c.peft_type !== undefined && c.peft_type !== "LORA") throw new LoraDropError("ADAPTER_INVALID", `peft_type ${JSON.stringify(c.peft_type)} is not LORA`, file, "peft_type");
+  const r = c.r;
+  if (typeof r !== "number" || !Number.isInteger(r) || r <= 0 || r > 65536) throw new LoraDropError("ADAPTER_INVALID", `r must be a positive integer, got ${JSON.stringify(r)}`, file, "r");
+  const alpha = c.lora_alpha ?? 8;
+  if (typeof alpha !== "number" || !Number.isFinite(alpha)) throw new LoraDropError("ADAPTER_INVALID", `lora_alpha must be a number, got ${JSON.stringify(alpha)}`, file, "lora_alpha");
+  const tm = c.target_modules;
+  if (!(typeof tm === "string" || (Array.isArray(tm) && tm.every((t) => typeof t === "string")))) {
+    throw new LoraDropError("ADAPTER_INVALID", "target_modules must be a list of names or a regular expression", file, "target_modules");
+  }
+  let layers: number[] | undefined;
+  const ltt = c.layers_to_transform;
+  if (typeof ltt === "number") layers = [ltt];
+  else if (Array.isArray(ltt)) layers = ltt.map(Number);
+  else if (ltt !== undefined && ltt !== null) throw new LoraDropError("ADAPTER_INVALID", "layers_to_transform must be an integer or a list of integers", file, "layers_to_transform");
+  if (c.bias !== undefined && c.bias !== "none") {
+    throw new LoraDropError("ADAPTER_INVALID", `bias ${JSON.stringify(c.bias)} is not supported (only "none": the adapter would change the base model's biases)`, file, "bias");
+  }
+  const patterns = (key: string): Record<string, number> => {
+    const p = c[key] ?? {};
+    if (typeof p !== "object" || p === null || !Object.values(p).every((v) => typeof v === "number")) {
+      throw new LoraDropError("ADAPTER_INVALID", `${key} must map module patterns to numbers`, file, key);
+    }
+    return p as Record<string, number>;
+  };
+  return {
+    r, loraAlpha: alpha, targetModules: tm as string[] | string,
+    useRslora: c.use_rslora === true,
+    rankPattern: patterns("rank_pattern"),
+    alphaPattern: patterns("alpha_pattern"),
+    layersToTransform: layers,
+    fanInFanOut: c.fan_in_fan_out === true,
+    loraDropout: typeof c.lora_dropout === "number" ? c.lora_dropout : 0,
+    raw: c,
+  };
+}
+
+/** PEFT's pattern lookup: the first pattern key matching the end of the full module name. */
+function lookupPattern(patterns: Record<string, number>, fullName: string): number | undefined {
+  for (const [key, value] of Object.entries(patterns)) {
+    if (new RegExp(`^(.*\\.)?${key}$`).test(fullName)) return value;
+  }
+  return undefined;
+}
+
+/** Rank and scale of the LoRA on one module, as PEFT computes them. */
+export function rankAndScale(cfg: LoraConfig, layer: number, module: string): { r: number; scale: number } {
+  const full = moduleName(layer, module);
+  const r = lookupPattern(cfg.rankPattern, full) ?? cfg.r;
+  const alpha = lookupPattern(cfg.alphaPattern, full) ?? cfg.loraAlpha;
+  return { r, scale: cfg.useRslora ? alpha / Math.sqrt(r) : alpha / r };
+}
+
+/** Whether adapter_config's target_modules selects this module (list: name match; string: full regex match). */
+export function isTargeted(cfg: LoraConfig, layer: number, module: string): boolean {
+  if (cfg.layersToTransform && !cfg.layersToTransform.includes(layer)) return false;
+  const full = moduleName(layer, module);
+  if (typeof cfg.targetModules === "string") return new RegExp(`^(?:${cfg.targetModules})$`).test(full);
+  return cfg.targetModules.some((t) => t === module || full === t || full.endsWith(`.${t}`));
+}
+
+/** Loads and validates a PEFT LoRA adapter folder against a model config. */
+export function loadAdapter(dir: string, model: ModelConfig): Adapter {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new LoraDropError("FILE_NOT_FOUND", "adapter folder not found", dir);
+  const configFile = path.join(dir, "adapter_config.json");
+  const config = parseLoraConfig(configFile, readJsonFile(configFile));
+  const weightsFile = path.join(dir, "adapter_model.safetensors");
+  if (!fs.existsSync(weightsFile)) {
+    const bin = path.join(dir, "adapter_model.bin");
+    throw new LoraDropError("FILE_NOT_FOUND", fs.existsSync(bin)
+      ? "adapter_model.safetensors not found (adapter_model.bin is a pickle file, which is not read for safety; convert it with PEFT's save_pretrained(safe_serialization=True))"
+      : "adapter_model.safetensors not found", weightsFile);
+  }
+  const index = readSafetensorsIndex(weightsFile);
+  const found = new Map<string, { A?: string; B?: string; layer: number; module: string }>();
+  for (const name of index.tensors.keys()) {
+    const m = KEY_RE.exec(name);
+    if (!m) continue;
+    const layer = Number(m[1]);
+    const module = m[3]!;
+    if (!(DECODER_MODULES as readonly string[]).includes(module) || moduleParent(module) !== m[2]) {
+      throw new LoraDropError("ADAPTER_SHAPE_MISMATCH", `tensor ${name} targets ${m[2]}.${module}, which a ${model.architecture} layer does not have`, weightsFile, name);
+    }
+    if (layer >= model.numLayers) {
+      throw new LoraDropError("ADAPTER_SHAPE_MISMATCH", `tensor ${name} is for layer ${layer} but the model has ${model.numLayers} layers`, weightsFile, name);
+    }
+    const k = `${layer}.${module}`;
+    const e = found.get(k) ?? { layer, module };
+    e[m[4] as "A" | "B"] = name;
+    found.set(k, e);
+  }
+  if (found.size === 0) throw new LoraDropError("ADAPTER_INVALID", "no LoRA weights with PEFT key names (…layers.N.self_attn.q_proj.lora_A.weight) found", weightsFile);
+  const loras: LoraModule[] = [];
+  for (const e of found.values()) {
+    if (!e.A || !e.B) throw new LoraDropError("ADAPTER_INVALID", `layer ${e.layer} ${e.module} has lora_${e.A ? "A" : "B"} but no lora_${e.A ? "B" : "A"}`, weightsFile);
+    if (!isTargeted(config, e.layer, e.module)) {
+      throw new LoraDropError("ADAPTER_INVALID", `weights for layer ${e.layer} ${e.module} are present but adapter_config.json does not target it (target_modules, layers_to_transform)`, configFile, "target_modules");
+    }
+    const dims = moduleDims(model, e.module);
+    const { r, scale } = rankAndScale(config, e.layer, e.module);
+    const A = readTensorF32(index, e.A);
+    const B = readTensorF32(index, e.B);
+    const wantA = config.fanInFanOut ? [dims.in, r] : [r, dims.in];
+    const wantB = config.fanInFanOut ? [r, dims.out] : [dims.out, r];
+    const same = (s: number[], w: number[]) => s.length === w.length && s.every((d, i) => d === w[i]);
+    if (!same(A.shape, [r, dims.in])) {
+      throw new LoraDropError("ADAPTER_SHAPE_MISMATCH", `${e.A} has shape [${A.shape}], expected [${wantA}] (r=${r}, ${e.module} in_features=${dims.in})`, weightsFile, e.A);
+    }
+    if (!same(B.shape, [dims.out, r])) {
+      throw new LoraDropError("ADAPTER_SHAPE_MISMATCH", `${e.B} has shape [${B.shape}], expected [${wantB}] (r=${r}, ${e.module} out_features=${dims.out})`, weightsFile, e.B);
+    }
+    loras.push({ layer: e.layer, module: e.module, r, scale, inFeatures: dims.in, outFeatures: dims.out, A: A.data, B: B.data, param: ownParam(e.layer, e.module) });
+  }
+  const order = (m: string) => (DECODER_MODULES as readonly string[]).indexOf(m);
+  loras.sort((a, b) => a.layer - b.layer || order(a.module) - order(b.module));
+  const modules = [...new Set(loras.map((l) => l.module))].sort((a, b) => order(a) - order(b));
+  return { dir, config, modules, loras };
+}
+
+/** Number of trainable parameters, counting each shared parameter once. */
+export function countLoraParams(loras: LoraModule[]): number {
+  const seen = new Set<string>();
+  let n = 0;
+  for (const l of loras) {
+    if (seen.has(l.param)) continue;
+    seen.add(l.param);
+    n += l.r * (l.inFeatures + l.outFeatures);
+  }
+  return n;
+}

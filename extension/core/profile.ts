@@ -1,0 +1,152 @@
+/**
+ * The profiler: runs base model + LoRA over a dataset sample and records, for every LoRA module, the squared norm
+ * of its output s·B·A·x at every token (computed inside the graph), then LoRA-drop's importance per layer.
+ */
+import * as path from "node:path";
+import { loadHfModel, HfModel } from "./hfModel";
+import { loadAdapter, Adapter, LoraModule } from "./peftAdapter";
+import { readDataset, tokenizeExamples, TokenizedExample } from "./dataset";
+import { TextTokenizer } from "./tokenize";
+import { batchesOf, makeBatch } from "./batch";
+import { LoraForwardRunner } from "./loraRunner";
+import { DeviceChoice } from "./session";
+import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION, Criterion } from "./profileSchema";
+import { normalise } from "./selection";
+import { RunContext } from "./progress";
+import { throwIfCancelled, LoraDropError } from "./errors";
+
+/** What to profile and how. */
+export interface ProfileOptions {
+  modelDir: string;
+  adapterDir: string;
+  dataPath: string;
+  /** Examples taken from the start of the dataset (default 64). */
+  maxExamples?: number;
+  /** Tokens per example at most (default 128). */
+  maxTokens?: number;
+  /** Sequences per session run (default 8). */
+  batchSize?: number;
+  device?: DeviceChoice;
+  threads?: number;
+  /** `output` (LoRA-drop) or `weight` (||s·B·A||_F²). `gradient` lives in the training engine. */
+  criterion?: Criterion;
+}
+
+/** Loads the tokenizer of a model folder, if it has one. */
+export function modelTokenizer(model: HfModel): TextTokenizer | undefined {
+  return model.tokenizerFile ? TextTokenizer.load(model.tokenizerFile, model.tokenizerConfigFile) : undefined;
+}
+
+/** Reads, samples and tokenises the examples of a dataset for a model. */
+export function loadExamples(model: HfModel, dataPath: string, maxExamples: number, maxTokens: number): TokenizedExample[] {
+  const raw = readDataset(dataPath).slice(0, maxExamples);
+  return tokenizeExamples(dataPath, raw, modelTokenizer(model), model.config.vocabSize, maxTokens);
+}
+
+/** Number of LoRA parameters per module and layer, for the profile file. */
+export function paramsTable(adapter: Adapter, numLayers: number): Record<string, number[]> {
+  const table: Record<string, number[]> = {};
+  for (const m of adapter.modules) table[m] = new Array(numLayers).fill(0);
+  for (const l of adapter.loras) table[l.module]![l.layer] = l.r * (l.inFeatures + l.outFeatures);
+  return table;
+}
+
+/** ||s·B·A||_F², computed from r×r Gram matrices (never forms the out×in product). */
+export function loraWeightNorm(l: LoraModule): number {
+  const { r, inFeatures: n, outFeatures: m } = l;
+  const aat = new Float64Array(r * r);
+  const btb = new Float64Array(r * r);
+  for (let i = 0; i < r; i++) {
+    for (let j = 0; j < r; j++) {
+      let sa = 0;
+      for (let k = 0; k < n; k++) sa += l.A[i * n + k]! * l.A[j * n + k]!;
+      aat[i * r + j] = sa;
+      let sb = 0;
+      for (let k = 0; k < m; k++) sb += l.B[k * r + i]! * l.B[k * r + j]!;
+      btb[i * r + j] = sb;
+    }
+  }
+  let s = 0;
+  for (let i = 0; i < r * r; i++) s += aat[i]! * btb[i]!;
+  return l.scale * l.scale * s;
+}
+
+/** Runs a profile and returns the profile file's content. */
+export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
+  const started = Date.now();
+  const maxExamples = opts.maxExamples ?? 64;
+  const maxTokens = opts.maxTokens ?? 128;
+  const criterion = opts.criterion ?? "output";
+  if (criterion === "gradient") throw new LoraDropError("INVALID_ARGUMENT", "the gradient criterion needs the training engine (lora-drop profile --criterion gradient)");
+  const model = loadHfModel(opts.modelDir);
+  const adapter = loadAdapter(opts.adapterDir, model.config);
+  const examples = loadExamples(model, opts.dataPath, maxExamples, maxTokens);
+  const L = model.config.numLayers;
+  const modules = adapter.modules;
+  throwIfCancelled(ctx.signal, "profile");
+
+  const norms: Record<string, number[][][]> = {};
+  for (const m of modules) norms[m] = Array.from({ length: L }, () => examples.map((e) => new Array(e.ids.length).fill(0)));
+  const perModuleRaw: Record<string, number[]> = {};
+  for (const m of modules) perModuleRaw[m] = new Array(L).fill(0);
+
+  let device = "cpu";
+  const totalTokens = examples.reduce((a, e) => a + e.ids.length, 0);
+  if (criterion === "weight") {
+    for (const l of adapter.loras) perModuleRaw[l.module]![l.layer]! += loraWeightNorm(l);
+  } else {
+    const runner = await LoraForwardRunner.create(model, adapter.loras, {
+      logits: false, loraNorms: true, device: opts.device ?? "auto", threads: opts.threads, truncateAfterLastLora: true, log: ctx.log,
+    });
+    device = runner.device;
+    try {
+      let done = 0;
+      const batches = batchesOf(examples, opts.batchSize ?? 8);
+      for (const group of batches) {
+        throwIfCancelled(ctx.signal, "profile");
+        const batch = makeBatch(group);
+        const { loraNorms } = await runner.run(batch, adapter.loras);
+        const taps = runner.graph.tapOrder;
+        taps.forEach((tap, ti) => {
+          group.forEach((ex, b) => {
+            const row = norms[tap.module]![tap.layer]![ex.example]!;
+            for (let t = 0; t < ex.ids.length; t++) {
+              const v = loraNorms![(ti * batch.batch + b) * batch.seq + t]!;
+              row[t] = v;
+              perModuleRaw[tap.module]![tap.layer]! += v;
+            }
+          });
+        });
+        done += group.reduce((a, e) => a + e.ids.length, 0);
+        const secs = (Date.now() - started) / 1000;
+        ctx.progress?.report({ step: done, total: totalTokens, message: `${done}/${totalTokens} tokens`, tokensPerSecond: done / Math.max(secs, 1e-3) });
+      }
+    } finally {
+      await runner.dispose();
+    }
+  }
+
+  const perLayerRaw = new Array(L).fill(0).map((_, i) => modules.reduce((a, m) => a + perModuleRaw[m]![i]!, 0));
+  const perModule: Record<string, number[]> = {};
+  for (const m of modules) perModule[m] = normalise(perModuleRaw[m]!);
+  const seconds = (Date.now() - started) / 1000;
+  return {
+    schema: PROFILE_SCHEMA,
+    version: PROFILE_VERSION,
+    created: new Date().toISOString(),
+    criterion,
+    device,
+    model: { path: path.resolve(opts.modelDir), architecture: model.config.architecture, num_layers: L, hidden_size: model.config.hiddenSize, vocab_size: model.config.vocabSize },
+    adapter: {
+      path: path.resolve(opts.adapterDir), r: adapter.config.r, lora_alpha: adapter.config.loraAlpha, target_modules: modules,
+      params: paramsTable(adapter, L), total_params: adapter.loras.reduce((a, l) => a + l.r * (l.inFeatures + l.outFeatures), 0),
+    },
+    settings: { data: path.resolve(opts.dataPath), max_examples: maxExamples, max_tokens: maxTokens },
+    layers: Array.from({ length: L }, (_, i) => i),
+    modules,
+    sequences: examples.map((e) => ({ ids: e.ids, tokens: e.tokens, special: e.special, example: e.example })),
+    ...(criterion === "output" ? { norms } : {}),
+    importance: { per_layer_raw: perLayerRaw, per_layer: normalise(perLayerRaw), per_module_raw: perModuleRaw, per_module: perModule },
+    timing: { seconds, tokens: totalTokens, tokens_per_second: totalTokens / Math.max(seconds, 1e-9) },
+  };
+}

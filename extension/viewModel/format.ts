@@ -1,0 +1,25 @@
+/** Number formatting for labels and readouts; pure so every view formats the same way. */
+
+/** The exact value as JavaScript prints it (shortest form that round-trips): used in tooltips and CSV. */
+export function exactValue(value: number): string {
+  return String(value);
+}
+
+/** A compact value for axes and legends: 3 significant digits, exponent form for very small or large numbers. */
+export function compactValue(value: number): string {
+  if (value === 0) return "0";
+  const a = Math.abs(value);
+  if (a >= 1e-3 && a < 1e5) return String(Number(value.toPrecision(3)));
+  return value.toExponential(1).replace("e+", "e");
+}
+
+/** An integer with thousands separators ("1,234,567"), independent of the machine's locale. */
+export function groupedInteger(value: number): string {
+  const sign = value < 0 ? "-" : "";
+  return sign + Math.round(Math.abs(value)).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+/** A fraction as a percentage with one decimal ("37.5%"). */
+export function percent(fraction: number): string {
+  return `${(fraction * 100).toFixed(1)}%`;
+}

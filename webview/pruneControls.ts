@@ -1,0 +1,91 @@
+/**
+ * The LoRA-drop controls: threshold slider, share/drop mode, the resulting parameter counts, and the
+ * "Apply drop-and-share" button that asks the host to prune.
+ */
+import type { PruneMode } from "../extension/protocol";
+import { groupedInteger, percent } from "../extension/viewModel/format";
+import type { LayerSelection, ParameterCounts } from "../extension/viewModel/layerSelection";
+import { h } from "./dom";
+
+/** What the controls report back to the panel. */
+export interface PruneControlEvents {
+  onThreshold(threshold: number): void;
+  onMode(mode: PruneMode): void;
+  onApply(): void;
+}
+
+/** Slider granularity: thresholds are chosen in steps of 0.01 between 0.01 and 1. */
+const STEP = 0.01;
+
+/** The controls block; owns its DOM under `root`. */
+export class PruneControls {
+  readonly root: HTMLElement;
+  private readonly slider: HTMLInputElement;
+  private readonly value: HTMLOutputElement;
+  private readonly mode: HTMLElement;
+  private readonly summary: HTMLParagraphElement;
+  private readonly params: HTMLParagraphElement;
+  private readonly apply: HTMLElement;
+  private readonly status: HTMLParagraphElement;
+
+  /** Builds the controls and wires their events to `events`. */
+  constructor(events: PruneControlEvents) {
+    this.slider = h("input", { className: "threshold-slider", attrs: { type: "range", id: "threshold", min: String(STEP), max: "1", step: String(STEP) } });
+    this.value = h("output", { className: "threshold-value", attrs: { for: "threshold" } });
+    this.slider.addEventListener("input", () => events.onThreshold(Number(this.slider.value)));
+    this.mode = h("vscode-radio-group", { attrs: { "aria-label": "What happens to the other layers" } }, [
+      h("vscode-radio", { attrs: { name: "prune-mode", value: "share", label: "Share one LoRA among the other layers" } }),
+      h("vscode-radio", { attrs: { name: "prune-mode", value: "drop", label: "Drop their LoRA" } }),
+    ]);
+    this.mode.addEventListener("change", (e) => {
+      const radio = e.target as (HTMLElement & { checked?: boolean; value?: string }) | null;
+      const v = radio?.value;
+      if (radio?.checked && (v === "share" || v === "drop")) events.onMode(v);
+    });
+    this.summary = h("p", { className: "prune-summary", attrs: { "aria-live": "polite" } });
+    this.params = h("p", { className: "prune-params" });
+    this.apply = h("vscode-button", { className: "apply-prune", text: "Apply drop-and-share" });
+    this.apply.addEventListener("click", () => {
+      if (!this.apply.hasAttribute("disabled")) events.onApply();
+    });
+    this.status = h("p", { className: "prune-status", attrs: { role: "status" } });
+    this.root = h("div", { className: "prune-controls" }, [
+      h("div", { className: "threshold-row" }, [h("label", { text: "Threshold T", attrs: { for: "threshold" } }), this.slider, this.value]),
+      this.mode,
+      this.summary,
+      this.params,
+      h("div", { className: "apply-row" }, [this.apply, this.status]),
+    ]);
+  }
+
+  /** Shows the threshold, mode and the selection and counts they lead to. */
+  update(threshold: number, mode: PruneMode, selection: LayerSelection, counts: ParameterCounts, layers: readonly number[]): void {
+    if (Number(this.slider.value) !== threshold) this.slider.value = String(threshold);
+    this.value.textContent = threshold.toFixed(2);
+    for (const radio of Array.from(this.mode.querySelectorAll<HTMLElement & { checked: boolean }>("vscode-radio"))) {
+      radio.checked = radio.getAttribute("value") === mode;
+    }
+    const n = selection.kept.length;
+    const k = selection.keptCount;
+    const reached = selection.cumulative[k - 1] ?? 0;
+    const keptList = selection.order.slice(0, k).map((i) => layers[i] ?? i).sort((a, b) => a - b).join(", ");
+    const other = mode === "share" ? "share one LoRA" : "lose their LoRA";
+    this.summary.textContent = `Keep ${k} of ${n} layers (cumulative importance ${reached.toFixed(3)}): ${keptList}. The other ${n - k} ${other}.`;
+    this.params.replaceChildren(
+      "LoRA parameters: ",
+      h("strong", { text: groupedInteger(counts.before) }),
+      " → ",
+      h("strong", { text: groupedInteger(counts.after) }),
+      ` (−${percent(counts.reduction)})`,
+    );
+    this.apply.textContent = mode === "share" ? "Apply drop-and-share" : "Apply drop";
+    this.slider.setAttribute("aria-valuetext", `${threshold.toFixed(2)}: keep ${k} of ${n} layers`);
+  }
+
+  /** Disables the button while a prune request is in flight and shows `message`. */
+  setBusy(busy: boolean, message: string): void {
+    if (busy) this.apply.setAttribute("disabled", "");
+    else this.apply.removeAttribute("disabled");
+    this.status.textContent = message;
+  }
+}
