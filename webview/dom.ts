@@ -11,7 +11,7 @@ export interface ElementSpec {
 }
 
 /** Creates an HTML element with the given class, text (as textContent), attributes and children. */
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, spec: ElementSpec = {}, children: (Node | string)[] = []): HTMLElementTagNameMap[K];
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, spec?: ElementSpec, children?: (Node | string)[]): HTMLElementTagNameMap[K];
 /** Creates a custom element (e.g. a vscode-elements component) the same way. */
 export function h(tag: string, spec?: ElementSpec, children?: (Node | string)[]): HTMLElement;
 export function h(tag: string, spec: ElementSpec = {}, children: (Node | string)[] = []): HTMLElement {

@@ -203,3 +203,32 @@ export function countLoraParams(loras: LoraModule[]): number {
   }
   return n;
 }
+
+/** Options for writing an adapter folder. */
+export interface WriteAdapterOptions {
+  /** Replace an existing folder (only once the new one is complete). */
+  force?: boolean;
+  /** Extra adapter_config.json fields (merged over the source config's raw fields). */
+  configOverrides?: Record<string, unknown>;
+  /** String metadata stored in the safetensors header. */
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Writes a standard PEFT adapter folder (adapter_config.json + adapter_model.safetensors) atomically: the folder
+ * appears complete or not at all. Every module's pair is written under its own PEFT key, so a shared LoRA is
+ * written once per layer that uses it, which every PEFT loader reads as it is.
+ */
+export async function writeAdapter(dir: string, config: LoraConfig, loras: LoraModule[], opts: WriteAdapterOptions = {}): Promise<void> {
+  const { writeDirAtomic } = await import("./atomicWrite");
+  const { encodeSafetensors } = await import("./safetensors");
+  const tensors = loras.flatMap((l) => [
+    { name: peftKey(l.layer, l.module, "A"), dtype: "F32" as const, shape: [l.r, l.inFeatures], data: l.A },
+    { name: peftKey(l.layer, l.module, "B"), dtype: "F32" as const, shape: [l.outFeatures, l.r], data: l.B },
+  ]);
+  const json = { ...config.raw, ...(opts.configOverrides ?? {}) };
+  await writeDirAtomic(dir, (tmp) => {
+    fs.writeFileSync(path.join(tmp, "adapter_config.json"), JSON.stringify(json, null, 2) + "\n");
+    fs.writeFileSync(path.join(tmp, "adapter_model.safetensors"), encodeSafetensors(tensors, { format: "pt", ...(opts.metadata ?? {}) }));
+  }, opts.force);
+}

@@ -48,7 +48,29 @@ export interface LoadedSession {
 }
 
 function providerOrder(choice: DeviceChoice): ExecutionProvider[] {
-  return choice === "auto" ? ["cuda", "webgpu", "cpu"] : [choice];
+  return choice === "auto" ? (["cuda", "webgpu", "cpu"] as const).filter(providerLooksInstalled) : [choice];
+}
+
+/**
+ * A cheap check, for `auto`, that a provider's libraries are present, so probing does not make the native code
+ * print load failures: CUDA needs ORT's CUDA provider library next to the binding; WebGPU on Linux needs a Vulkan
+ * loader. An explicit `--device` always tries for real and reports the provider's own error.
+ */
+export function providerLooksInstalled(ep: ExecutionProvider): boolean {
+  if (ep === "cpu") return true;
+  let bindingDir: string;
+  try {
+    bindingDir = path.join(path.dirname(require.resolve("onnxruntime-node")), "..", "bin", "napi-v6", process.platform, process.arch);
+  } catch {
+    return false;
+  }
+  if (ep === "cuda") {
+    const lib = process.platform === "win32" ? "onnxruntime_providers_cuda.dll" : "libonnxruntime_providers_cuda.so";
+    return fs.existsSync(path.join(bindingDir, lib));
+  }
+  if (process.platform !== "linux") return true;
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? "").split(":").filter(Boolean), `/usr/lib/${process.arch === "arm64" ? "aarch64" : "x86_64"}-linux-gnu`, "/usr/lib64", "/usr/lib", "/usr/local/lib"];
+  return dirs.some((d) => fs.existsSync(path.join(d, "libvulkan.so.1")));
 }
 
 /** Creates a session for an ONNX model, trying providers in order for `auto`. */

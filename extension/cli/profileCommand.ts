@@ -1,0 +1,79 @@
+/**
+ * `lora-drop profile`: runs the profiler and writes the profile JSON.
+ */
+import { Command, Option } from "commander";
+import { profileAdapter } from "../core/profile";
+import { writeProfile } from "../core/profileFile";
+import { ProfileFile } from "../core/profileSchema";
+import { rankByImportance } from "../core/selection";
+import { terminalContext, pct } from "./terminal";
+import { DeviceChoice } from "../core/session";
+
+/** The device option shared by the commands that run a model. */
+export function deviceOption(): Option {
+  return new Option("--device <device>", "execution provider").choices(["auto", "cpu", "webgpu", "cuda"]).default("auto");
+}
+
+/** Parses a positive integer option. */
+export function intArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive integer, got ${v}`);
+  return n;
+}
+
+/** Parses a number option. */
+export function floatArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`expected a number, got ${v}`);
+  return n;
+}
+
+/** The summary table printed after a profile: layers by importance with the cumulative share. */
+export function summaryTable(p: ProfileFile, top = 0): string {
+  const order = rankByImportance(p.importance.per_layer);
+  const lines = ["rank  layer  importance  cumulative"];
+  let cum = 0;
+  const shown = top > 0 ? order.slice(0, top) : order;
+  shown.forEach((i, rank) => {
+    cum += p.importance.per_layer[i]!;
+    lines.push(`${String(rank + 1).padStart(4)}  ${String(p.layers[i]).padStart(5)}  ${pct(p.importance.per_layer[i]!).padStart(10)}  ${pct(cum).padStart(10)}`);
+  });
+  return lines.join("\n");
+}
+
+/** Registers the command. */
+export function registerProfile(program: Command): void {
+  program
+    .command("profile")
+    .description("measure each layer's LoRA output magnitude on a dataset (LoRA-drop importance)")
+    .requiredOption("--model <dir>", "base model folder (Hugging Face layout)")
+    .requiredOption("--adapter <dir>", "PEFT LoRA adapter folder")
+    .requiredOption("--data <file>", "dataset: .jsonl (text | prompt+completion | input_ids) or .txt")
+    .requiredOption("--out <file>", "where to write the profile JSON")
+    .option("--max-examples <n>", "examples to profile", intArg, 64)
+    .option("--max-tokens <n>", "tokens per example at most", intArg, 128)
+    .option("--batch-size <n>", "sequences per run", intArg, 8)
+    .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "weight"]).default("output"))
+    .addOption(deviceOption())
+    .option("--threads <n>", "CPU threads", intArg)
+    .option("--quiet", "no progress output")
+    .option("--verbose", "log details (execution provider, timings)")
+    .action(async (o) => {
+      const ctx = terminalContext("profile", o);
+      try {
+        const profile = await profileAdapter({
+          modelDir: o.model, adapterDir: o.adapter, dataPath: o.data, maxExamples: o.maxExamples, maxTokens: o.maxTokens,
+          batchSize: o.batchSize, device: o.device as DeviceChoice, threads: o.threads, criterion: o.criterion,
+        }, ctx);
+        ctx.done();
+        writeProfile(o.out, profile);
+        if (!o.quiet) {
+          process.stdout.write(`${summaryTable(profile)}\n`);
+          process.stdout.write(`device: ${profile.device}; ${profile.sequences.length} sequences, ${profile.timing.tokens} tokens, ${profile.timing.tokens_per_second.toFixed(0)} tok/s\n`);
+          process.stdout.write(`wrote ${o.out}\n`);
+        }
+      } finally {
+        ctx.done();
+      }
+    });
+}

@@ -1,0 +1,304 @@
+/**
+ * The panel: holds the state, turns host messages into view updates, and user actions into messages.
+ * Views are dumb; every derived number (kept layers, parameter counts, comparison) is computed here once
+ * per change from the pure modules in extension/viewModel, so all views show the same selection.
+ */
+import type { ProfileFile } from "../extension/core/profileSchema";
+import { parseHostMessage, type HostToWebview, type WebviewToHost } from "../extension/protocol";
+import { compareImportance } from "../extension/viewModel/compare";
+import { groupedInteger } from "../extension/viewModel/format";
+import { countParameters, keptPositions, selectLayers, type LayerSelection } from "../extension/viewModel/layerSelection";
+import { appendLoss, emptyLossSeries, type LossSeries } from "../extension/viewModel/lossSeries";
+import { fitStateToProfile, sanitizeState, type PanelState } from "../extension/viewModel/panelState";
+import { CompareView } from "./compareView";
+import { h } from "./dom";
+import { chartsSvgContent, exportMessage, heatmapCsvContent, heatmapPngContent, importanceCsvContent, type ExportContext } from "./exporter";
+import { HeatmapView } from "./heatmapView";
+import { ImportanceView } from "./importanceView";
+import { PruneControls } from "./pruneControls";
+import { SequenceList } from "./sequenceList";
+import { watchTheme } from "./theme";
+import { HeatmapToolbar } from "./toolbar";
+import { TrainingView } from "./trainingView";
+import type { HostBridge } from "./vscodeApi";
+
+/** A loaded profile and where it came from. */
+interface LoadedProfile {
+  profile: ProfileFile;
+  sourcePath: string;
+}
+
+/** A read-only view of the panel's state for tests and debugging (window.__loraDropPanel). */
+export interface PanelSnapshot {
+  state: PanelState;
+  hasProfile: boolean;
+  hasCompare: boolean;
+  keptLayers: number[];
+  paramsBefore: number;
+  paramsAfter: number;
+  lossPoints: number;
+}
+
+/** The whole panel, mounted into `mount`. */
+export class LoraDropPanel {
+  private state: PanelState;
+  private primary: LoadedProfile | undefined;
+  private compare: LoadedProfile | undefined;
+  private loss: LossSeries = emptyLossSeries();
+  private selection: LayerSelection | undefined;
+  private nextRequestId = 1;
+  private readonly pending = new Map<number, "prune" | "export">();
+  private stateTimer: ReturnType<typeof setTimeout> | undefined;
+  private counts = { before: 0, after: 0, reduction: 0 };
+
+  private readonly header = h("p", { className: "profile-info" });
+  private readonly banner = h("div", { className: "banner", attrs: { role: "alert" } });
+  private readonly toolbar: HeatmapToolbar;
+  private readonly sequences: SequenceList;
+  private readonly heatmap: HeatmapView;
+  private readonly importance = new ImportanceView();
+  private readonly prune: PruneControls;
+  private readonly compareView = new CompareView();
+  private readonly compareHint = h("p", { className: "hint", text: "Load a second profile (e.g. after training, or the gradient criterion) to compare layer importance." });
+  private readonly compareToggle: HTMLElement;
+  private readonly training = new TrainingView();
+  private readonly exportStatus = h("span", { className: "export-status", attrs: { role: "status" } });
+
+  /** Builds the panel's DOM inside `mount` and restores the saved view state. */
+  constructor(private readonly mount: HTMLElement, private readonly host: HostBridge) {
+    this.state = sanitizeState(host.loadState());
+    this.toolbar = new HeatmapToolbar({
+      onModule: (module) => this.setState({ module, pinned: null }),
+      onScale: (scale) => this.setState({ scale }),
+      onZoom: (zoom) => this.setState({ zoom }),
+    });
+    this.sequences = new SequenceList((sequence) => this.setState({ sequence, pinned: null }), (filter) => this.setState({ filter }, false));
+    this.heatmap = new HeatmapView((pinned) => this.setState({ pinned }));
+    this.prune = new PruneControls({
+      onThreshold: (threshold) => this.setState({ threshold }),
+      onMode: (mode) => this.setState({ mode }),
+      onApply: () => this.applyPrune(),
+    });
+    this.compareToggle = h("vscode-radio-group", { attrs: { "aria-label": "Comparison view" } }, [
+      h("vscode-radio", { attrs: { name: "compare-view", value: "sideBySide", label: "Side by side" } }),
+      h("vscode-radio", { attrs: { name: "compare-view", value: "difference", label: "Difference" } }),
+    ]);
+    this.compareToggle.addEventListener("change", (e) => {
+      const radio = e.target as (HTMLElement & { checked?: boolean; value?: string }) | null;
+      if (radio?.checked && (radio.value === "sideBySide" || radio.value === "difference")) this.setState({ compareView: radio.value });
+    });
+    this.buildLayout();
+    window.addEventListener("message", (e: MessageEvent) => this.onMessage(e.data));
+    watchTheme(() => {
+      this.heatmap.themeChanged();
+      this.render();
+    });
+    Object.defineProperty(window, "__loraDropPanel", { get: () => this.snapshot(), configurable: false });
+  }
+
+  private buildLayout(): void {
+    const button = (text: string, action: () => void, secondary = true): HTMLElement => {
+      const b = h("vscode-button", { text, attrs: secondary ? { secondary: "" } : {} });
+      b.addEventListener("click", action);
+      return b;
+    };
+    this.mount.replaceChildren(
+      h("header", { className: "panel-header" }, [h("h1", { text: "LoRA-drop" }), this.header]),
+      this.banner,
+      h("section", { className: "section heatmap-section", attrs: { "aria-labelledby": "h-heatmap" } }, [
+        h("h2", { text: "LoRA output magnitude per token", attrs: { id: "h-heatmap" } }),
+        this.toolbar.root,
+        h("div", { className: "heatmap-layout" }, [this.sequences.root, this.heatmap.root]),
+      ]),
+      h("section", { className: "section", attrs: { "aria-labelledby": "h-importance" } }, [
+        h("h2", { text: "Layer importance and LoRA-drop", attrs: { id: "h-importance" } }),
+        this.importance.root,
+        this.prune.root,
+      ]),
+      h("section", { className: "section", attrs: { "aria-labelledby": "h-export" } }, [
+        h("h2", { text: "Export", attrs: { id: "h-export" } }),
+        h("div", { className: "button-row" }, [
+          button("Heatmap PNG", () => this.export("png", "heatmap")),
+          button("Heatmap CSV", () => this.export("csv", "heatmap")),
+          button("Importance CSV", () => this.export("csv", "importance")),
+          button("Importance SVG", () => this.export("svg", "importance")),
+          this.exportStatus,
+        ]),
+      ]),
+      h("section", { className: "section", attrs: { "aria-labelledby": "h-compare" } }, [
+        h("h2", { text: "Comparison", attrs: { id: "h-compare" } }),
+        h("div", { className: "button-row" }, [button("Load profile to compare…", () => this.post({ type: "pickCompareProfile" })), this.compareToggle]),
+        this.compareHint,
+        this.compareView.root,
+      ]),
+      h("section", { className: "section", attrs: { "aria-labelledby": "h-training" } }, [h("h2", { text: "Training", attrs: { id: "h-training" } }), this.training.root]),
+    );
+    this.mount.removeAttribute("aria-busy");
+    this.banner.hidden = true;
+    this.compareView.root.hidden = true;
+  }
+
+  /** Handles one message from the host; invalid ones are reported and ignored. */
+  onMessage(data: unknown): void {
+    const msg = parseHostMessage(data);
+    if (!msg) {
+      this.post({ type: "webviewError", message: `Ignored an invalid message from the host (type ${describeType(data)}).` });
+      return;
+    }
+    this.handle(msg);
+  }
+
+  private handle(msg: HostToWebview): void {
+    switch (msg.type) {
+      case "profile":
+        if (msg.slot === "primary") {
+          this.primary = { profile: msg.profile, sourcePath: msg.sourcePath };
+          this.state = fitStateToProfile(this.state, msg.profile);
+          this.heatmap.invalidate();
+          this.banner.hidden = true;
+        } else {
+          this.compare = { profile: msg.profile, sourcePath: msg.sourcePath };
+        }
+        break;
+      case "clearCompare":
+        this.compare = undefined;
+        break;
+      case "trainProgress":
+        this.loss = appendLoss(this.loss, msg);
+        this.training.update(this.loss);
+        return;
+      case "trainDone":
+        this.training.finish(msg.outcome, msg.message);
+        return;
+      case "pruneResult":
+        this.pending.delete(msg.requestId);
+        this.prune.setBusy(false, `Pruned adapter saved to ${msg.outputPath}: kept layers ${msg.keptLayers.join(", ")}; ${groupedInteger(msg.paramsBefore)} → ${groupedInteger(msg.paramsAfter)} parameters.`);
+        return;
+      case "exportDone":
+        this.pending.delete(msg.requestId);
+        this.exportStatus.textContent = msg.savedPath ? `Saved ${msg.savedPath}` : "Export cancelled.";
+        return;
+      case "error":
+        this.showError(msg.message, msg.requestId);
+        return;
+    }
+    this.render();
+  }
+
+  private showError(message: string, requestId: number | undefined): void {
+    const kind = requestId === undefined ? undefined : this.pending.get(requestId);
+    if (requestId !== undefined) this.pending.delete(requestId);
+    if (kind === "prune") this.prune.setBusy(false, `Prune failed: ${message}`);
+    else if (kind === "export") this.exportStatus.textContent = `Export failed: ${message}`;
+    else {
+      this.banner.textContent = message;
+      this.banner.hidden = false;
+    }
+  }
+
+  private setState(patch: Partial<PanelState>, rerender = true): void {
+    const before = this.state;
+    this.state = { ...this.state, ...patch };
+    this.host.saveState(this.state);
+    if (patch.threshold !== undefined || patch.mode !== undefined) this.scheduleStateMessage();
+    if (rerender && JSON.stringify(before) !== JSON.stringify(this.state)) this.render();
+  }
+
+  /** Tells the host about threshold/mode changes, at most every 250 ms while the slider moves. */
+  private scheduleStateMessage(): void {
+    if (this.stateTimer !== undefined) clearTimeout(this.stateTimer);
+    this.stateTimer = setTimeout(() => this.post({ type: "stateChanged", threshold: this.state.threshold, mode: this.state.mode }), 250);
+  }
+
+  private render(): void {
+    const p = this.primary;
+    if (!p) return;
+    const s = this.state;
+    const profile = p.profile;
+    this.selection = selectLayers(profile.importance.per_layer, s.threshold);
+    this.counts = countParameters(profile.adapter.params, profile.modules, this.selection.kept, s.mode);
+    this.header.replaceChildren(
+      h("span", { className: "source-path", text: p.sourcePath }),
+      ` · ${profile.model.architecture}, ${profile.layers.length} layers · LoRA r=${profile.adapter.r} on ${profile.modules.join(", ")} · criterion ${profile.criterion} · ${profile.sequences.length} sequences`,
+    );
+    this.toolbar.update(profile.modules, s.module, s.scale, s.zoom);
+    this.sequences.update(profile.sequences, s.sequence, s.filter);
+    this.heatmap.update({ profile, module: s.module, sequence: s.sequence, scale: s.scale, zoom: s.zoom, kept: this.selection.kept, pinned: s.pinned });
+    const otherLabel = s.mode === "share" ? "shared" : "dropped";
+    this.importance.update({ layers: profile.layers, importance: profile.importance.per_layer, selection: this.selection, threshold: s.threshold, otherLabel });
+    this.prune.update(s.threshold, s.mode, this.selection, this.counts, profile.layers);
+    this.renderCompare(profile);
+  }
+
+  private renderCompare(profile: ProfileFile): void {
+    const c = this.compare;
+    this.compareHint.hidden = c !== undefined;
+    this.compareView.root.hidden = c === undefined;
+    this.compareToggle.hidden = c === undefined;
+    for (const radio of Array.from(this.compareToggle.querySelectorAll<HTMLElement & { checked: boolean }>("vscode-radio"))) {
+      radio.checked = radio.getAttribute("value") === this.state.compareView;
+    }
+    if (!c || !this.primary) return;
+    this.compareView.update({
+      comparison: compareImportance(profile, c.profile, this.state.threshold),
+      view: this.state.compareView,
+      primaryLabel: `${baseName(this.primary.sourcePath)} (${profile.criterion})`,
+      compareLabel: `${baseName(c.sourcePath)} (${c.profile.criterion})`,
+      layers: profile.layers,
+    });
+  }
+
+  private applyPrune(): void {
+    if (!this.primary || !this.selection) return;
+    const requestId = this.nextRequestId++;
+    this.pending.set(requestId, "prune");
+    this.prune.setBusy(true, `Pruning with T = ${this.state.threshold.toFixed(2)} (${this.state.mode})…`);
+    this.post({ type: "applyPrune", requestId, threshold: this.state.threshold, mode: this.state.mode });
+  }
+
+  private export(format: "csv" | "png" | "svg", what: "heatmap" | "importance"): void {
+    const p = this.primary;
+    if (!p || !this.selection) return;
+    const ctx: ExportContext = { profile: p.profile, sourcePath: p.sourcePath, module: this.state.module, sequence: this.state.sequence, threshold: this.state.threshold, mode: this.state.mode, kept: this.selection.kept };
+    let content: string;
+    if (format === "csv") content = what === "heatmap" ? heatmapCsvContent(ctx) : importanceCsvContent(ctx);
+    else if (format === "svg") content = chartsSvgContent(Array.from(this.importance.root.querySelectorAll<SVGSVGElement>("svg.chart")));
+    else {
+      const parts = this.heatmap.exportParts();
+      if (!parts) {
+        this.exportStatus.textContent = "Nothing to export: this profile has no per-token norms.";
+        return;
+      }
+      content = heatmapPngContent(ctx, parts.image, parts.theme, this.heatmap.root.querySelector<HTMLCanvasElement>("canvas.legend-canvas"));
+    }
+    const requestId = this.nextRequestId++;
+    this.pending.set(requestId, "export");
+    this.exportStatus.textContent = "Saving…";
+    this.post(exportMessage(requestId, format, ctx, what, content));
+  }
+
+  private post(message: WebviewToHost): void {
+    this.host.post(message);
+  }
+
+  private snapshot(): PanelSnapshot {
+    return {
+      state: { ...this.state, pinned: this.state.pinned ? { ...this.state.pinned } : null },
+      hasProfile: this.primary !== undefined,
+      hasCompare: this.compare !== undefined,
+      keptLayers: this.selection ? keptPositions(this.selection.kept) : [],
+      paramsBefore: this.counts.before,
+      paramsAfter: this.counts.after,
+      lossPoints: this.loss.points.length,
+    };
+  }
+}
+
+function baseName(path: string): string {
+  return path.split(/[/\\]/).pop() || path;
+}
+
+function describeType(data: unknown): string {
+  const t = typeof data === "object" && data !== null ? (data as { type?: unknown }).type : undefined;
+  return typeof t === "string" ? JSON.stringify(t.slice(0, 40)) : typeof data;
+}
