@@ -20,7 +20,8 @@ if (existsSync("webview/main.ts")) {
     target: "es2022",
     outfile: "dist/webview/main.js",
     sourcemap: true,
-    minify: process.env.LORA_DROP_MINIFY === "1",
+    // Minified by default (the webview loads it on every open); LORA_DROP_MINIFY=0 keeps it readable.
+    minify: process.env.LORA_DROP_MINIFY !== "0",
     // Lit checks this to drop its development-mode warnings.
     define: { "process.env.NODE_ENV": '"production"' },
     conditions: ["production"],
