@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { countParameters, keptPositions, selectLayers } from "../../extension/viewModel/layerSelection";
+import { makeProfile } from "./webviewFixtures";
+
+/**
+ * Independent formulation: layer i is kept iff the importance of the layers ranked before it (higher
+ * importance, or equal importance and lower index) has not yet reached T; when no prefix reaches T
+ * (within 1e-9), all layers are kept.
+ */
+function keptByPredicate(importance: number[], threshold: number): boolean[] {
+  const total = importance.reduce((a, b) => a + b, 0);
+  if (total < threshold - 1e-9) return importance.map(() => true);
+  return importance.map((v, i) => {
+    let before = 0;
+    importance.forEach((w, j) => {
+      if (w > v || (w === v && j < i)) before += w;
+    });
+    return before < threshold - 1e-9;
+  });
+}
+
+test("selectLayers keeps the most important layers until the threshold is reached", () => {
+  const s = selectLayers([0.1, 0.5, 0.3, 0.1], 0.8);
+  assert.deepEqual(keptPositions(s.kept), [1, 2]);
+  assert.deepEqual(s.order, [1, 2, 0, 3]);
+  assert.equal(s.keptCount, 2);
+});
+
+test("selectLayers keeps at least one layer and tolerates float sums at the threshold", () => {
+  assert.equal(selectLayers([0.7, 0.2, 0.1], 0.01).keptCount, 1);
+  // 0.1 + 0.2 is 0.30000000000000004 in floating point; a threshold of 0.3 must be met by those two.
+  assert.deepEqual(keptPositions(selectLayers([0.1, 0.2, 0.05], 0.3).kept).sort(), [0, 1]);
+});
+
+test("selectLayers agrees with the per-layer predicate on random importances", () => {
+  fc.assert(
+    fc.property(fc.array(fc.nat(1000), { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 100 }), (raw, t) => {
+      const total = raw.reduce((a, b) => a + b, 0);
+      const importance = raw.map((v) => (total > 0 ? v / total : 0));
+      const threshold = t / 100;
+      assert.deepEqual(selectLayers(importance, threshold).kept, keptByPredicate(importance, threshold));
+    }),
+  );
+});
+
+test("countParameters: share keeps one LoRA per module sized like the largest shared one; drop keeps none", () => {
+  const params = { q: [10, 20, 30, 40], v: [5, 0, 7, 6] };
+  const kept = [false, true, false, true];
+  // Kept: q 20+40, v 0+6 = 66. Shared q max(10,30)=30, v max(5,7)=7.
+  assert.deepEqual(countParameters(params, ["q", "v"], kept, "share"), { before: 118, after: 103, reduction: 1 - 103 / 118 });
+  assert.deepEqual(countParameters(params, ["q", "v"], kept, "drop"), { before: 118, after: 66, reduction: 1 - 66 / 118 });
+});
+
+test("countParameters matches a direct count on a generated profile at every threshold", () => {
+  const p = makeProfile({ layers: 8, seed: 7 });
+  for (let t = 1; t <= 100; t++) {
+    const kept = selectLayers(p.importance.per_layer, t / 100).kept;
+    let before = 0;
+    let drop = 0;
+    let sharedExtra = 0;
+    for (const m of p.modules) {
+      const counts = p.adapter.params[m]!;
+      before += counts.reduce((a, b) => a + b, 0);
+      drop += counts.filter((_, l) => kept[l]).reduce((a, b) => a + b, 0);
+      sharedExtra += Math.max(0, ...counts.filter((_, l) => !kept[l]));
+    }
+    assert.equal(before, p.adapter.total_params);
+    assert.equal(countParameters(p.adapter.params, p.modules, kept, "drop").after, drop);
+    assert.equal(countParameters(p.adapter.params, p.modules, kept, "share").after, drop + sharedExtra);
+  }
+});
