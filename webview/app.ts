@@ -63,6 +63,9 @@ export class LoraDropPanel {
   private readonly compareToggle: HTMLElement;
   private readonly training = new TrainingView();
   private readonly exportStatus = h("span", { className: "export-status", attrs: { role: "status" } });
+  private readonly placeholder = h("p", { className: "placeholder", text: "Waiting for a LoRA-drop profile… Run “LoRA-drop: Profile” or open a .profile.json file." });
+  /** Sections that need a primary profile; hidden until one arrives. */
+  private profileSections: HTMLElement[] = [];
 
   /** Builds the panel's DOM inside `mount` and restores the saved view state. */
   constructor(private readonly mount: HTMLElement, private readonly host: HostBridge) {
@@ -102,21 +105,12 @@ export class LoraDropPanel {
       b.addEventListener("click", action);
       return b;
     };
-    this.mount.replaceChildren(
-      h("header", { className: "panel-header" }, [h("h1", { text: "LoRA-drop" }), this.header]),
-      this.banner,
-      h("section", { className: "section heatmap-section", attrs: { "aria-labelledby": "h-heatmap" } }, [
-        h("h2", { text: "LoRA output magnitude per token", attrs: { id: "h-heatmap" } }),
-        this.toolbar.root,
-        h("div", { className: "heatmap-layout" }, [this.sequences.root, this.heatmap.root]),
-      ]),
-      h("section", { className: "section", attrs: { "aria-labelledby": "h-importance" } }, [
-        h("h2", { text: "Layer importance and LoRA-drop", attrs: { id: "h-importance" } }),
-        this.importance.root,
-        this.prune.root,
-      ]),
-      h("section", { className: "section", attrs: { "aria-labelledby": "h-export" } }, [
-        h("h2", { text: "Export", attrs: { id: "h-export" } }),
+    const section = (id: string, title: string, children: HTMLElement[], className = "section"): HTMLElement =>
+      h("section", { className, attrs: { "aria-labelledby": id } }, [h("h2", { text: title, attrs: { id } }), ...children]);
+    this.profileSections = [
+      section("h-heatmap", "LoRA output magnitude per token", [this.toolbar.root, h("div", { className: "heatmap-layout" }, [this.sequences.root, this.heatmap.root])], "section heatmap-section"),
+      section("h-importance", "Layer importance and LoRA-drop", [this.importance.root, this.prune.root]),
+      section("h-export", "Export", [
         h("div", { className: "button-row" }, [
           button("Heatmap PNG", () => this.export("png", "heatmap")),
           button("Heatmap CSV", () => this.export("csv", "heatmap")),
@@ -125,14 +119,19 @@ export class LoraDropPanel {
           this.exportStatus,
         ]),
       ]),
-      h("section", { className: "section", attrs: { "aria-labelledby": "h-compare" } }, [
-        h("h2", { text: "Comparison", attrs: { id: "h-compare" } }),
+      section("h-compare", "Comparison", [
         h("div", { className: "button-row" }, [button("Load profile to compare…", () => this.post({ type: "pickCompareProfile" })), this.compareToggle]),
         this.compareHint,
         this.compareView.root,
       ]),
-      h("section", { className: "section", attrs: { "aria-labelledby": "h-training" } }, [h("h2", { text: "Training", attrs: { id: "h-training" } }), this.training.root]),
+    ];
+    this.mount.replaceChildren(
+      h("header", { className: "panel-header" }, [h("h1", { text: "LoRA-drop" }), this.header, this.placeholder]),
+      this.banner,
+      ...this.profileSections,
+      section("h-training", "Training", [this.training.root]),
     );
+    for (const el of this.profileSections) el.hidden = true;
     this.mount.removeAttribute("aria-busy");
     this.banner.hidden = true;
     this.compareView.root.hidden = true;
@@ -213,6 +212,8 @@ export class LoraDropPanel {
   private render(): void {
     const p = this.primary;
     if (!p) return;
+    this.placeholder.hidden = true;
+    for (const el of this.profileSections) el.hidden = false;
     const s = this.state;
     const profile = p.profile;
     this.selection = selectLayers(profile.importance.per_layer, s.threshold);

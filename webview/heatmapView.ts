@@ -132,6 +132,11 @@ export class HeatmapView {
     this.spacer.style.width = `${l.left + l.contentWidth}px`;
     this.canvas.dataset.rows = String(l.rows);
     this.canvas.dataset.cols = String(l.cols);
+    // Read-only geometry for tests and tools: where each cell is, without reading pixels.
+    this.canvas.dataset.left = String(l.left);
+    this.canvas.dataset.top = String(l.top);
+    this.canvas.dataset.cellWidth = String(l.cellWidth);
+    this.canvas.dataset.rowHeight = String(l.rowHeight);
     this.canvas.dataset.kept = m.kept.map((k, i) => (k ? i : -1)).filter((i) => i >= 0).join(",");
     this.canvas.setAttribute("aria-label", `Heatmap of LoRA output magnitude: ${l.rows} layers by ${l.cols} tokens. Arrow keys move the pinned cell, Escape unpins.`);
     this.updateReadout();
