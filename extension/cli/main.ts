@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { registerProfile } from "./profileCommand";
+import { registerPrune } from "./pruneCommand";
 import { reportError } from "./terminal";
 
 /** Builds the program with every command registered. */
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .version(require("../../../package.json").version)
     .exitOverride();
   registerProfile(program);
+  registerPrune(program);
   return program;
 }
 

@@ -8,6 +8,7 @@ import { LoraDropError } from "./errors";
 import { ModelConfig, moduleDims, moduleParent, DECODER_MODULES } from "./hfModel";
 import { readSafetensorsIndex, readTensorF32 } from "./safetensors";
 import { readJsonFile } from "./hfModel";
+import { LoraDropRecord, parseLoraDropRecord, bindSharedPairs, compactSharedKey, COMPACT_KEY_RE, layersFor, sharedParam } from "./dropRecord";
 
 /** The adapter_config.json fields the engine uses (others are kept verbatim in `raw`). */
 export interface LoraConfig {
@@ -51,6 +52,8 @@ export interface Adapter {
   modules: string[];
   /** All LoRA pairs, sorted by layer then module order. */
   loras: LoraModule[];
+  /** The LoRA-drop record (adapter_config.json's `lora_drop`), when the adapter is a LoRA-drop adapter. */
+  loraDrop?: LoraDropRecord;
 }
 
 /** The PEFT key of a LoRA weight. */
@@ -139,6 +142,7 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new LoraDropError("FILE_NOT_FOUND", "adapter folder not found", dir);
   const configFile = path.join(dir, "adapter_config.json");
   const config = parseLoraConfig(configFile, readJsonFile(configFile));
+  const loraDrop = parseLoraDropRecord(configFile, config.raw.lora_drop);
   const weightsFile = path.join(dir, "adapter_model.safetensors");
   if (!fs.existsSync(weightsFile)) {
     const bin = path.join(dir, "adapter_model.bin");
@@ -164,6 +168,19 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
     e[m[4] as "A" | "B"] = name;
     found.set(k, e);
   }
+  // Compact LoRA-drop form: each shared layer reads the module's one stored pair (validated per layer below).
+  for (const name of index.tensors.keys()) {
+    const m = COMPACT_KEY_RE.exec(name);
+    if (!m) continue;
+    if (!loraDrop) throw new LoraDropError("ADAPTER_INVALID", `tensor ${name} is a compact LoRA-drop tensor but adapter_config.json has no lora_drop record`, configFile, "lora_drop");
+    const module = m[1]!;
+    const pair = (w: "A" | "B") => (index.tensors.has(compactSharedKey(module, w)) ? compactSharedKey(module, w) : undefined);
+    for (const layer of layersFor(loraDrop.shared_layers, module)) {
+      const own = found.get(`${layer}.${module}`);
+      if (own && own.A !== pair("A")) throw new LoraDropError("ADAPTER_INVALID", `layer ${layer} ${module} has both its own LoRA and the compact shared one`, weightsFile, name);
+      found.set(`${layer}.${module}`, { layer, module, A: pair("A"), B: pair("B") });
+    }
+  }
   if (found.size === 0) throw new LoraDropError("ADAPTER_INVALID", "no LoRA weights with PEFT key names (…layers.N.self_attn.q_proj.lora_A.weight) found", weightsFile);
   const loras: LoraModule[] = [];
   for (const e of found.values()) {
@@ -188,8 +205,9 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
   }
   const order = (m: string) => (DECODER_MODULES as readonly string[]).indexOf(m);
   loras.sort((a, b) => a.layer - b.layer || order(a.module) - order(b.module));
+  if (loraDrop?.mode === "share") bindSharedPairs(loraDrop, loras, weightsFile);
   const modules = [...new Set(loras.map((l) => l.module))].sort((a, b) => order(a) - order(b));
-  return { dir, config, modules, loras };
+  return { dir, config, modules, loras, ...(loraDrop ? { loraDrop } : {}) };
 }
 
 /** Number of trainable parameters, counting each shared parameter once. */
@@ -212,6 +230,10 @@ export interface WriteAdapterOptions {
   configOverrides?: Record<string, unknown>;
   /** String metadata stored in the safetensors header. */
   metadata?: Record<string, string>;
+  /** "compact": pairs bound to a `shared.{module}` param are stored once under the LoRA-drop compact keys. */
+  format?: "peft" | "compact";
+  /** Called with the complete temporary folder before it is renamed into place (e.g. to verify it); throw to abandon the write. */
+  beforeCommit?: (tmpDir: string) => void | Promise<void>;
 }
 
 /**
@@ -222,13 +244,20 @@ export interface WriteAdapterOptions {
 export async function writeAdapter(dir: string, config: LoraConfig, loras: LoraModule[], opts: WriteAdapterOptions = {}): Promise<void> {
   const { writeDirAtomic } = await import("./atomicWrite");
   const { encodeSafetensors } = await import("./safetensors");
-  const tensors = loras.flatMap((l) => [
-    { name: peftKey(l.layer, l.module, "A"), dtype: "F32" as const, shape: [l.r, l.inFeatures], data: l.A },
-    { name: peftKey(l.layer, l.module, "B"), dtype: "F32" as const, shape: [l.outFeatures, l.r], data: l.B },
-  ]);
+  const written = new Set<string>();
+  const tensors = loras.flatMap((l) => {
+    const compact = opts.format === "compact" && l.param === sharedParam(l.module);
+    if (compact && written.has(l.param)) return [];
+    written.add(l.param);
+    return [
+      { name: compact ? compactSharedKey(l.module, "A") : peftKey(l.layer, l.module, "A"), dtype: "F32" as const, shape: [l.r, l.inFeatures], data: l.A },
+      { name: compact ? compactSharedKey(l.module, "B") : peftKey(l.layer, l.module, "B"), dtype: "F32" as const, shape: [l.outFeatures, l.r], data: l.B },
+    ];
+  });
   const json = { ...config.raw, ...(opts.configOverrides ?? {}) };
-  await writeDirAtomic(dir, (tmp) => {
+  await writeDirAtomic(dir, async (tmp) => {
     fs.writeFileSync(path.join(tmp, "adapter_config.json"), JSON.stringify(json, null, 2) + "\n");
     fs.writeFileSync(path.join(tmp, "adapter_model.safetensors"), encodeSafetensors(tensors, { format: "pt", ...(opts.metadata ?? {}) }));
+    await opts.beforeCommit?.(tmp);
   }, opts.force);
 }

@@ -58,6 +58,34 @@ function finish(importance: readonly number[], kept: number[], coverage: number)
   };
 }
 
+/** How many layers to keep: up to a cumulative-importance threshold, or a fixed number. */
+export type SelectionRule = { threshold: number; keep?: undefined } | { keep: number; threshold?: undefined };
+
+/** Applies a rule to a full importance list (positions 0 … n-1). */
+export function selectByRule(importance: readonly number[], rule: SelectionRule): Selection {
+  return rule.keep !== undefined ? selectTopK(importance, Math.min(rule.keep, Math.max(importance.length, 1))) : selectByThreshold(importance, rule.threshold);
+}
+
+/**
+ * Applies a rule among `candidates` only (the positions that carry a LoRA); the other positions are neither kept
+ * nor shared. Importance is renormalised over the candidates, so the threshold is a share of what they carry, and
+ * `keep` larger than the number of candidates keeps them all.
+ */
+export function selectAmong(importance: readonly number[], candidates: readonly number[], rule: SelectionRule): Selection {
+  if (candidates.length === 0) return { kept: [], shared: [], coverage: 0 };
+  const sub = normalise(candidates.map((i) => importance[i] ?? 0));
+  const s = selectByRule(sub, rule);
+  const back = (ps: number[]) => ps.map((p) => candidates[p]!).sort((a, b) => a - b);
+  return { kept: back(s.kept), shared: back(s.shared), coverage: s.coverage };
+}
+
+/** Per-module selection (`--per-module`): the rule applied to each module's own importance list. */
+export function selectPerModule(perModule: Readonly<Record<string, readonly number[]>>, candidates: Readonly<Record<string, readonly number[]>>, rule: SelectionRule): Record<string, Selection> {
+  const out: Record<string, Selection> = {};
+  for (const [m, imp] of Object.entries(perModule)) out[m] = selectAmong(imp, candidates[m] ?? [], rule);
+  return out;
+}
+
 /** Cumulative importance in ranked order: curve[k] = importance of the k+1 most important layers. */
 export function cumulativeCurve(importance: readonly number[]): number[] {
   let cum = 0;
@@ -65,14 +93,16 @@ export function cumulativeCurve(importance: readonly number[]): number[] {
 }
 
 /**
- * LoRA parameters after drop-and-share. `params[module][layer]` counts each layer's own LoRA. In "share" mode each
- * module's shared set keeps one LoRA (the largest among the shared layers); in "drop" mode the shared set has none.
+ * LoRA parameters after drop-and-share. `params[module][layer]` counts each layer's own LoRA; `kept` lists the kept
+ * layers, for all modules or per module. In "share" mode each module's shared set keeps one LoRA (the largest among
+ * the shared layers); in "drop" mode the shared set has none.
  */
-export function paramsAfter(params: Record<string, readonly number[]>, kept: readonly number[], mode: "share" | "drop"): { before: number; after: number; reduction: number } {
-  const keptSet = new Set(kept);
+export function paramsAfter(params: Record<string, readonly number[]>, kept: readonly number[] | Readonly<Record<string, readonly number[]>>, mode: "share" | "drop"): { before: number; after: number; reduction: number } {
   let before = 0;
   let after = 0;
-  for (const perLayer of Object.values(params)) {
+  for (const [module, perLayer] of Object.entries(params)) {
+    // A list keeps the same layers for every module; a record (per-module selection) names them module by module.
+    const keptSet = new Set(Array.isArray(kept) ? kept : (kept as Readonly<Record<string, readonly number[]>>)[module] ?? []);
     let sharedMax = 0;
     perLayer.forEach((n, layer) => {
       before += n;
