@@ -56,8 +56,9 @@ export class CompareView {
     this.svg.replaceChildren();
     const difference = m.view === "difference" && c.aligned;
     this.legend.replaceChildren(
-      h("span", { className: "swatch primary" }), h("span", { text: m.primaryLabel }),
-      h("span", { className: "swatch compare" }), h("span", { text: m.compareLabel }),
+      ...(difference
+        ? [h("span", { className: "swatch increase" }), h("span", { text: `${m.compareLabel} higher` }), h("span", { className: "swatch decrease" }), h("span", { text: `${m.primaryLabel} higher` })]
+        : [h("span", { className: "swatch primary" }), h("span", { text: m.primaryLabel }), h("span", { className: "swatch compare" }), h("span", { text: m.compareLabel })]),
     );
     if (difference) drawDifference(this.svg, m, width);
     else drawSideBySide(this.svg, m, width);

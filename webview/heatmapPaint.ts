@@ -72,7 +72,11 @@ export function paintHeatmap(ctx: CanvasRenderingContext2D, f: HeatmapFrame): vo
   paintRowLabels(ctx, f);
   paintColumnLabels(ctx, f, first, end);
   if (f.hover) outlineCell(ctx, f, f.hover, theme.hover, 1);
-  if (f.pinned) outlineCell(ctx, f, f.pinned, theme.focus, 2);
+  // The pinned cell gets a halo in the background colour under the focus colour, visible on any ramp colour.
+  if (f.pinned) {
+    outlineCell(ctx, f, f.pinned, theme.background, 4);
+    outlineCell(ctx, f, f.pinned, theme.focus, 2);
+  }
 }
 
 function paintCells(ctx: CanvasRenderingContext2D, f: HeatmapFrame, first: number, end: number): void {

@@ -7,12 +7,15 @@ import { ALL_MODULES, gridValue, heatmapGrid, type HeatmapGrid } from "../extens
 import { cellAt, heatmapLayout, scrollToShow, type HeatmapLayout, type HeatmapZoom } from "../extension/viewModel/heatmapLayout";
 import { exactValue } from "../extension/viewModel/format";
 import type { CellRef } from "../extension/viewModel/panelState";
-import { displayToken } from "../extension/viewModel/tokenText";
+import { displayToken, truncateLabel } from "../extension/viewModel/tokenText";
 import { makeValueScale, valueExtent, type ScaleKind, type ValueScale } from "../extension/viewModel/valueScale";
 import { h } from "./dom";
 import { buildCellImage, paintHeatmap, type CellImage } from "./heatmapPaint";
 import { renderLegend } from "./legendView";
 import { readCanvasTheme, type CanvasTheme } from "./theme";
+
+/** Longest token text shown in the tooltip and readout; the CSV export carries the full token. */
+const MAX_TOKEN_CHARS = 80;
 
 /** What the heatmap shows. */
 export interface HeatmapModel {
@@ -41,6 +44,8 @@ export class HeatmapView {
   private layout: HeatmapLayout | undefined;
   private theme: CanvasTheme = readCanvasTheme();
   private hover: CellRef | null = null;
+  /** The pointer's last position over the canvas, so scrolling under a still pointer updates the hover. */
+  private pointer: { clientX: number; clientY: number } | null = null;
   private frameRequested = false;
   private gridKey = "";
   private imageKey = "";
@@ -56,9 +61,12 @@ export class HeatmapView {
     this.legend = h("div", { className: "legend" });
     this.root = h("div", { className: "heatmap" }, [this.scroller, this.tooltip, this.legend, this.readout]);
     this.canvas.setAttribute("aria-describedby", "heatmap-tooltip");
-    this.scroller.addEventListener("scroll", () => this.requestFrame(), { passive: true });
+    this.scroller.addEventListener("scroll", () => this.onScroll(), { passive: true });
     this.canvas.addEventListener("pointermove", (e) => this.onPointerMove(e));
-    this.canvas.addEventListener("pointerleave", () => this.setHover(null, 0, 0));
+    this.canvas.addEventListener("pointerleave", () => {
+      this.pointer = null;
+      this.setHover(null, 0, 0);
+    });
     this.canvas.addEventListener("click", (e) => this.onClick(e));
     this.canvas.addEventListener("keydown", (e) => this.onKey(e));
     new ResizeObserver(() => this.relayout()).observe(this.scroller);
@@ -140,6 +148,8 @@ export class HeatmapView {
     this.canvas.dataset.kept = m.kept.map((k, i) => (k ? i : -1)).filter((i) => i >= 0).join(",");
     this.canvas.setAttribute("aria-label", `Heatmap of LoRA output magnitude: ${l.rows} layers by ${l.cols} tokens. Arrow keys move the pinned cell, Escape unpins.`);
     this.updateReadout();
+    // Module, threshold or layout may have changed under a still pointer: re-describe the hovered cell.
+    if (this.pointer) this.hoverAtPointer(true);
     this.requestFrame();
   }
 
@@ -174,19 +184,31 @@ export class HeatmapView {
     });
   }
 
-  private cellFromEvent(e: MouseEvent): CellRef | undefined {
+  private cellFromEvent(e: { clientX: number; clientY: number }): CellRef | undefined {
     if (!this.layout) return undefined;
     const rect = this.canvas.getBoundingClientRect();
     return cellAt(this.layout, e.clientX - rect.left, e.clientY - rect.top, this.scroller.scrollLeft);
   }
 
   private onPointerMove(e: PointerEvent): void {
-    const rect = this.root.getBoundingClientRect();
-    this.setHover(this.cellFromEvent(e) ?? null, e.clientX - rect.left, e.clientY - rect.top);
+    this.pointer = { clientX: e.clientX, clientY: e.clientY };
+    this.hoverAtPointer(false);
   }
 
-  private setHover(cell: CellRef | null, x: number, y: number): void {
-    const same = cell && this.hover && cell.row === this.hover.row && cell.col === this.hover.col;
+  private onScroll(): void {
+    // The columns moved under a still pointer: the hovered cell is now a different one.
+    if (this.pointer) this.hoverAtPointer(false);
+    this.requestFrame();
+  }
+
+  private hoverAtPointer(refresh: boolean): void {
+    if (!this.pointer) return;
+    const rect = this.root.getBoundingClientRect();
+    this.setHover(this.cellFromEvent(this.pointer) ?? null, this.pointer.clientX - rect.left, this.pointer.clientY - rect.top, refresh);
+  }
+
+  private setHover(cell: CellRef | null, x: number, y: number, refresh = false): void {
+    const same = !refresh && cell && this.hover && cell.row === this.hover.row && cell.col === this.hover.col;
     this.hover = cell;
     if (!cell) {
       this.tooltip.hidden = true;
@@ -255,8 +277,9 @@ export class HeatmapView {
       ]),
       h("span", { className: "tt-line" }, [
         `Token ${cell.col}: `,
-        h("code", { className: special ? "tt-token special" : "tt-token", text: displayToken(token), attrs: { "data-raw-token": token } }),
+        h("code", { className: special ? "tt-token special" : "tt-token", text: truncateLabel(displayToken(token), MAX_TOKEN_CHARS), attrs: { "data-raw-token": token } }),
         special ? " (special)" : "",
+        Array.from(token).length > MAX_TOKEN_CHARS ? ` (${Array.from(token).length} characters)` : "",
       ]),
       h("span", { className: "tt-line" }, ["‖LoRA output‖² = ", h("span", { className: "tt-value", text: value === undefined ? "—" : exactValue(value) })]),
     ];

@@ -18,6 +18,7 @@ export class TrainingView {
   private readonly svg: SVGSVGElement;
   private readonly stats: HTMLParagraphElement;
   private readonly bar: HTMLDivElement;
+  private readonly track: HTMLDivElement;
   private readonly status: HTMLParagraphElement;
   private series: LossSeries | undefined;
   private frameRequested = false;
@@ -30,9 +31,12 @@ export class TrainingView {
     this.stats = h("p", { className: "train-stats", attrs: { "aria-live": "off" } });
     this.bar = h("div", { className: "train-progress-fill" });
     this.status = h("p", { className: "train-status", attrs: { role: "status" }, text: "No training run yet. Start one with the “LoRA-drop: Train” command." });
+    this.track = h("div", { className: "train-progress", attrs: { role: "presentation" } }, [this.bar]);
+    this.track.hidden = true;
+    this.svg.classList.add("empty");
     this.root = h("div", { className: "training" }, [
       this.status,
-      h("div", { className: "train-progress", attrs: { role: "presentation" } }, [this.bar]),
+      this.track,
       this.stats,
       this.svg,
     ]);
@@ -43,6 +47,8 @@ export class TrainingView {
   update(series: LossSeries): void {
     this.series = series;
     this.status.textContent = "Training…";
+    this.track.hidden = false;
+    this.svg.classList.remove("empty");
     this.requestFrame();
   }
 
