@@ -1,0 +1,179 @@
+/**
+ * The training graph: the decoder forward pass (models/llama.ts) with the causal-LM cross-entropy on top and,
+ * derived by the autodiff, the gradient of that loss with respect to every LoRA parameter input. One ONNX model,
+ * one session; the LoRA values, the batch and the dropout masks are its inputs, the loss and the gradients its
+ * outputs. Base weights stay frozen initializers that no gradient reaches.
+ *
+ * The loss is Σ_b,t w[b,t] · (−log p(label[b,t] | tokens ≤ t)), with label[b,t] = token t+1 and w = 1/N at the N
+ * target positions of the whole (accumulated) step, 0 elsewhere — so summing the losses of the micro-batches of a
+ * step gives the mean over all its target tokens, and their gradients add up to the gradient of that mean.
+ */
+import type * as Ort from "onnxruntime-node";
+import { GraphBuilder } from "../onnx/builder";
+import { Ops } from "../onnx/ops";
+import { buildBackward } from "../onnx/autodiff";
+import { buildLlamaForward, ForwardGraph, LoraSlot } from "../models/llama";
+import { HfModel } from "../hfModel";
+import { Batch } from "../batch";
+import { createSession, DeviceChoice, ExecutionProvider, f32Tensor, i64Tensor, ort } from "../session";
+import type { Logger } from "../progress";
+
+/** A LoRA parameter pair (one per distinct `param` name; shared by every module bound to it). */
+export interface LoraParam {
+  name: string;
+  r: number;
+  inFeatures: number;
+  outFeatures: number;
+  /** [r, in], row-major. */
+  A: Float32Array;
+  /** [out, r], row-major. */
+  B: Float32Array;
+}
+
+/** Gradients of one parameter pair. */
+export interface ParamGrads {
+  A: Float32Array;
+  B: Float32Array;
+}
+
+/** Names inside a built training (or loss-only) graph. */
+export interface TrainGraph {
+  forward: ForwardGraph;
+  labels: string;
+  lossWeights: string;
+  loss: string;
+  /** Output names of the gradients, per param (absent for a loss-only graph, or a param the loss does not reach). */
+  grads: Map<string, { A: string | null; B: string | null }>;
+}
+
+/** Builds the loss (and, when `gradients`, the LoRA gradients) into `g` and marks the outputs. */
+export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean }): TrainGraph {
+  const o = new Ops(g);
+  const forward = buildLlamaForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout });
+  const labels = g.input("labels", "int64", ["batch", "seq"]);
+  const lossWeights = g.input("loss_weights", "float32", ["batch", "seq"]);
+  const logp = o.logSoftmax(forward.logits!, -1);
+  const picked = g.node("GatherElements", [logp, o.unsqueeze(labels, [2])], [{ dtype: "float32", shape: ["batch", "seq", 1] }], { axis: 2 })[0]!;
+  const loss = o.neg(o.reduceSum(o.mul(picked, o.unsqueeze(lossWeights, [2])), [0, 1, 2], false));
+  g.output(loss);
+  const grads = new Map<string, { A: string | null; B: string | null }>();
+  if (opts.gradients) {
+    const wrt = forward.loraInputs.flatMap((l) => [l.A, l.B]);
+    const d = buildBackward(g, loss, wrt);
+    for (const l of forward.loraInputs) {
+      const entry = { A: d.get(l.A) ?? null, B: d.get(l.B) ?? null };
+      // A value can be a graph output only once, so a gradient that already is an output gets its own name.
+      for (const k of ["A", "B"] as const) {
+        const v = entry[k];
+        if (v && g.outputs.includes(v)) entry[k] = o.identity(v);
+        if (entry[k]) g.output(entry[k]!);
+      }
+      grads.set(l.param, entry);
+    }
+  }
+  return { forward, labels, lossWeights, loss, grads };
+}
+
+/** Labels (the next token) and loss weights (1/denominator at target positions) of a batch. */
+export function lossTargets(batch: Batch, denominator: number): { labels: number[]; weights: Float32Array; targets: number } {
+  const { batch: B, seq: T } = batch;
+  const labels = new Array<number>(B * T).fill(0);
+  const weights = new Float32Array(B * T);
+  let targets = 0;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t + 1 < T; t++) {
+      // Position t predicts token t+1; it counts when token t+1 is a target (never padding: makeBatch zeroes those).
+      if (batch.targets[b * T + t + 1]) {
+        labels[b * T + t] = batch.ids[b * T + t + 1]!;
+        weights[b * T + t] = 1 / denominator;
+        targets++;
+      }
+    }
+  }
+  return { labels, weights, targets };
+}
+
+/** Number of loss targets in a batch (tokens after the first that are marked as targets). */
+export function countTargets(batch: Batch): number {
+  let n = 0;
+  for (let b = 0; b < batch.batch; b++) for (let t = 1; t < batch.seq; t++) n += batch.targets[b * batch.seq + t] ?? 0;
+  return n;
+}
+
+/** Options of a loss session. */
+export interface LossSessionOptions {
+  gradients: boolean;
+  dropout: boolean;
+  device: DeviceChoice;
+  threads?: number;
+  log?: Logger;
+}
+
+/** The result of one micro-batch. */
+export interface LossResult {
+  /** This micro-batch's share of the step's mean loss. */
+  loss: number;
+  /** Per param (when the session computes gradients). */
+  grads?: Map<string, ParamGrads>;
+}
+
+/** A compiled training (or loss-only) graph for one model and one LoRA layout. */
+export class LossSession {
+  private constructor(
+    readonly session: Ort.InferenceSession,
+    readonly device: ExecutionProvider,
+    readonly graph: TrainGraph,
+  ) {}
+
+  /** Builds the graph and creates the session. */
+  static async create(model: HfModel, slots: LoraSlot[], opts: LossSessionOptions): Promise<LossSession> {
+    const g = new GraphBuilder();
+    const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout });
+    const { session, device } = await createSession(g.toBytes(), {
+      device: opts.device, shardFiles: model.shards.map((s) => s.file), threads: opts.threads, log: opts.log,
+    });
+    return new LossSession(session, device, graph);
+  }
+
+  /**
+   * Runs one micro-batch. `denominator` is the number of target tokens of the whole step. `dropout` maps each
+   * dropout input name to its [batch*seq, in] mask; without it (or for a graph without dropout) no dropout applies.
+   */
+  async run(batch: Batch, denominator: number, params: Map<string, LoraParam>, dropout?: Map<string, Float32Array>): Promise<LossResult> {
+    const rt = ort();
+    const { labels, weights } = lossTargets(batch, denominator);
+    const dims = [batch.batch, batch.seq];
+    const feeds: Record<string, Ort.Tensor> = {
+      [this.graph.forward.inputIds]: i64Tensor(batch.ids, dims),
+      [this.graph.forward.attentionMask]: i64Tensor(batch.mask, dims),
+      [this.graph.labels]: i64Tensor(labels, dims),
+      [this.graph.lossWeights]: new rt.Tensor("float32", weights, dims),
+    };
+    for (const inp of this.graph.forward.loraInputs) {
+      const p = params.get(inp.param);
+      if (!p) throw new Error(`no values for LoRA parameter ${inp.param}`);
+      feeds[inp.A] = f32Tensor(p.A, [inp.r, inp.inFeatures]);
+      feeds[inp.B] = f32Tensor(p.B, [inp.outFeatures, inp.r]);
+    }
+    const n = batch.batch * batch.seq;
+    for (const d of this.graph.forward.dropoutInputs) {
+      const mask = dropout?.get(d.name) ?? new Float32Array(n * d.inFeatures).fill(1);
+      feeds[d.name] = f32Tensor(mask, [n, d.inFeatures]);
+    }
+    const out = await this.session.run(feeds);
+    const loss = (out[this.graph.loss]!.data as Float32Array)[0]!;
+    if (this.graph.grads.size === 0) return { loss };
+    const grads = new Map<string, ParamGrads>();
+    for (const inp of this.graph.forward.loraInputs) {
+      const names = this.graph.grads.get(inp.param)!;
+      const read = (name: string | null, size: number) => (name ? (out[name]!.data as Float32Array) : new Float32Array(size));
+      grads.set(inp.param, { A: read(names.A, inp.r * inp.inFeatures), B: read(names.B, inp.outFeatures * inp.r) });
+    }
+    return { loss, grads };
+  }
+
+  /** Releases the session. */
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}
