@@ -38,6 +38,8 @@ export interface SessionOptions {
    * the weights in memory. On by default; `false` keeps the memory-mapped weights as the only copy.
    */
   prepack?: boolean;
+  /** Extra ORT session configuration entries (`session.*` keys, e.g. `session.intra_op.allow_spinning`). */
+  config?: Record<string, string>;
   log?: Logger;
 }
 
@@ -98,7 +100,7 @@ export async function createSession(modelBytes: Uint8Array, opts: SessionOptions
         logSeverityLevel: order.length > 1 && ep !== "cpu" ? 4 : 3,
         ...(externalData.length ? { externalData } : {}),
         ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
-        ...(opts.prepack === false ? { extra: { session: { disable_prepacking: "1" } } } : {}),
+        ...(sessionConfig(opts) ? { extra: sessionConfig(opts) } : {}),
       };
       try {
         const session = await rt.InferenceSession.create(modelPath, so);
@@ -115,6 +117,21 @@ export async function createSession(modelBytes: Uint8Array, opts: SessionOptions
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** ORT's nested `extra` session configuration for the options, or undefined when there is none. */
+function sessionConfig(opts: SessionOptions): Record<string, unknown> | undefined {
+  const entries: Record<string, string> = { ...(opts.prepack === false ? { "session.disable_prepacking": "1" } : {}), ...opts.config };
+  if (!Object.keys(entries).length) return undefined;
+  // onnxruntime-node flattens `extra` with dots: { session: { a: "1" } } becomes "session.a" = "1".
+  const nested: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(entries)) {
+    const parts = key.split(".");
+    let at = nested;
+    for (const part of parts.slice(0, -1)) at = (at[part] ??= {}) as Record<string, unknown>;
+    at[parts[parts.length - 1]!] = value;
+  }
+  return nested;
 }
 
 /** A float32 ORT tensor. */

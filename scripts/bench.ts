@@ -1,0 +1,163 @@
+/**
+ * `npm run bench`: profiling throughput, achieved GFLOP/s and peak memory of the engine on a random model of
+ * TinyLlama-1.1B's shape (fp32), beside a PyTorch CPU reference running the same pass on the same weights in the
+ * same run. Each measurement runs in its own process so its peak RSS is its own.
+ *
+ * Passes: `profile` is what `lora-drop profile` runs (layers up to the last LoRA layer, LoRA norm taps, no LM head);
+ * `forward` adds the final norm and the logits, the like-for-like comparison with a full PyTorch forward.
+ *
+ * Usage: npm run bench -- [--seq 256[,128,512]] [--pass profile,forward] [--reps 3] [--no-torch] [--python PATH]
+ *        [--peak-gflops 230] [--threads N] [--prepack 0|1] [--fused] [--config key=value ...] [--cache DIR] [--json FILE]
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import { parseArgs } from "node:util";
+import { loadHfModel } from "../extension/core/hfModel";
+import { Rng } from "../extension/core/random";
+import { ensureBenchModel, describeShape, passFlops, TINYLLAMA_SHAPE } from "./bench/benchModel";
+import type { OrtWorkerResult } from "./bench/ortWorker";
+
+const GIB = 1024 ** 3;
+
+/** One engine's measurement of one pass. */
+interface Measurement {
+  engine: "onnxruntime" | "pytorch";
+  seq: number;
+  pass: "profile" | "forward";
+  seconds: number;
+  tokensPerSecond: number;
+  gflops: number;
+  peakRssBytes: number;
+  outFile: string;
+  note?: string;
+}
+
+function main(): number {
+  const { values: a } = parseArgs({
+    options: {
+      seq: { type: "string", default: "256" }, pass: { type: "string", default: "profile,forward" },
+      reps: { type: "string", default: "3" }, "no-torch": { type: "boolean", default: false }, python: { type: "string" },
+      "peak-gflops": { type: "string", default: "230" }, threads: { type: "string" }, prepack: { type: "string" },
+      fused: { type: "boolean", default: false }, config: { type: "string", multiple: true, default: [] },
+      cache: { type: "string", default: path.join(".cache", "bench") }, json: { type: "string" },
+    },
+  });
+  const seqs = a.seq.split(",").map(Number);
+  const passes = a.pass.split(",") as ("profile" | "forward")[];
+  const peak = Number(a["peak-gflops"]);
+  const shape = TINYLLAMA_SHAPE;
+  const fx = ensureBenchModel(path.resolve(a.cache), shape, (m) => console.log(m));
+  const model = loadHfModel(fx.modelDir);
+  const cfg = model.config;
+  const lora = shape.loraTargets.map((module) => ({ module, r: shape.loraR }));
+
+  const python = a.python ?? process.env.LORA_DROP_BENCH_PYTHON ?? (fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
+  const torchEnv = { ...process.env, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? "2", OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? "Haswell" };
+  let torchSkip = a["no-torch"] ? "--no-torch given" : undefined;
+  if (!torchSkip) {
+    const probe = spawnSync(python, ["-c", "import torch"], { encoding: "utf8", env: torchEnv });
+    if (probe.status !== 0) {
+      torchSkip = `${python} cannot import torch; install Debian's python3-torch and libopenblas0-pthread ` +
+        "(apt-get install python3-torch libopenblas0-pthread) or pass --python";
+    }
+  }
+
+  console.log(`model: ${describeShape(shape)}; weights ${(fx.weightBytes / GIB).toFixed(2)} GiB; batch 1`);
+  console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / GIB).toFixed(0)} GiB; ` +
+    `peak taken as ${peak} GFLOP/s fp32; load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  const ortFlags = [
+    ...(a.threads ? ["--threads", a.threads] : []), ...(a.prepack ? ["--prepack", a.prepack] : []),
+    ...(a.fused ? ["--fused"] : []), ...a.config.flatMap((c) => ["--config", c]),
+  ];
+  console.log(`onnxruntime settings: ${ortFlags.length ? ortFlags.join(" ") : "engine defaults"}`);
+  if (torchSkip) console.log(`PyTorch reference skipped: ${torchSkip}`);
+  else console.log(`PyTorch reference: ${python}, torch.set_num_threads(1), OPENBLAS_NUM_THREADS=${torchEnv.OPENBLAS_NUM_THREADS}, OPENBLAS_CORETYPE=${torchEnv.OPENBLAS_CORETYPE}`);
+
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "lora-drop-bench-"));
+  const results: Measurement[] = [];
+  let blasNote = "";
+  try {
+    for (const seq of seqs) {
+      const rng = new Rng(1000 + seq);
+      const idsFile = path.join(work, `ids-${seq}.json`);
+      fs.writeFileSync(idsFile, JSON.stringify(Array.from({ length: seq }, () => 3 + rng.int(cfg.vocabSize - 3))));
+      for (const pass of passes) {
+        const flops = passFlops(cfg, { seq, batch: 1, layers: cfg.numLayers, lmHead: pass === "forward", lora });
+        const common = ["--model", fx.modelDir, "--adapter", fx.adapterDir, "--ids", idsFile, "--mode", pass, "--reps", a.reps];
+        const ortOut = path.join(work, `ort-${pass}-${seq}.json`);
+        const worker = path.join(__dirname, "bench", "ortWorker.js");
+        const o = runJson<OrtWorkerResult>(process.execPath, [worker, ...common, "--out", ortOut, ...ortFlags], process.env);
+        results.push(measurement("onnxruntime", seq, pass, o.best, o.peakRssBytes, flops, ortOut, `session ${o.sessionSeconds.toFixed(1)} s`));
+        if (torchSkip) continue;
+        const torchOut = path.join(work, `torch-${pass}-${seq}.json`);
+        const script = path.join(__dirname, "..", "..", "scripts", "bench", "torch_reference.py");
+        const t = runJson<{ best: number; peak_rss_bytes: number; blas: string[]; torch: string }>(python, [script, ...common, "--out", torchOut], torchEnv);
+        blasNote = `torch ${t.torch}, BLAS loaded: ${t.blas.join(", ") || "none found"}`;
+        if (!t.blas.some((b) => b.includes("openblas"))) blasNote += " — WARNING: not OpenBLAS, the reference is not the fair one (see benchmarks.md)";
+        results.push(measurement("pytorch", seq, pass, t.best, t.peak_rss_bytes, flops, torchOut));
+      }
+    }
+    console.log(`load average at end ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+    if (blasNote) console.log(blasNote);
+    console.log();
+    printTable(results, peak, fx.weightBytes);
+    if (a.json) fs.writeFileSync(a.json, JSON.stringify({ shape, weightBytes: fx.weightBytes, peak, settings: ortFlags, results }, null, 2));
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  return 0;
+}
+
+function measurement(engine: Measurement["engine"], seq: number, pass: Measurement["pass"], seconds: number, rss: number,
+  flops: number, outFile: string, note?: string): Measurement {
+  return { engine, seq, pass, seconds, tokensPerSecond: seq / seconds, gflops: flops / seconds / 1e9, peakRssBytes: rss, outFile, note };
+}
+
+function runJson<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv): T {
+  const r = spawnSync(cmd, args, { encoding: "utf8", env, maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${path.basename(cmd)} ${path.basename(args[0]!)} failed (${r.status ?? r.signal}):\n${r.stderr}`);
+  const line = r.stdout.trim().split("\n").pop()!;
+  return JSON.parse(line) as T;
+}
+
+/** max |a-b| over max |b|: the difference relative to the reference's scale. */
+function scaledDiff(a: number[], b: number[]): number {
+  let scale = 0, diff = 0;
+  for (let i = 0; i < b.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]!));
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+  }
+  return diff / scale;
+}
+
+function printTable(rs: Measurement[], peak: number, weightBytes: number): void {
+  const head = ["seq", "pass", "engine", "tok/s", "GFLOP/s", "% peak", "peak RSS GiB", "RSS/weights", "notes"];
+  const rows: string[][] = [head];
+  const keys = [...new Set(rs.map((r) => `${r.seq}|${r.pass}`))];
+  const summary: string[] = [];
+  for (const key of keys) {
+    const [ort, torch] = (["onnxruntime", "pytorch"] as const).map((e) => rs.find((r) => `${r.seq}|${r.pass}` === key && r.engine === e));
+    for (const r of [ort, torch]) {
+      if (!r) continue;
+      rows.push([String(r.seq), r.pass, r.engine, r.tokensPerSecond.toFixed(1), r.gflops.toFixed(0), `${((100 * r.gflops) / peak).toFixed(0)} %`,
+        (r.peakRssBytes / GIB).toFixed(2), `${(r.peakRssBytes / weightBytes).toFixed(2)}×`, r.note ?? ""]);
+    }
+    if (ort && torch) {
+      const o = JSON.parse(fs.readFileSync(ort.outFile, "utf8")) as { taps: number[]; last_logits: number[] | null };
+      const t = JSON.parse(fs.readFileSync(torch.outFile, "utf8")) as { taps: number[]; last_logits: number[] | null };
+      const agree = `taps differ by ${scaledDiff(o.taps, t.taps).toExponential(1)}` +
+        (o.last_logits && t.last_logits ? `, logits by ${scaledDiff(o.last_logits, t.last_logits).toExponential(1)}` : "") + " of scale";
+      rows.push(["", "", "ratio ORT/PyTorch", `${(ort.tokensPerSecond / torch.tokensPerSecond).toFixed(2)}×`, "", "",
+        `${(ort.peakRssBytes / torch.peakRssBytes).toFixed(2)}×`, "", agree]);
+      summary.push(`seq ${ort.seq} ${ort.pass}: ${(ort.tokensPerSecond / torch.tokensPerSecond).toFixed(2)}× PyTorch (target ≥ 1.2×), ` +
+        `${((100 * ort.gflops) / peak).toFixed(0)} % of peak (target ≥ 75 %), RSS ${(ort.peakRssBytes / weightBytes).toFixed(2)}× weights (target ≤ 1.3×)`);
+    }
+  }
+  const widths = head.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows) console.log(r.map((cell, c) => (c < 3 || c === 8 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ").trimEnd());
+  if (summary.length) console.log(`\n${summary.join("\n")}`);
+}
+
+process.exitCode = main();
