@@ -61,3 +61,17 @@ export function throwIfCancelled(signal: AbortSignal | undefined, what?: string)
 export function isLoraDropError(e: unknown): e is LoraDropError {
   return e instanceof LoraDropError;
 }
+
+/**
+ * A short description of an untrusted value for an error message. Bounded in length, and safe for values nested
+ * so deeply that JSON.stringify or String() would overflow the stack (a hostile file can hold those).
+ */
+export function describeValue(v: unknown, max = 60): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? "[…deeply nested list…]" : "{…deeply nested object…}";
+  }
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}

@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LoraDropError } from "./errors";
+import { LoraDropError, describeValue } from "./errors";
 import { readSafetensorsIndex, SafetensorsIndex, TensorEntry } from "./safetensors";
 
 /** Decoder architectures the engine builds. */
@@ -55,11 +55,18 @@ export interface HfModel {
   tokenizerConfigFile?: string;
 }
 
+/** Largest JSON configuration file read (config.json, adapter_config.json, the shard index). */
+export const MAX_JSON_BYTES = 64 * 1024 * 1024;
+
 function readJson(file: string): unknown {
   let text: string;
   try {
+    // Checked before reading so that a multi-gigabyte file in the place of a config costs nothing.
+    const size = fs.statSync(file).size;
+    if (size > MAX_JSON_BYTES) throw new LoraDropError("CONFIG_INVALID", `file is ${size} bytes, more than the ${MAX_JSON_BYTES}-byte limit for a JSON configuration file`, file);
     text = fs.readFileSync(file, "utf8");
   } catch (e) {
+    if (e instanceof LoraDropError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", code === "ENOENT" ? "file not found" : `cannot read (${code})`, file);
   }
@@ -76,19 +83,19 @@ export const readJsonFile = readJson;
 function positiveInt(file: string, raw: Record<string, unknown>, key: string, max: number, fallback?: number): number {
   const v = raw[key] ?? fallback;
   if (typeof v !== "number" || !Number.isInteger(v) || v <= 0 || v > max) {
-    throw new LoraDropError("CONFIG_INVALID", `${key} must be a positive integer up to ${max}, got ${JSON.stringify(v)}`, file, key);
+    throw new LoraDropError("CONFIG_INVALID", `${key} must be a positive integer up to ${max}, got ${describeValue(v)}`, file, key);
   }
   return v;
 }
 
 /** Parses and validates config.json. */
 export function parseModelConfig(file: string, raw: unknown): ModelConfig {
-  if (typeof raw !== "object" || raw === null) throw new LoraDropError("CONFIG_INVALID", "config.json is not an object", file);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new LoraDropError("CONFIG_INVALID", "config.json is not a JSON object", file);
   const c = raw as Record<string, unknown>;
   const modelType = c.model_type;
   if (typeof modelType !== "string" || !(SUPPORTED_ARCHITECTURES as readonly string[]).includes(modelType)) {
     throw new LoraDropError("UNSUPPORTED_ARCHITECTURE",
-      `model_type ${JSON.stringify(modelType)} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`, file, "model_type");
+      `model_type ${describeValue(modelType)} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`, file, "model_type");
   }
   const hiddenSize = positiveInt(file, c, "hidden_size", 1 << 16);
   const numHeads = positiveInt(file, c, "num_attention_heads", 1024);
@@ -107,9 +114,9 @@ export function parseModelConfig(file: string, raw: unknown): ModelConfig {
   }
   if (headDim % 2 !== 0) throw new LoraDropError("CONFIG_INVALID", `head dimension ${headDim} must be even for rotary embeddings`, file, "head_dim");
   const eps = c.rms_norm_eps ?? 1e-6;
-  if (typeof eps !== "number" || !(eps > 0 && eps < 1)) throw new LoraDropError("CONFIG_INVALID", `rms_norm_eps must be in (0, 1), got ${JSON.stringify(eps)}`, file, "rms_norm_eps");
+  if (typeof eps !== "number" || !(eps > 0 && eps < 1)) throw new LoraDropError("CONFIG_INVALID", `rms_norm_eps must be in (0, 1), got ${describeValue(eps)}`, file, "rms_norm_eps");
   const theta = c.rope_theta ?? 10000;
-  if (typeof theta !== "number" || !(theta > 1)) throw new LoraDropError("CONFIG_INVALID", `rope_theta must be > 1, got ${JSON.stringify(theta)}`, file, "rope_theta");
+  if (typeof theta !== "number" || !(theta > 1) || !Number.isFinite(theta)) throw new LoraDropError("CONFIG_INVALID", `rope_theta must be > 1, got ${describeValue(theta)}`, file, "rope_theta");
   const attentionBias = c.attention_bias === true;
   return {
     architecture: modelType as Architecture,
@@ -125,21 +132,27 @@ export function parseModelConfig(file: string, raw: unknown): ModelConfig {
 
 function parseRopeScaling(file: string, raw: unknown): RopeScaling | undefined {
   if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new LoraDropError("CONFIG_INVALID", "rope_scaling must be an object", file, "rope_scaling");
   const r = raw as Record<string, unknown>;
   const type = r.rope_type ?? r.type;
   const factor = r.factor;
   if (type === "default") return undefined;
-  if (typeof factor !== "number" || !(factor > 0)) throw new LoraDropError("CONFIG_INVALID", "rope_scaling.factor must be a positive number", file, "rope_scaling");
+  if (typeof factor !== "number" || !(factor > 0) || !Number.isFinite(factor)) throw new LoraDropError("CONFIG_INVALID", "rope_scaling.factor must be a positive number", file, "rope_scaling");
   if (type === "linear") return { type: "linear", factor };
   if (type === "llama3") {
+    const num = (key: string, fallback: number): number => {
+      const v = r[key] ?? fallback;
+      if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new LoraDropError("CONFIG_INVALID", `rope_scaling.${key} must be a positive number, got ${describeValue(v)}`, file, `rope_scaling.${key}`);
+      return v;
+    };
     return {
       type: "llama3", factor,
-      lowFreqFactor: Number(r.low_freq_factor ?? 1),
-      highFreqFactor: Number(r.high_freq_factor ?? 4),
-      originalMaxPositionEmbeddings: Number(r.original_max_position_embeddings ?? 8192),
+      lowFreqFactor: num("low_freq_factor", 1),
+      highFreqFactor: num("high_freq_factor", 4),
+      originalMaxPositionEmbeddings: num("original_max_position_embeddings", 8192),
     };
   }
-  throw new LoraDropError("UNSUPPORTED_ARCHITECTURE", `rope_scaling type ${JSON.stringify(type)} is not supported (supported: linear, llama3)`, file, "rope_scaling");
+  throw new LoraDropError("UNSUPPORTED_ARCHITECTURE", `rope_scaling type ${describeValue(type)} is not supported (supported: linear, llama3)`, file, "rope_scaling");
 }
 
 /** Opens a model folder: validates config.json and indexes the weights (headers only). */
@@ -147,13 +160,23 @@ export function loadHfModel(dir: string): HfModel {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new LoraDropError("FILE_NOT_FOUND", "model folder not found", dir);
   const configFile = path.join(dir, "config.json");
   const config = parseModelConfig(configFile, readJson(configFile));
-  const shardFiles = findShards(dir);
+  const { files: shardFiles, indexFile, weightMap } = findShards(dir);
   const shards = shardFiles.map((f) => readSafetensorsIndex(f));
   const weights = new Map<string, WeightRef>();
   for (const index of shards) {
     for (const entry of index.tensors.values()) {
       if (weights.has(entry.name)) throw new LoraDropError("SAFETENSORS_DUPLICATE", `tensor ${entry.name} appears in two shards`, index.file, entry.name);
       weights.set(entry.name, { index, entry });
+    }
+  }
+  // The index must describe the shards truthfully: a weight it places in a shard that lacks it means a mixed-up
+  // or half-downloaded checkpoint.
+  if (indexFile && weightMap) {
+    for (const [name, shard] of Object.entries(weightMap)) {
+      const ref = weights.get(name);
+      if (!ref || path.basename(ref.index.file) !== shard) {
+        throw new LoraDropError("TENSOR_MISSING", `weight_map places ${describeValue(name)} in ${shard}, which does not hold it`, indexFile, "weight_map");
+      }
     }
   }
   const tok = path.join(dir, "tokenizer.json");
@@ -165,21 +188,25 @@ export function loadHfModel(dir: string): HfModel {
   };
 }
 
-function findShards(dir: string): string[] {
+function findShards(dir: string): { files: string[]; indexFile?: string; weightMap?: Record<string, string> } {
   const indexFile = path.join(dir, "model.safetensors.index.json");
   if (fs.existsSync(indexFile)) {
-    const idx = readJson(indexFile) as { weight_map?: Record<string, string> };
-    if (!idx || typeof idx.weight_map !== "object") throw new LoraDropError("CONFIG_INVALID", "weight_map missing", indexFile, "weight_map");
-    const files = [...new Set(Object.values(idx.weight_map))].sort();
-    for (const f of files) {
-      if (typeof f !== "string" || f.includes("/") || f.includes("\\") || f.startsWith(".")) {
-        throw new LoraDropError("CONFIG_INVALID", `weight_map names an invalid shard ${JSON.stringify(f)}`, indexFile, "weight_map");
+    const idx = readJson(indexFile) as { weight_map?: unknown } | null;
+    const wm = typeof idx === "object" && idx !== null && !Array.isArray(idx) ? idx.weight_map : undefined;
+    if (typeof wm !== "object" || wm === null || Array.isArray(wm)) throw new LoraDropError("CONFIG_INVALID", "weight_map is missing or not an object", indexFile, "weight_map");
+    const entries = Object.entries(wm as Record<string, unknown>);
+    if (entries.length === 0) throw new LoraDropError("CONFIG_INVALID", "weight_map is empty", indexFile, "weight_map");
+    for (const [name, f] of entries) {
+      if (typeof f !== "string" || f === "" || f.includes("/") || f.includes("\\") || f.startsWith(".")) {
+        throw new LoraDropError("CONFIG_INVALID", `weight_map gives ${describeValue(name)} an invalid shard ${describeValue(f)}`, indexFile, "weight_map");
       }
     }
-    return files.map((f) => path.join(dir, f));
+    const weightMap = wm as Record<string, string>;
+    const files = [...new Set(Object.values(weightMap))].sort();
+    return { files: files.map((f) => path.join(dir, f)), indexFile, weightMap };
   }
   const single = path.join(dir, "model.safetensors");
-  if (fs.existsSync(single)) return [single];
+  if (fs.existsSync(single)) return { files: [single] };
   throw new LoraDropError("FILE_NOT_FOUND", "no model.safetensors or model.safetensors.index.json in the model folder", dir);
 }
 

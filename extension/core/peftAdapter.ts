@@ -4,7 +4,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LoraDropError } from "./errors";
+import { LoraDropError, describeValue } from "./errors";
+import { compileUntrustedPattern, untrustedPatternMatches } from "./safeRegex";
 import { ModelConfig, moduleDims, moduleParent, DECODER_MODULES } from "./hfModel";
 import { readSafetensorsIndex, readTensorF32 } from "./safetensors";
 import { readJsonFile } from "./hfModel";
@@ -75,30 +76,35 @@ const KEY_RE = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)
 
 /** Parses adapter_config.json. */
 export function parseLoraConfig(file: string, raw: unknown): LoraConfig {
-  if (typeof raw !== "object" || raw === null) throw new LoraDropError("ADAPTER_INVALID", "adapter_config.json is not an object", file);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new LoraDropError("ADAPTER_INVALID", "adapter_config.json is not an object", file);
   const c = raw as Record<string, unknown>;
-  if (c.peft_type !== undefined && c.peft_type !== "LORA") throw new LoraDropError("ADAPTER_INVALID", `peft_type ${JSON.stringify(c.peft_type)} is not LORA`, file, "peft_type");
+  if (c.peft_type !== undefined && c.peft_type !== "LORA") throw new LoraDropError("ADAPTER_INVALID", `peft_type ${describeValue(c.peft_type)} is not LORA`, file, "peft_type");
   const r = c.r;
-  if (typeof r !== "number" || !Number.isInteger(r) || r <= 0 || r > 65536) throw new LoraDropError("ADAPTER_INVALID", `r must be a positive integer, got ${JSON.stringify(r)}`, file, "r");
+  if (typeof r !== "number" || !Number.isInteger(r) || r <= 0 || r > 65536) throw new LoraDropError("ADAPTER_INVALID", `r must be a positive integer, got ${describeValue(r)}`, file, "r");
   const alpha = c.lora_alpha ?? 8;
-  if (typeof alpha !== "number" || !Number.isFinite(alpha)) throw new LoraDropError("ADAPTER_INVALID", `lora_alpha must be a number, got ${JSON.stringify(alpha)}`, file, "lora_alpha");
+  if (typeof alpha !== "number" || !Number.isFinite(alpha)) throw new LoraDropError("ADAPTER_INVALID", `lora_alpha must be a number, got ${describeValue(alpha)}`, file, "lora_alpha");
   const tm = c.target_modules;
   if (!(typeof tm === "string" || (Array.isArray(tm) && tm.every((t) => typeof t === "string")))) {
     throw new LoraDropError("ADAPTER_INVALID", "target_modules must be a list of names or a regular expression", file, "target_modules");
   }
+  if (typeof tm === "string") compileUntrustedPattern(`^(?:${tm})$`, { code: "ADAPTER_INVALID", file, field: "target_modules" });
+  // DoRA adds magnitude vectors this engine does not apply: profiling such an adapter would measure something else.
+  if (c.use_dora === true) throw new LoraDropError("ADAPTER_INVALID", "use_dora: DoRA adapters are not supported", file, "use_dora");
   let layers: number[] | undefined;
   const ltt = c.layers_to_transform;
   if (typeof ltt === "number") layers = [ltt];
-  else if (Array.isArray(ltt)) layers = ltt.map(Number);
+  else if (Array.isArray(ltt) && ltt.every((v) => Number.isInteger(v) && v >= 0)) layers = ltt as number[];
   else if (ltt !== undefined && ltt !== null) throw new LoraDropError("ADAPTER_INVALID", "layers_to_transform must be an integer or a list of integers", file, "layers_to_transform");
   if (c.bias !== undefined && c.bias !== "none") {
-    throw new LoraDropError("ADAPTER_INVALID", `bias ${JSON.stringify(c.bias)} is not supported (only "none": the adapter would change the base model's biases)`, file, "bias");
+    throw new LoraDropError("ADAPTER_INVALID", `bias ${describeValue(c.bias)} is not supported (only "none": the adapter would change the base model's biases)`, file, "bias");
   }
   const patterns = (key: string): Record<string, number> => {
     const p = c[key] ?? {};
-    if (typeof p !== "object" || p === null || !Object.values(p).every((v) => typeof v === "number")) {
-      throw new LoraDropError("ADAPTER_INVALID", `${key} must map module patterns to numbers`, file, key);
+    const ok = key === "rank_pattern" ? (v: unknown) => Number.isInteger(v) && (v as number) > 0 : (v: unknown) => Number.isFinite(v);
+    if (typeof p !== "object" || p === null || Array.isArray(p) || !Object.values(p).every(ok)) {
+      throw new LoraDropError("ADAPTER_INVALID", `${key} must map module patterns to ${key === "rank_pattern" ? "positive integers" : "numbers"}`, file, key);
     }
+    for (const k of Object.keys(p)) compileUntrustedPattern(`^(.*\\.)?${k}$`, { code: "ADAPTER_INVALID", file, field: key });
     return p as Record<string, number>;
   };
   return {
@@ -116,7 +122,7 @@ export function parseLoraConfig(file: string, raw: unknown): LoraConfig {
 /** PEFT's pattern lookup: the first pattern key matching the end of the full module name. */
 function lookupPattern(patterns: Record<string, number>, fullName: string): number | undefined {
   for (const [key, value] of Object.entries(patterns)) {
-    if (new RegExp(`^(.*\\.)?${key}$`).test(fullName)) return value;
+    if (untrustedPatternMatches(`^(.*\\.)?${key}$`, fullName, { code: "ADAPTER_INVALID", file: "adapter_config.json", field: "rank_pattern" })) return value;
   }
   return undefined;
 }
@@ -133,7 +139,9 @@ export function rankAndScale(cfg: LoraConfig, layer: number, module: string): { 
 export function isTargeted(cfg: LoraConfig, layer: number, module: string): boolean {
   if (cfg.layersToTransform && !cfg.layersToTransform.includes(layer)) return false;
   const full = moduleName(layer, module);
-  if (typeof cfg.targetModules === "string") return new RegExp(`^(?:${cfg.targetModules})$`).test(full);
+  if (typeof cfg.targetModules === "string") {
+    return untrustedPatternMatches(`^(?:${cfg.targetModules})$`, full, { code: "ADAPTER_INVALID", file: "adapter_config.json", field: "target_modules" });
+  }
   return cfg.targetModules.some((t) => t === module || full === t || full.endsWith(`.${t}`));
 }
 
@@ -154,7 +162,11 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
   const found = new Map<string, { A?: string; B?: string; layer: number; module: string }>();
   for (const name of index.tensors.keys()) {
     const m = KEY_RE.exec(name);
-    if (!m) continue;
+    if (!m) {
+      // A LoRA tensor of a kind not read here (DoRA magnitudes, embedding or lm_head LoRA) must not be silently dropped.
+      if (name.includes("lora_") && !COMPACT_KEY_RE.test(name)) throw new LoraDropError("ADAPTER_INVALID", `tensor ${name} is a LoRA weight this tool does not read (only decoder-layer lora_A/lora_B pairs)`, weightsFile, name);
+      continue;
+    }
     const layer = Number(m[1]);
     const module = m[3]!;
     if (!(DECODER_MODULES as readonly string[]).includes(module) || moduleParent(module) !== m[2]) {
@@ -165,6 +177,7 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
     }
     const k = `${layer}.${module}`;
     const e = found.get(k) ?? { layer, module };
+    if (e[m[4] as "A" | "B"]) throw new LoraDropError("ADAPTER_INVALID", `tensors ${e[m[4] as "A" | "B"]} and ${name} are the same LoRA weight`, weightsFile, name);
     e[m[4] as "A" | "B"] = name;
     found.set(k, e);
   }

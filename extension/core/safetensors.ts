@@ -4,7 +4,8 @@
  * tensor byte is read, and only the header is read until a tensor is asked for.
  */
 import * as fs from "node:fs";
-import { LoraDropError } from "./errors";
+import { LoraDropError, describeValue } from "./errors";
+import { findDuplicateKey } from "./jsonDuplicates";
 import { writeFileAtomic } from "./atomicWrite";
 
 /** Dtypes we read; others are rejected with SAFETENSORS_BAD_DTYPE. */
@@ -34,7 +35,7 @@ export interface SafetensorsIndex {
   metadata: Record<string, string>;
 }
 
-function fail(code: "SAFETENSORS_TRUNCATED" | "SAFETENSORS_HEADER_TOO_LARGE" | "SAFETENSORS_HEADER_INVALID" | "SAFETENSORS_BAD_DTYPE" | "SAFETENSORS_BAD_OFFSETS" | "SAFETENSORS_SHAPE_MISMATCH", file: string, msg: string, field?: string): never {
+function fail(code: "SAFETENSORS_TRUNCATED" | "SAFETENSORS_HEADER_TOO_LARGE" | "SAFETENSORS_HEADER_INVALID" | "SAFETENSORS_BAD_DTYPE" | "SAFETENSORS_BAD_OFFSETS" | "SAFETENSORS_SHAPE_MISMATCH" | "SAFETENSORS_DUPLICATE" | "FILE_UNREADABLE", file: string, msg: string, field?: string): never {
   throw new LoraDropError(code, msg, file, field);
 }
 
@@ -48,7 +49,10 @@ export function readSafetensorsIndex(file: string): SafetensorsIndex {
     throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", code === "ENOENT" ? "file not found" : `cannot open (${code})`, file);
   }
   try {
-    const fileSize = fs.fstatSync(fd).size;
+    const st = fs.fstatSync(fd);
+    // A folder opens fine on Linux but fails on read; say what it is instead.
+    if (!st.isFile()) fail("FILE_UNREADABLE", file, "not a regular file");
+    const fileSize = st.size;
     if (fileSize < 8) fail("SAFETENSORS_TRUNCATED", file, `file is ${fileSize} bytes, too short for a safetensors header`);
     const lenBuf = Buffer.alloc(8);
     fs.readSync(fd, lenBuf, 0, 8, 0);
@@ -57,7 +61,7 @@ export function readSafetensorsIndex(file: string): SafetensorsIndex {
     const n = Number(headerLen);
     if (8 + n > fileSize) fail("SAFETENSORS_TRUNCATED", file, `header length ${n} runs past the end of the file (${fileSize} bytes): the file is truncated or not safetensors`);
     const headerBuf = Buffer.alloc(n);
-    fs.readSync(fd, headerBuf, 0, n, 8);
+    readFully(fd, headerBuf, 8, file);
     return parseHeader(file, headerBuf, 8 + n, fileSize);
   } finally {
     fs.closeSync(fd);
@@ -79,6 +83,9 @@ export function parseHeader(file: string, headerBuf: Uint8Array, dataStart: numb
     fail("SAFETENSORS_HEADER_INVALID", file, `header is not JSON (${(e as Error).message})`);
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) fail("SAFETENSORS_HEADER_INVALID", file, "header is not a JSON object");
+  const dup = findDuplicateKey(text);
+  if (dup && dup.path.length === 0) fail("SAFETENSORS_DUPLICATE", file, `tensor ${describeValue(dup.key)} appears twice in the header`, dup.key);
+  if (dup) fail("SAFETENSORS_HEADER_INVALID", file, `the entry for ${describeValue(dup.path[0])} has the field ${describeValue(dup.key)} twice`, dup.path[0]);
   const tensors = new Map<string, TensorEntry>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
@@ -107,12 +114,12 @@ export function parseHeader(file: string, headerBuf: Uint8Array, dataStart: numb
 }
 
 function parseEntry(file: string, name: string, raw: unknown): TensorEntry {
-  if (typeof raw !== "object" || raw === null) fail("SAFETENSORS_HEADER_INVALID", file, `entry for ${name} is not an object`, name);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail("SAFETENSORS_HEADER_INVALID", file, `entry for ${name} is not an object`, name);
   const { dtype, shape, data_offsets } = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-  if (typeof dtype !== "string" || !(dtype in DTYPE_SIZE)) fail("SAFETENSORS_BAD_DTYPE", file, `tensor ${name} has unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(", ")})`, name);
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail("SAFETENSORS_HEADER_INVALID", file, `tensor ${name} has an invalid shape ${JSON.stringify(shape)}`, name);
+  if (typeof dtype !== "string" || !(dtype in DTYPE_SIZE)) fail("SAFETENSORS_BAD_DTYPE", file, `tensor ${name} has unsupported dtype ${describeValue(dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(", ")})`, name);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail("SAFETENSORS_HEADER_INVALID", file, `tensor ${name} has an invalid shape ${describeValue(shape)}`, name);
   if (!Array.isArray(data_offsets) || data_offsets.length !== 2 || !data_offsets.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    fail("SAFETENSORS_BAD_OFFSETS", file, `tensor ${name} has invalid data_offsets ${JSON.stringify(data_offsets)}`, name);
+    fail("SAFETENSORS_BAD_OFFSETS", file, `tensor ${name} has invalid data_offsets ${describeValue(data_offsets)}`, name);
   }
   const [begin, end] = data_offsets as [number, number];
   if (end < begin) fail("SAFETENSORS_BAD_OFFSETS", file, `tensor ${name} ends (${end}) before it begins (${begin})`, name);
@@ -135,19 +142,37 @@ export function stDtypeSize(d: StDtype): number {
 export function readTensorBytes(index: SafetensorsIndex, name: string): Buffer {
   const t = index.tensors.get(name);
   if (!t) throw new LoraDropError("TENSOR_MISSING", `tensor ${name} not found`, index.file, name);
-  const buf = Buffer.alloc(t.end - t.begin);
-  const fd = fs.openSync(index.file, "r");
+  let fd: number;
   try {
-    let got = 0;
-    while (got < buf.length) {
-      const n = fs.readSync(fd, buf, got, buf.length - got, index.dataStart + t.begin + got);
-      if (n === 0) throw new LoraDropError("SAFETENSORS_TRUNCATED", `tensor ${name}: unexpected end of file`, index.file, name);
-      got += n;
-    }
+    fd = fs.openSync(index.file, "r");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", `cannot reopen to read tensor ${name} (${code})`, index.file, name);
+  }
+  try {
+    // The file may have shrunk since its header was read; the size check keeps the allocation honest.
+    const size = fs.fstatSync(fd).size;
+    if (index.dataStart + t.end > size) throw new LoraDropError("SAFETENSORS_TRUNCATED", `tensor ${name}: the file is now ${size} bytes, shorter than its header says`, index.file, name);
+    const buf = Buffer.alloc(t.end - t.begin);
+    readFully(fd, buf, index.dataStart + t.begin, index.file, name);
+    return buf;
   } finally {
     fs.closeSync(fd);
   }
-  return buf;
+}
+
+function readFully(fd: number, buf: Buffer, position: number, file: string, name?: string): void {
+  let got = 0;
+  while (got < buf.length) {
+    let n: number;
+    try {
+      n = fs.readSync(fd, buf, got, buf.length - got, position + got);
+    } catch (e) {
+      throw new LoraDropError("FILE_UNREADABLE", `read failed (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, file, name);
+    }
+    if (n === 0) throw new LoraDropError("SAFETENSORS_TRUNCATED", `${name ? `tensor ${name}: ` : ""}unexpected end of file`, file, name);
+    got += n;
+  }
 }
 
 /** Converts stored floats (F32, F16, BF16, F64) to a Float32Array. */
