@@ -66,7 +66,9 @@ export interface HeatmapFrame {
 /** Draws one frame onto `ctx`, whose transform already maps CSS pixels to device pixels. */
 export function paintHeatmap(ctx: CanvasRenderingContext2D, f: HeatmapFrame): void {
   const { layout, scrollX, theme } = f;
-  ctx.clearRect(0, 0, layout.canvasWidth, layout.canvasHeight);
+  // Opaque background, so exported PNGs look like the panel rather than showing transparency.
+  ctx.fillStyle = theme.background;
+  ctx.fillRect(0, 0, layout.canvasWidth, layout.canvasHeight);
   const { first, end } = visibleColumns(layout, scrollX);
   paintCells(ctx, f, first, end);
   paintRowLabels(ctx, f);

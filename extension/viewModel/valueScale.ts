@@ -64,16 +64,28 @@ export function linearTicks(min: number, max: number, count: number): number[] {
   return ticks;
 }
 
-/** Powers of ten inside [min, max], thinned to about `count`; falls back to the ends when there is none. */
+/**
+ * Log-scale ticks: powers of ten inside [min, max] (thinned to about `count`) when there are at least three;
+ * otherwise 1-2-5 multiples of powers of ten, so a domain spanning less than a decade still gets labels.
+ */
 export function logTicks(min: number, max: number, count: number): number[] {
   if (!(min > 0) || !(max >= min)) return [];
   const lo = Math.ceil(Math.log10(min) - 1e-12);
   const hi = Math.floor(Math.log10(max) + 1e-12);
-  if (hi < lo) return max > min ? [min, max] : [min];
-  const every = Math.max(1, Math.ceil((hi - lo + 1) / count));
+  if (hi - lo + 1 >= 3) {
+    const every = Math.max(1, Math.ceil((hi - lo + 1) / count));
+    const ticks: number[] = [];
+    for (let e = lo; e <= hi; e += every) ticks.push(Math.pow(10, e));
+    return ticks;
+  }
   const ticks: number[] = [];
-  for (let e = lo; e <= hi; e += every) ticks.push(Math.pow(10, e));
-  return ticks;
+  for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++) {
+    for (const m of [1, 2, 5]) {
+      const v = Number((m * Math.pow(10, e)).toPrecision(12));
+      if (v >= min * (1 - 1e-12) && v <= max * (1 + 1e-12)) ticks.push(v);
+    }
+  }
+  return ticks.length > 0 ? ticks : [min];
 }
 
 function clamp01(t: number): number {

@@ -4,7 +4,7 @@
  * Skips (does not fail) when /usr/bin/chromium is absent.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
@@ -177,13 +177,21 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     assert.match(await page.textContent(".source-path") ?? "", /<b>demo<\/b>/);
 
     // A single module shows that module's stored value.
-    await page.$eval("#module-select", (el) => {
-      (el as unknown as PageElement).value = "v_proj";
-      el.dispatchEvent(new Event("change"));
-    });
+    // Pick v_proj through the vscode-elements dropdown with the keyboard (options: all, q_proj, v_proj).
+    await page.click("#module-select");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Enter");
     await page.waitForFunction(() => (window as unknown as { __loraDropPanel: { state: { module: string } } }).__loraDropPanel.state.module === "v_proj");
     await hoverCell(page, 1, 2);
     assert.equal(await page.textContent(".heatmap-tooltip .tt-value"), String(profile.norms!["v_proj"]![1]![0]![2]));
+
+    // Log scale: the legend switches and the tooltip value is unchanged.
+    await page.getByText("Log", { exact: true }).click();
+    await page.waitForFunction(() => document.querySelector(".legend-caption")?.textContent?.includes("log scale"));
+    await page.screenshot({ path: join(SCREENSHOTS, "panel-dark-log.png") });
+    await page.getByText("Linear", { exact: true }).click();
+    await page.waitForFunction(() => document.querySelector(".legend-caption")?.textContent?.includes("linear scale"));
 
     // Threshold: every view agrees with an independent computation, and the kept set moves.
     const seen = new Set<string>();
@@ -218,6 +226,8 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
       const msg = await waitForPosted(page, "export", n);
       const valid = parseWebviewMessage(msg);
       assert.ok(valid && valid.type === "export" && valid.format === format, `${label}: ${String(msg.fileName)}`);
+      if (format === "png") writeFileSync(join(SCREENSHOTS, "export-heatmap.png"), Buffer.from((valid.content as string).split(",")[1] as string, "base64"));
+      if (format === "svg") writeFileSync(join(SCREENSHOTS, "export-importance.svg"), valid.content as string);
       if (label === "Heatmap CSV") {
         const lines = (valid.content as string).split("\r\n");
         assert.equal(lines.length - 2, profile.layers.length * profile.sequences[0]!.tokens.length);

@@ -79,6 +79,8 @@ test("ticks are round and inside the domain", () => {
   assert.deepEqual(ticks, [0, 0.1, 0.2, 0.3]);
   assert.deepEqual(logTicks(0.003, 250, 10), [0.01, 0.1, 1, 10, 100]);
   assert.ok(logTicks(1e-9, 1e9, 5).length <= 6);
+  assert.deepEqual(logTicks(0.205, 7.02, 5), [0.5, 1, 2, 5]);
+  assert.deepEqual(logTicks(3, 4, 5), [3]);
 });
 
 test("displayToken makes invisible characters visible and leaves markup-looking text intact", () => {
