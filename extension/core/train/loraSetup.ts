@@ -1,0 +1,149 @@
+/**
+ * The LoRA layout a training run optimises: which modules carry a LoRA, which parameter pair each is bound to
+ * (own `L{layer}.{module}`, or `shared.{module}` for LoRA-drop's share set), their initial values, and the
+ * adapter_config.json the result is written with.
+ */
+import * as path from "node:path";
+import { ModelConfig, moduleDims, DECODER_MODULES } from "../hfModel";
+import { Adapter, LoraConfig, LoraModule, ownParam, rankAndScale, isTargeted, parseLoraConfig } from "../peftAdapter";
+import { LoraDropError } from "../errors";
+import { Rng } from "../random";
+import { LoraParam } from "./trainGraph";
+
+/** Modules and their parameter pairs. */
+export interface LoraLayout {
+  config: LoraConfig;
+  /** One entry per (layer, module); modules bound to one param share its A/B arrays. */
+  modules: LoraModule[];
+  /** The distinct parameter pairs, in first-use order. */
+  params: Map<string, LoraParam>;
+}
+
+/** Options of a fresh LoRA. */
+export interface NewLoraOptions {
+  r: number;
+  alpha: number;
+  targets: string[];
+  useRslora: boolean;
+  loraDropout: number;
+  /** Recorded as base_model_name_or_path. */
+  baseModel: string;
+}
+
+/** LoRA-drop's share set: these layers (per module when a record) use one shared pair per module. */
+export type SharedLayers = number[] | Record<string, number[]>;
+
+/** The name of the shared pair of a module. */
+export function sharedParam(module: string): string {
+  return `shared.${module}`;
+}
+
+function isShared(shared: SharedLayers | undefined, layer: number, module: string): boolean {
+  if (!shared) return false;
+  return Array.isArray(shared) ? shared.includes(layer) : (shared[module]?.includes(layer) ?? false);
+}
+
+/** Checks a share set against the model: layer indices in range, module names known. */
+export function validateShared(shared: SharedLayers | undefined, cfg: ModelConfig): void {
+  if (!shared) return;
+  const lists = Array.isArray(shared) ? { all: shared } : shared;
+  for (const [module, layers] of Object.entries(lists)) {
+    if (module !== "all" && !(DECODER_MODULES as readonly string[]).includes(module)) {
+      throw new LoraDropError("INVALID_ARGUMENT", `sharedLayers names ${module}, which is not a decoder module (${DECODER_MODULES.join(", ")})`, undefined, "sharedLayers");
+    }
+    for (const l of layers) {
+      if (!Number.isInteger(l) || l < 0 || l >= cfg.numLayers) {
+        throw new LoraDropError("INVALID_ARGUMENT", `sharedLayers has layer ${l}; the model has layers 0–${cfg.numLayers - 1}`, undefined, "sharedLayers");
+      }
+    }
+  }
+}
+
+/** A fresh LoRA as PEFT initialises it: A Kaiming-uniform (a = √5, i.e. U(±1/√in)), B zeros; one draw per distinct param. */
+export function newLoraLayout(cfg: ModelConfig, o: NewLoraOptions, shared: SharedLayers | undefined, rng: Rng): LoraLayout {
+  for (const t of o.targets) {
+    if (!(DECODER_MODULES as readonly string[]).includes(t)) {
+      throw new LoraDropError("INVALID_ARGUMENT", `target module ${t} is not one of ${DECODER_MODULES.join(", ")}`, undefined, "targets");
+    }
+  }
+  if (!Number.isInteger(o.r) || o.r <= 0) throw new LoraDropError("INVALID_ARGUMENT", `r must be a positive integer, got ${o.r}`, undefined, "r");
+  validateShared(shared, cfg);
+  const raw: Record<string, unknown> = {
+    peft_type: "LORA",
+    task_type: "CAUSAL_LM",
+    base_model_name_or_path: o.baseModel,
+    r: o.r,
+    lora_alpha: o.alpha,
+    lora_dropout: o.loraDropout,
+    target_modules: DECODER_MODULES.filter((m) => o.targets.includes(m)),
+    bias: "none",
+    fan_in_fan_out: false,
+    use_rslora: o.useRslora,
+    use_dora: false,
+    init_lora_weights: true,
+    rank_pattern: {},
+    alpha_pattern: {},
+    layers_to_transform: null,
+    layers_pattern: null,
+    modules_to_save: null,
+    inference_mode: true,
+    revision: null,
+  };
+  const config = parseLoraConfig("adapter_config.json", raw);
+  const modules: LoraModule[] = [];
+  const params = new Map<string, LoraParam>();
+  for (let layer = 0; layer < cfg.numLayers; layer++) {
+    for (const module of DECODER_MODULES) {
+      if (!isTargeted(config, layer, module)) continue;
+      const { r, scale } = rankAndScale(config, layer, module);
+      const d = moduleDims(cfg, module);
+      const name = isShared(shared, layer, module) ? sharedParam(module) : ownParam(layer, module);
+      let p = params.get(name);
+      if (!p) {
+        const bound = 1 / Math.sqrt(d.in);
+        const A = new Float32Array(r * d.in);
+        for (let i = 0; i < A.length; i++) A[i] = rng.uniform(-bound, bound);
+        p = { name, r, inFeatures: d.in, outFeatures: d.out, A, B: new Float32Array(d.out * r) };
+        params.set(name, p);
+      }
+      modules.push({ layer, module, r, scale, inFeatures: d.in, outFeatures: d.out, A: p.A, B: p.B, param: name });
+    }
+  }
+  return { config, modules, params };
+}
+
+/**
+ * The layout of an existing adapter (its structure and values), optionally with a share set: each shared pair
+ * starts at the element-wise mean of the shared layers' pairs (their common value when they are already equal).
+ */
+export function layoutFromAdapter(adapter: Adapter, cfg: ModelConfig, shared: SharedLayers | undefined, loraDropout?: number): LoraLayout {
+  validateShared(shared, cfg);
+  const raw = { ...adapter.config.raw, ...(loraDropout !== undefined ? { lora_dropout: loraDropout } : {}) };
+  const config = parseLoraConfig(path.join(adapter.dir, "adapter_config.json"), raw);
+  const params = new Map<string, LoraParam>();
+  const members = new Map<string, LoraModule[]>();
+  const modules = adapter.loras.map((l) => {
+    const name = isShared(shared, l.layer, l.module) ? sharedParam(l.module) : ownParam(l.layer, l.module);
+    members.set(name, [...(members.get(name) ?? []), l]);
+    return { ...l, param: name };
+  });
+  for (const [name, group] of members) {
+    const first = group[0]!;
+    if (group.some((l) => l.r !== first.r)) {
+      throw new LoraDropError("ADAPTER_INVALID", `the shared ${first.module} pair would join layers of different ranks`, adapter.dir, "r");
+    }
+    const A = new Float32Array(first.A.length);
+    const B = new Float32Array(first.B.length);
+    for (const l of group) {
+      for (let i = 0; i < A.length; i++) A[i] = A[i]! + l.A[i]! / group.length;
+      for (let i = 0; i < B.length; i++) B[i] = B[i]! + l.B[i]! / group.length;
+    }
+    params.set(name, { name, r: first.r, inFeatures: first.inFeatures, outFeatures: first.outFeatures, A, B });
+  }
+  for (const m of modules) {
+    const p = params.get(m.param)!;
+    m.A = p.A;
+    m.B = p.B;
+  }
+  return { config, modules, params };
+}

@@ -1,0 +1,278 @@
+/**
+ * LoRA fine-tuning on onnxruntime-node: the training graph (loss + LoRA gradients, trainGraph.ts) runs each
+ * micro-batch; gradients accumulate over `gradAccum` micro-batches, are clipped by global norm and applied by
+ * AdamW in TypeScript, under a warm-up + decay schedule. Shared LoRA (LoRA-drop's share set) is one parameter pair
+ * bound to several modules; the autodiff sums its gradients. The result is a PEFT adapter folder written
+ * atomically; checkpoints make a resumed run bit-identical to an uninterrupted one.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { loadHfModel, HfModel } from "../hfModel";
+import { loadAdapter, LoraModule, writeAdapter, countLoraParams } from "../peftAdapter";
+import { readDataset, tokenizeExamples, TokenizedExample } from "../dataset";
+import { makeBatch, batchesOf, Batch } from "../batch";
+import { modelTokenizer } from "../profile";
+import { slotOf } from "../loraRunner";
+import { DeviceChoice } from "../session";
+import { RunContext } from "../progress";
+import { LoraDropError, throwIfCancelled } from "../errors";
+import { Rng } from "../random";
+import { LossSession, LoraParam, ParamGrads, countTargets } from "./trainGraph";
+import { AdamW, ADAMW_DEFAULTS, clipGradNorm } from "./optim";
+import { learningRate, ScheduleKind } from "./schedule";
+import { DataOrder, DataOrderState, stepsPerEpoch } from "./dataOrder";
+import { LoraLayout, newLoraLayout, layoutFromAdapter, SharedLayers } from "./loraSetup";
+import { CheckpointState, CHECKPOINT_VERSION, readCheckpoint, restoreTensors, writeCheckpoint } from "./checkpoint";
+import { resolveSettings, TrainSettings, fingerprintOf } from "./settings";
+
+/** What to train and how. Defaults: r 8, alpha 16, q_proj + v_proj, 1 epoch, lr 2e-4, batch 8, linear schedule. */
+export interface TrainOptions {
+  modelDir: string; dataPath: string; outDir: string;
+  /** Start from an existing adapter's values and structure (r, alpha, targets come from it). */
+  initAdapterDir?: string;
+  r?: number; alpha?: number; targets?: string[]; useRslora?: boolean; loraDropout?: number;
+  /** LoRA-drop share set: these layers (per module if a record) use ONE shared LoRA per module. */
+  sharedLayers?: SharedLayers;
+  /** Train only on these dataset examples (indices into readDataset order). */
+  exampleIndices?: number[];
+  steps?: number; epochs?: number; lr?: number; batchSize?: number; gradAccum?: number; maxLength?: number;
+  warmupSteps?: number; schedule?: ScheduleKind; weightDecay?: number; maxGradNorm?: number; seed?: number;
+  device?: DeviceChoice; threads?: number;
+  /** Write a checkpoint every N optimiser steps (0: never). */
+  checkpointEvery?: number;
+  /** Default: `<outDir>.checkpoint` beside the output folder. */
+  checkpointDir?: string;
+  /** Continue from the checkpoint when there is one. */
+  resume?: boolean;
+  /** JSONL log of every step. */
+  logFile?: string;
+  /** Extra adapter_config.json fields (e.g. the lora_drop record). */
+  configOverrides?: Record<string, unknown>;
+  /** safetensors __metadata__. */
+  metadata?: Record<string, string>;
+  /** Replace an existing output folder. */
+  force?: boolean;
+  /** After training, compute the mean loss over all training examples with the final values (TrainResult.finalEvalLoss). */
+  finalEval?: boolean;
+}
+
+/** One optimiser step, as reported to `onStep` and the log. */
+export interface TrainEvent { step: number; totalSteps: number; loss: number; lr: number; tokensPerSecond: number; etaSeconds: number; gradNorm: number }
+
+/** The outcome of a training run. */
+export interface TrainResult {
+  adapterDir: string; device: string; steps: number;
+  losses: { step: number; loss: number; lr: number }[];
+  finalLoss: number; trainableParams: number; seconds: number;
+  /** Mean loss over the training examples with the final values (when `finalEval`). */
+  finalEvalLoss?: number;
+}
+
+/** Trains a LoRA (or continues an adapter) and writes it as a PEFT adapter folder. */
+export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?: (e: TrainEvent) => void } = {}): Promise<TrainResult> {
+  const started = Date.now();
+  const s = resolveSettings(opts);
+  if (fs.existsSync(opts.outDir) && !opts.force) {
+    throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
+  }
+  const model = loadHfModel(opts.modelDir);
+  const examples = loadTrainingExamples(model, opts.dataPath, s.maxLength, opts.exampleIndices, ctx);
+  const layout = makeLayout(model, opts, s);
+  const dropoutP = layout.config.loraDropout;
+  if (!(dropoutP >= 0 && dropoutP < 1)) throw new LoraDropError("INVALID_ARGUMENT", `lora_dropout must be in [0, 1), got ${dropoutP}`, undefined, "loraDropout");
+
+  const totalSteps = opts.steps ?? s.epochs * stepsPerEpoch(examples.length, s.batchSize, s.gradAccum);
+  const adam = new AdamW({ ...ADAMW_DEFAULTS, weightDecay: s.weightDecay });
+  const dropoutRng = new Rng(s.seed + 2_000_003);
+  const fingerprint = fingerprintOf(opts, s, totalSteps, examples.length);
+  const checkpointDir = opts.checkpointDir ?? `${path.resolve(opts.outDir)}.checkpoint`;
+  let losses: TrainResult["losses"] = [];
+  let startStep = 0;
+  let tokensBefore = 0;
+  let dataState: DataOrderState | undefined;
+  if (opts.resume) {
+    const cp = readCheckpoint(checkpointDir);
+    if (cp) {
+      const stateFile = path.join(checkpointDir, "state.json");
+      for (const [k, v] of Object.entries(fingerprint)) {
+        if (JSON.stringify(cp.state.fingerprint[k]) !== JSON.stringify(v)) {
+          throw new LoraDropError("INVALID_ARGUMENT", `the checkpoint was made with ${k} = ${JSON.stringify(cp.state.fingerprint[k])}, not ${JSON.stringify(v)}; resume with the same settings or start afresh without --resume`, stateFile, k);
+        }
+      }
+      restoreTensors(cp, layout.params, adam, path.join(checkpointDir, "tensors.safetensors"));
+      dataState = { rng: cp.state.dataRng, epoch: cp.state.epoch, order: cp.state.order, position: cp.state.position };
+      dropoutRng.state = cp.state.dropoutRng;
+      startStep = cp.state.step;
+      losses = cp.state.losses;
+      tokensBefore = cp.state.tokens;
+      ctx.log?.info(`resuming from ${checkpointDir} at step ${startStep} of ${totalSteps}`);
+    } else {
+      ctx.log?.info(`no checkpoint in ${checkpointDir}; starting from step 0`);
+    }
+  }
+  const data = new DataOrder(examples.length, s.batchSize, s.gradAccum, s.seed + 1_000_003, dataState);
+  if (opts.logFile) {
+    fs.mkdirSync(path.dirname(path.resolve(opts.logFile)), { recursive: true });
+    if (startStep === 0) fs.writeFileSync(opts.logFile, "");
+  }
+
+  const session = await LossSession.create(model, layout.modules.map(slotOf), { gradients: true, dropout: dropoutP > 0, device: s.device, threads: opts.threads, log: ctx.log });
+  let finalEvalLoss: number | undefined;
+  try {
+    const loopStart = Date.now();
+    let tokens = tokensBefore;
+    let tokensThisRun = 0;
+    for (let step = startStep; step < totalSteps; step++) {
+      throwIfCancelled(ctx.signal, "training");
+      const lr = learningRate(s.schedule, s.lr, step, totalSteps, s.warmupSteps);
+      const batches = data.nextStep().map((idx) => makeBatch(idx.map((i) => examples[i]!)));
+      const denominator = batches.reduce((a, b) => a + countTargets(b), 0);
+      let loss = 0;
+      let grads: Map<string, ParamGrads> | undefined;
+      for (const batch of batches) {
+        const masks = dropoutP > 0 ? dropoutMasks(session, batch, dropoutP, dropoutRng) : undefined;
+        const r = await session.run(batch, denominator, layout.params, masks);
+        loss += r.loss;
+        grads = grads ? addInto(grads, r.grads!) : r.grads!;
+        const t = batch.mask.reduce((a, b) => a + b, 0);
+        tokens += t;
+        tokensThisRun += t;
+        throwIfCancelled(ctx.signal, "training");
+      }
+      const n = step + 1;
+      if (!Number.isFinite(loss)) throw new LoraDropError("NUMERICAL", `step ${n}: the loss is ${loss}; lower the learning rate or check the data`, opts.dataPath, "step");
+      const all = [...grads!.values()].flatMap((g) => [g.A, g.B]);
+      const gradNorm = clipGradNorm(all, s.maxGradNorm);
+      if (!Number.isFinite(gradNorm)) throw new LoraDropError("NUMERICAL", `step ${n}: the gradient norm is ${gradNorm}; lower the learning rate or check the data`, opts.dataPath, "step");
+      adam.beginStep();
+      for (const p of layout.params.values()) {
+        const g = grads!.get(p.name)!;
+        adam.update(`${p.name}.A`, p.A, g.A, lr);
+        adam.update(`${p.name}.B`, p.B, g.B, lr);
+      }
+      losses.push({ step: n, loss, lr });
+      const elapsed = (Date.now() - loopStart) / 1000;
+      const tokensPerSecond = tokensThisRun / Math.max(elapsed, 1e-3);
+      const etaSeconds = (elapsed / (n - startStep)) * (totalSteps - n);
+      const event: TrainEvent = { step: n, totalSteps, loss, lr, tokensPerSecond, etaSeconds, gradNorm };
+      ctx.onStep?.(event);
+      ctx.progress?.report({ step: n, total: totalSteps, message: `loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} ETA ${formatDuration(etaSeconds)}`, tokensPerSecond });
+      if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "step", ...event, grad_norm: gradNorm, time: new Date().toISOString() }) + "\n");
+      if (s.checkpointEvery > 0 && n % s.checkpointEvery === 0 && n < totalSteps) {
+        throwIfCancelled(ctx.signal, "training");
+        const dState = data.state();
+        const state: CheckpointState = {
+          version: CHECKPOINT_VERSION, step: n, totalSteps, fingerprint, dataRng: dState.rng, dropoutRng: dropoutRng.state,
+          epoch: dState.epoch, order: dState.order, position: dState.position, adamStep: adam.step, losses, tokens,
+        };
+        await writeCheckpoint(checkpointDir, state, layout.params, adam);
+        ctx.log?.info(`checkpoint at step ${n}: ${checkpointDir}`);
+      }
+    }
+    if (opts.finalEval) finalEvalLoss = await meanLoss(session, examples, layout.params, s.batchSize, ctx);
+  } finally {
+    await session.dispose();
+  }
+  throwIfCancelled(ctx.signal, "training");
+  await writeAdapter(opts.outDir, layout.config, layout.modules, { force: opts.force, configOverrides: opts.configOverrides, metadata: opts.metadata });
+  if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "done", adapter: path.resolve(opts.outDir), steps: totalSteps }) + "\n");
+  return {
+    adapterDir: opts.outDir, device: session.device, steps: totalSteps, losses,
+    finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,
+    trainableParams: countLoraParams(layout.modules), seconds: (Date.now() - started) / 1000,
+    ...(finalEvalLoss !== undefined ? { finalEvalLoss } : {}),
+  };
+}
+
+/** Mean causal-LM loss of an adapter (or the bare model when loras is empty) on examples, no gradients. */
+export async function evaluateLoss(modelDir: string, loras: LoraModule[], examples: TokenizedExample[], opts: { device?: DeviceChoice; batchSize?: number; threads?: number } = {}): Promise<number> {
+  const model = loadHfModel(modelDir);
+  const session = await LossSession.create(model, loras.map(slotOf), { gradients: false, dropout: false, device: opts.device ?? "auto", threads: opts.threads });
+  try {
+    return await meanLoss(session, examples, paramsOf(loras), opts.batchSize ?? 8, {});
+  } finally {
+    await session.dispose();
+  }
+}
+
+/** The distinct parameter pairs of a list of LoRA modules (the first module's values for each param). */
+export function paramsOf(loras: LoraModule[]): Map<string, LoraParam> {
+  const params = new Map<string, LoraParam>();
+  for (const l of loras) {
+    if (!params.has(l.param)) params.set(l.param, { name: l.param, r: l.r, inFeatures: l.inFeatures, outFeatures: l.outFeatures, A: l.A, B: l.B });
+  }
+  return params;
+}
+
+/** Reads, selects and tokenises the training examples, dropping those with no target token (with a warning). */
+export function loadTrainingExamples(model: HfModel, dataPath: string, maxLength: number, indices: number[] | undefined, ctx: RunContext = {}): TokenizedExample[] {
+  const raw = readDataset(dataPath);
+  let picked = raw.map((_, i) => i);
+  if (indices) {
+    for (const i of indices) {
+      if (!Number.isInteger(i) || i < 0 || i >= raw.length) throw new LoraDropError("INVALID_ARGUMENT", `example index ${i} is outside the dataset's ${raw.length} examples`, dataPath, "exampleIndices");
+    }
+    picked = indices;
+  }
+  const tokenized = tokenizeExamples(dataPath, picked.map((i) => raw[i]!), modelTokenizer(model), model.config.vocabSize, maxLength)
+    .map((e, k) => ({ ...e, example: picked[k]! }));
+  const usable = tokenized.filter((e) => e.lossMask.some((m, t) => m && t > 0));
+  if (usable.length < tokenized.length) ctx.log?.warn(`${tokenized.length - usable.length} examples have no target token (too short, or a prompt with no completion after truncation) and are skipped`);
+  if (usable.length === 0) throw new LoraDropError("DATASET_EMPTY", "no example has a token to predict", dataPath);
+  return usable;
+}
+
+function makeLayout(model: HfModel, opts: TrainOptions, s: TrainSettings): LoraLayout {
+  if (opts.initAdapterDir) {
+    const adapter = loadAdapter(opts.initAdapterDir, model.config);
+    return layoutFromAdapter(adapter, model.config, opts.sharedLayers, opts.loraDropout);
+  }
+  return newLoraLayout(model.config, {
+    r: s.r, alpha: s.alpha, targets: s.targets, useRslora: opts.useRslora ?? false, loraDropout: opts.loraDropout ?? 0,
+    baseModel: path.resolve(opts.modelDir),
+  }, opts.sharedLayers, new Rng(s.seed));
+}
+
+/** Dropout masks for every LoRA module input of a batch: 0 with probability p, else 1/(1-p) (as torch's Dropout). */
+function dropoutMasks(session: LossSession, batch: Batch, p: number, rng: Rng): Map<string, Float32Array> {
+  const n = batch.batch * batch.seq;
+  const keep = 1 / (1 - p);
+  const masks = new Map<string, Float32Array>();
+  for (const d of session.graph.forward.dropoutInputs) {
+    const m = new Float32Array(n * d.inFeatures);
+    for (let i = 0; i < m.length; i++) m[i] = rng.next() < p ? 0 : keep;
+    masks.set(d.name, m);
+  }
+  return masks;
+}
+
+function addInto(acc: Map<string, ParamGrads>, more: Map<string, ParamGrads>): Map<string, ParamGrads> {
+  for (const [k, g] of more) {
+    const a = acc.get(k)!;
+    for (let i = 0; i < a.A.length; i++) a.A[i] = a.A[i]! + g.A[i]!;
+    for (let i = 0; i < a.B.length; i++) a.B[i] = a.B[i]! + g.B[i]!;
+  }
+  return acc;
+}
+
+/** Mean loss over all target tokens of `examples`, with no dropout. */
+async function meanLoss(session: LossSession, examples: TokenizedExample[], params: Map<string, LoraParam>, batchSize: number, ctx: RunContext): Promise<number> {
+  const groups = batchesOf(examples, batchSize).map((g) => makeBatch(g));
+  const total = groups.reduce((a, b) => a + countTargets(b), 0);
+  if (total === 0) throw new LoraDropError("DATASET_EMPTY", "no example has a token to predict");
+  let loss = 0;
+  for (const b of groups) {
+    throwIfCancelled(ctx.signal, "evaluation");
+    loss += (await session.run(b, total, params)).loss;
+  }
+  return loss;
+}
+
+/** "1h02m", "3m05s", "12s". */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.round(seconds);
+  if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${s}s`;
+}
