@@ -31,6 +31,7 @@ declare const document: { querySelector(s: string): PageElement | null; querySel
 declare const window: unknown;
 declare const Event: new (type: string) => unknown;
 declare function requestAnimationFrame(callback: () => void): number;
+declare const performance: { now(): number };
 
 const SCREENSHOTS = join(__dirname, "..", "..", "..", "test-output", "screenshots");
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Chromium (apt-get install -y chromium) to run the browser tests.`;
@@ -292,15 +293,20 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     assert.deepEqual(errors, []);
   });
 
-  test("80 layers × 4096 tokens renders quickly and stays responsive", async () => {
+  test("80 layers × 4096 tokens renders quickly and stays responsive", async (t) => {
     const big = makeProfile({ seed: 9, layers: 80, sequenceLengths: [4096] });
     const page = await openPanel(browser, server.origin, "dark", undefined, errors);
     await waitForPosted(page, "ready");
-    const start = Date.now();
-    await sendToPanel(page, { type: "profile", slot: "primary", profile: big, sourcePath: "/work/runs/big.json" });
-    await page.waitForSelector("canvas.heatmap-canvas[data-cols='4096']");
-    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r(null))));
-    const firstPaintMs = Date.now() - start;
+    // Timed inside the page, from posting the message (structured clone included, as in VS Code) to the
+    // first frame after the heatmap is laid out; the test's own transfer of the 13 MB profile is not counted.
+    const firstPaintMs = await page.evaluate(async (m) => {
+      const w = window as { postMessage(data: unknown, target: string): void };
+      const t0 = performance.now();
+      w.postMessage(m, "*");
+      while (!document.querySelector("canvas.heatmap-canvas[data-cols='4096']")) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => requestAnimationFrame(() => r(null)));
+      return performance.now() - t0;
+    }, { type: "profile", slot: "primary", profile: big, sourcePath: "/work/runs/big.json" });
     const g = await geometry(page);
     assert.equal(g.rows, 80);
     // Hover and scroll: each interaction must answer well within a frame budget a user would notice.
@@ -317,7 +323,9 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     assert.match(await page.textContent(".heatmap-tooltip") ?? "", new RegExp(`Layer ${row} .*Token ${col}:`));
     await page.screenshot({ path: join(SCREENSHOTS, "panel-dark-80x4096.png") });
     await page.close();
-    assert.ok(firstPaintMs < 8000, `first paint took ${firstPaintMs} ms`);
+    // Generous bounds: the CI machine is shared; a regression to per-cell DOM or SVG would take far longer.
+    t.diagnostic(`80×4096: first paint ${Math.round(firstPaintMs)} ms, 20 hovers + scroll ${interactMs} ms`);
+    assert.ok(firstPaintMs < 5000, `first paint took ${firstPaintMs} ms`);
     assert.ok(interactMs < 4000, `20 hovers and a scroll took ${interactMs} ms`);
     assert.deepEqual(errors, []);
   });
