@@ -109,7 +109,8 @@ function renderCurve(svg: SVGSVGElement, m: ImportanceModel, width: number): voi
   const k = m.selection.keptCount;
   root.append("rect").attr("class", "kept-region").attr("x", x(0)).attr("y", MARGIN.top).attr("width", Math.max(0, x(k) - x(0))).attr("height", HEIGHT - MARGIN.top - MARGIN.bottom);
   root.append("line").attr("class", "threshold-line").attr("x1", x(0)).attr("x2", x(n)).attr("y1", y(m.threshold)).attr("y2", y(m.threshold));
-  root.append("text").attr("class", "threshold-label").attr("x", x(n) - 4).attr("y", y(m.threshold) - 4).attr("text-anchor", "end").text(`T = ${m.threshold.toFixed(2)}`);
+  // Label at the left end: the curve approaches 1 at the right, where a label would collide with it.
+  root.append("text").attr("class", "threshold-label").attr("x", x(0) + 4).attr("y", y(m.threshold) - 4).attr("text-anchor", "start").text(`T = ${m.threshold.toFixed(2)}`);
   const points: [number, number][] = [[0, 0], ...m.selection.cumulative.map((c, i): [number, number] => [i + 1, c])];
   root.append("path").attr("class", "curve-line").attr("d", line<[number, number]>().x((d) => x(d[0])).y((d) => y(d[1]))(points) ?? "");
   root.append("g").selectAll("circle").data(m.selection.cumulative.map((c, i) => ({ c, i }))).join("circle")

@@ -293,6 +293,39 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     assert.deepEqual(errors, []);
   });
 
+  test("high contrast, a profile without per-token norms, an invalid message and a host error", async () => {
+    const page = await openPanel(browser, server.origin, "hc", undefined, errors);
+    await waitForPosted(page, "ready");
+    // A message that fails validation is reported to the host and otherwise ignored.
+    const bad = { ...profile, importance: { ...profile.importance, per_layer: [0.5] } };
+    await sendToPanel(page, { type: "profile", slot: "primary", profile: bad, sourcePath: "bad.json" });
+    const complaint = await waitForPosted(page, "webviewError");
+    assert.match(String(complaint.message), /invalid message.*"profile"/);
+    assert.equal((await page.evaluate(() => (window as unknown as { __loraDropPanel: { hasProfile: boolean } }).__loraDropPanel.hasProfile)), false);
+
+    const gradient: ProfileFile = { ...makeProfile({ seed: 5, criterion: "gradient" }) };
+    delete gradient.norms;
+    await sendToPanel(page, { type: "profile", slot: "primary", profile: gradient, sourcePath: "/work/runs/gradient.json" });
+    await page.waitForSelector(".heatmap.empty");
+    assert.match(await page.textContent(".cell-readout") ?? "", /no per-token norms/);
+    const want = expectedKept(gradient.importance.per_layer, 0.9);
+    assert.deepEqual((await keptEverywhere(page)).bars, want);
+
+    await sendToPanel(page, { type: "profile", slot: "primary", profile, sourcePath: "/work/runs/demo.profile.json" });
+    await page.waitForSelector(".heatmap:not(.empty) canvas.heatmap-canvas[data-rows]");
+    await sendToPanel(page, { type: "error", message: "Could not read <img src=x onerror=alert(1)>.json" });
+    await page.waitForSelector(".banner:not([hidden])");
+    assert.equal(await page.textContent(".banner"), "Could not read <img src=x onerror=alert(1)>.json");
+    assert.equal(await page.locator("img").count(), 0);
+    await hoverCell(page, 2, 3);
+    await page.screenshot({ path: join(SCREENSHOTS, "panel-high-contrast.png"), fullPage: true });
+    const rec = await pageRecord(page);
+    assert.equal(rec.alerts, 0);
+    assert.deepEqual(rec.cspViolations, []);
+    await page.close();
+    assert.deepEqual(errors, []);
+  });
+
   test("80 layers × 4096 tokens renders quickly and stays responsive", async (t) => {
     const big = makeProfile({ seed: 9, layers: 80, sequenceLengths: [4096] });
     const page = await openPanel(browser, server.origin, "dark", undefined, errors);

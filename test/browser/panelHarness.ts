@@ -18,7 +18,11 @@ export const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--
 
 /* The init script runs in the browser; the host's tsconfig has no DOM lib, so declare what it touches. */
 declare const window: unknown;
-declare const document: { addEventListener(type: "securitypolicyviolation", listener: (e: { violatedDirective: string; blockedURI: string }) => void): void };
+declare const document: {
+  body: { classList: { add(name: string): void } };
+  addEventListener(type: "securitypolicyviolation", listener: (e: { violatedDirective: string; blockedURI: string }) => void): void;
+  addEventListener(type: "DOMContentLoaded", listener: () => void): void;
+};
 
 const REPO = join(__dirname, "..", "..", "..");
 const THEMES = join(REPO, "test", "browser", "themes");
@@ -45,7 +49,8 @@ export async function startPanelServer(): Promise<PanelServer> {
       return;
     }
     if (url.pathname === "/panel") {
-      const theme = url.searchParams.get("theme") === "light" ? "light" : "dark";
+      const requested = url.searchParams.get("theme");
+      const theme = requested === "light" || requested === "hc" ? requested : "dark";
       const html = renderPanelHtml({ scriptUri: `${origin}/dist/webview/main.js`, styleUri: `${origin}/dist/webview/panel.css`, cspSource: origin, nonce: makeNonce(), title: "LoRA-drop" });
       // VS Code injects its theme variables before any panel stylesheet; the test does the same with a link.
       send(200, "text/html; charset=utf-8", html.replace("<head>", `<head>\n    <link rel="stylesheet" href="${origin}/theme/${theme}.css">`));
@@ -75,8 +80,11 @@ export interface PageRecord {
   cspViolations: string[];
 }
 
+/** The test themes: VS Code's Dark Modern, Light Modern and Dark High Contrast variables. */
+export type TestTheme = "dark" | "light" | "hc";
+
 /** Opens the panel with the given theme and initial saved state; collects console errors into `errors`. */
-export async function openPanel(browser: Browser, origin: string, theme: "dark" | "light", initialState: unknown, errors: string[]): Promise<Page> {
+export async function openPanel(browser: Browser, origin: string, theme: TestTheme, initialState: unknown, errors: string[]): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1 });
   page.on("console", (m) => {
     if (m.type() === "error") errors.push(`console: ${m.text()}`);
@@ -87,7 +95,7 @@ export async function openPanel(browser: Browser, origin: string, theme: "dark" 
     void d.dismiss();
   });
   // Runs before the panel's script, like VS Code's own preamble that defines acquireVsCodeApi.
-  await page.addInitScript((state: unknown) => {
+  await page.addInitScript(([state, bodyClass]: [unknown, string]) => {
     const w = window as unknown as Record<string, unknown>;
     const record = { posted: [] as unknown[], savedState: state, alerts: 0, cspViolations: [] as string[] };
     w.__record = record;
@@ -95,6 +103,9 @@ export async function openPanel(browser: Browser, origin: string, theme: "dark" 
       record.alerts++;
     };
     document.addEventListener("securitypolicyviolation", (e) => record.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+    // VS Code marks the theme kind on <body>. Setting it only after the panel's script ran also exercises
+    // the panel's live theme switch (it watches the class).
+    document.addEventListener("DOMContentLoaded", () => document.body.classList.add(bodyClass));
     let acquired = false;
     w.acquireVsCodeApi = () => {
       if (acquired) throw new Error("acquireVsCodeApi may only be called once");
@@ -107,7 +118,7 @@ export async function openPanel(browser: Browser, origin: string, theme: "dark" 
         },
       };
     };
-  }, initialState);
+  }, [initialState, theme === "hc" ? "vscode-high-contrast" : `vscode-${theme}`] as [unknown, string]);
   await page.goto(`${origin}/panel?theme=${theme}`);
   return page;
 }
