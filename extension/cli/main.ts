@@ -5,6 +5,7 @@
 import { Command, CommanderError } from "commander";
 import { registerProfile } from "./profileCommand";
 import { registerPrune } from "./pruneCommand";
+import { registerTrain } from "./trainCommand";
 import { reportError } from "./terminal";
 
 /** Builds the program with every command registered. */
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerProfile(program);
   registerPrune(program);
+  registerTrain(program);
   return program;
 }
 

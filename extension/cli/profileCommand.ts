@@ -3,6 +3,7 @@
  */
 import { Command, Option } from "commander";
 import { profileAdapter } from "../core/profile";
+import { profileGradient } from "../core/train/gradientCriterion";
 import { writeProfile } from "../core/profileFile";
 import { ProfileFile } from "../core/profileSchema";
 import { rankByImportance } from "../core/selection";
@@ -53,7 +54,7 @@ export function registerProfile(program: Command): void {
     .option("--max-examples <n>", "examples to profile", intArg, 64)
     .option("--max-tokens <n>", "tokens per example at most", intArg, 128)
     .option("--batch-size <n>", "sequences per run", intArg, 8)
-    .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "weight"]).default("output"))
+    .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "gradient", "weight"]).default("output"))
     .addOption(deviceOption())
     .option("--threads <n>", "CPU threads", intArg)
     .option("--quiet", "no progress output")
@@ -61,7 +62,7 @@ export function registerProfile(program: Command): void {
     .action(async (o) => {
       const ctx = terminalContext("profile", o);
       try {
-        const profile = await profileAdapter({
+        const profile = await (o.criterion === "gradient" ? profileGradient : profileAdapter)({
           modelDir: o.model, adapterDir: o.adapter, dataPath: o.data, maxExamples: o.maxExamples, maxTokens: o.maxTokens,
           batchSize: o.batchSize, device: o.device as DeviceChoice, threads: o.threads, criterion: o.criterion,
         }, ctx);

@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { ModelConfig, moduleDims, DECODER_MODULES } from "../hfModel";
 import { Adapter, LoraConfig, LoraModule, ownParam, rankAndScale, isTargeted, parseLoraConfig } from "../peftAdapter";
 import { LoraDropError } from "../errors";
+import { sharedParam } from "../dropRecord";
 import { Rng } from "../random";
 import { LoraParam } from "./trainGraph";
 
@@ -32,11 +33,6 @@ export interface NewLoraOptions {
 
 /** LoRA-drop's share set: these layers (per module when a record) use one shared pair per module. */
 export type SharedLayers = number[] | Record<string, number[]>;
-
-/** The name of the shared pair of a module. */
-export function sharedParam(module: string): string {
-  return `shared.${module}`;
-}
 
 function isShared(shared: SharedLayers | undefined, layer: number, module: string): boolean {
   if (!shared) return false;
@@ -113,8 +109,9 @@ export function newLoraLayout(cfg: ModelConfig, o: NewLoraOptions, shared: Share
 }
 
 /**
- * The layout of an existing adapter (its structure and values), optionally with a share set: each shared pair
- * starts at the element-wise mean of the shared layers' pairs (their common value when they are already equal).
+ * The layout of an existing adapter (its structure and values). Without a share set, the adapter's own binding is
+ * kept (a LoRA-drop adapter's shared layers are already bound to one pair by loadAdapter). With one, each shared
+ * pair starts at the element-wise mean of the shared layers' pairs (their common value when they are equal).
  */
 export function layoutFromAdapter(adapter: Adapter, cfg: ModelConfig, shared: SharedLayers | undefined, loraDropout?: number): LoraLayout {
   validateShared(shared, cfg);
@@ -123,7 +120,7 @@ export function layoutFromAdapter(adapter: Adapter, cfg: ModelConfig, shared: Sh
   const params = new Map<string, LoraParam>();
   const members = new Map<string, LoraModule[]>();
   const modules = adapter.loras.map((l) => {
-    const name = isShared(shared, l.layer, l.module) ? sharedParam(l.module) : ownParam(l.layer, l.module);
+    const name = !shared ? l.param : isShared(shared, l.layer, l.module) ? sharedParam(l.module) : ownParam(l.layer, l.module);
     members.set(name, [...(members.get(name) ?? []), l]);
     return { ...l, param: name };
   });

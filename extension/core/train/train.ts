@@ -157,7 +157,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
       const event: TrainEvent = { step: n, totalSteps, loss, lr, tokensPerSecond, etaSeconds, gradNorm };
       ctx.onStep?.(event);
       ctx.progress?.report({ step: n, total: totalSteps, message: `loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} ETA ${formatDuration(etaSeconds)}`, tokensPerSecond });
-      if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "step", ...event, grad_norm: gradNorm, time: new Date().toISOString() }) + "\n");
+      if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "step", ...event, time: new Date().toISOString() }) + "\n");
       if (s.checkpointEvery > 0 && n % s.checkpointEvery === 0 && n < totalSteps) {
         throwIfCancelled(ctx.signal, "training");
         const dState = data.state();
@@ -174,7 +174,11 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
     await session.dispose();
   }
   throwIfCancelled(ctx.signal, "training");
-  await writeAdapter(opts.outDir, layout.config, layout.modules, { force: opts.force, configOverrides: opts.configOverrides, metadata: opts.metadata });
+  // A LoRA-drop record asking for the compact form (stated by the caller, or carried over from the initial adapter) is honoured.
+  const record = (opts.configOverrides?.lora_drop ?? layout.config.raw.lora_drop) as { format?: string } | undefined;
+  await writeAdapter(opts.outDir, layout.config, layout.modules, {
+    force: opts.force, configOverrides: opts.configOverrides, metadata: opts.metadata, format: record?.format === "compact" ? "compact" : "peft",
+  });
   if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "done", adapter: path.resolve(opts.outDir), steps: totalSteps }) + "\n");
   return {
     adapterDir: opts.outDir, device: session.device, steps: totalSteps, losses,

@@ -1,0 +1,99 @@
+/**
+ * `lora-drop train`: LoRA fine-tuning on onnxruntime-node, writing a PEFT adapter folder. A progress bar shows the
+ * step, loss, learning rate, tokens/s and ETA; Ctrl-C cancels between steps and writes nothing half-done.
+ */
+import { Command, Option, InvalidArgumentError } from "commander";
+import { trainLora, TrainResult } from "../core/train/train";
+import { TRAIN_DEFAULTS } from "../core/train/settings";
+import { DECODER_MODULES } from "../core/hfModel";
+import { DeviceChoice } from "../core/session";
+import { LoraDropError } from "../core/errors";
+import { terminalContext } from "./terminal";
+import { deviceOption, floatArg, intArg } from "./profileCommand";
+
+/** Parses a comma-separated list of target modules. */
+export function targetsArg(v: string): string[] {
+  const list = v.split(",").map((s) => s.trim()).filter(Boolean);
+  const bad = list.find((m) => !(DECODER_MODULES as readonly string[]).includes(m));
+  if (bad || list.length === 0) throw new InvalidArgumentError(`expected modules from ${DECODER_MODULES.join(",")}, got ${v}`);
+  return list;
+}
+
+/** Parses a comma-separated list of layer indices. */
+export function layersArg(v: string): number[] {
+  const list = v.split(",").map((s) => Number(s.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(`expected layer indices such as 3,5,7, got ${v}`);
+  return list;
+}
+
+function nonNegIntArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got ${v}`);
+  return n;
+}
+
+/** The lines printed after training. */
+export function trainSummary(r: TrainResult): string {
+  const first = r.losses[0]?.loss;
+  return [
+    `trainable LoRA parameters: ${r.trainableParams.toLocaleString("en-US")}`,
+    `steps: ${r.steps}; loss ${first !== undefined ? `${first.toFixed(4)} → ` : ""}${r.finalLoss.toFixed(4)}; device: ${r.device}; ${r.seconds.toFixed(1)} s`,
+    `wrote ${r.adapterDir}`,
+  ].join("\n");
+}
+
+/** Registers the command. */
+export function registerTrain(program: Command): void {
+  const d = TRAIN_DEFAULTS;
+  program
+    .command("train")
+    .description("fine-tune a LoRA on a dataset and write a PEFT adapter folder")
+    .requiredOption("--model <dir>", "base model folder (Hugging Face layout)")
+    .requiredOption("--data <file>", "dataset: .jsonl (text | prompt+completion | input_ids) or .txt")
+    .requiredOption("--out <dir>", "adapter folder to write")
+    .option("--adapter <dir>", "start from this adapter's structure and values")
+    .option("--r <n>", "LoRA rank", intArg, d.r)
+    .option("--alpha <x>", "lora_alpha", floatArg, d.alpha)
+    .option("--targets <list>", "target modules, comma-separated", targetsArg, d.targets)
+    .option("--use-rslora", "scale by alpha/√r (rsLoRA)")
+    .option("--shared-layers <list>", "layers that share one LoRA per module (LoRA-drop's share set)", layersArg)
+    .option("--epochs <n>", `passes over the data (default ${d.epochs})`, intArg)
+    .option("--steps <n>", "optimiser steps (instead of --epochs)", intArg)
+    .option("--lr <x>", "peak learning rate", floatArg, d.lr)
+    .option("--batch-size <n>", "sequences per micro-batch", intArg, d.batchSize)
+    .option("--grad-accum <n>", "micro-batches per optimiser step", intArg, d.gradAccum)
+    .option("--max-length <n>", "tokens per example at most", intArg, d.maxLength)
+    .option("--warmup <n>", "linear warm-up steps", nonNegIntArg, d.warmupSteps)
+    .addOption(new Option("--schedule <s>", "learning-rate decay after warm-up").choices(["linear", "cosine", "constant"]).default(d.schedule))
+    .option("--weight-decay <x>", "AdamW weight decay", floatArg, d.weightDecay)
+    .option("--max-grad-norm <x>", "clip gradients to this global norm (0: no clipping)", floatArg, d.maxGradNorm)
+    .option("--lora-dropout <p>", "dropout on the LoRA input during training", floatArg)
+    .option("--seed <n>", "random seed (init, data order, dropout)", nonNegIntArg, d.seed)
+    .addOption(deviceOption())
+    .option("--threads <n>", "CPU threads", intArg)
+    .option("--checkpoint-every <n>", "write a checkpoint every N steps", nonNegIntArg, 0)
+    .option("--checkpoint-dir <dir>", "checkpoint folder (default: <out>.checkpoint)")
+    .option("--resume", "continue from the checkpoint, if there is one")
+    .option("--log <file>", "JSONL log of every step")
+    .option("--force", "replace an existing output folder")
+    .option("--quiet", "no progress output")
+    .option("--verbose", "log details (execution provider, checkpoints)")
+    .action(async (o) => {
+      if (o.epochs !== undefined && o.steps !== undefined) throw new LoraDropError("INVALID_ARGUMENT", "give --epochs or --steps, not both");
+      const ctx = terminalContext("train", o);
+      try {
+        const result = await trainLora({
+          modelDir: o.model, dataPath: o.data, outDir: o.out, initAdapterDir: o.adapter,
+          r: o.r, alpha: o.alpha, targets: o.targets, useRslora: o.useRslora === true, loraDropout: o.loraDropout, sharedLayers: o.sharedLayers,
+          epochs: o.epochs, steps: o.steps, lr: o.lr, batchSize: o.batchSize, gradAccum: o.gradAccum, maxLength: o.maxLength,
+          warmupSteps: o.warmup, schedule: o.schedule, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm, seed: o.seed,
+          device: o.device as DeviceChoice, threads: o.threads, checkpointEvery: o.checkpointEvery, checkpointDir: o.checkpointDir,
+          resume: o.resume === true, logFile: o.log, force: o.force === true,
+        }, ctx);
+        ctx.done();
+        if (!o.quiet) process.stdout.write(`${trainSummary(result)}\n`);
+      } finally {
+        ctx.done();
+      }
+    });
+}

@@ -1,0 +1,92 @@
+/**
+ * The `gradient` importance criterion, for comparison with LoRA-drop's output criterion: each layer is scored by
+ * the squared norm of the causal-LM loss's gradient with respect to its LoRA parameters,
+ * g_i = Σ over batches and modules of ‖∂L/∂A_i‖² + ‖∂L/∂B_i‖², with L the mean loss of the batch. It runs the
+ * training graph (loss + LoRA gradients) without updating anything, and writes a profile without per-token norms.
+ */
+import * as path from "node:path";
+import { loadHfModel } from "../hfModel";
+import { loadAdapter, ownParam } from "../peftAdapter";
+import { batchesOf, makeBatch } from "../batch";
+import { slotOf } from "../loraRunner";
+import { loadExamples, paramsTable, ProfileOptions } from "../profile";
+import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION } from "../profileSchema";
+import { normalise } from "../selection";
+import { RunContext } from "../progress";
+import { LoraDropError, throwIfCancelled } from "../errors";
+import { LossSession, countTargets } from "./trainGraph";
+import { paramsOf } from "./train";
+
+/** Profiles an adapter with the gradient criterion. */
+export async function profileGradient(opts: ProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
+  const started = Date.now();
+  const maxExamples = opts.maxExamples ?? 64;
+  const maxTokens = opts.maxTokens ?? 128;
+  const model = loadHfModel(opts.modelDir);
+  const adapter = loadAdapter(opts.adapterDir, model.config);
+  const examples = loadExamples(model, opts.dataPath, maxExamples, maxTokens);
+  const L = model.config.numLayers;
+  const modules = adapter.modules;
+  // Every module gets its own parameter here, even where a LoRA-drop adapter shares one, so each layer's gradient
+  // is measured on its own (a shared parameter's gradient would be the sum over its layers).
+  const loras = adapter.loras.map((l) => ({ ...l, param: ownParam(l.layer, l.module) }));
+  const params = paramsOf(loras);
+  const perModuleRaw: Record<string, number[]> = {};
+  for (const m of modules) perModuleRaw[m] = new Array(L).fill(0);
+  throwIfCancelled(ctx.signal, "profile");
+
+  const session = await LossSession.create(model, loras.map(slotOf), { gradients: true, dropout: false, device: opts.device ?? "auto", threads: opts.threads, log: ctx.log });
+  const totalTokens = examples.reduce((a, e) => a + e.ids.length, 0);
+  try {
+    let done = 0;
+    for (const group of batchesOf(examples, opts.batchSize ?? 8)) {
+      throwIfCancelled(ctx.signal, "profile");
+      const batch = makeBatch(group);
+      const targets = countTargets(batch);
+      if (targets > 0) {
+        const { grads } = await session.run(batch, targets, params);
+        for (const l of loras) {
+          const g = grads!.get(l.param)!;
+          let s = 0;
+          for (const v of g.A) s += v * v;
+          for (const v of g.B) s += v * v;
+          perModuleRaw[l.module]![l.layer]! += s;
+        }
+      }
+      done += group.reduce((a, e) => a + e.ids.length, 0);
+      const secs = (Date.now() - started) / 1000;
+      ctx.progress?.report({ step: done, total: totalTokens, message: `${done}/${totalTokens} tokens`, tokensPerSecond: done / Math.max(secs, 1e-3) });
+    }
+  } finally {
+    await session.dispose();
+  }
+  for (const [module, perLayer] of Object.entries(perModuleRaw)) {
+    const layer = perLayer.findIndex((g) => !Number.isFinite(g));
+    if (layer >= 0) {
+      throw new LoraDropError("NUMERICAL", `the gradient norm of layer ${layer} ${module} is ${perLayer[layer]}: NaN or Inf in the adapter, the model, or the loss`, opts.adapterDir, `layers.${layer}.${module}`);
+    }
+  }
+
+  const perLayerRaw = Array.from({ length: L }, (_, i) => modules.reduce((a, m) => a + perModuleRaw[m]![i]!, 0));
+  const perModule: Record<string, number[]> = {};
+  for (const m of modules) perModule[m] = normalise(perModuleRaw[m]!);
+  const seconds = (Date.now() - started) / 1000;
+  return {
+    schema: PROFILE_SCHEMA,
+    version: PROFILE_VERSION,
+    created: new Date().toISOString(),
+    criterion: "gradient",
+    device: session.device,
+    model: { path: path.resolve(opts.modelDir), architecture: model.config.architecture, num_layers: L, hidden_size: model.config.hiddenSize, vocab_size: model.config.vocabSize },
+    adapter: {
+      path: path.resolve(opts.adapterDir), r: adapter.config.r, lora_alpha: adapter.config.loraAlpha, target_modules: modules,
+      params: paramsTable(adapter, L), total_params: adapter.loras.reduce((a, l) => a + l.r * (l.inFeatures + l.outFeatures), 0),
+    },
+    settings: { data: path.resolve(opts.dataPath), max_examples: maxExamples, max_tokens: maxTokens },
+    layers: Array.from({ length: L }, (_, i) => i),
+    modules,
+    sequences: examples.map((e) => ({ ids: e.ids, tokens: e.tokens, special: e.special, example: e.example })),
+    importance: { per_layer_raw: perLayerRaw, per_layer: normalise(perLayerRaw), per_module_raw: perModuleRaw, per_module: perModule },
+    timing: { seconds, tokens: totalTokens, tokens_per_second: totalTokens / Math.max(seconds, 1e-9) },
+  };
+}
