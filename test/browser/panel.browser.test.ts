@@ -319,6 +319,17 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     assert.equal(await page.locator("img").count(), 0);
     await hoverCell(page, 2, 3);
     await page.screenshot({ path: join(SCREENSHOTS, "panel-high-contrast.png"), fullPage: true });
+
+    // The sequence filter narrows the list; choosing a sequence redraws the map with its tokens.
+    await page.locator("vscode-textfield.sequence-filter input").fill("#2");
+    await page.waitForFunction(() => document.querySelectorAll(".sequence-list li").length === 1);
+    await page.locator(".sequence-list li").first().click();
+    await page.waitForSelector(`canvas.heatmap-canvas[data-cols='${profile.sequences[2]!.tokens.length}']`);
+    await page.locator("vscode-textfield.sequence-filter input").fill("learns");
+    const expected = profile.sequences.map((q, i) => (q.tokens.join("").toLowerCase().includes("learns") ? i : -1)).filter((i) => i >= 0);
+    await page.waitForFunction((n) => document.querySelectorAll(".sequence-list li").length === n, expected.length);
+    const listed = await page.$$eval(".sequence-list li", (items) => items.map((li) => Number((li as unknown as PageElement).getAttribute("data-index"))));
+    assert.deepEqual(listed, expected);
     const rec = await pageRecord(page);
     assert.equal(rec.alerts, 0);
     assert.deepEqual(rec.cspViolations, []);

@@ -11,8 +11,8 @@ import { join, normalize } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { makeNonce, renderPanelHtml } from "../../extension/panelHtml";
 
-/** Where the test expects Chromium (CI installs the Debian package). */
-export const CHROMIUM = "/usr/bin/chromium";
+/** Where the test expects Chromium (CI installs the Debian package); LORA_DROP_CHROMIUM overrides it. */
+export const CHROMIUM = process.env.LORA_DROP_CHROMIUM || "/usr/bin/chromium";
 /** Flags for a quiet, sandbox-free headless run inside a container. */
 export const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"];
 
