@@ -13,13 +13,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadHfModel, HfModel } from "../../extension/core/hfModel";
-import { loadAdapter, LoraModule } from "../../extension/core/peftAdapter";
+import { loadHfModel } from "../../extension/core/hfModel";
+import { loadAdapter } from "../../extension/core/peftAdapter";
 import { makeBatch } from "../../extension/core/batch";
 import { TokenizedExample } from "../../extension/core/dataset";
 import { slotOf } from "../../extension/core/loraRunner";
 import { LossSession, LoraParam, countTargets } from "../../extension/core/train/trainGraph";
-import { referenceForward } from "../reference/llamaReference";
+import { referenceLoss as lossOf, float64Modules as modulesFrom } from "./trainReference";
 import { makeFixture } from "../helpers";
 import { TinyModelOptions, TinyAdapterOptions } from "../../extension/core/fixtures/tinyModel";
 import { Rng } from "../../extension/core/random";
@@ -30,31 +30,6 @@ const MASKS = [SEQS[0]!.map((_, t) => t > 0), [false, false, true], SEQS[2]!.map
 
 function examples(): TokenizedExample[] {
   return SEQS.map((ids, i) => ({ ids, tokens: ids.map(String), special: ids.map(() => false), lossMask: MASKS[i]!, example: i }));
-}
-
-/** Mean next-token cross-entropy over the target tokens, from the float64 reference forward pass. */
-function referenceLoss(model: HfModel, loras: LoraModule[]): number {
-  const V = model.config.vocabSize;
-  let sum = 0;
-  let n = 0;
-  SEQS.forEach((ids, s) => {
-    const { logits } = referenceForward(model, loras, ids);
-    for (let t = 0; t + 1 < ids.length; t++) {
-      if (!MASKS[s]![t + 1]) continue;
-      let max = -Infinity;
-      for (let v = 0; v < V; v++) max = Math.max(max, logits[t * V + v]!);
-      let z = 0;
-      for (let v = 0; v < V; v++) z += Math.exp(logits[t * V + v]! - max);
-      sum += -(logits[t * V + ids[t + 1]!]! - max - Math.log(z));
-      n++;
-    }
-  });
-  return sum / n;
-}
-
-/** LoRA modules whose A/B are float64 copies of a param table, so perturbations are exact (the reference reads them with Float64Array.from). */
-function modulesFrom(loras: LoraModule[], values: Map<string, { A: Float64Array; B: Float64Array }>): LoraModule[] {
-  return loras.map((l) => ({ ...l, A: values.get(l.param)!.A as unknown as Float32Array, B: values.get(l.param)!.B as unknown as Float32Array }));
 }
 
 async function checkGradients(name: string, m: TinyModelOptions, a: TinyAdapterOptions, share?: { module: string; layers: number[] }): Promise<void> {
@@ -77,7 +52,7 @@ async function checkGradients(name: string, m: TinyModelOptions, a: TinyAdapterO
   try {
     const batch = makeBatch(examples());
     const { loss, grads } = await session.run(batch, countTargets(batch), params);
-    const ref0 = referenceLoss(model, modulesFrom(loras, values));
+    const ref0 = lossOf(model, modulesFrom(loras, values), SEQS, MASKS);
     assert.ok(Math.abs(loss - ref0) < 1e-5 * Math.abs(ref0), `${name}: loss ${loss} vs reference ${ref0}`);
     if (share) assert.equal(grads!.size, values.size, "one gradient per distinct parameter");
 
@@ -90,7 +65,7 @@ async function checkGradients(name: string, m: TinyModelOptions, a: TinyAdapterO
         const lossAlong = (dir: Float64Array, step: number) => {
           const saved = Float64Array.from(x);
           for (let i = 0; i < x.length; i++) x[i] = saved[i]! + step * dir[i]!;
-          const l = referenceLoss(model, modulesFrom(loras, values));
+          const l = lossOf(model, modulesFrom(loras, values), SEQS, MASKS);
           x.set(saved);
           return l;
         };
