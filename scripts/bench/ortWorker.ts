@@ -4,7 +4,8 @@
  * passes, and prints one JSON line. The taps and the last token's logits go to `--out` for the accuracy check.
  *
  * Usage: node out/scripts/bench/ortWorker.js --model DIR --adapter DIR --ids FILE --mode profile|forward
- *        --out FILE [--reps 3] [--threads N] [--prepack 0|1] [--fused] [--config key=value ...]
+ *        --out FILE [--reps 3] [--threads N] [--prepack 0|1] [--fused] [--config key=value ...] [--layers N]
+ * (`--layers N` runs only the first N layers: quick A/B comparisons of settings while tuning.)
  */
 import * as fs from "node:fs";
 import { performance } from "node:perf_hooks";
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
       model: { type: "string" }, adapter: { type: "string" }, ids: { type: "string" }, mode: { type: "string" },
       out: { type: "string" }, reps: { type: "string", default: "3" }, threads: { type: "string" },
       prepack: { type: "string", default: "1" }, fused: { type: "boolean", default: false },
-      config: { type: "string", multiple: true, default: [] },
+      config: { type: "string", multiple: true, default: [] }, layers: { type: "string" },
     },
   });
   if (!a.model || !a.adapter || !a.ids || !a.out || (a.mode !== "profile" && a.mode !== "forward")) {
@@ -43,10 +44,10 @@ async function main(): Promise<void> {
   const forward = a.mode === "forward";
   // The same graph LoraForwardRunner builds for profiling (truncated after the last LoRA layer, no LM head) or
   // for evaluation (all layers, logits); built here so that the bench can pass session settings under study.
-  const layers = forward ? model.config.numLayers : Math.max(...adapter.loras.map((l) => l.layer)) + 1;
+  const layers = a.layers ? Number(a.layers) : forward ? model.config.numLayers : Math.max(...adapter.loras.map((l) => l.layer)) + 1;
   const g = new GraphBuilder();
   const graph = buildLlamaForward(g, model, adapter.loras.map(slotOf), {
-    logits: forward, loraNorms: true, numLayers: forward ? undefined : layers, ...(a.fused ? { fused: true } : {}),
+    logits: forward, loraNorms: true, numLayers: layers, ...(a.fused ? { fused: true } : {}),
   });
   if (graph.logits) g.output(graph.logits);
   g.output(graph.loraNorms!);
