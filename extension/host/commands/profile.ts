@@ -1,0 +1,48 @@
+/**
+ * "LoRA-drop: Profile LoRA outputs": picks the base model, the adapter and the dataset, runs the profile in the
+ * worker under a cancellable progress notification, saves the profile JSON in the workspace's output folder and
+ * opens it in the heatmap panel.
+ */
+import * as path from "node:path";
+import { readProfile } from "../../core/profileFile";
+import { parseInvocation, profileArgs } from "../commandArgs";
+import { adapterDirOf, profileFileName } from "../paths";
+import { Pickers } from "../pickers";
+import type { Services } from "../services";
+import { openInPanel } from "./panelOpener";
+
+/** Runs the command; resolves to the profile file written. */
+export async function profileCommand(s: Services, rawArgs: readonly unknown[]): Promise<string> {
+  const inv = parseInvocation(rawArgs);
+  const args = profileArgs(inv.options);
+  const pickers = new Pickers(s);
+  const fromExplorer = inv.resources[0] ? adapterDirOf(inv.resources[0]) : undefined;
+  const adapterGiven = args.adapter ?? fromExplorer;
+
+  // The Explorer selection or an argument answers a question; the rest are asked, in a fixed order.
+  const total = 3 - [args.model, adapterGiven, args.data].filter(Boolean).length;
+  let asked = 0;
+  const step = () => `${++asked}/${total}`;
+  const model = args.model ?? (await pickers.pick("model", step()));
+  const adapter = adapterGiven ?? (await pickers.pick("adapter", step()));
+  const data = args.data ?? (await pickers.pick("dataset", step()));
+  for (const [kind, value] of [["model", model], ["adapter", adapter], ["dataset", data]] as const) await pickers.remember(kind, value);
+
+  const settings = s.settings(adapter);
+  const outFile = path.join(s.outputFolderFor(adapter), profileFileName(adapter, new Date()));
+  const result = await s.runJob(`LoRA-drop: profiling ${path.basename(adapter)}`, {
+    kind: "profile",
+    modelDir: model,
+    adapterDir: adapter,
+    dataPath: data,
+    maxExamples: args.maxExamples ?? settings.maxExamples,
+    maxTokens: args.maxTokens ?? settings.maxTokens,
+    device: args.device ?? settings.device,
+    outFile,
+  });
+  await s.recordProfile(adapter, result.profilePath);
+  s.test.update((t) => (t.lastProfilePath = result.profilePath));
+  s.log.info(`profile: ${result.sequences} sequences, ${result.tokens} tokens in ${result.seconds.toFixed(1)} s (${result.tokensPerSecond.toFixed(0)} tok/s) on ${result.device}; saved ${result.profilePath}`);
+  if (args.open !== false) openInPanel(s, result.profilePath, readProfile(result.profilePath), "primary");
+  return result.profilePath;
+}

@@ -1,0 +1,183 @@
+/**
+ * The messages between the extension host and its worker process (extension/host/worker.ts). Long work (model
+ * runs, training, pruning) runs in that separate Node process so the extension host stays responsive, a crash
+ * or an out-of-memory kill takes down only the worker, and a cancel that native code ignores can end in a kill.
+ * Pure types and checks: no `vscode`, no engine imports.
+ */
+import type { ProgressUpdate } from "../core/progress";
+import type { SerializedError } from "./errorText";
+
+/** A profile run; the worker writes the profile file itself so the large JSON never crosses the pipe. */
+export interface ProfileJob {
+  kind: "profile";
+  modelDir: string;
+  adapterDir: string;
+  dataPath: string;
+  maxExamples: number;
+  maxTokens: number;
+  device: string;
+  /** Where the worker writes the profile JSON (atomically). */
+  outFile: string;
+}
+
+/** A drop-and-share prune of an adapter using a saved profile. */
+export interface PruneJob {
+  kind: "prune";
+  adapterDir: string;
+  profilePath: string;
+  threshold: number;
+  mode: "share" | "drop";
+  format: "peft" | "compact";
+  outDir: string;
+  /** Replace an existing output folder (the user confirmed). */
+  force: boolean;
+}
+
+/** A LoRA training run. */
+export interface TrainJob {
+  kind: "train";
+  modelDir: string;
+  dataPath: string;
+  outDir: string;
+  /** Continue from an existing adapter (its r, alpha and targets), or start a fresh one when absent. */
+  adapterDir?: string;
+  r: number;
+  alpha: number;
+  targets: string[];
+  epochs: number;
+  lr: number;
+  batchSize: number;
+  device: string;
+  maxTokens: number;
+  /** JSONL log of every step, kept beside the run's other files. */
+  logFile?: string;
+  force: boolean;
+}
+
+/** The whole LoRA-drop pipeline (sample, short training, profile, select, fine-tune, report). Always "share". */
+export interface PipelineJob {
+  kind: "pipeline";
+  modelDir: string;
+  dataPath: string;
+  outDir: string;
+  threshold: number;
+  sampleFraction: number;
+  r: number;
+  alpha: number;
+  targets: string[];
+  lr: number;
+  batchSize: number;
+  device: string;
+  maxTokens: number;
+  force: boolean;
+}
+
+/** Any job. */
+export type Job = ProfileJob | PruneJob | TrainJob | PipelineJob;
+
+/** What a profile job returns. */
+export interface ProfileResult {
+  profilePath: string;
+  device: string;
+  layers: number;
+  sequences: number;
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+}
+
+/** What a prune job returns. */
+export interface PruneResult {
+  outDir: string;
+  threshold: number;
+  mode: "share" | "drop";
+  keptLayers: number[];
+  sharedLayers: number[];
+  paramsBefore: number;
+  paramsAfter: number;
+}
+
+/** What a training job returns. */
+export interface TrainResult {
+  outDir: string;
+  device: string;
+  steps: number;
+  finalLoss: number;
+  trainableParams: number;
+  seconds: number;
+}
+
+/** What a pipeline job returns. */
+export interface PipelineResult {
+  outDir: string;
+  /** The files worth opening afterwards: the profile, the report, the final adapter. */
+  profilePath?: string;
+  reportPath?: string;
+  adapterDir?: string;
+  summary: string;
+}
+
+/** The result type of each job kind. */
+export interface JobResults {
+  profile: ProfileResult;
+  prune: PruneResult;
+  train: TrainResult;
+  pipeline: PipelineResult;
+}
+
+/** One finished training step, as the panel's loss curve needs it. */
+export interface TrainStep {
+  step: number;
+  totalSteps: number;
+  loss: number;
+  lr: number;
+  tokensPerSecond: number;
+}
+
+/** Host → worker. */
+export type HostToWorker = { type: "start"; job: Job } | { type: "cancel" };
+
+/** Worker → host. */
+export type WorkerToHost =
+  | { type: "progress"; update: ProgressUpdate }
+  | { type: "log"; level: "info" | "warn"; message: string }
+  | { type: "trainStep"; step: TrainStep }
+  | { type: "done"; result: unknown }
+  | { type: "failed"; error: SerializedError };
+
+/** Checks a worker message's outer shape (the worker is our own code, but a crash can leave garbage). */
+export function parseWorkerMessage(x: unknown): WorkerToHost | undefined {
+  if (typeof x !== "object" || x === null) return undefined;
+  const m = x as Record<string, unknown>;
+  switch (m.type) {
+    case "progress": {
+      const u = m.update as Record<string, unknown> | undefined;
+      return u && typeof u.step === "number" && typeof u.total === "number" ? (m as WorkerToHost) : undefined;
+    }
+    case "log":
+      return (m.level === "info" || m.level === "warn") && typeof m.message === "string" ? (m as WorkerToHost) : undefined;
+    case "trainStep": {
+      const s = m.step as Record<string, unknown> | undefined;
+      return s && ["step", "totalSteps", "loss", "lr", "tokensPerSecond"].every((k) => typeof s[k] === "number") ? (m as WorkerToHost) : undefined;
+    }
+    case "done":
+      return "result" in m ? (m as WorkerToHost) : undefined;
+    case "failed": {
+      const e = m.error as Record<string, unknown> | undefined;
+      return e && typeof e.message === "string" ? (m as WorkerToHost) : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Checks a host message inside the worker. */
+export function parseHostToWorker(x: unknown): HostToWorker | undefined {
+  if (typeof x !== "object" || x === null) return undefined;
+  const m = x as Record<string, unknown>;
+  if (m.type === "cancel") return { type: "cancel" };
+  if (m.type === "start" && typeof m.job === "object" && m.job !== null && ["profile", "prune", "train", "pipeline"].includes((m.job as Job).kind)) {
+    return { type: "start", job: m.job as Job };
+  }
+  return undefined;
+}

@@ -1,0 +1,196 @@
+/**
+ * The extension's contributions (commands, menus, settings, activation events) as data: the single source of
+ * truth for package.json's `contributes` (written by scripts/syncManifest.mjs) and for the host's defaults.
+ * Pure: no `vscode` import, so unit tests can compare it with package.json under plain Node.
+ */
+
+/** The ids of every command the extension contributes. */
+export type CommandId =
+  | "loraDrop.profile"
+  | "loraDrop.prune"
+  | "loraDrop.openProfile"
+  | "loraDrop.runPipeline"
+  | "loraDrop.train"
+  | "loraDrop.showLog";
+
+/** One contributed command. Titles carry the "LoRA-drop: " prefix themselves so context menus show it too. */
+export interface CommandContribution {
+  command: CommandId;
+  title: string;
+}
+
+/** The contributed commands, in palette order. Ids and titles are relied upon by the e2e test. */
+export const COMMANDS: readonly CommandContribution[] = [
+  { command: "loraDrop.profile", title: "LoRA-drop: Profile LoRA outputs" },
+  { command: "loraDrop.prune", title: "LoRA-drop: Prune adapter" },
+  { command: "loraDrop.openProfile", title: "LoRA-drop: Open profile" },
+  { command: "loraDrop.runPipeline", title: "LoRA-drop: Run LoRA-drop pipeline" },
+  { command: "loraDrop.train", title: "LoRA-drop: Train LoRA adapter" },
+  { command: "loraDrop.showLog", title: "LoRA-drop: Show log" },
+];
+
+/** The id of the heatmap panel's webview type (also its serializer's activation event). */
+export const PANEL_VIEW_TYPE = "loraDrop.panel";
+
+/** The context key holding the workspace's adapter folders (fsPaths), for the Explorer menu's `in` test. */
+export const ADAPTER_FOLDERS_CONTEXT_KEY = "loraDrop.adapterFolders";
+
+/**
+ * True in the Explorer for an adapter: a folder named like one, a folder the extension found an
+ * adapter_config.json in, or one of the adapter's two files. The menu cannot look inside a folder, hence the
+ * context key, filled by a file watcher; the name test covers the moment before the first scan ends.
+ */
+export const ADAPTER_RESOURCE_WHEN = [
+  "explorerResourceIsFolder && resourceFilename =~ /adapter|lora/i",
+  `explorerResourceIsFolder && resourcePath in ${ADAPTER_FOLDERS_CONTEXT_KEY}`,
+  "resourceFilename == adapter_config.json",
+  "resourceFilename == adapter_model.safetensors",
+].join(" || ");
+
+/** One menu entry. */
+export interface MenuItem {
+  command: CommandId;
+  when?: string;
+  group?: string;
+}
+
+/** The contributed menus. Palette entries with no `when` are listed anyway so the test sees every command. */
+export const MENUS: Readonly<Record<string, readonly MenuItem[]>> = {
+  "explorer/context": [
+    { command: "loraDrop.profile", when: ADAPTER_RESOURCE_WHEN, group: "loraDrop@1" },
+    { command: "loraDrop.prune", when: ADAPTER_RESOURCE_WHEN, group: "loraDrop@2" },
+    { command: "loraDrop.openProfile", when: "resourceExtname == .json && !explorerResourceIsFolder", group: "loraDrop@3" },
+  ],
+  commandPalette: COMMANDS.map((c) => ({ command: c.command })),
+};
+
+/** The JSON-schema subset VS Code's configuration contribution understands, as used here. */
+export interface SettingSchema {
+  type: "string" | "number" | "integer" | "array";
+  default: string | number | readonly string[];
+  items?: { type: "string" };
+  uniqueItems?: boolean;
+  minItems?: number;
+  enum?: readonly string[];
+  enumDescriptions?: readonly string[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  scope?: "window" | "resource" | "machine-overridable";
+  markdownDescription: string;
+}
+
+/** The contributed settings, keyed by their full name. */
+export const SETTINGS = {
+  "loraDrop.device": {
+    type: "string",
+    default: "auto",
+    enum: ["auto", "cuda", "webgpu", "cpu"],
+    enumDescriptions: ["CUDA if its provider is installed, else WebGPU, else CPU.", "NVIDIA GPU (CUDA 12).", "WebGPU (Dawn; Vulkan on Linux).", "CPU."],
+    scope: "machine-overridable",
+    markdownDescription: "Execution provider that runs the model.",
+  },
+  "loraDrop.threshold": {
+    type: "number",
+    default: 0.9,
+    exclusiveMinimum: 0,
+    maximum: 1,
+    markdownDescription: "LoRA-drop threshold T: layers are kept, most important first, until their cumulative importance reaches T; the rest share one LoRA.",
+  },
+  "loraDrop.sampleFraction": {
+    type: "number",
+    default: 0.1,
+    exclusiveMinimum: 0,
+    maximum: 1,
+    markdownDescription: "Fraction α of the dataset the LoRA-drop pipeline samples (stratified) for its short first training and its profile.",
+  },
+  "loraDrop.maxExamples": {
+    type: "integer",
+    default: 64,
+    minimum: 1,
+    markdownDescription: "Most dataset examples the Profile command runs over (the first ones in the file).",
+  },
+  "loraDrop.maxTokens": {
+    type: "integer",
+    default: 128,
+    minimum: 1,
+    markdownDescription: "Most tokens per example (longer examples are truncated).",
+  },
+  "loraDrop.outputFolder": {
+    type: "string",
+    default: ".lora-drop",
+    scope: "resource",
+    markdownDescription: "Workspace-relative folder where profiles, training runs and pipeline reports are saved.",
+  },
+  "loraDrop.mode": {
+    type: "string",
+    default: "share",
+    enum: ["share", "drop"],
+    enumDescriptions: ["Unimportant layers share one LoRA (the paper's method).", "Unimportant layers lose their LoRA."],
+    markdownDescription: "What happens to the layers below the threshold.",
+  },
+  "loraDrop.outputFormat": {
+    type: "string",
+    default: "peft",
+    enum: ["peft", "compact"],
+    enumDescriptions: ["A standard PEFT adapter folder (the shared LoRA repeated under each shared layer).", "The shared LoRA stored once (read by this engine)."],
+    markdownDescription: "Format of pruned adapters.",
+  },
+  "loraDrop.train.rank": {
+    type: "integer",
+    default: 8,
+    minimum: 1,
+    markdownDescription: "LoRA rank r of adapters trained from scratch (Train and the pipeline).",
+  },
+  "loraDrop.train.alpha": {
+    type: "number",
+    default: 16,
+    minimum: 0,
+    markdownDescription: "LoRA alpha of adapters trained from scratch; the LoRA output is scaled by alpha / r.",
+  },
+  "loraDrop.train.targetModules": {
+    type: "array",
+    items: { type: "string" },
+    uniqueItems: true,
+    minItems: 1,
+    default: ["q_proj", "v_proj"],
+    markdownDescription: "Modules that get a LoRA when training from scratch (any of q/k/v/o/gate/up/down_proj).",
+  },
+  "loraDrop.train.epochs": {
+    type: "integer",
+    default: 1,
+    minimum: 1,
+    markdownDescription: "Passes over the dataset when training.",
+  },
+  "loraDrop.train.learningRate": {
+    type: "number",
+    default: 0.0002,
+    exclusiveMinimum: 0,
+    markdownDescription: "Peak learning rate (AdamW, linear decay).",
+  },
+  "loraDrop.train.batchSize": {
+    type: "integer",
+    default: 8,
+    minimum: 1,
+    markdownDescription: "Sequences per optimiser step when training.",
+  },
+} as const satisfies Record<string, SettingSchema>;
+
+/** A setting's full name. */
+export type SettingKey = keyof typeof SETTINGS;
+
+/** The `contributes.configuration` block. */
+export function configurationContribution(): { title: string; properties: Record<string, SettingSchema> } {
+  return { title: "LoRA-drop", properties: { ...SETTINGS } };
+}
+
+/**
+ * Activation: commands activate the extension implicitly (VS Code ≥ 1.74); the serializer needs its panel
+ * event; a workspace with adapters activates early so the Explorer's adapter-folder context key is ready.
+ */
+export const ACTIVATION_EVENTS: readonly string[] = [`onWebviewPanel:${PANEL_VIEW_TYPE}`, "workspaceContains:**/adapter_config.json"];
+
+/** Everything package.json's `contributes` holds. */
+export function contributes(): Record<string, unknown> {
+  return { commands: COMMANDS, menus: MENUS, configuration: configurationContribution() };
+}

@@ -1,0 +1,136 @@
+/**
+ * What every command needs, in one place: settings, workspace folders, the output folder, the log, running a
+ * job in the worker under a cancellable progress notification, and the one way errors reach the user.
+ */
+import * as path from "node:path";
+import * as vscode from "vscode";
+import type { TestState } from "../testApi";
+import { describeError } from "./errorText";
+import { runJob } from "./jobRunner";
+import type { Job, JobResults, TrainStep } from "./jobProtocol";
+import type { HostLog } from "./log";
+import { containingRoot, outputFolderPath } from "./paths";
+import { ProgressTracker } from "./progressText";
+import { readSettings, type Settings } from "./settings";
+
+/** workspaceState key: adapter folder → the latest profile written for it. */
+const LATEST_PROFILES_KEY = "loraDrop.latestProfiles";
+
+/** Shared services of the extension host. */
+export class Services {
+  private readonly reportedSettingProblems = new Set<string>();
+
+  constructor(
+    readonly context: vscode.ExtensionContext,
+    readonly log: HostLog,
+    readonly test: TestState,
+  ) {}
+
+  /** The settings for a resource (or the window), with invalid values replaced by defaults and logged once. */
+  settings(scope?: string): Settings {
+    const cfg = vscode.workspace.getConfiguration("loraDrop", scope ? vscode.Uri.file(scope) : undefined);
+    const { settings, problems } = readSettings((key) => cfg.get(key));
+    for (const p of problems) {
+      if (this.reportedSettingProblems.has(p)) continue;
+      this.reportedSettingProblems.add(p);
+      this.log.warn(`settings: ${p}`);
+    }
+    return settings;
+  }
+
+  /** Absolute paths of the workspace folders (local file system ones). */
+  roots(): string[] {
+    return (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === "file").map((f) => f.uri.fsPath);
+  }
+
+  /**
+   * The output folder for work about `file`: the setting under the workspace folder holding `file` (or the first
+   * one). Without a workspace, the extension's global storage, so a profile is still saved somewhere stable.
+   */
+  outputFolderFor(file?: string): string {
+    const roots = this.roots();
+    const root = (file && containingRoot(file, roots)) ?? roots[0];
+    if (root) return outputFolderPath(root, this.settings(root).outputFolder);
+    return path.join(this.context.globalStorageUri.fsPath, "profiles");
+  }
+
+  /** Every output folder (one per workspace folder), for finding saved profiles. */
+  allOutputFolders(): string[] {
+    const roots = this.roots();
+    return roots.length ? roots.map((r) => outputFolderPath(r, this.settings(r).outputFolder)) : [this.outputFolderFor()];
+  }
+
+  /** The latest profile recorded for an adapter folder (it may have been deleted since). */
+  recordedProfile(adapterDir: string): string | undefined {
+    return this.context.workspaceState.get<Record<string, string>>(LATEST_PROFILES_KEY, {})[path.resolve(adapterDir)];
+  }
+
+  /** Records the latest profile of an adapter folder. */
+  async recordProfile(adapterDir: string, profilePath: string): Promise<void> {
+    const all = { ...this.context.workspaceState.get<Record<string, string>>(LATEST_PROFILES_KEY, {}) };
+    all[path.resolve(adapterDir)] = profilePath;
+    await this.context.workspaceState.update(LATEST_PROFILES_KEY, all);
+  }
+
+  /**
+   * Runs a job in the worker process under a cancellable progress notification: the notification's Cancel
+   * (a CancellationToken) aborts an AbortController whose signal stops the worker.
+   */
+  runJob<J extends Job>(title: string, job: J, extra: { trainStep?: (s: TrainStep) => void } = {}): Promise<JobResults[J["kind"]]> {
+    this.log.info(`${title}: starting ${job.kind} job ${JSON.stringify(job)}`);
+    return Promise.resolve(
+      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
+        const controller = new AbortController();
+        const subscription = token.onCancellationRequested(() => {
+          this.log.info(`${title}: cancel requested`);
+          controller.abort();
+        });
+        if (token.isCancellationRequested) controller.abort();
+        const tracker = new ProgressTracker();
+        try {
+          return await runJob(job, {
+            signal: controller.signal,
+            progress: (u) => progress.report(tracker.next(u)),
+            log: this.log,
+            trainStep: extra.trainStep,
+            env: this.workerEnv(),
+          });
+        } finally {
+          subscription.dispose();
+        }
+      }),
+    );
+  }
+
+  /** Shows one error notification with a "Show log" action, and logs the details. Cancellations are only logged. */
+  reportError(what: string, e: unknown): void {
+    const d = describeError(what, e);
+    if (d.cancelled) {
+      this.log.info(d.message);
+      void vscode.window.setStatusBarMessage(`$(circle-slash) ${d.message}`, 5000);
+      return;
+    }
+    this.log.error(d.detail);
+    this.test.update((s) => s.errors.push(d.message));
+    void vscode.window.showErrorMessage(d.message, "Show log").then((choice) => {
+      if (choice === "Show log") this.log.show();
+    });
+  }
+
+  /** Shows an information notification (not awaited: it stays until dismissed) and records it for tests. */
+  info(message: string, ...actions: { title: string; run: () => unknown }[]): void {
+    this.log.info(message);
+    this.test.update((s) => s.infos.push(message));
+    void vscode.window.showInformationMessage(message, ...actions.map((a) => a.title)).then((choice) => {
+      actions.find((a) => a.title === choice)?.run();
+    });
+  }
+
+  /**
+   * The worker's extra environment. onnxruntime's telemetry is off unless the user allows VS Code's telemetry;
+   * even then the engine turns it off when the variable is unset, so this only ever makes it stricter.
+   */
+  private workerEnv(): Record<string, string> {
+    return vscode.env.isTelemetryEnabled ? {} : { ORT_DISABLE_TELEMETRY: "1" };
+  }
+}

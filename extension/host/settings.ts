@@ -1,0 +1,87 @@
+/**
+ * The `loraDrop.*` settings, read and validated. Pure: the caller passes a getter (VS Code's
+ * `WorkspaceConfiguration.get`), so the defaults and the validation are unit-tested without VS Code.
+ */
+import { SETTINGS, SettingKey } from "./manifest";
+
+/** The execution providers a user may ask for. */
+export type DeviceSetting = "auto" | "cuda" | "webgpu" | "cpu";
+
+/** The settings, typed and within range. */
+export interface Settings {
+  device: DeviceSetting;
+  threshold: number;
+  sampleFraction: number;
+  maxExamples: number;
+  maxTokens: number;
+  outputFolder: string;
+  mode: "share" | "drop";
+  outputFormat: "peft" | "compact";
+  train: { rank: number; alpha: number; targetModules: string[]; epochs: number; learningRate: number; batchSize: number };
+}
+
+/** Reads one setting by its short name (e.g. "threshold"), as `getConfiguration("loraDrop").get` does. */
+export type SettingGetter = (shortName: string) => unknown;
+
+/** The settings with every value at its default, straight from the manifest. */
+export function defaultSettings(): Settings {
+  return readSettings(() => undefined).settings;
+}
+
+/**
+ * Reads the settings. An invalid value (a hand-edited settings.json can hold anything) falls back to the
+ * default and is named in `problems`, so the host can log it instead of failing a command later.
+ */
+export function readSettings(get: SettingGetter): { settings: Settings; problems: string[] } {
+  const problems: string[] = [];
+  const pick = <T>(key: SettingKey, valid: (v: unknown) => v is T): T => {
+    // getConfiguration("loraDrop").get takes the rest of the name, dots included ("train.rank").
+    const value = get(key.slice("loraDrop.".length));
+    const fallback = SETTINGS[key].default as unknown as T;
+    if (value === undefined || value === null) return fallback;
+    if (valid(value)) return value;
+    problems.push(`${key} = ${JSON.stringify(value)} is not valid; using ${JSON.stringify(fallback)}`);
+    return fallback;
+  };
+  const oneOf = <T extends string>(key: SettingKey) => (v: unknown): v is T =>
+    typeof v === "string" && ((SETTINGS[key] as { enum?: readonly string[] }).enum ?? []).includes(v);
+  const fraction = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v > 0 && v <= 1;
+  const positiveInt = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 1;
+  const positive = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v > 0;
+  const nonNegative = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v >= 0;
+  const moduleList = (v: unknown): v is readonly string[] =>
+    Array.isArray(v) && v.length > 0 && v.every((m) => typeof m === "string" && /^[A-Za-z_][A-Za-z0-9_]*$/.test(m)) && new Set(v).size === v.length;
+  const relativeFolder = (v: unknown): v is string => typeof v === "string" && isRelativeFolder(v);
+  return {
+    settings: {
+      device: pick("loraDrop.device", oneOf<DeviceSetting>("loraDrop.device")),
+      threshold: pick("loraDrop.threshold", fraction),
+      sampleFraction: pick("loraDrop.sampleFraction", fraction),
+      maxExamples: pick("loraDrop.maxExamples", positiveInt),
+      maxTokens: pick("loraDrop.maxTokens", positiveInt),
+      outputFolder: pick("loraDrop.outputFolder", relativeFolder),
+      mode: pick("loraDrop.mode", oneOf<"share" | "drop">("loraDrop.mode")),
+      outputFormat: pick("loraDrop.outputFormat", oneOf<"peft" | "compact">("loraDrop.outputFormat")),
+      train: {
+        rank: pick("loraDrop.train.rank", positiveInt),
+        alpha: pick("loraDrop.train.alpha", nonNegative),
+        targetModules: [...pick("loraDrop.train.targetModules", moduleList)],
+        epochs: pick("loraDrop.train.epochs", positiveInt),
+        learningRate: pick("loraDrop.train.learningRate", positive),
+        batchSize: pick("loraDrop.train.batchSize", positiveInt),
+      },
+    },
+    problems,
+  };
+}
+
+/**
+ * True for a non-empty workspace-relative folder that stays inside the workspace: no absolute path, no drive
+ * letter, no ".." segment. The output folder is joined to a workspace folder, so it must not climb out of it.
+ */
+export function isRelativeFolder(value: string): boolean {
+  const trimmed = value.trim();
+  if (trimmed.length === 0 || trimmed.length > 255 || trimmed !== value) return false;
+  if (/^[/\\]/.test(value) || /^[A-Za-z]:/.test(value) || value.includes("\0")) return false;
+  return value.split(/[/\\]/).every((seg) => seg !== "..");
+}
