@@ -7,7 +7,7 @@ import type { ProfileFile } from "../extension/core/profileSchema";
 import { parseHostMessage, type HostToWebview, type WebviewToHost } from "../extension/protocol";
 import { compareImportance } from "../extension/viewModel/compare";
 import { groupedInteger } from "../extension/viewModel/format";
-import { countParameters, keptPositions, selectLayers, type LayerSelection } from "../extension/viewModel/layerSelection";
+import { countParameters, keptPositions, layerStatus, selectForProfile, type LayerSelection } from "../extension/viewModel/layerSelection";
 import { appendLoss, emptyLossSeries, type LossSeries } from "../extension/viewModel/lossSeries";
 import { fitStateToProfile, sanitizeState, type PanelState } from "../extension/viewModel/panelState";
 import { CompareView } from "./compareView";
@@ -216,7 +216,8 @@ export class LoraDropPanel {
     for (const el of this.profileSections) el.hidden = false;
     const s = this.state;
     const profile = p.profile;
-    this.selection = selectLayers(profile.importance.per_layer, s.threshold);
+    this.selection = selectForProfile(profile, s.threshold);
+    const status = layerStatus(this.selection);
     this.counts = countParameters(profile.adapter.params, profile.modules, this.selection.kept, s.mode);
     this.header.replaceChildren(
       h("span", { className: "source-path", text: p.sourcePath }),
@@ -224,9 +225,9 @@ export class LoraDropPanel {
     );
     this.toolbar.update(profile.modules, s.module, s.scale, s.zoom);
     this.sequences.update(profile.sequences, s.sequence, s.filter);
-    this.heatmap.update({ profile, module: s.module, sequence: s.sequence, scale: s.scale, zoom: s.zoom, kept: this.selection.kept, pinned: s.pinned });
+    this.heatmap.update({ profile, module: s.module, sequence: s.sequence, scale: s.scale, zoom: s.zoom, status, pinned: s.pinned });
     const otherLabel = s.mode === "share" ? "shared" : "dropped";
-    this.importance.update({ layers: profile.layers, importance: profile.importance.per_layer, selection: this.selection, threshold: s.threshold, otherLabel });
+    this.importance.update({ layers: profile.layers, importance: profile.importance.per_layer, selection: this.selection, threshold: s.threshold, otherLabel, status });
     this.prune.update(s.threshold, s.mode, this.selection, this.counts, profile.layers);
     this.renderCompare(profile);
   }
@@ -260,7 +261,7 @@ export class LoraDropPanel {
   private export(format: "csv" | "png" | "svg", what: "heatmap" | "importance"): void {
     const p = this.primary;
     if (!p || !this.selection) return;
-    const ctx: ExportContext = { profile: p.profile, sourcePath: p.sourcePath, module: this.state.module, sequence: this.state.sequence, threshold: this.state.threshold, mode: this.state.mode, kept: this.selection.kept };
+    const ctx: ExportContext = { profile: p.profile, sourcePath: p.sourcePath, module: this.state.module, sequence: this.state.sequence, threshold: this.state.threshold, mode: this.state.mode, status: layerStatus(this.selection) };
     let content: string;
     if (format === "csv") content = what === "heatmap" ? heatmapCsvContent(ctx) : importanceCsvContent(ctx);
     else if (format === "svg") content = chartsSvgContent(Array.from(this.importance.root.querySelectorAll<SVGSVGElement>("svg.chart")));

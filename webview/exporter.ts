@@ -7,6 +7,7 @@ import { heatmapCsv, importanceCsv } from "../extension/viewModel/csv";
 import { ALL_MODULES } from "../extension/viewModel/heatmapData";
 import { heatmapLayout, ROW_LABEL_WIDTH, type HeatmapLayout } from "../extension/viewModel/heatmapLayout";
 import { exportFileName } from "../extension/viewModel/exportNames";
+import type { LayerStatus } from "../extension/viewModel/layerSelection";
 import { paintHeatmap, type CellImage } from "./heatmapPaint";
 import type { CanvasTheme } from "./theme";
 
@@ -23,7 +24,7 @@ export interface ExportContext {
   sequence: number;
   threshold: number;
   mode: PruneMode;
-  kept: boolean[];
+  status: readonly LayerStatus[];
 }
 
 /** Builds an `export` message; `requestId` pairs it with the host's exportDone/error answer. */
@@ -79,7 +80,7 @@ export function heatmapPngContent(ctx: ExportContext, image: CellImage, theme: C
   g.translate(8, TITLE_HEIGHT);
   const seq = ctx.profile.sequences[ctx.sequence];
   paintHeatmap(g, {
-    layout, scrollX: 0, image, rowLabels: ctx.profile.layers.map((l) => `L${l}`), kept: ctx.kept,
+    layout, scrollX: 0, image, rowLabels: ctx.profile.layers.map((l) => `L${l}`), status: ctx.status,
     tokens: seq?.tokens ?? [], special: seq?.special ?? [], hover: null, pinned: null, theme,
   });
   g.restore();

@@ -4,6 +4,7 @@
  * up with smoothing off, so scrolling and hovering over 80 × 4096 cells stay cheap.
  */
 import type { HeatmapGrid } from "../extension/viewModel/heatmapData";
+import type { LayerStatus } from "../extension/viewModel/layerSelection";
 import { visibleColumns, type HeatmapLayout } from "../extension/viewModel/heatmapLayout";
 import type { CellRef } from "../extension/viewModel/panelState";
 import { displayToken, truncateLabel } from "../extension/viewModel/tokenText";
@@ -55,7 +56,7 @@ export interface HeatmapFrame {
   scrollX: number;
   image: CellImage;
   rowLabels: string[];
-  kept: boolean[];
+  status: readonly LayerStatus[];
   tokens: readonly string[];
   special: readonly boolean[];
   hover: CellRef | null;
@@ -100,7 +101,7 @@ function paintCells(ctx: CanvasRenderingContext2D, f: HeatmapFrame, first: numbe
   ctx.restore();
 }
 
-/** Row labels: layer number, plus a bar that is solid for kept layers and hollow for shared ones. */
+/** Row labels: layer number, plus a bar that is solid for kept layers, hollow for shared ones, absent without LoRA. */
 function paintRowLabels(ctx: CanvasRenderingContext2D, f: HeatmapFrame): void {
   const { layout, theme } = f;
   const fontPx = Math.min(12, Math.max(8, layout.rowHeight - 2));
@@ -111,10 +112,11 @@ function paintRowLabels(ctx: CanvasRenderingContext2D, f: HeatmapFrame): void {
   const every = Math.max(1, Math.ceil((fontPx + 2) / layout.rowHeight));
   for (let r = 0; r < layout.rows; r++) {
     const y = layout.top + r * layout.rowHeight;
-    const kept = f.kept[r] === true;
+    const status = f.status[r] ?? "none";
+    const kept = status === "kept";
     ctx.fillStyle = kept ? theme.kept : theme.shared;
     if (kept) ctx.fillRect(layout.left - 8, y + 1, 5, Math.max(1, layout.rowHeight - 2));
-    else {
+    else if (status === "shared") {
       ctx.strokeStyle = theme.shared;
       ctx.lineWidth = 1;
       ctx.strokeRect(layout.left - 7.5, y + 1.5, 4, Math.max(1, layout.rowHeight - 3));

@@ -6,6 +6,7 @@ import type { ProfileFile } from "../extension/core/profileSchema";
 import { ALL_MODULES, gridValue, heatmapGrid, type HeatmapGrid } from "../extension/viewModel/heatmapData";
 import { cellAt, heatmapLayout, scrollToShow, type HeatmapLayout, type HeatmapZoom } from "../extension/viewModel/heatmapLayout";
 import { exactValue } from "../extension/viewModel/format";
+import type { LayerStatus } from "../extension/viewModel/layerSelection";
 import type { CellRef } from "../extension/viewModel/panelState";
 import { displayToken, truncateLabel } from "../extension/viewModel/tokenText";
 import { makeValueScale, valueExtent, type ScaleKind, type ValueScale } from "../extension/viewModel/valueScale";
@@ -17,6 +18,9 @@ import { readCanvasTheme, type CanvasTheme } from "./theme";
 /** Longest token text shown in the tooltip and readout; the CSV export carries the full token. */
 const MAX_TOKEN_CHARS = 80;
 
+/** How the tooltip names a layer's status. */
+const STATUS_WORDS: Record<LayerStatus, string> = { kept: "kept", shared: "not kept", none: "no LoRA" };
+
 /** What the heatmap shows. */
 export interface HeatmapModel {
   profile: ProfileFile;
@@ -24,7 +28,7 @@ export interface HeatmapModel {
   sequence: number;
   scale: ScaleKind;
   zoom: HeatmapZoom;
-  kept: boolean[];
+  status: readonly LayerStatus[];
   pinned: CellRef | null;
 }
 
@@ -126,7 +130,11 @@ export class HeatmapView {
     const m = this.model;
     if (!m || !this.grid) {
       this.root.classList.add("empty");
-      this.readout.textContent = m && !m.profile.norms ? "This profile has no per-token norms (criterion is not \"output\"); only importance is shown." : "";
+      this.readout.textContent = !m
+        ? ""
+        : !m.profile.norms
+          ? `This profile has no per-token norms (criterion "${m.profile.criterion}"); only layer importance is shown.`
+          : "This profile has no sequences to show.";
       return;
     }
     this.root.classList.remove("empty");
@@ -145,7 +153,7 @@ export class HeatmapView {
     this.canvas.dataset.top = String(l.top);
     this.canvas.dataset.cellWidth = String(l.cellWidth);
     this.canvas.dataset.rowHeight = String(l.rowHeight);
-    this.canvas.dataset.kept = m.kept.map((k, i) => (k ? i : -1)).filter((i) => i >= 0).join(",");
+    this.canvas.dataset.kept = m.status.map((k, i) => (k === "kept" ? i : -1)).filter((i) => i >= 0).join(",");
     this.canvas.setAttribute("aria-label", `Heatmap of LoRA output magnitude: ${l.rows} layers by ${l.cols} tokens. Arrow keys move the pinned cell, Escape unpins.`);
     this.updateReadout();
     // Module, threshold or layout may have changed under a still pointer: re-describe the hovered cell.
@@ -175,7 +183,7 @@ export class HeatmapView {
       scrollX: this.scroller.scrollLeft,
       image: this.image,
       rowLabels: m.profile.layers.map((layer) => `L${layer}`),
-      kept: m.kept,
+      status: m.status,
       tokens: seq?.tokens ?? [],
       special: seq?.special ?? [],
       hover: this.hover,
@@ -273,7 +281,7 @@ export class HeatmapView {
     return [
       h("span", { className: "tt-line" }, [
         h("strong", { text: `Layer ${m.profile.layers[cell.row] ?? cell.row}` }),
-        ` · ${moduleLabel} · ${m.kept[cell.row] ? "kept" : "shared"}`,
+        ` · ${moduleLabel} · ${STATUS_WORDS[m.status[cell.row] ?? "none"]}`,
       ]),
       h("span", { className: "tt-line" }, [
         `Token ${cell.col}: `,

@@ -1,13 +1,13 @@
 /**
- * Per-layer importance bars (layer order) and the cumulative importance curve (importance order), with
- * LoRA-drop's kept/shared decision marked on both. SVG via d3: at most a few hundred marks.
+ * Per-layer importance bars (layer order) and the cumulative importance curve (importance order, LoRA layers
+ * only), with LoRA-drop's kept/shared decision marked on both. SVG via d3: at most a few hundred marks.
  */
 import { axisBottom, axisLeft } from "d3-axis";
 import { scaleBand, scaleLinear } from "d3-scale";
 import { select } from "d3-selection";
 import { line } from "d3-shape";
 import { compactValue } from "../extension/viewModel/format";
-import type { LayerSelection } from "../extension/viewModel/layerSelection";
+import type { LayerSelection, LayerStatus } from "../extension/viewModel/layerSelection";
 import { h } from "./dom";
 
 const MARGIN = { top: 16, right: 12, bottom: 34, left: 44 };
@@ -19,6 +19,7 @@ export interface ImportanceModel {
   layers: readonly number[];
   importance: readonly number[];
   selection: LayerSelection;
+  status: readonly LayerStatus[];
   threshold: number;
   /** "shared" or "dropped": the word for layers that lose their own LoRA. */
   otherLabel: string;
@@ -87,14 +88,15 @@ function renderBars(svg: SVGSVGElement, m: ImportanceModel, width: number): void
   root.append("g").attr("class", "axis").attr("transform", `translate(${MARGIN.left},0)`).call(axisLeft(y).ticks(4).tickFormat((v) => compactValue(Number(v))));
   root.append("text").attr("class", "axis-title").attr("x", (MARGIN.left + width - MARGIN.right) / 2).attr("y", HEIGHT - 4).attr("text-anchor", "middle").text("layer");
   root.append("g").selectAll("rect").data(m.importance.map((v, i) => ({ v, i }))).join("rect")
-    .attr("class", (d) => `bar ${m.selection.kept[d.i] ? "kept" : "shared"}`)
+    .attr("class", (d) => `bar ${m.status[d.i] ?? "none"}`)
     .attr("data-layer", (d) => String(d.i))
     .attr("x", (d) => x(d.i) ?? 0)
     .attr("width", x.bandwidth())
     .attr("y", (d) => y(d.v))
     .attr("height", (d) => Math.max(0, y(0) - y(d.v)))
-    .append("title").text((d) => `Layer ${m.layers[d.i] ?? d.i}: importance ${d.v} — ${m.selection.kept[d.i] ? "kept" : m.otherLabel}`);
-  svg.setAttribute("aria-label", `Importance of ${n} layers; ${m.selection.keptCount} kept, ${n - m.selection.keptCount} ${m.otherLabel}.`);
+    .append("title").text((d) => `Layer ${m.layers[d.i] ?? d.i}: importance ${d.v} — ${m.status[d.i] === "shared" ? m.otherLabel : m.status[d.i] === "kept" ? "kept" : "no LoRA"}`);
+  const others = m.status.filter((st) => st === "shared").length;
+  svg.setAttribute("aria-label", `Importance of ${n} layers; ${m.selection.keptCount} kept, ${others} ${m.otherLabel}.`);
 }
 
 function renderCurve(svg: SVGSVGElement, m: ImportanceModel, width: number): void {

@@ -65,7 +65,8 @@ export class PruneControls {
     for (const radio of Array.from(this.mode.querySelectorAll<HTMLElement & { checked: boolean }>("vscode-radio"))) {
       radio.checked = radio.getAttribute("value") === mode;
     }
-    const n = selection.kept.length;
+    // Layers without any LoRA take no part: "n" counts the layers LoRA-drop chooses among.
+    const n = selection.order.length;
     const k = selection.keptCount;
     const reached = selection.cumulative[k - 1] ?? 0;
     const keptList = selection.order.slice(0, k).map((i) => layers[i] ?? i).sort((a, b) => a - b).join(", ");

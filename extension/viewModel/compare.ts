@@ -2,7 +2,7 @@
  * Comparison of two profiles' layer importance (before/after training, or output vs gradient criterion).
  */
 import type { ProfileFile } from "../core/profileSchema";
-import { selectLayers } from "./layerSelection";
+import { selectForProfile } from "./layerSelection";
 
 /** Per-layer importance of both profiles, their difference, and how their LoRA-drop choices overlap. */
 export interface ImportanceComparison {
@@ -23,8 +23,8 @@ export function compareImportance(primary: ProfileFile, compare: ProfileFile, th
   const a = primary.importance.per_layer;
   const b = compare.importance.per_layer;
   const aligned = a.length === b.length;
-  const keptA = selectLayers(a, threshold).kept;
-  const keptB = selectLayers(b, threshold).kept;
+  const keptA = selectForProfile(primary, threshold).kept;
+  const keptB = selectForProfile(compare, threshold).kept;
   const result: ImportanceComparison = { aligned, primary: [...a], compare: [...b], difference: [], keptBoth: [], keptPrimaryOnly: [], keptCompareOnly: [] };
   if (!aligned) return result;
   for (let i = 0; i < a.length; i++) {

@@ -5,7 +5,7 @@
 import type { ProfileFile } from "../core/profileSchema";
 import type { PruneMode } from "../protocol";
 import { ALL_MODULES, heatmapGrid } from "./heatmapData";
-import { selectLayers } from "./layerSelection";
+import { layerStatus, selectForProfile } from "./layerSelection";
 
 /**
  * Quotes one field. Text starting with = + - @ or a tab/CR is prefixed with an apostrophe, because
@@ -38,23 +38,25 @@ export function heatmapCsv(profile: ProfileFile, module: string, sequence: numbe
   return csvText(rows);
 }
 
-/** Per-layer importance, rank, cumulative importance and LoRA-drop's decision at `threshold`. */
+/** Per-layer importance, rank, cumulative importance (renormalised over LoRA layers) and LoRA-drop's decision at `threshold`. */
 export function importanceCsv(profile: ProfileFile, threshold: number, mode: PruneMode): string {
   const importance = profile.importance.per_layer;
-  const selection = selectLayers(importance, threshold);
+  const selection = selectForProfile(profile, threshold);
+  const status = layerStatus(selection);
   const rank: number[] = [];
   selection.order.forEach((layer, k) => (rank[layer] = k));
   const header = ["layer", "importance", "importance_raw", "rank", "cumulative_at_rank", "decision", ...profile.modules.map((m) => `params_${m}`)];
   const rows: (string | number)[][] = [header];
   importance.forEach((value, i) => {
-    const k = rank[i] as number;
+    // Layers without a LoRA take no part in the ranking, so they have no rank or cumulative value.
+    const k = rank[i];
     rows.push([
       profile.layers[i] as number,
       value,
       profile.importance.per_layer_raw[i] as number,
-      k + 1,
-      selection.cumulative[k] as number,
-      selection.kept[i] ? "kept" : mode === "share" ? "shared" : "dropped",
+      k === undefined ? "" : k + 1,
+      k === undefined ? "" : (selection.cumulative[k] as number),
+      status[i] === "kept" ? "kept" : status[i] === "none" ? "no LoRA" : mode === "share" ? "shared" : "dropped",
       ...profile.modules.map((m) => profile.adapter.params[m]?.[i] ?? 0),
     ]);
   });

@@ -2,46 +2,60 @@
  * LoRA-drop's layer selection and the parameter count it leads to. Pure functions, shared by every view
  * that marks kept vs shared layers, so the heatmap, the bars and the curve can never disagree.
  */
+import { cumulativeCurve, normalise, rankByImportance, selectAmong } from "../core/selection";
+import type { ProfileFile } from "../core/profileSchema";
 import type { PruneMode } from "../protocol";
 
 /** Which layers LoRA-drop keeps at a threshold, with the ranking that led there. */
 export interface LayerSelection {
   /** kept[i] is true when layer position i keeps its own LoRA. */
   kept: boolean[];
-  /** Layer positions sorted by importance, most important first (ties: lower position first). */
+  /** candidate[i] is false for a layer that carries no LoRA at all: it is neither kept nor shared. */
+  candidate: boolean[];
+  /** Candidate positions sorted by importance, most important first (ties: lower position first). */
   order: number[];
-  /** cumulative[k] = summed importance of order[0..k]. */
+  /** cumulative[k] = importance of order[0..k], renormalised over the candidates (what T is compared with). */
   cumulative: number[];
   /** How many layers are kept (the first keptCount entries of `order`). */
   keptCount: number;
 }
 
-/** Floating-point slack so that, e.g., importances 0.1 + 0.2 meet a threshold of 0.3. */
-const THRESHOLD_EPSILON = 1e-9;
-
 /**
- * Sorts layers by importance and keeps them, most important first, until the cumulative importance reaches
- * `threshold`; at least one layer is always kept. When the importances never reach it (all zeros), every
- * layer is kept, since there is no evidence to prune on.
+ * LoRA-drop's selection, computed by the engine's own code (core/selection.ts) so the panel always shows what
+ * `prune` will do: among the candidate layers (default: all), importance is renormalised, layers are sorted by
+ * it and kept until the cumulative importance reaches `threshold`; at least one is kept. When the importances
+ * never reach it (all zeros), every candidate is kept, since there is no evidence to prune on.
  */
-export function selectLayers(importance: readonly number[], threshold: number): LayerSelection {
-  const order = importance.map((_, i) => i).sort((a, b) => (importance[b] as number) - (importance[a] as number) || a - b);
-  const cumulative: number[] = [];
-  let sum = 0;
-  for (const i of order) {
-    sum += importance[i] as number;
-    cumulative.push(sum);
-  }
-  let keptCount = order.length;
-  for (let k = 0; k < cumulative.length; k++) {
-    if ((cumulative[k] as number) >= threshold - THRESHOLD_EPSILON) {
-      keptCount = k + 1;
-      break;
-    }
-  }
+export function selectLayers(importance: readonly number[], threshold: number, candidates?: readonly number[]): LayerSelection {
+  const positions = candidates ?? importance.map((_, i) => i);
+  const chosen = selectAmong(importance, positions, { threshold });
+  const sub = normalise(positions.map((i) => importance[i] ?? 0));
+  const order = rankByImportance(sub).map((k) => positions[k] as number);
   const kept = importance.map(() => false);
-  for (let k = 0; k < keptCount; k++) kept[order[k] as number] = true;
-  return { kept, order, cumulative, keptCount };
+  for (const i of chosen.kept) kept[i] = true;
+  const candidate = importance.map(() => false);
+  for (const i of positions) candidate[i] = true;
+  return { kept, candidate, order, cumulative: cumulativeCurve(sub), keptCount: chosen.kept.length };
+}
+
+/** Layer positions that carry a LoRA for at least one module: the only ones LoRA-drop keeps or shares. */
+export function loraCandidates(params: Readonly<Record<string, readonly number[]>>, modules: readonly string[], layerCount: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < layerCount; i++) if (modules.some((m) => (params[m]?.[i] ?? 0) > 0)) out.push(i);
+  return out;
+}
+
+/** The selection `prune` makes for this profile's adapter at `threshold` (per-layer importance, LoRA layers only). */
+export function selectForProfile(profile: ProfileFile, threshold: number): LayerSelection {
+  return selectLayers(profile.importance.per_layer, threshold, loraCandidates(profile.adapter.params, profile.modules, profile.layers.length));
+}
+
+/** A layer's fate: keeps its own LoRA, shares (or loses) it, or has none to begin with. */
+export type LayerStatus = "kept" | "shared" | "none";
+
+/** Each layer position's status under `selection`. */
+export function layerStatus(selection: LayerSelection): LayerStatus[] {
+  return selection.kept.map((k, i) => (k ? "kept" : selection.candidate[i] ? "shared" : "none"));
 }
 
 /** LoRA parameter counts before and after LoRA-drop. */

@@ -36,19 +36,20 @@ declare const performance: { now(): number };
 const SCREENSHOTS = join(__dirname, "..", "..", "..", "test-output", "screenshots");
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Chromium (apt-get install -y chromium) to run the browser tests.`;
 
-/** Kept layers by an independent rule: a layer is kept iff the importance ranked above it is still short of T. */
-function expectedKept(importance: number[], threshold: number): number[] {
-  const total = importance.reduce((a, b) => a + b, 0);
-  return importance
-    .map((v, i) => {
-      if (total < threshold - 1e-9) return i;
-      let before = 0;
-      importance.forEach((w, j) => {
-        if (w > v || (w === v && j < i)) before += w;
-      });
-      return before < threshold - 1e-9 ? i : -1;
-    })
-    .filter((i) => i >= 0);
+/**
+ * Kept layers by an independent rule: only layers with LoRA parameters take part, their importance is
+ * renormalised, and a layer is kept iff the importance ranked above it is still short of T.
+ */
+function expectedKept(p: ProfileFile, threshold: number): number[] {
+  const candidates = p.layers.map((_, i) => i).filter((i) => p.modules.some((m) => (p.adapter.params[m]?.[i] ?? 0) > 0));
+  const total = candidates.reduce((a, i) => a + p.importance.per_layer[i]!, 0);
+  const share = (i: number): number => (total > 0 ? p.importance.per_layer[i]! / total : 0);
+  return candidates.filter((i) => {
+    if (total === 0) return true;
+    let before = 0;
+    for (const j of candidates) if (share(j) > share(i) || (share(j) === share(i) && j < i)) before += share(j);
+    return before < threshold - 1e-12;
+  });
 }
 
 /** Parameters after LoRA-drop, counted directly from the profile. */
@@ -124,7 +125,8 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
   let browser: Browser;
   let server: PanelServer;
   const errors: string[] = [];
-  const profile = makeProfile({ seed: 42, layers: 6, sequenceLengths: [12, 9, 7] });
+  // Layer 4 carries no LoRA at all: it must be neither kept nor shared.
+  const profile = makeProfile({ seed: 42, layers: 6, sequenceLengths: [12, 9, 7], noLoraLayers: [4] });
 
   before(async () => {
     const { chromium } = await import("playwright-core");
@@ -198,13 +200,14 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     const seen = new Set<string>();
     for (const t of [20, 50, 75, 90, 100]) {
       await setThreshold(page, t);
-      const want = expectedKept(profile.importance.per_layer, t / 100);
+      const want = expectedKept(profile, t / 100);
       const got = await keptEverywhere(page);
       assert.deepEqual(got, { canvas: want, bars: want, points: want, snapshot: want }, `T = ${t / 100}`);
       const counts = expectedParams(profile, want, "share");
       const text = await page.textContent(".prune-params");
       assert.ok(text?.includes(`${grouped(counts.before)} → ${grouped(counts.after)}`), `${text} at T = ${t / 100}`);
       seen.add(want.join(","));
+      assert.equal(await page.getAttribute(".importance-bars rect.bar[data-layer='4']", "class"), "bar none");
     }
     assert.ok(seen.size >= 3, "the kept set changes as the threshold moves");
 
@@ -216,7 +219,7 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     await page.getByText("Apply drop-and-share").click();
     const apply = await waitForPosted(page, "applyPrune", before);
     assert.deepEqual(parseWebviewMessage(apply), { type: "applyPrune", requestId: apply.requestId, threshold: 0.75, mode: "share" });
-    const kept75 = expectedKept(profile.importance.per_layer, 0.75);
+    const kept75 = expectedKept(profile, 0.75);
     await sendToPanel(page, { type: "pruneResult", requestId: apply.requestId, threshold: 0.75, mode: "share", keptLayers: kept75, paramsBefore: 10, paramsAfter: 5, outputPath: "/tmp/pruned" });
     await page.waitForFunction(() => document.querySelector(".prune-status")?.textContent?.includes("/tmp/pruned"));
 
@@ -279,7 +282,7 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     assert.equal(await restored.inputValue("#threshold"), "0.75");
     assert.match(await restored.textContent(".cell-readout") ?? "", /Pinned: Layer 2 · v_proj/);
     g = await geometry(restored);
-    assert.deepEqual(g.kept, expectedKept(profile.importance.per_layer, 0.75));
+    assert.deepEqual(g.kept, expectedKept(profile, 0.75));
     await restored.screenshot({ path: join(SCREENSHOTS, "panel-light.png"), fullPage: true });
 
     for (const p of [page, restored]) {
@@ -308,7 +311,7 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     await sendToPanel(page, { type: "profile", slot: "primary", profile: gradient, sourcePath: "/work/runs/gradient.json" });
     await page.waitForSelector(".heatmap.empty");
     assert.match(await page.textContent(".cell-readout") ?? "", /no per-token norms/);
-    const want = expectedKept(gradient.importance.per_layer, 0.9);
+    const want = expectedKept(gradient, 0.9);
     assert.deepEqual((await keptEverywhere(page)).bars, want);
 
     await sendToPanel(page, { type: "profile", slot: "primary", profile, sourcePath: "/work/runs/demo.profile.json" });

@@ -32,6 +32,8 @@ export interface FakeProfileOptions {
   /** Token counts, one per sequence. */
   sequenceLengths?: number[];
   criterion?: ProfileFile["criterion"];
+  /** Layer positions the adapter does not touch at all: zero parameters and zero norms for every module. */
+  noLoraLayers?: number[];
 }
 
 const WORDS = ["▁The", "▁model", "▁learns", "▁to", "▁adapt", ",", "▁quickly", ".", "▁LoRA", "▁layers", "\n", "▁and", "▁then"];
@@ -65,7 +67,8 @@ export function makeProfile(options: FakeProfileOptions = {}): ProfileFile {
     }
     return { ids: tokens.map((_, t) => 1 + ((t * 7919 + s * 31) % 30000)), tokens, special, example: s };
   });
-  const lastLayerHasNo = (m: string, l: number): boolean => m === "v_proj" && l === L - 1;
+  const noLora = new Set(options.noLoraLayers ?? []);
+  const lastLayerHasNo = (m: string, l: number): boolean => noLora.has(l) || (m === "v_proj" && l === L - 1);
   const norms: Record<string, number[][][]> = {};
   for (const m of modules) {
     norms[m] = Array.from({ length: L }, (_, l) =>

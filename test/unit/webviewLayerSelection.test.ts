@@ -1,24 +1,29 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { countParameters, keptPositions, selectLayers } from "../../extension/viewModel/layerSelection";
+import { countParameters, keptPositions, layerStatus, loraCandidates, selectForProfile, selectLayers } from "../../extension/viewModel/layerSelection";
+import { importanceCsv } from "../../extension/viewModel/csv";
 import { makeProfile } from "./webviewFixtures";
 
 /**
- * Independent formulation: layer i is kept iff the importance of the layers ranked before it (higher
- * importance, or equal importance and lower index) has not yet reached T; when no prefix reaches T
- * (within 1e-9), all layers are kept.
+ * Independent formulation: among the candidates, with importance renormalised over them, layer i is kept iff
+ * the importance of the candidates ranked before it (higher importance, or equal and lower index) has not yet
+ * reached T (within 1e-12, the engine's tolerance); when the total cannot reach T, all candidates are kept.
  */
-function keptByPredicate(importance: number[], threshold: number): boolean[] {
-  const total = importance.reduce((a, b) => a + b, 0);
-  if (total < threshold - 1e-9) return importance.map(() => true);
-  return importance.map((v, i) => {
+function keptByPredicate(importance: number[], threshold: number, candidates = importance.map((_, i) => i)): boolean[] {
+  const raw = candidates.map((i) => importance[i]!);
+  const total = raw.reduce((a, b) => a + b, 0);
+  const sub = raw.map((v) => (total > 0 ? v / total : 0));
+  const subTotal = sub.reduce((a, b) => a + b, 0);
+  const kept = importance.map(() => false);
+  candidates.forEach((layer, k) => {
     let before = 0;
-    importance.forEach((w, j) => {
-      if (w > v || (w === v && j < i)) before += w;
+    sub.forEach((w, j) => {
+      if (w > sub[k]! || (w === sub[k]! && j < k)) before += w;
     });
-    return before < threshold - 1e-9;
+    kept[layer] = subTotal < threshold - 1e-12 || before < threshold - 1e-12;
   });
+  return kept;
 }
 
 test("selectLayers keeps the most important layers until the threshold is reached", () => {
@@ -30,8 +35,8 @@ test("selectLayers keeps the most important layers until the threshold is reache
 
 test("selectLayers keeps at least one layer and tolerates float sums at the threshold", () => {
   assert.equal(selectLayers([0.7, 0.2, 0.1], 0.01).keptCount, 1);
-  // 0.1 + 0.2 is 0.30000000000000004 in floating point; a threshold of 0.3 must be met by those two.
-  assert.deepEqual(keptPositions(selectLayers([0.1, 0.2, 0.05], 0.3).kept).sort(), [0, 1]);
+  // 0.7 + 0.2 is 0.8999999999999999 in floating point; a threshold of 0.9 must still be met by those two.
+  assert.deepEqual(keptPositions(selectLayers([0.1, 0.2, 0.7], 0.9).kept), [1, 2]);
 });
 
 test("selectLayers agrees with the per-layer predicate on random importances", () => {
@@ -41,6 +46,31 @@ test("selectLayers agrees with the per-layer predicate on random importances", (
       const importance = raw.map((v) => (total > 0 ? v / total : 0));
       const threshold = t / 100;
       assert.deepEqual(selectLayers(importance, threshold).kept, keptByPredicate(importance, threshold));
+    }),
+  );
+});
+
+test("layers without any LoRA are neither kept nor shared, and the threshold applies to the LoRA layers' importance", () => {
+  const p = makeProfile({ layers: 7, seed: 11, noLoraLayers: [1, 4] });
+  const candidates = loraCandidates(p.adapter.params, p.modules, p.layers.length);
+  assert.deepEqual(candidates, [0, 2, 3, 5, 6]);
+  for (let t = 1; t <= 100; t++) {
+    const s = selectForProfile(p, t / 100);
+    assert.deepEqual(s.kept, keptByPredicate(p.importance.per_layer, t / 100, candidates), `T = ${t / 100}`);
+    const status = layerStatus(s);
+    assert.equal(status[1], "none");
+    assert.equal(status[4], "none");
+    assert.equal(s.order.length, 5);
+  }
+  const csvRows = importanceCsv(p, 0.5, "share").split("\r\n");
+  assert.match(csvRows[2]!, /^1,0,0,,,no LoRA,0,0$/);
+});
+
+test("selectLayers among candidates matches the predicate on random importances", () => {
+  fc.assert(
+    fc.property(fc.array(fc.nat(1000), { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 100 }), fc.array(fc.boolean(), { minLength: 30, maxLength: 30 }), (raw, t, pick) => {
+      const candidates = raw.map((_, i) => i).filter((i) => pick[i]);
+      assert.deepEqual(selectLayers(raw, t / 100, candidates).kept, keptByPredicate(raw, t / 100, candidates));
     }),
   );
 });
