@@ -155,6 +155,8 @@ export class LoraDropPanel {
           this.state = fitStateToProfile(this.state, msg.profile);
           this.heatmap.invalidate();
           this.banner.hidden = true;
+          // The threshold may come from restored state: tell the host, whose commands prune with it.
+          this.scheduleStateMessage();
         } else {
           this.compare = { profile: msg.profile, sourcePath: msg.sourcePath };
         }
