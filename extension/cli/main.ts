@@ -5,6 +5,7 @@
 import { Command, CommanderError } from "commander";
 import { registerProfile } from "./profileCommand";
 import { registerPrune } from "./pruneCommand";
+import { registerPipeline } from "./pipelineCommand";
 import { registerTrain } from "./trainCommand";
 import { reportError } from "./terminal";
 
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerProfile(program);
   registerPrune(program);
+  registerPipeline(program);
   registerTrain(program);
   return program;
 }
