@@ -38,6 +38,8 @@ export interface TrainOptions {
   steps?: number; epochs?: number; lr?: number; batchSize?: number; gradAccum?: number; maxLength?: number;
   warmupSteps?: number; schedule?: ScheduleKind; weightDecay?: number; maxGradNorm?: number; seed?: number;
   device?: DeviceChoice; threads?: number;
+  /** MLAS weight prepacking in the training session (default off: see LossSessionOptions.prepack). */
+  prepack?: boolean;
   /** Write a checkpoint every N optimiser steps (0: never). */
   checkpointEvery?: number;
   /** Default: `<outDir>.checkpoint` beside the output folder. */
@@ -116,7 +118,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
     if (startStep === 0) fs.writeFileSync(opts.logFile, "");
   }
 
-  const session = await LossSession.create(model, layout.modules.map(slotOf), { gradients: true, dropout: dropoutP > 0, device: s.device, threads: opts.threads, log: ctx.log });
+  const session = await LossSession.create(model, layout.modules.map(slotOf), { gradients: true, dropout: dropoutP > 0, device: s.device, threads: opts.threads, prepack: opts.prepack, log: ctx.log });
   let finalEvalLoss: number | undefined;
   try {
     const loopStart = Date.now();

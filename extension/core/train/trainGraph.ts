@@ -47,9 +47,9 @@ export interface TrainGraph {
 }
 
 /** Builds the loss (and, when `gradients`, the LoRA gradients) into `g` and marks the outputs. */
-export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean }): TrainGraph {
+export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean; numLayers?: number }): TrainGraph {
   const o = new Ops(g);
-  const forward = buildLlamaForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout });
+  const forward = buildLlamaForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers });
   const labels = g.input("labels", "int64", ["batch", "seq"]);
   const lossWeights = g.input("loss_weights", "float32", ["batch", "seq"]);
   const logp = o.logSoftmax(forward.logits!, -1);
@@ -104,8 +104,18 @@ export function countTargets(batch: Batch): number {
 export interface LossSessionOptions {
   gradients: boolean;
   dropout: boolean;
+  /** Build only the first N decoder layers (benchmarks). */
+  numLayers?: number;
   device: DeviceChoice;
   threads?: number;
+  /**
+   * See SessionOptions.prepack. Default: on for a loss-only graph, off for a training graph — there each frozen
+   * weight feeds two products (x·Wᵀ forward, dY·W backward), MLAS would pack it once per orientation, and the
+   * packed copies plus the memory-mapped original would hold the base weights up to three times over.
+   */
+  prepack?: boolean;
+  /** Extra ORT session configuration entries. */
+  config?: Record<string, string>;
   log?: Logger;
 }
 
@@ -128,9 +138,10 @@ export class LossSession {
   /** Builds the graph and creates the session. */
   static async create(model: HfModel, slots: LoraSlot[], opts: LossSessionOptions): Promise<LossSession> {
     const g = new GraphBuilder();
-    const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout });
+    const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers });
     const { session, device } = await createSession(g.toBytes(), {
       device: opts.device, shardFiles: model.shards.map((s) => s.file), threads: opts.threads, log: opts.log,
+      prepack: opts.prepack ?? !opts.gradients, config: opts.config,
     });
     return new LossSession(session, device, graph);
   }
