@@ -1,0 +1,64 @@
+/**
+ * The panel as VS Code sees it (fake `vscode`): the page is the strict-CSP shell with a fresh nonce and only
+ * extension resources, scripts are on, local resources are limited to dist/ and media/, and every message the
+ * host posts after `ready` passes the webview's own validator.
+ */
+import { fake, fakeExtensionContext } from "./hostFakeVscode";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type * as vscodeTypes from "vscode";
+import { registerCommands } from "../../extension/host/commands";
+import { createHostLog } from "../../extension/host/log";
+import { Services } from "../../extension/host/services";
+import { ProfilePanel } from "../../extension/host/panel";
+import { TestState } from "../../extension/testApi";
+import { parseHostMessage } from "../../extension/protocol";
+import { profileAdapter } from "../../extension/core/profile";
+import { writeProfile } from "../../extension/core/profileFile";
+import { makeFixture, tmpDir } from "../helpers";
+
+const extensionRoot = path.resolve(__dirname, "..", "..", "..");
+
+test("Open profile: strict page, limited resource roots, valid messages after ready, compare slot for a second file", async () => {
+  const fx = makeFixture();
+  const a = path.join(fx.root, ".lora-drop", "a.profile.json");
+  const b = path.join(fx.root, ".lora-drop", "b.profile.json");
+  const profile = await profileAdapter({ modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: fx.dataFile, maxExamples: 2, maxTokens: 8, device: "cpu" });
+  fs.mkdirSync(path.dirname(a), { recursive: true });
+  writeProfile(a, profile);
+  writeProfile(b, { ...profile, criterion: "weight" });
+
+  fake.reset();
+  fake.workspaceFolders = [fx.root];
+  const state = new TestState(undefined);
+  const services = new Services(fakeExtensionContext(extensionRoot, tmpDir()) as vscodeTypes.ExtensionContext, createHostLog(), state);
+  registerCommands(services);
+  await fake.registered.get("loraDrop.openProfile")!({ profile: a, compare: b });
+
+  assert.equal(fake.panels.length, 1, "one panel, reused for the second profile");
+  const panel = fake.panels[0]!;
+  assert.equal(panel.viewType, "loraDrop.panel");
+  assert.equal(panel.options.enableScripts, true);
+  assert.deepEqual(panel.options.localResourceRoots?.map((u) => u.fsPath), [path.join(extensionRoot, "dist"), path.join(extensionRoot, "media")]);
+  const csp = /<meta http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(panel.html)?.[1] ?? "";
+  assert.match(csp, /default-src 'none'/);
+  const nonce = /script-src 'nonce-([^']+)'/.exec(csp)?.[1];
+  assert.ok(nonce && nonce.length >= 16);
+  assert.ok(panel.html.includes(`<script nonce="${nonce}" src="https://fake.vscode-cdn.net${path.join(extensionRoot, "dist", "webview", "main.js")}">`));
+  assert.equal(panel.posted.length, 0, "no data before the page says ready, and none in the HTML");
+  assert.ok(!panel.html.includes(fx.adapterDir), "the page carries no profile data");
+
+  panel.fromPage({ type: "ready" });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(panel.posted.map((m) => parseHostMessage(m) && (m as { type: string; slot?: string }).slot), ["primary", "compare"], "both messages pass the webview's validator");
+  const report = state.api().panel()!;
+  assert.equal(report.ready, true);
+  assert.equal(report.primaryPath, a);
+  assert.equal(report.comparePath, b);
+  assert.deepEqual(report.keptLayers.length > 0, true);
+
+  ProfilePanel.current?.dispose();
+  assert.equal(state.api().panel()?.open, false);
+});
