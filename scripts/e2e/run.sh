@@ -15,15 +15,16 @@ ms() { date +%s%3N; }
 T0=$(ms)
 lap() { echo "e2e: $1 ($(( $(ms) - T0 )) ms)"; }
 
+mkdir -p "$OUT" && rm -rf "$OUT"/*.png "$OUT"/*.log "$OUT"/logs
 CS_BIN="$("$ROOT/scripts/e2e/install.sh" | tail -n 1)"
 lap "tools ready: $CS_BIN"
 
 if [ "${E2E_SKIP_BUILD:-}" != 1 ]; then
-  npm run --silent build
-  npm run --silent package >/dev/null
+  # scripts/package.mjs builds (tsc + webview bundle) and writes lora-drop-<version>-linux-x64.vsix in the root.
+  npm run --silent package >"$OUT/package.log" 2>&1 || { cat "$OUT/package.log"; exit 1; }
   lap "built and packaged"
 fi
-VSIX="${VSIX:-$(ls -t "$ROOT"/*.vsix "$ROOT"/dist/*.vsix 2>/dev/null | head -n 1 || true)}"
+VSIX="${VSIX:-$(ls -t "$ROOT"/lora-drop-*-linux-x64.vsix 2>/dev/null | head -n 1 || true)}"
 [ -n "$VSIX" ] && [ -f "$VSIX" ] || { echo "e2e: no .vsix found (npm run package writes one)" >&2; exit 1; }
 
 WORK="$(mktemp -d /tmp/lora-drop-e2e.XXXXXX)"
@@ -44,7 +45,6 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
-mkdir -p "$OUT" && rm -rf "$OUT"/*.png "$OUT"/*.log "$OUT"/logs
 
 # code-server writes its logs and heartbeat under the XDG folders and one vscode-ipc-*.sock per extension host
 # in TMPDIR; without --config it would also write ~/.config/code-server. Keep all of it in $WORK.

@@ -10,7 +10,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  SEL, afterPaint, answerInput, explorerContextMenu, explorerRow, pickItem, readJson, runCommand, setColorTheme, toasts,
+  SEL, afterPaint, answerInput, explorerContextMenu, explorerRow, pickItem, readJson, recordToasts, runCommand, setColorTheme, toasts,
   waitUntil, webviewFrame,
 } from "./workbench.mjs";
 
@@ -90,12 +90,15 @@ try {
   await step("profile from the palette", async () => {
     await page.locator(SEL.workbench).click({ position: { x: 700, y: 450 } });
     await runCommand(page, "LoRA-drop: Profile LoRA outputs");
-    await pickItem(page, /model/i, path.basename(fx.modelDir));
-    await pickItem(page, /adapter/i, path.basename(fx.adapterDir));
-    await pickItem(page, /data/i, path.basename(fx.dataFile));
+    await pickItem(page, /Base model folder/, path.basename(fx.modelDir));
+    await pickItem(page, /LoRA adapter folder/, path.basename(fx.adapterDir));
+    const seenToasts = await recordToasts(page);
+    await pickItem(page, /Dataset/, path.basename(fx.dataFile));
     // The progress notification shows while the profile runs and goes away when it is done.
     assert.equal(await commandFinished("loraDrop.profile", 1), "ok");
-    await waitUntil(async () => (await page.locator(`${SEL.toast} ${SEL.progressBit}`).count()) === 0, { what: "the progress notification to close" });
+    await waitUntil(async () => (await toasts(page, "LoRA-drop: profiling").count()) === 0, { what: "the progress notification to close" });
+    const progress = (await seenToasts()).filter((t) => t.includes(`LoRA-drop: profiling ${path.basename(fx.adapterDir)}`));
+    assert.ok(progress.length > 0, "a progress notification was shown");
     const file = state().lastProfilePath;
     assert.ok(file && fs.existsSync(file), `the profile was saved (${file})`);
     assert.ok(file.startsWith(path.join(fx.workspace, fx.outputFolder) + path.sep), `the profile is in the output folder: ${file}`);
@@ -151,14 +154,17 @@ try {
     assert.equal(await keptAttr(), expectKept(0.01).join(","));
     assert.deepEqual((await panel()).keptLayers, expectKept(0.01));
     assert.equal(await web.locator("svg rect.bar.kept").count(), 1);
+    // The panel tells the host (debounced), which then reports the same selection.
+    await waitUntil(() => state()?.panel?.threshold === 0.01, { what: "the host to receive T = 0.01" });
+    assert.deepEqual(state().panel.keptLayers, expectKept(0.01));
     // Back to the configured threshold (End = 1, then down in 0.01 steps), so the prune below uses it.
     await page.keyboard.press("End");
     for (let v = 100; v > Math.round(fx.threshold * 100); v--) await page.keyboard.press("ArrowLeft");
     await waitUntil(async () => Number(await slider.inputValue()) === fx.threshold, { what: "the slider back at the threshold" });
     assert.equal(await keptAttr(), expectKept(fx.threshold).join(","));
     assert.equal(await web.locator("svg rect.bar.kept").count(), expectKept(fx.threshold).length);
-    // The host hears of the panel's threshold (debounced) before the prune asks for one.
-    await waitUntil(() => state()?.panel?.threshold === fx.threshold, { what: "the host to receive the threshold" });
+    await waitUntil(() => state()?.panel?.threshold === fx.threshold, { what: "the host to receive the threshold again" });
+    assert.deepEqual(state().panel.keptLayers, expectKept(fx.threshold));
   });
 
   await step("panel in the light theme", async () => {
@@ -175,7 +181,7 @@ try {
     await explorerContextMenu(page, adapterName, "LoRA-drop: Prune adapter", {
       beforeRun: (p) => p.screenshot({ path: shot("context-menu.png") }),
     });
-    const offered = await answerInput(page, /threshold/i);
+    const offered = await answerInput(page, /LoRA-drop: threshold/);
     assert.equal(Number(offered), fx.threshold, "the threshold is prefilled");
     assert.equal(await commandFinished("loraDrop.prune", 1), "ok");
     const prune = state().lastPrune;
@@ -219,16 +225,20 @@ try {
     const errorsBefore = state().errors.length;
     const runs = finishedCount("loraDrop.profile");
     await runCommand(page, "LoRA-drop: Profile LoRA outputs");
-    await pickItem(page, /model/i, path.basename(fx.modelDir));
-    await pickItem(page, /adapter/i, path.basename(fx.brokenAdapterDir));
-    await pickItem(page, /data/i, path.basename(fx.dataFile));
+    await pickItem(page, /Base model folder/, path.basename(fx.modelDir));
+    await pickItem(page, /LoRA adapter folder/, path.basename(fx.brokenAdapterDir));
+    await pickItem(page, /Dataset/, path.basename(fx.dataFile));
     assert.equal(await commandFinished("loraDrop.profile", runs + 1), "failed");
     const error = toasts(page).filter({ has: page.locator(SEL.errorIcon) });
-    await error.first().waitFor();
+    // Screenshot once the progress notification has closed and the error has finished fading in.
+    await waitUntil(async () => (await toasts(page, "LoRA-drop: profiling").count()) === 0, { what: "the progress notification to close" });
+    await error.and(page.locator(".notification-fade-in-done")).waitFor();
     await page.screenshot({ path: shot("error.png") });
     assert.equal(await error.count(), 1, "exactly one error notification");
     const message = await error.locator(SEL.toastMessage).textContent();
     assert.match(message, /adapter_model\.safetensors/, `the error names the file: ${message}`);
+    assert.match(message, /truncated/, `the error says what is wrong: ${message}`);
+    assert.equal(await error.getByRole("button", { name: "Show log" }).count(), 1, "the error offers its log");
     assert.equal(state().errors.length, errorsBefore + 1, "the extension reported exactly one error");
     assert.deepEqual(listTree(fx.workspace), before, "nothing was written to the workspace");
   });

@@ -14,7 +14,6 @@ export const SEL = {
   toast: ".notifications-toasts .notification-toast",
   toastMessage: ".notification-list-item-message",
   errorIcon: ".notification-list-item-icon.codicon-error",
-  progressBit: ".monaco-progress-container.active",
   // The webview host iframe, and inside it the frame that holds the extension's HTML.
   webviewOuter: "iframe.webview.ready",
   webviewInner: "#active-frame",
@@ -150,6 +149,26 @@ export function webviewFrame(page) {
 export function toasts(page, text) {
   const all = page.locator(SEL.toast);
   return text === undefined ? all : all.filter({ has: page.locator(SEL.toastMessage, { hasText: text }) });
+}
+
+/**
+ * Starts recording every notification toast message that appears (a MutationObserver in the page), so a
+ * notification that comes and goes between two checks is not missed. Returns a function that reads the list.
+ */
+export async function recordToasts(page) {
+  const key = `__toasts${Math.random().toString(36).slice(2)}`;
+  await page.evaluate(({ key, sel }) => {
+    const seen = (window[key] = []);
+    const scan = () => {
+      for (const el of document.querySelectorAll(sel)) {
+        const t = el.textContent ?? "";
+        if (t && !seen.includes(t)) seen.push(t);
+      }
+    };
+    new MutationObserver(scan).observe(document.body, { subtree: true, childList: true, characterData: true });
+    scan();
+  }, { key, sel: `${SEL.toast} ${SEL.toastMessage}` });
+  return () => page.evaluate((key) => [...window[key]], key);
 }
 
 /** Switches the colour theme with "Preferences: Color Theme" and waits until the workbench wears it. */
