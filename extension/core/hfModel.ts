@@ -169,6 +169,21 @@ export function loadHfModel(dir: string): HfModel {
       weights.set(entry.name, { index, entry });
     }
   }
+  // Decoder-layer weights must cover exactly the layers config.json declares: a config from another checkpoint
+  // would otherwise profile some layers and silently report the others as unimportant.
+  const layersSeen = new Set<number>();
+  for (const name of weights.keys()) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m) layersSeen.add(Number(m[1]));
+  }
+  if (layersSeen.size > 0) {
+    for (const l of layersSeen) {
+      if (l >= config.numLayers) throw new LoraDropError("CONFIG_INVALID", `num_hidden_layers is ${config.numLayers} but the weights hold layer ${l}`, configFile, "num_hidden_layers");
+    }
+    for (let l = 0; l < config.numLayers; l++) {
+      if (!layersSeen.has(l)) throw new LoraDropError("TENSOR_MISSING", `no weights for layer ${l}, but num_hidden_layers is ${config.numLayers}`, dir, `model.layers.${l}`);
+    }
+  }
   // The index must describe the shards truthfully: a weight it places in a shard that lacks it means a mixed-up
   // or half-downloaded checkpoint.
   if (indexFile && weightMap) {

@@ -4,7 +4,7 @@
  */
 import * as path from "node:path";
 import { loadHfModel, HfModel } from "./hfModel";
-import { loadAdapter, Adapter, LoraModule } from "./peftAdapter";
+import { loadAdapter, Adapter, LoraModule, peftKey } from "./peftAdapter";
 import { readDataset, tokenizeExamples, TokenizedExample } from "./dataset";
 import { TextTokenizer } from "./tokenize";
 import { batchesOf, makeBatch } from "./batch";
@@ -39,7 +39,7 @@ export function modelTokenizer(model: HfModel): TextTokenizer | undefined {
 
 /** Reads, samples and tokenises the examples of a dataset for a model. */
 export function loadExamples(model: HfModel, dataPath: string, maxExamples: number, maxTokens: number): TokenizedExample[] {
-  const raw = readDataset(dataPath).slice(0, maxExamples);
+  const raw = readDataset(dataPath, { maxExamples });
   return tokenizeExamples(dataPath, raw, modelTokenizer(model), model.config.vocabSize, maxTokens);
 }
 
@@ -126,6 +126,7 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
     }
   }
 
+  assertFiniteNorms(perModuleRaw, adapter, opts.adapterDir, model.dir);
   const perLayerRaw = new Array(L).fill(0).map((_, i) => modules.reduce((a, m) => a + perModuleRaw[m]![i]!, 0));
   const perModule: Record<string, number[]> = {};
   for (const m of modules) perModule[m] = normalise(perModuleRaw[m]!);
@@ -149,4 +150,24 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
     importance: { per_layer_raw: perLayerRaw, per_layer: normalise(perLayerRaw), per_module_raw: perModuleRaw, per_module: perModule },
     timing: { seconds, tokens: totalTokens, tokens_per_second: totalTokens / Math.max(seconds, 1e-9) },
   };
+}
+
+/**
+ * Refuses a profile whose norms are not finite: NaN or Inf would otherwise be written as null and rank layers
+ * arbitrarily. The error names the first layer and module, and the tensor when the adapter's own weights are at fault.
+ */
+function assertFiniteNorms(perModuleRaw: Record<string, number[]>, adapter: Adapter, adapterDir: string, modelDir: string): void {
+  for (const [module, perLayer] of Object.entries(perModuleRaw)) {
+    const layer = perLayer.findIndex((g) => !Number.isFinite(g));
+    if (layer < 0) continue;
+    const g = perLayer[layer];
+    const lora = adapter.loras.find((l) => l.layer === layer && l.module === module);
+    const which = lora && (!lora.A.every(Number.isFinite) ? "A" : !lora.B.every(Number.isFinite) ? "B" : undefined);
+    if (which) {
+      throw new LoraDropError("NUMERICAL", `the LoRA output norm of layer ${layer} ${module} is ${g}: its lora_${which} weights contain NaN or Inf`,
+        path.join(adapterDir, "adapter_model.safetensors"), peftKey(layer, module, which));
+    }
+    throw new LoraDropError("NUMERICAL", `the LoRA output norm of layer ${layer} ${module} is ${g}: NaN or Inf in the base model's weights, or a float32 overflow in the model or the LoRA`,
+      modelDir, `layers.${layer}.${module}`);
+  }
 }
