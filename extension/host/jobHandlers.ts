@@ -12,6 +12,7 @@ import { pruneAdapter } from "../core/prune";
 import { layersFor } from "../core/dropRecord";
 import { trainLora } from "../core/train/train";
 import { PIPELINE_FILES, PIPELINE_PHASES, runPipeline } from "../core/pipeline";
+import { phasedProgress } from "./progressText";
 import type { Job, JobResults, PipelineJob, ProfileJob, PruneJob, TrainJob, TrainStep } from "./jobProtocol";
 
 /** The context a job gets: the engine's RunContext plus a per-step callback for training. */
@@ -83,8 +84,7 @@ async function runTrain(job: TrainJob, ctx: JobContext): Promise<JobResults["tra
 }
 
 async function runPipelineJob(job: PipelineJob, ctx: JobContext): Promise<JobResults["pipeline"]> {
-  // The engine reports progress per phase; the notification shows the whole run: each phase is one equal slice.
-  const slice = 1000;
+  // The engine reports progress per phase; the notification shows the whole run, each phase an equal slice.
   let phase = 0;
   let phaseName = "";
   const report = await runPipeline(
@@ -96,14 +96,7 @@ async function runPipelineJob(job: PipelineJob, ctx: JobContext): Promise<JobRes
     {
       signal: ctx.signal,
       log: ctx.log,
-      progress: {
-        report: (u) => ctx.progress?.report({
-          step: phase * slice + Math.round((slice * u.step) / Math.max(u.total, 1)),
-          total: PIPELINE_PHASES.length * slice,
-          message: `${phaseName}${u.message ? `: ${u.message}` : ""}`,
-          ...(u.tokensPerSecond !== undefined ? { tokensPerSecond: u.tokensPerSecond } : {}),
-        }),
-      },
+      progress: { report: (u) => ctx.progress?.report(phasedProgress(phase, PIPELINE_PHASES.length, u, phaseName)) },
       onEvent: (e) => {
         if (e.step !== undefined && e.totalSteps !== undefined && e.loss !== undefined) {
           ctx.onStep?.({ step: e.step, totalSteps: e.totalSteps, loss: e.loss, lr: e.lr ?? 0, tokensPerSecond: 0 });
@@ -112,7 +105,7 @@ async function runPipelineJob(job: PipelineJob, ctx: JobContext): Promise<JobRes
         phase = Math.max(0, PIPELINE_PHASES.indexOf(e.phase));
         phaseName = e.phase;
         if (e.message) ctx.log?.info(`pipeline ${e.phase}: ${e.message}`);
-        ctx.progress?.report({ step: phase * slice, total: PIPELINE_PHASES.length * slice, message: e.message ?? e.phase });
+        ctx.progress?.report(phasedProgress(phase, PIPELINE_PHASES.length, { step: 0, total: 1 }, e.message ?? e.phase));
       },
     },
   );

@@ -33,3 +33,18 @@ export function progressMessage(update: ProgressUpdate, pct: number): string {
   if (update.message) parts.push(update.message);
   return parts.join(" · ");
 }
+
+/**
+ * Progress of a run made of `phaseCount` phases of equal weight, each reporting its own step/total: the update
+ * of phase `phase` (0-based) as a fraction of the whole run, in thousandths per phase.
+ */
+export function phasedProgress(phase: number, phaseCount: number, update: ProgressUpdate, label: string): ProgressUpdate {
+  const slice = 1000;
+  const within = Math.min(1, Math.max(0, update.step / Math.max(update.total, 1)));
+  return {
+    step: phase * slice + Math.round(slice * within),
+    total: phaseCount * slice,
+    message: `${label}${update.message ? `: ${update.message}` : ""}`,
+    ...(update.tokensPerSecond !== undefined ? { tokensPerSecond: update.tokensPerSecond } : {}),
+  };
+}

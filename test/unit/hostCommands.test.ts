@@ -18,6 +18,7 @@ import { TestState } from "../../extension/testApi";
 import { readProfile } from "../../extension/core/profileFile";
 import { loadAdapter } from "../../extension/core/peftAdapter";
 import { loadHfModel } from "../../extension/core/hfModel";
+import { parseHostMessage } from "../../extension/protocol";
 import { makeFixture, tmpDir } from "../helpers";
 
 const fx = makeFixture({}, {}, { count: 16 });
@@ -127,4 +128,24 @@ test("a dismissed quick pick cancels quietly", async () => {
   await run("loraDrop.profile");
   assert.equal(fake.shown.length, 0);
   assert.equal(state.snapshot().finished.at(-1)?.outcome, "cancelled");
+});
+
+test("training streams its loss curve to the panel; every message passes the webview's validator", async () => {
+  const { run, test: state } = setup();
+  fake.settings = { ...fake.settings, "train.batchSize": 4 };
+  const running = run("loraDrop.train", { model: fx.modelDir, data: fx.dataFile });
+  const panel = fake.panels[0]!;
+  panel.fromPage({ type: "ready" });
+  const report = (await running) as { outDir: string; steps: number; finalLoss: number };
+  const steps = panel.posted.filter((m) => (m as { type: string }).type === "trainProgress") as { step: number; loss: number; totalSteps: number }[];
+  // 16 examples in batches of 4 for one epoch: 4 optimiser steps, each reported once.
+  assert.equal(report.steps, 4);
+  assert.deepEqual(steps.map((s) => s.step), [1, 2, 3, 4]);
+  assert.equal(steps.at(-1)!.loss, report.finalLoss);
+  assert.deepEqual(panel.posted.at(-1), { type: "trainDone", outcome: "completed" });
+  for (const m of panel.posted) assert.ok(parseHostMessage(m), JSON.stringify(m).slice(0, 80));
+  assert.ok(fs.existsSync(path.join(report.outDir, "adapter_config.json")));
+  assert.equal(path.dirname(report.outDir), path.join(fx.root, ".lora-drop", "adapters"));
+  assert.equal(state.api().lastTrain()?.steps, 4);
+  assert.equal(state.api().panel()?.trainSteps, 4);
 });

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { readSettings } from "../../extension/host/settings";
 import { parseInvocation, parseThresholdInput, profileArgs, pruneArgs } from "../../extension/host/commandArgs";
 import { classifyCandidates, rememberedFirst } from "../../extension/host/candidates";
-import { ProgressTracker } from "../../extension/host/progressText";
+import { phasedProgress, ProgressTracker } from "../../extension/host/progressText";
 import { describeError, deserializeError, serializeError, UserError } from "../../extension/host/errorText";
 import { latestProfileOf, parseProfileHead, readProfileHead } from "../../extension/host/profileIndex";
 import { TestState } from "../../extension/testApi";
@@ -74,6 +74,15 @@ test("progress: increments add up to the percentage reached, never negative", ()
   assert.deepEqual(steps.map((s) => s.increment), [25, 25, 0, 0, 50]);
   assert.equal(steps.reduce((a, s) => a + s.increment, 0), 100);
   assert.match(steps[0]!.message, /^25% · 1,234 tok\/s$/);
+});
+
+test("phased progress: each of the pipeline's phases is an equal slice of the whole", () => {
+  const u = phasedProgress(2, 8, { step: 30, total: 60, message: "30/60 tokens", tokensPerSecond: 5 }, "profile");
+  assert.equal(u.step / u.total, 2.5 / 8);
+  assert.equal(u.message, "profile: 30/60 tokens");
+  assert.equal(u.tokensPerSecond, 5);
+  assert.equal(phasedProgress(7, 8, { step: 9, total: 9 }, "report").step, 8000);
+  assert.equal(phasedProgress(0, 8, { step: 5, total: 0 }, "sample").step, 1000, "a phase with no total counts as done");
 });
 
 test("errors: engine errors keep code, file and field across the process boundary; cancellation is not an error", () => {
