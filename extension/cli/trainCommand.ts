@@ -52,9 +52,11 @@ export function registerTrain(program: Command): void {
     .requiredOption("--data <file>", "dataset: .jsonl (text | prompt+completion | input_ids) or .txt")
     .requiredOption("--out <dir>", "adapter folder to write")
     .option("--adapter <dir>", "start from this adapter's structure and values")
-    .option("--r <n>", "LoRA rank", intArg, d.r)
-    .option("--alpha <x>", "lora_alpha", floatArg, d.alpha)
-    .option("--targets <list>", "target modules, comma-separated", targetsArg, d.targets)
+    // No commander defaults for the structure: with --adapter it comes from the adapter, and the engine warns
+    // about structure options given alongside it.
+    .option("--r <n>", `LoRA rank (default ${d.r})`, intArg)
+    .option("--alpha <x>", `lora_alpha (default ${d.alpha})`, floatArg)
+    .option("--targets <list>", `target modules, comma-separated (default ${d.targets.join(",")})`, targetsArg)
     .option("--use-rslora", "scale by alpha/√r (rsLoRA)")
     .option("--shared-layers <list>", "layers that share one LoRA per module (LoRA-drop's share set)", layersArg)
     .option("--epochs <n>", `passes over the data (default ${d.epochs})`, intArg)
@@ -84,7 +86,7 @@ export function registerTrain(program: Command): void {
       try {
         const result = await trainLora({
           modelDir: o.model, dataPath: o.data, outDir: o.out, initAdapterDir: o.adapter,
-          r: o.r, alpha: o.alpha, targets: o.targets, useRslora: o.useRslora === true, loraDropout: o.loraDropout, sharedLayers: o.sharedLayers,
+          r: o.r, alpha: o.alpha, targets: o.targets, useRslora: o.useRslora, loraDropout: o.loraDropout, sharedLayers: o.sharedLayers,
           epochs: o.epochs, steps: o.steps, lr: o.lr, batchSize: o.batchSize, gradAccum: o.gradAccum, maxLength: o.maxLength,
           warmupSteps: o.warmup, schedule: o.schedule, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm, seed: o.seed,
           device: o.device as DeviceChoice, threads: o.threads, checkpointEvery: o.checkpointEvery, checkpointDir: o.checkpointDir,

@@ -79,7 +79,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   }
   const model = loadHfModel(opts.modelDir);
   const examples = loadTrainingExamples(model, opts.dataPath, s.maxLength, opts.exampleIndices, ctx);
-  const layout = makeLayout(model, opts, s);
+  const layout = makeLayout(model, opts, s, ctx.log);
   const dropoutP = layout.config.loraDropout;
   if (!(dropoutP >= 0 && dropoutP < 1)) throw new LoraDropError("INVALID_ARGUMENT", `lora_dropout must be in [0, 1), got ${dropoutP}`, undefined, "loraDropout");
 
@@ -228,8 +228,10 @@ export function loadTrainingExamples(model: HfModel, dataPath: string, maxLength
   return usable;
 }
 
-function makeLayout(model: HfModel, opts: TrainOptions, s: TrainSettings): LoraLayout {
+function makeLayout(model: HfModel, opts: TrainOptions, s: TrainSettings, log?: RunContext["log"]): LoraLayout {
   if (opts.initAdapterDir) {
+    const given = (["r", "alpha", "targets", "useRslora"] as const).filter((k) => opts[k] !== undefined);
+    if (given.length) log?.warn(`${given.join(", ")} ignored: the LoRA structure comes from ${opts.initAdapterDir}`);
     const adapter = loadAdapter(opts.initAdapterDir, model.config);
     return layoutFromAdapter(adapter, model.config, opts.sharedLayers, opts.loraDropout);
   }
