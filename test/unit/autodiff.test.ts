@@ -164,7 +164,9 @@ test("Slice and Concat (rotary embedding's rotate-half)", async () => {
   await checkOp("rotate half", [{ shape: [2, 4] }], (o, _g, [x]) => o.concat([o.neg(o.slice(x!, -1, 2, 4)), o.slice(x!, -1, 0, 2)], -1));
 });
 
-test("Where, Cast and GatherElements", async () => {
+test("Where, Cast, Gather (rows, with a repeated index) and GatherElements", async () => {
+  await checkOp("Gather", [{ shape: ["n", 3], dims: [4, 3] }, { shape: ["rows"], dims: [3], dtype: "int64", data: [2, 0, 2] }],
+    (o, _g, [a, idx]) => o.gather(a!, idx!));
   await checkOp("Where", [{ shape: [2, 3], dtype: "bool", data: [1, 0, 1, 0, 0, 1] }, { shape: [2, 3] }, { shape: [3] }],
     (o, _g, [c, a, b]) => o.where(c!, a!, b!));
   // A float64 → float64 Cast: a round trip through float32 would make the difference quotient itself inexact.

@@ -43,6 +43,13 @@ function unreduce(ctx: GradContext, node: GraphNode, dy: string): string {
   return ctx.expandTo(d, ctx.g.shape(x), x);
 }
 
+/** Zeros of a value's shape and dtype (its shape resolved from the graph inputs where possible). */
+function zerosLike(c: GradContext, x: string): string {
+  const info = c.g.info(x);
+  return c.g.node("ConstantOfShape", [c.shapeTensor(info.shape, x)], [info],
+    { value: { tensor: { dtype: info.dtype, dims: [1], data: info.dtype === "float64" ? Float64Array.of(0) : Float32Array.of(0) } } })[0]!;
+}
+
 /** A float attribute (`{float}`) or a default. */
 function floatAttr(node: GraphNode, name: string, fallback: number): number {
   const v = node.attrs[name];
@@ -186,14 +193,20 @@ export const GRAD_RULES: Record<string, GradRule> = {
     const zero = c.scalar(0, c.g.info(dy).dtype);
     return [null, c.needs[1] ? c.o.where(n.inputs[0]!, dy, zero) : null, c.needs[2] ? c.o.where(n.inputs[0]!, zero, dy) : null];
   },
+  // Gathered rows (axis 0) scatter back, adding where an index repeats, into zeros of the data's shape.
+  Gather: (c, n, d) => {
+    const [data, indices] = [n.inputs[0]!, n.inputs[1]!];
+    if (c.intAttr(n, "axis", 0) !== 0) throw new Error("Gather along an axis other than 0 is not differentiable here");
+    const info = c.g.info(data);
+    const idx = c.o.unsqueeze(indices, [-1]);
+    const dx = c.g.node("ScatterND", [zerosLike(c, data), idx, get(d)], [info], { reduction: "add" })[0]!;
+    return [dx, null];
+  },
   // Gathered elements scatter back (adding, in case an index repeats) into zeros of the data's shape.
   GatherElements: (c, n, d) => {
     const [data, indices] = [n.inputs[0]!, n.inputs[1]!];
-    const info = c.g.info(data);
-    const zeros = c.g.node("ConstantOfShape", [c.shapeTensor(info.shape, data)], [info],
-      { value: { tensor: { dtype: info.dtype, dims: [1], data: info.dtype === "float64" ? Float64Array.of(0) : Float32Array.of(0) } } })[0]!;
     const axis = c.intAttr(n, "axis", 0);
-    const dx = c.g.node("ScatterElements", [zeros, indices, get(d)], [info], { axis, reduction: "add" })[0]!;
+    const dx = c.g.node("ScatterElements", [zerosLike(c, data), indices, get(d)], [c.g.info(data)], { axis, reduction: "add" })[0]!;
     return [dx, null];
   },
 };

@@ -271,7 +271,7 @@ async function meanLoss(session: LossSession, examples: TokenizedExample[], para
   let loss = 0;
   for (const b of groups) {
     throwIfCancelled(ctx.signal, "evaluation");
-    loss += (await session.run(b, total, params)).loss;
+    if (countTargets(b) > 0) loss += (await session.run(b, total, params)).loss;
   }
   return loss;
 }

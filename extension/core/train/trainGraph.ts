@@ -4,9 +4,10 @@
  * one session; the LoRA values, the batch and the dropout masks are its inputs, the loss and the gradients its
  * outputs. Base weights stay frozen initializers that no gradient reaches.
  *
- * The loss is Σ_b,t w[b,t] · (−log p(label[b,t] | tokens ≤ t)), with label[b,t] = token t+1 and w = 1/N at the N
- * target positions of the whole (accumulated) step, 0 elsewhere — so summing the losses of the micro-batches of a
- * step gives the mean over all its target tokens, and their gradients add up to the gradient of that mean.
+ * The loss is Σ over the target positions (b, t) of (1/N)·(−log p(token t+1 | tokens ≤ t)), N being the number of
+ * target positions of the whole (accumulated) step — so summing the losses of the micro-batches of a step gives
+ * the mean over all its target tokens, and their gradients add up to the gradient of that mean. Logits are
+ * computed at target positions only, so prompt tokens and padding cost nothing in the LM head.
  */
 import type * as Ort from "onnxruntime-node";
 import { GraphBuilder } from "../onnx/builder";
@@ -39,7 +40,11 @@ export interface ParamGrads {
 /** Names inside a built training (or loss-only) graph. */
 export interface TrainGraph {
   forward: ForwardGraph;
+  /** int64 [rows]: the flat [batch*seq] positions whose next token is a target. Only these rows get logits. */
+  logitRows: string;
+  /** int64 [rows]: the next token at each of those positions. */
   labels: string;
+  /** float [rows]: 1/N for the step's N targets. */
   lossWeights: string;
   loss: string;
   /** Output names of the gradients, per param (absent for a loss-only graph, or a param the loss does not reach). */
@@ -49,12 +54,14 @@ export interface TrainGraph {
 /** Builds the loss (and, when `gradients`, the LoRA gradients) into `g` and marks the outputs. */
 export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean; numLayers?: number }): TrainGraph {
   const o = new Ops(g);
-  const forward = buildLlamaForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers });
-  const labels = g.input("labels", "int64", ["batch", "seq"]);
-  const lossWeights = g.input("loss_weights", "float32", ["batch", "seq"]);
+  // The LM head (the largest single product) runs only at target positions: prompt tokens and padding get no logits.
+  const logitRows = g.input("logit_rows", "int64", ["rows"]);
+  const forward = buildLlamaForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers, logitRows });
+  const labels = g.input("labels", "int64", ["rows"]);
+  const lossWeights = g.input("loss_weights", "float32", ["rows"]);
   const logp = o.logSoftmax(forward.logits!, -1);
-  const picked = g.node("GatherElements", [logp, o.unsqueeze(labels, [2])], [{ dtype: "float32", shape: ["batch", "seq", 1] }], { axis: 2 })[0]!;
-  const loss = o.neg(o.reduceSum(o.mul(picked, o.unsqueeze(lossWeights, [2])), [0, 1, 2], false));
+  const picked = g.node("GatherElements", [logp, o.unsqueeze(labels, [1])], [{ dtype: "float32", shape: ["rows", 1] }], { axis: 1 })[0]!;
+  const loss = o.neg(o.reduceSum(o.mul(picked, o.unsqueeze(lossWeights, [1])), [0, 1], false));
   g.output(loss);
   const grads = new Map<string, { A: string | null; B: string | null }>();
   if (opts.gradients) {
@@ -71,26 +78,24 @@ export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot
       grads.set(l.param, entry);
     }
   }
-  return { forward, labels, lossWeights, loss, grads };
+  return { forward, logitRows, labels, lossWeights, loss, grads };
 }
 
-/** Labels (the next token) and loss weights (1/denominator at target positions) of a batch. */
-export function lossTargets(batch: Batch, denominator: number): { labels: number[]; weights: Float32Array; targets: number } {
+/** The loss's target positions of a batch (flat [batch*seq] indices), their next tokens, and weights 1/denominator. */
+export function lossTargets(batch: Batch, denominator: number): { rows: number[]; labels: number[]; weights: Float32Array } {
   const { batch: B, seq: T } = batch;
-  const labels = new Array<number>(B * T).fill(0);
-  const weights = new Float32Array(B * T);
-  let targets = 0;
+  const rows: number[] = [];
+  const labels: number[] = [];
   for (let b = 0; b < B; b++) {
     for (let t = 0; t + 1 < T; t++) {
       // Position t predicts token t+1; it counts when token t+1 is a target (never padding: makeBatch zeroes those).
       if (batch.targets[b * T + t + 1]) {
-        labels[b * T + t] = batch.ids[b * T + t + 1]!;
-        weights[b * T + t] = 1 / denominator;
-        targets++;
+        rows.push(b * T + t);
+        labels.push(batch.ids[b * T + t + 1]!);
       }
     }
   }
-  return { labels, weights, targets };
+  return { rows, labels, weights: new Float32Array(rows.length).fill(1 / denominator) };
 }
 
 /** Number of loss targets in a batch (tokens after the first that are marked as targets). */
@@ -152,13 +157,14 @@ export class LossSession {
    */
   async run(batch: Batch, denominator: number, params: Map<string, LoraParam>, dropout?: Map<string, Float32Array>): Promise<LossResult> {
     const rt = ort();
-    const { labels, weights } = lossTargets(batch, denominator);
+    const { rows, labels, weights } = lossTargets(batch, denominator);
     const dims = [batch.batch, batch.seq];
     const feeds: Record<string, Ort.Tensor> = {
       [this.graph.forward.inputIds]: i64Tensor(batch.ids, dims),
       [this.graph.forward.attentionMask]: i64Tensor(batch.mask, dims),
-      [this.graph.labels]: i64Tensor(labels, dims),
-      [this.graph.lossWeights]: new rt.Tensor("float32", weights, dims),
+      [this.graph.logitRows]: i64Tensor(rows, [rows.length]),
+      [this.graph.labels]: i64Tensor(labels, [rows.length]),
+      [this.graph.lossWeights]: new rt.Tensor("float32", weights, [rows.length]),
     };
     for (const inp of this.graph.forward.loraInputs) {
       const p = params.get(inp.param);
