@@ -9,7 +9,6 @@ export const SEL = {
   quickInput: ".quick-input-widget",
   quickInputBox: ".quick-input-widget .quick-input-box input",
   quickInputRow: ".quick-input-widget .quick-input-list .monaco-list-row",
-  quickInputMessage: ".quick-input-widget .quick-input-message",
   explorerRow: ".explorer-folders-view .monaco-list-row",
   toast: ".notifications-toasts .notification-toast",
   toastMessage: ".notification-list-item-message",
