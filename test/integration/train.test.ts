@@ -56,11 +56,15 @@ test("the loss falls below half on a memorisable set; the reloaded adapter gives
   assert.equal(lines.at(-1).event, "done");
 });
 
-test("PEFT initialisation: B is zero and A is uniform in ±1/√in", async () => {
-  const fx = setup(2);
+test("PEFT initialisation: B is zero and A is uniform in ±1/√in; exampleIndices selects the data", async () => {
+  const fx = setup(5);
   const out = path.join(fx.root, "init");
-  await trainLora({ modelDir: fx.modelDir, dataPath: fx.data, outDir: out, steps: 1, lr: 0, device: "cpu", targets: ["q_proj", "down_proj"] });
-  const adapter = loadAdapter(out, loadHfModel(fx.modelDir).config);
+  const r = await trainLora({ modelDir: fx.modelDir, dataPath: fx.data, outDir: out, steps: 1, lr: 0, device: "cpu", targets: ["q_proj", "down_proj"], exampleIndices: [4, 1] });
+  const model = loadHfModel(fx.modelDir);
+  const picked = loadTrainingExamples(model, fx.data, 512, undefined).filter((e) => e.example === 1 || e.example === 4);
+  const bare = await evaluateLoss(fx.modelDir, [], picked, { device: "cpu" });
+  assert.ok(Math.abs(r.losses[0]!.loss - bare) < 1e-5 * bare, "the one step saw exactly examples 1 and 4");
+  const adapter = loadAdapter(out, model.config);
   for (const l of adapter.loras) {
     assert.ok(l.B.every((v) => v === 0), "B is zeros");
     const bound = 1 / Math.sqrt(l.inFeatures);
@@ -121,7 +125,7 @@ test("a shared LoRA is one parameter pair, written under every shared layer's ke
   assert.ok(Math.abs(again.losses[0]!.loss - evalLoss) < 1e-5 * evalLoss, "continued run starts at the adapter's loss");
 });
 
-test("a NaN stops training with NUMERICAL naming the step; an existing output is refused before training", async () => {
+test("a NaN stops training with NUMERICAL naming the step; bad outputs and options are refused before training", async () => {
   const fx = setup(3);
   const model = loadHfModel(fx.modelDir);
   const adapter = loadAdapter(fx.adapterDir, model.config);
@@ -132,4 +136,8 @@ test("a NaN stops training with NUMERICAL naming the step; an existing output is
     (e: unknown) => e instanceof LoraDropError && e.code === "NUMERICAL" && /step 1:/.test(e.message));
   await assert.rejects(trainLora({ modelDir: fx.modelDir, dataPath: fx.data, outDir: fx.adapterDir, steps: 1, device: "cpu" }),
     (e: unknown) => e instanceof LoraDropError && e.code === "OUTPUT_EXISTS");
+  await assert.rejects(trainLora({ modelDir: fx.modelDir, dataPath: fx.data, outDir: path.join(fx.root, "y"), steps: 1, sharedLayers: [0, 7] }),
+    (e: unknown) => e instanceof LoraDropError && e.code === "INVALID_ARGUMENT" && /layer 7; the model has layers 0–1/.test(e.message));
+  await assert.rejects(trainLora({ modelDir: fx.modelDir, dataPath: fx.data, outDir: path.join(fx.root, "y"), steps: 1, exampleIndices: [3] }),
+    (e: unknown) => e instanceof LoraDropError && e.code === "INVALID_ARGUMENT" && /index 3 is outside the dataset's 3 examples/.test(e.message));
 });
