@@ -46,13 +46,17 @@ export function deserializeError(s: SerializedError): Error {
   return e;
 }
 
-/** Describes a failure of the command titled `what` (e.g. "Profile LoRA outputs"). */
-export function describeError(what: string, e: unknown): ErrorDescription {
+/**
+ * Describes a failure of the command titled `what` (e.g. "Profile LoRA outputs"). `shortPath` may shorten the
+ * file an engine error names (e.g. workspace-relative) for the notification; the log keeps the full path.
+ */
+export function describeError(what: string, e: unknown, shortPath: (file: string) => string = (f) => f): ErrorDescription {
   if (isLoraDropError(e)) {
     const cancelled = e.code === "CANCELLED";
     const where = e.field ? ` (field ${e.field})` : "";
+    const text = e.file && e.message.startsWith(`${e.file}: `) ? `${shortPath(e.file)}: ${e.message.slice(e.file.length + 2)}` : e.message;
     return {
-      message: cancelled ? `${what}: cancelled.` : `${what} failed: ${e.message}${where}`,
+      message: cancelled ? `${what}: cancelled.` : `${what} failed: ${text}${where}`,
       detail: `[${e.code}] ${e.message}${where}${e.stack ? `\n${e.stack}` : ""}`,
       cancelled,
     };

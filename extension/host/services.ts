@@ -104,7 +104,7 @@ export class Services {
 
   /** Shows one error notification with a "Show log" action, and logs the details. Cancellations are only logged. */
   reportError(what: string, e: unknown): void {
-    const d = describeError(what, e);
+    const d = describeError(what, e, (file) => this.displayPath(file));
     if (d.cancelled) {
       this.log.info(d.message);
       void vscode.window.setStatusBarMessage(`$(circle-slash) ${d.message}`, 5000);
@@ -115,6 +115,15 @@ export class Services {
     void vscode.window.showErrorMessage(d.message, "Show log").then((choice) => {
       if (choice === "Show log") this.log.show();
     });
+  }
+
+  /** A path as the user sees it in the Explorer: workspace-relative inside the workspace, absolute elsewhere. */
+  displayPath(file: string): string {
+    const roots = this.roots();
+    const root = containingRoot(file, roots);
+    if (!root) return file;
+    const rel = path.relative(root, file) || ".";
+    return roots.length > 1 ? `${path.basename(root)}/${rel}` : rel;
   }
 
   /** Shows an information notification (not awaited: it stays until dismissed) and records it for tests. */

@@ -95,6 +95,7 @@ test("errors: engine errors keep code, file and field across the process boundar
   const d = describeError("Prune adapter", back);
   assert.equal(d.message, "Prune adapter failed: /w/ad/adapter_config.json: r must be a positive integer (field r)");
   assert.equal(d.cancelled, false);
+  assert.equal(describeError("Prune adapter", back, (f) => path.relative("/w", f)).message, "Prune adapter failed: ad/adapter_config.json: r must be a positive integer (field r)");
   assert.equal(describeError("Profile", deserializeError(serializeError(new CancelledError("profile")))).cancelled, true);
   assert.equal(describeError("Open profile", new UserError("Open a folder first.")).message, "Open profile: Open a folder first.");
   const bug = describeError("Train", new TypeError("x is undefined"));
