@@ -1,7 +1,7 @@
 /**
  * `lora-drop profile`: runs the profiler and writes the profile JSON.
  */
-import { Command, Option } from "commander";
+import { Command, Option, InvalidArgumentError } from "commander";
 import { profileAdapter } from "../core/profile";
 import { profileGradient } from "../core/train/gradientCriterion";
 import { writeProfile } from "../core/profileFile";
@@ -18,14 +18,14 @@ export function deviceOption(): Option {
 /** Parses a positive integer option. */
 export function intArg(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive integer, got ${v}`);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got ${v}`);
   return n;
 }
 
 /** Parses a number option. */
 export function floatArg(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`expected a number, got ${v}`);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got ${v}`);
   return n;
 }
 
