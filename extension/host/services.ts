@@ -136,10 +136,10 @@ export class Services {
   }
 
   /**
-   * The worker's extra environment. onnxruntime's telemetry is off unless the user allows VS Code's telemetry;
-   * even then the engine turns it off when the variable is unset, so this only ever makes it stricter.
+   * The worker's extra environment. onnxruntime's telemetry follows VS Code's telemetry setting; the variable is
+   * always set explicitly because the engine turns telemetry off when it is unset.
    */
   private workerEnv(): Record<string, string> {
-    return vscode.env.isTelemetryEnabled ? {} : { ORT_DISABLE_TELEMETRY: "1" };
+    return { ORT_DISABLE_TELEMETRY: vscode.env.isTelemetryEnabled ? "0" : "1" };
   }
 }
