@@ -154,20 +154,21 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
 
 /**
  * Refuses a profile whose norms are not finite: NaN or Inf would otherwise be written as null and rank layers
- * arbitrarily. The error names the first layer and module, and the tensor when the adapter's own weights are at fault.
+ * arbitrarily. A non-finite LoRA output spreads to every later layer, so the error names the cause: the first
+ * adapter tensor holding NaN/Inf if there is one, else the first layer and module (in forward order) that went bad.
  */
 function assertFiniteNorms(perModuleRaw: Record<string, number[]>, adapter: Adapter, adapterDir: string, modelDir: string): void {
-  for (const [module, perLayer] of Object.entries(perModuleRaw)) {
-    const layer = perLayer.findIndex((g) => !Number.isFinite(g));
-    if (layer < 0) continue;
-    const g = perLayer[layer];
-    const lora = adapter.loras.find((l) => l.layer === layer && l.module === module);
-    const which = lora && (!lora.A.every(Number.isFinite) ? "A" : !lora.B.every(Number.isFinite) ? "B" : undefined);
+  const bad = adapter.modules.flatMap((m) => perModuleRaw[m]!.map((g, layer) => ({ m, layer, g }))).filter((x) => !Number.isFinite(x.g));
+  if (bad.length === 0) return;
+  for (const l of adapter.loras) {
+    const which = !l.A.every(Number.isFinite) ? "A" : !l.B.every(Number.isFinite) ? "B" : undefined;
     if (which) {
-      throw new LoraDropError("NUMERICAL", `the LoRA output norm of layer ${layer} ${module} is ${g}: its lora_${which} weights contain NaN or Inf`,
-        path.join(adapterDir, "adapter_model.safetensors"), peftKey(layer, module, which));
+      throw new LoraDropError("NUMERICAL", `the LoRA outputs are not finite from layer ${l.layer} ${l.module} on: its lora_${which} weights contain NaN or Inf`,
+        path.join(adapterDir, "adapter_model.safetensors"), peftKey(l.layer, l.module, which));
     }
-    throw new LoraDropError("NUMERICAL", `the LoRA output norm of layer ${layer} ${module} is ${g}: NaN or Inf in the base model's weights, or a float32 overflow in the model or the LoRA`,
-      modelDir, `layers.${layer}.${module}`);
   }
+  const order = (m: string) => adapter.modules.indexOf(m);
+  const first = bad.sort((a, b) => a.layer - b.layer || order(a.m) - order(b.m))[0]!;
+  throw new LoraDropError("NUMERICAL", `the LoRA output norm of layer ${first.layer} ${first.m} is ${first.g}: NaN or Inf in the base model's weights, or a float32 overflow in the model or the LoRA`,
+    modelDir, `layers.${first.layer}.${first.m}`);
 }

@@ -255,13 +255,15 @@ export interface TensorToWrite {
 /** Encodes tensors as safetensors bytes: names sorted, header padded with spaces to a multiple of 8. */
 export function encodeSafetensors(tensors: TensorToWrite[], metadata?: Record<string, string>): Buffer {
   const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const header: Record<string, unknown> = {};
+  // No prototype: a tensor named "__proto__" must become a key, not replace the object's prototype.
+  const header: Record<string, unknown> = Object.create(null);
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
   const chunks: Buffer[] = [];
   let offset = 0;
   for (const t of sorted) {
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new Error(`tensor ${t.name}: ${t.data.length} values for shape [${t.shape}]`);
+    if (t.name === "__metadata__" || t.name in header) throw new Error(`tensor name ${t.name} is reserved or repeated`);
     const bytes = encodeTensor(t);
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
     chunks.push(bytes);
