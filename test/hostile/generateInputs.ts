@@ -31,6 +31,7 @@ function rename(p: StParts, f: (name: string) => string): void {
   p.entries = p.entries.map(([k, v]) => [typeof k === "string" && k !== "__metadata__" ? f(k) : k, v]);
 }
 
+/** Adapters whose config, keys, ranks, shapes, dtypes or values do not fit the model (or are broken outright). */
 export function adapterCases(w: CaseWriter): void {
   const { rng, bases } = w;
   const configFile = "adapter_config.json";
@@ -167,6 +168,7 @@ function transpose(p: StParts, which: string): void {
   }
 }
 
+/** Datasets that are empty, not UTF-8, oversized, not JSON, mistyped or out of the vocabulary. */
 export function datasetCases(w: CaseWriter): void {
   const { rng, bases } = w;
   const idsLines = fs.readFileSync(bases.idsData, "utf8").trimEnd().split("\n");
@@ -220,6 +222,7 @@ export function datasetCases(w: CaseWriter): void {
   add("folder", "a folder", "DATASET_INVALID", (f) => fs.mkdirSync(f));
 }
 
+/** Profiles with one field of a real profile (written by profileAdapter) made invalid, and broken files. */
 export async function profileCases(w: CaseWriter): Promise<void> {
   const { rng, bases } = w;
   const base = await profileAdapter({ modelDir: bases.modelDir, adapterDir: bases.adapterDir, dataPath: bases.idsData, maxExamples: 3, maxTokens: 8, device: "cpu", threads: 1 });
