@@ -36,8 +36,16 @@ export const MAX_EXPORT_CHARS = 64 * 1024 * 1024;
 /** Longest free-text field (error messages, paths shown to the user). */
 export const MAX_TEXT_CHARS = 8192;
 
+/** The user's `loraDrop.threshold` and `loraDrop.mode` settings: the panel's defaults until the user picks otherwise. */
+export interface PanelSettings {
+  threshold: number;
+  mode: PruneMode;
+}
+
 /** Messages the host sends to the panel. */
 export type HostToWebview =
+  /** The settings the panel starts from; sent after `ready` (before any profile) and whenever they change. */
+  | ({ type: "settings" } & PanelSettings)
   /** A profile to show (slot "primary") or to compare against (slot "compare"). `sourcePath` is for display only. */
   | { type: "profile"; slot: ProfileSlot; profile: ProfileFile; sourcePath: string }
   /** Forget the comparison profile. */
@@ -81,6 +89,9 @@ export type WebviewToHost =
 export function parseHostMessage(x: unknown): HostToWebview | undefined {
   if (!isObject(x)) return undefined;
   switch (x.type) {
+    case "settings":
+      if (!isThreshold(x.threshold) || !isOneOf(x.mode, PRUNE_MODES)) return undefined;
+      return { type: "settings", threshold: x.threshold, mode: x.mode };
     case "profile":
       if (!isOneOf(x.slot, PROFILE_SLOTS) || !isBoundedString(x.sourcePath, MAX_TEXT_CHARS) || !isProfileFile(x.profile)) return undefined;
       return { type: "profile", slot: x.slot, profile: x.profile, sourcePath: x.sourcePath };

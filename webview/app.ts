@@ -9,13 +9,14 @@ import { compareImportance } from "../extension/viewModel/compare";
 import { groupedInteger } from "../extension/viewModel/format";
 import { countParameters, keptPositions, layerStatus, selectForProfile, type LayerSelection } from "../extension/viewModel/layerSelection";
 import { appendLoss, emptyLossSeries, type LossSeries } from "../extension/viewModel/lossSeries";
-import { fitStateToProfile, sanitizeState, type PanelState } from "../extension/viewModel/panelState";
+import { applySettings, fitStateToProfile, sanitizeState, type PanelState } from "../extension/viewModel/panelState";
 import { CompareView } from "./compareView";
 import { h } from "./dom";
 import { chartsSvgContent, exportMessage, heatmapCsvContent, heatmapPngContent, importanceCsvContent, type ExportContext } from "./exporter";
 import { HeatmapView } from "./heatmapView";
 import { ImportanceView } from "./importanceView";
 import { PruneControls } from "./pruneControls";
+import { radioGroup, type RadioGroup } from "./radioGroup";
 import { SequenceList } from "./sequenceList";
 import { watchTheme } from "./theme";
 import { HeatmapToolbar } from "./toolbar";
@@ -60,7 +61,7 @@ export class LoraDropPanel {
   private readonly prune: PruneControls;
   private readonly compareView = new CompareView();
   private readonly compareHint = h("p", { className: "hint", text: "Load a second profile (e.g. after training, or the gradient criterion) to compare layer importance." });
-  private readonly compareToggle: HTMLElement;
+  private readonly compareToggle: RadioGroup<PanelState["compareView"]>;
   private readonly training = new TrainingView();
   private readonly exportStatus = h("span", { className: "export-status", attrs: { role: "status" } });
   private readonly placeholder = h("p", { className: "placeholder", text: "Waiting for a LoRA-drop profile… Run “LoRA-drop: Profile” or open a .profile.json file." });
@@ -77,19 +78,16 @@ export class LoraDropPanel {
     });
     this.sequences = new SequenceList((sequence) => this.setState({ sequence, pinned: null }), (filter) => this.setState({ filter }, false));
     this.heatmap = new HeatmapView((pinned) => this.setState({ pinned }));
+    // A threshold or mode chosen here outlives later changes of the settings (see applySettings).
     this.prune = new PruneControls({
-      onThreshold: (threshold) => this.setState({ threshold }),
-      onMode: (mode) => this.setState({ mode }),
+      onThreshold: (threshold) => this.setState({ threshold, thresholdChosen: true }),
+      onMode: (mode) => this.setState({ mode, modeChosen: true }),
       onApply: () => this.applyPrune(),
     });
-    this.compareToggle = h("vscode-radio-group", { attrs: { "aria-label": "Comparison view" } }, [
-      h("vscode-radio", { attrs: { name: "compare-view", value: "sideBySide", label: "Side by side" } }),
-      h("vscode-radio", { attrs: { name: "compare-view", value: "difference", label: "Difference" } }),
-    ]);
-    this.compareToggle.addEventListener("change", (e) => {
-      const radio = e.target as (HTMLElement & { checked?: boolean; value?: string }) | null;
-      if (radio?.checked && (radio.value === "sideBySide" || radio.value === "difference")) this.setState({ compareView: radio.value });
-    });
+    this.compareToggle = radioGroup<PanelState["compareView"]>("compare-view", "Comparison view", [
+      { value: "sideBySide", label: "Side by side" },
+      { value: "difference", label: "Difference" },
+    ], (compareView) => this.setState({ compareView }));
     this.buildLayout();
     window.addEventListener("message", (e: MessageEvent) => this.onMessage(e.data));
     watchTheme(() => {
@@ -109,7 +107,10 @@ export class LoraDropPanel {
       h("section", { className, attrs: { "aria-labelledby": id } }, [h("h2", { text: title, attrs: { id } }), ...children]);
     this.profileSections = [
       section("h-heatmap", "LoRA output magnitude per token", [this.toolbar.root, h("div", { className: "heatmap-layout" }, [this.sequences.root, this.heatmap.root])], "section heatmap-section"),
-      section("h-importance", "Layer importance and LoRA-drop", [this.importance.root, this.prune.root]),
+      section("h-importance", "Layer importance and LoRA-drop", [this.importance.root]),
+      // Its own block right under the charts, sticky at the bottom of the view (panel.css): the threshold, what it
+      // keeps and the Apply button stay in sight however far down the heatmap or the charts reach.
+      h("section", { className: "control-bar", attrs: { "aria-label": "LoRA-drop threshold" } }, [this.prune.root]),
       section("h-export", "Export", [
         h("div", { className: "button-row" }, [
           button("Heatmap PNG", () => this.export("png", "heatmap")),
@@ -120,7 +121,7 @@ export class LoraDropPanel {
         ]),
       ]),
       section("h-compare", "Comparison", [
-        h("div", { className: "button-row" }, [button("Load profile to compare…", () => this.post({ type: "pickCompareProfile" })), this.compareToggle]),
+        h("div", { className: "button-row" }, [button("Load profile to compare…", () => this.post({ type: "pickCompareProfile" })), this.compareToggle.root]),
         this.compareHint,
         this.compareView.root,
       ]),
@@ -149,6 +150,15 @@ export class LoraDropPanel {
 
   private handle(msg: HostToWebview): void {
     switch (msg.type) {
+      case "settings": {
+        const next = applySettings(this.state, msg);
+        if (next.threshold === this.state.threshold && next.mode === this.state.mode) return;
+        this.state = next;
+        this.host.saveState(this.state);
+        // The host's commands prune with the panel's choice: tell it, once a profile makes the choice meaningful.
+        if (this.primary) this.scheduleStateMessage();
+        break;
+      }
       case "profile":
         if (msg.slot === "primary") {
           this.primary = { profile: msg.profile, sourcePath: msg.sourcePath };
@@ -222,7 +232,7 @@ export class LoraDropPanel {
     const status = layerStatus(this.selection);
     this.counts = countParameters(profile.adapter.params, profile.modules, this.selection.kept, s.mode);
     this.header.replaceChildren(
-      h("span", { className: "source-path", text: p.sourcePath }),
+      h("span", { className: "source-path", text: baseName(p.sourcePath), attrs: { title: p.sourcePath } }),
       ` · ${profile.model.architecture}, ${profile.layers.length} layers · LoRA r=${profile.adapter.r} on ${profile.modules.join(", ")} · criterion ${profile.criterion} · ${profile.sequences.length} sequences`,
     );
     this.toolbar.update(profile.modules, s.module, s.scale, s.zoom);
@@ -238,10 +248,8 @@ export class LoraDropPanel {
     const c = this.compare;
     this.compareHint.hidden = c !== undefined;
     this.compareView.root.hidden = c === undefined;
-    this.compareToggle.hidden = c === undefined;
-    for (const radio of Array.from(this.compareToggle.querySelectorAll<HTMLElement & { checked: boolean }>("vscode-radio"))) {
-      radio.checked = radio.getAttribute("value") === this.state.compareView;
-    }
+    this.compareToggle.root.hidden = c === undefined;
+    this.compareToggle.set(this.state.compareView);
     if (!c || !this.primary) return;
     this.compareView.update({
       comparison: compareImportance(profile, c.profile, this.state.threshold),

@@ -7,7 +7,7 @@ import type { HeatmapGrid } from "../extension/viewModel/heatmapData";
 import type { LayerStatus } from "../extension/viewModel/layerSelection";
 import { visibleColumns, type HeatmapLayout } from "../extension/viewModel/heatmapLayout";
 import type { CellRef } from "../extension/viewModel/panelState";
-import { displayToken, truncateLabel } from "../extension/viewModel/tokenText";
+import { displayToken, truncateLabel, WORD_START_MARKER, wordStartSegments } from "../extension/viewModel/tokenText";
 import type { ValueScale } from "../extension/viewModel/valueScale";
 import { cssColorBytes, writeRampColor, type CanvasTheme } from "./theme";
 
@@ -143,11 +143,19 @@ function paintColumnLabels(ctx: CanvasRenderingContext2D, f: HeatmapFrame, first
       const x = layout.left + (c + 0.5) * layout.cellWidth - scrollX;
       const special = f.special[c] === true;
       ctx.font = `${special ? "italic bold " : ""}${Math.min(12, layout.cellWidth)}px ${family}`;
-      ctx.fillStyle = special ? theme.special : theme.foreground;
       ctx.save();
       ctx.translate(x, layout.top - 4);
       ctx.rotate(-Math.PI / 2);
-      ctx.fillText(truncateLabel(displayToken(f.tokens[c] ?? ""), 14), 0, 0);
+      // A word-start mark "▁" drawn as is would be a long stroke; it becomes a dimmed dot before the word.
+      let along = 0;
+      for (const seg of wordStartSegments(truncateLabel(displayToken(f.tokens[c] ?? ""), 14))) {
+        const text = seg.wordStart ? WORD_START_MARKER.repeat(Array.from(seg.text).length) : seg.text;
+        ctx.fillStyle = seg.wordStart ? theme.muted : special ? theme.special : theme.foreground;
+        // Half strength: some themes (Light Modern) give muted text the foreground colour itself.
+        ctx.globalAlpha = seg.wordStart ? 0.6 : 1;
+        ctx.fillText(text, along, 0);
+        along += ctx.measureText(text).width;
+      }
       ctx.restore();
     }
   } else {

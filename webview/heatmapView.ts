@@ -8,7 +8,7 @@ import { cellAt, heatmapLayout, scrollToShow, type HeatmapLayout, type HeatmapZo
 import { exactValue } from "../extension/viewModel/format";
 import type { LayerStatus } from "../extension/viewModel/layerSelection";
 import type { CellRef } from "../extension/viewModel/panelState";
-import { displayToken, truncateLabel } from "../extension/viewModel/tokenText";
+import { displayToken, truncateLabel, wordStartSegments } from "../extension/viewModel/tokenText";
 import { makeValueScale, valueExtent, type ScaleKind, type ValueScale } from "../extension/viewModel/valueScale";
 import { h } from "./dom";
 import { buildCellImage, paintHeatmap, type CellImage } from "./heatmapPaint";
@@ -285,7 +285,9 @@ export class HeatmapView {
       ]),
       h("span", { className: "tt-line" }, [
         `Token ${cell.col}: `,
-        h("code", { className: special ? "tt-token special" : "tt-token", text: truncateLabel(displayToken(token), MAX_TOKEN_CHARS), attrs: { "data-raw-token": token } }),
+        // The exact token text; word-start marks "▁" stay in it, dimmed, so the reader sees where the word starts.
+        h("code", { className: special ? "tt-token special" : "tt-token", attrs: { "data-raw-token": token } },
+          wordStartSegments(truncateLabel(displayToken(token), MAX_TOKEN_CHARS)).map((seg) => (seg.wordStart ? h("span", { className: "word-start", text: seg.text }) : seg.text))),
         special ? " (special)" : "",
         Array.from(token).length > MAX_TOKEN_CHARS ? ` (${Array.from(token).length} characters)` : "",
       ]),

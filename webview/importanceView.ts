@@ -110,6 +110,8 @@ function renderCurve(svg: SVGSVGElement, m: ImportanceModel, width: number): voi
   root.append("text").attr("class", "axis-title").attr("x", (MARGIN.left + width - MARGIN.right) / 2).attr("y", HEIGHT - 4).attr("text-anchor", "middle").text("layers kept");
   const k = m.selection.keptCount;
   root.append("rect").attr("class", "kept-region").attr("x", x(0)).attr("y", MARGIN.top).attr("width", Math.max(0, x(k) - x(0))).attr("height", HEIGHT - MARGIN.top - MARGIN.bottom);
+  // The tint alone is faint on some themes; a solid edge marks where the kept set ends.
+  if (k > 0) root.append("line").attr("class", "kept-edge").attr("x1", x(k)).attr("x2", x(k)).attr("y1", MARGIN.top).attr("y2", HEIGHT - MARGIN.bottom);
   root.append("line").attr("class", "threshold-line").attr("x1", x(0)).attr("x2", x(n)).attr("y1", y(m.threshold)).attr("y2", y(m.threshold));
   // Label at the left end: the curve approaches 1 at the right, where a label would collide with it.
   root.append("text").attr("class", "threshold-label").attr("x", x(0) + 4).attr("y", y(m.threshold) - 4).attr("text-anchor", "start").text(`T = ${m.threshold.toFixed(2)}`);

@@ -6,6 +6,7 @@ import type { PruneMode } from "../extension/protocol";
 import { groupedInteger, percent } from "../extension/viewModel/format";
 import type { LayerSelection, ParameterCounts } from "../extension/viewModel/layerSelection";
 import { h } from "./dom";
+import { radioGroup, type RadioGroup } from "./radioGroup";
 
 /** What the controls report back to the panel. */
 export interface PruneControlEvents {
@@ -22,7 +23,7 @@ export class PruneControls {
   readonly root: HTMLElement;
   private readonly slider: HTMLInputElement;
   private readonly value: HTMLOutputElement;
-  private readonly mode: HTMLElement;
+  private readonly mode: RadioGroup<PruneMode>;
   private readonly summary: HTMLParagraphElement;
   private readonly params: HTMLParagraphElement;
   private readonly apply: HTMLElement;
@@ -33,15 +34,10 @@ export class PruneControls {
     this.slider = h("input", { className: "threshold-slider", attrs: { type: "range", id: "threshold", min: String(STEP), max: "1", step: String(STEP) } });
     this.value = h("output", { className: "threshold-value", attrs: { for: "threshold" } });
     this.slider.addEventListener("input", () => events.onThreshold(Number(this.slider.value)));
-    this.mode = h("vscode-radio-group", { attrs: { "aria-label": "What happens to the other layers" } }, [
-      h("vscode-radio", { attrs: { name: "prune-mode", value: "share", label: "Share one LoRA among the other layers" } }),
-      h("vscode-radio", { attrs: { name: "prune-mode", value: "drop", label: "Drop their LoRA" } }),
-    ]);
-    this.mode.addEventListener("change", (e) => {
-      const radio = e.target as (HTMLElement & { checked?: boolean; value?: string }) | null;
-      const v = radio?.value;
-      if (radio?.checked && (v === "share" || v === "drop")) events.onMode(v);
-    });
+    this.mode = radioGroup<PruneMode>("prune-mode", "What happens to the other layers", [
+      { value: "share", label: "Share one LoRA among the other layers" },
+      { value: "drop", label: "Drop their LoRA" },
+    ], (mode) => events.onMode(mode), "prune-mode");
     this.summary = h("p", { className: "prune-summary", attrs: { "aria-live": "polite" } });
     this.params = h("p", { className: "prune-params" });
     this.apply = h("vscode-button", { className: "apply-prune", text: "Apply drop-and-share" });
@@ -49,12 +45,15 @@ export class PruneControls {
       if (!this.apply.hasAttribute("disabled")) events.onApply();
     });
     this.status = h("p", { className: "prune-status", attrs: { role: "status" } });
+    // Laid out as a bar (panel.css): inputs and outcome on the left, the button on the right, status below.
     this.root = h("div", { className: "prune-controls" }, [
-      h("div", { className: "threshold-row" }, [h("label", { text: "Threshold T", attrs: { for: "threshold" } }), this.slider, this.value]),
-      this.mode,
-      this.summary,
-      this.params,
-      h("div", { className: "apply-row" }, [this.apply, this.status]),
+      h("div", { className: "prune-inputs" }, [
+        h("div", { className: "threshold-row" }, [h("label", { text: "Threshold T", attrs: { for: "threshold" } }), this.slider, this.value]),
+        this.mode.root,
+      ]),
+      h("div", { className: "prune-outcome" }, [this.summary, this.params]),
+      h("div", { className: "apply-row" }, [this.apply]),
+      this.status,
     ]);
   }
 
@@ -62,16 +61,17 @@ export class PruneControls {
   update(threshold: number, mode: PruneMode, selection: LayerSelection, counts: ParameterCounts, layers: readonly number[]): void {
     if (Number(this.slider.value) !== threshold) this.slider.value = String(threshold);
     this.value.textContent = threshold.toFixed(2);
-    for (const radio of Array.from(this.mode.querySelectorAll<HTMLElement & { checked: boolean }>("vscode-radio"))) {
-      radio.checked = radio.getAttribute("value") === mode;
-    }
+    this.mode.set(mode);
     // Layers without any LoRA take no part: "n" counts the layers LoRA-drop chooses among.
     const n = selection.order.length;
     const k = selection.keptCount;
     const reached = selection.cumulative[k - 1] ?? 0;
     const keptList = selection.order.slice(0, k).map((i) => layers[i] ?? i).sort((a, b) => a - b).join(", ");
     const other = mode === "share" ? "share one LoRA" : "lose their LoRA";
-    this.summary.textContent = `Keep ${k} of ${n} layers (cumulative importance ${reached.toFixed(3)}): ${keptList}. The other ${n - k} ${other}.`;
+    this.summary.textContent = n > 0 && reached === 0
+      // All importances zero: the threshold is never reached, so the engine keeps every layer (nothing to prune on).
+      ? `All importances are zero, so LoRA-drop keeps all ${n} layers: there is no evidence to prune on.`
+      : `Keep ${k} of ${n} layers (cumulative importance ${reached.toFixed(3)}): ${keptList}. The other ${n - k} ${other}.`;
     this.params.replaceChildren(
       "LoRA parameters: ",
       h("strong", { text: groupedInteger(counts.before) }),

@@ -1,6 +1,6 @@
 /** The sequence picker: a filter box and a keyboard-navigable list of sequence previews (text only). */
 import type { ProfileSequence } from "../extension/core/profileSchema";
-import { filterSequences, sequencePreview } from "../extension/viewModel/tokenText";
+import { filterSequences, sequencePreview, WORD_START_MARKER, wordStartSegments } from "../extension/viewModel/tokenText";
 import { h } from "./dom";
 
 /** At most this many matches are listed; the filter narrows the rest. */
@@ -51,7 +51,7 @@ export class SequenceList {
         const seq = this.sequences[i] as ProfileSequence;
         const item = h("li", { className: i === this.selected ? "selected" : "", attrs: { role: "option", id: `seq-${i}`, "aria-selected": String(i === this.selected), "data-index": String(i) } }, [
           h("span", { className: "seq-index", text: `#${i}` }),
-          h("span", { className: "seq-preview", text: sequencePreview(seq.tokens) }),
+          h("span", { className: "seq-preview" }, previewNodes(seq.tokens)),
           h("span", { className: "seq-length", text: `${seq.tokens.length} tok` }),
         ]);
         item.addEventListener("click", () => this.onSelect(i));
@@ -71,4 +71,10 @@ export class SequenceList {
     const next = matches[Math.min(matches.length - 1, Math.max(0, at + (e.key === "ArrowDown" ? 1 : -1)))];
     if (next !== undefined) this.onSelect(next);
   }
+}
+
+/** The preview as text nodes, with each word-start mark shown as a dimmed marker (the tooltip and CSV keep the real token). */
+function previewNodes(tokens: readonly string[]): (Node | string)[] {
+  return wordStartSegments(sequencePreview(tokens)).map((seg) =>
+    seg.wordStart ? h("span", { className: "word-start", text: WORD_START_MARKER.repeat(Array.from(seg.text).length) }) : seg.text);
 }

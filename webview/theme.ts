@@ -29,7 +29,8 @@ export function readCanvasTheme(): CanvasTheme {
     foreground: v("--vscode-foreground", "#cccccc"),
     muted: v("--vscode-descriptionForeground", "#9d9d9d"),
     kept: v("--vscode-charts-blue", "#3794ff"),
-    shared: v("--vscode-disabledForeground", "#808080"),
+    // Not disabledForeground: Light Modern makes it half-transparent grey, nearly invisible on white.
+    shared: v("--vscode-descriptionForeground", "#9d9d9d"),
     special: v("--vscode-charts-orange", "#d18616"),
     focus: v("--vscode-focusBorder", "#007fd4"),
     hover: v("--vscode-editor-foreground", "#d4d4d4"),

@@ -3,6 +3,7 @@ import { ALL_MODULES } from "../extension/viewModel/heatmapData";
 import { HEATMAP_ZOOMS, type HeatmapZoom } from "../extension/viewModel/heatmapLayout";
 import type { ScaleKind } from "../extension/viewModel/valueScale";
 import { h } from "./dom";
+import { radioGroup, type RadioGroup } from "./radioGroup";
 
 /** A vscode-elements select: value is the chosen option's value. */
 type SelectElement = HTMLElement & { value: string };
@@ -18,7 +19,7 @@ export interface ToolbarEvents {
 export class HeatmapToolbar {
   readonly root: HTMLElement;
   private readonly module: SelectElement;
-  private readonly scale: HTMLElement;
+  private readonly scale: RadioGroup<ScaleKind>;
   private readonly zoom: SelectElement;
   private modulesKey = "";
 
@@ -26,14 +27,7 @@ export class HeatmapToolbar {
   constructor(events: ToolbarEvents) {
     this.module = h("vscode-single-select", { className: "module-select", attrs: { id: "module-select", "aria-label": "Target module" } }) as SelectElement;
     this.module.addEventListener("change", () => events.onModule(this.module.value));
-    this.scale = h("vscode-radio-group", { className: "scale-toggle", attrs: { "aria-label": "Colour scale" } }, [
-      h("vscode-radio", { attrs: { name: "scale", value: "linear", label: "Linear" } }),
-      h("vscode-radio", { attrs: { name: "scale", value: "log", label: "Log" } }),
-    ]);
-    this.scale.addEventListener("change", (e) => {
-      const radio = e.target as (HTMLElement & { checked?: boolean; value?: string }) | null;
-      if (radio?.checked && (radio.value === "linear" || radio.value === "log")) events.onScale(radio.value);
-    });
+    this.scale = radioGroup<ScaleKind>("scale", "Colour scale", [{ value: "linear", label: "Linear" }, { value: "log", label: "Log" }], (scale) => events.onScale(scale), "scale-toggle");
     this.zoom = h("vscode-single-select", { className: "zoom-select", attrs: { id: "zoom-select", "aria-label": "Cell width" } },
       HEATMAP_ZOOMS.map((z) => h("vscode-option", { attrs: { value: String(z) }, text: z === "fit" ? "Fit width" : `${z} px per token` }))) as SelectElement;
     this.zoom.addEventListener("change", () => {
@@ -42,7 +36,7 @@ export class HeatmapToolbar {
     });
     this.root = h("div", { className: "toolbar" }, [
       h("label", { className: "field" }, [h("span", { text: "Module" }), this.module]),
-      h("div", { className: "field" }, [h("span", { text: "Scale" }), this.scale]),
+      h("div", { className: "field" }, [h("span", { text: "Scale" }), this.scale.root]),
       h("label", { className: "field" }, [h("span", { text: "Cell width" }), this.zoom]),
     ]);
   }
@@ -59,8 +53,6 @@ export class HeatmapToolbar {
     }
     if (this.module.value !== module) this.module.value = module;
     if (this.zoom.value !== String(zoom)) this.zoom.value = String(zoom);
-    for (const radio of Array.from(this.scale.querySelectorAll<HTMLElement & { checked: boolean }>("vscode-radio"))) {
-      radio.checked = radio.getAttribute("value") === scale;
-    }
+    this.scale.set(scale);
   }
 }

@@ -70,6 +70,10 @@ export class ProfilePanel {
         this.controller.setVisible(panel.visible);
       }),
       panel.onDidDispose(() => this.dispose()),
+      // The page starts from these settings; a change reaches an open panel at once.
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration("loraDrop.threshold") || e.affectsConfiguration("loraDrop.mode")) this.controller.settingsChanged(services.settings());
+      }),
     );
   }
 

@@ -8,8 +8,8 @@ import * as path from "node:path";
 import { writeFileAtomic } from "../core/atomicWrite";
 import type { Logger } from "../core/progress";
 import type { ProfileFile } from "../core/profileSchema";
-import { parseWebviewMessage, type ExportFormat, type HostToWebview, type PruneMode, type WebviewToHost } from "../protocol";
-import { countParameters, keptPositions, selectLayers } from "../viewModel/layerSelection";
+import { parseWebviewMessage, type ExportFormat, type HostToWebview, type PanelSettings, type PruneMode, type WebviewToHost } from "../protocol";
+import { countParameters, keptPositions, selectForProfile } from "../viewModel/layerSelection";
 import type { PanelReport } from "../testApi";
 import { UserError } from "./errorText";
 import type { PruneResult, TrainStep } from "./jobProtocol";
@@ -67,15 +67,35 @@ export class PanelController {
   private readyCount = 0;
   private threshold: number;
   private mode: PruneMode;
+  /** The `loraDrop.threshold`/`loraDrop.mode` settings, sent to the page as its defaults. */
+  private settings: PanelSettings;
+  /** True once the page reported its own threshold and mode (`stateChanged`): from then on those are the panel's. */
+  private pageReported = false;
   private trainSteps: TrainStep[] = [];
   private trainOutcome: { outcome: "completed" | "cancelled" | "failed"; message?: string } | undefined;
   private messagesReceived = 0;
   private invalidMessages = 0;
   private readonly webviewErrors: string[] = [];
 
-  constructor(private readonly host: PanelHost, defaults: { threshold: number; mode: PruneMode }) {
+  constructor(private readonly host: PanelHost, defaults: PanelSettings) {
+    this.settings = { threshold: defaults.threshold, mode: defaults.mode };
     this.threshold = defaults.threshold;
     this.mode = defaults.mode;
+  }
+
+  /**
+   * The user changed `loraDrop.threshold` or `loraDrop.mode`: the page adopts them unless the user already chose
+   * otherwise on it (and then reports its choice with `stateChanged`).
+   */
+  settingsChanged(settings: PanelSettings): void {
+    if (settings.threshold === this.settings.threshold && settings.mode === this.settings.mode) return;
+    this.settings = { threshold: settings.threshold, mode: settings.mode };
+    if (!this.pageReported) {
+      this.threshold = settings.threshold;
+      this.mode = settings.mode;
+    }
+    this.send({ type: "settings", ...this.settings });
+    this.publish();
   }
 
   /** The files on screen, for persisting across reloads. */
@@ -146,7 +166,8 @@ export class PanelController {
   /** The panel as the test API reports it. */
   report(): PanelReport {
     const p = this.primary?.profile;
-    const selection = p ? selectLayers(p.importance.per_layer, this.threshold) : undefined;
+    // The very selection the page shows and `prune` makes: LoRA layers only, by the engine's own code.
+    const selection = p ? selectForProfile(p, this.threshold) : undefined;
     const counts = p && selection ? countParameters(p.adapter.params, p.modules, selection.kept, this.mode) : { before: 0, after: 0 };
     const last = this.trainSteps[this.trainSteps.length - 1];
     return {
@@ -196,6 +217,7 @@ export class PanelController {
       case "stateChanged":
         this.threshold = msg.threshold;
         this.mode = msg.mode;
+        this.pageReported = true;
         return;
       case "webviewError":
         this.webviewErrors.push(msg.message);
@@ -259,6 +281,8 @@ export class PanelController {
 
   /** After `ready`, the page is empty: send everything it should show. */
   private replay(): void {
+    // Settings first, so a fresh page starts the profile at the user's threshold rather than at 0.9.
+    this.send({ type: "settings", ...this.settings });
     if (this.primary) this.send({ type: "profile", slot: "primary", profile: this.primary.profile, sourcePath: this.primary.file });
     if (this.compare) this.send({ type: "profile", slot: "compare", profile: this.compare.profile, sourcePath: this.compare.file });
     for (const s of this.trainSteps) this.send({ type: "trainProgress", ...s });

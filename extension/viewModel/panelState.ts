@@ -4,7 +4,7 @@
  * field by field and then fitted to the profile on screen.
  */
 import type { ProfileFile } from "../core/profileSchema";
-import { isThreshold, PRUNE_MODES, type PruneMode } from "../protocol";
+import { isThreshold, PRUNE_MODES, type PanelSettings, type PruneMode } from "../protocol";
 import { isBoundedString, isCount, isObject, isOneOf } from "./guards";
 import { ALL_MODULES } from "./heatmapData";
 import { HEATMAP_ZOOMS, type HeatmapZoom } from "./heatmapLayout";
@@ -24,6 +24,10 @@ export interface PanelState {
   sequence: number;
   threshold: number;
   mode: PruneMode;
+  /** True once the user moved the threshold slider in this panel: the `loraDrop.threshold` setting no longer overrides it. */
+  thresholdChosen: boolean;
+  /** True once the user picked a mode in this panel: the `loraDrop.mode` setting no longer overrides it. */
+  modeChosen: boolean;
   scale: ScaleKind;
   zoom: HeatmapZoom;
   pinned: CellRef | null;
@@ -40,6 +44,8 @@ export const DEFAULT_PANEL_STATE: PanelState = {
   sequence: 0,
   threshold: 0.9,
   mode: "share",
+  thresholdChosen: false,
+  modeChosen: false,
   scale: "linear",
   zoom: "fit",
   pinned: null,
@@ -55,6 +61,9 @@ export function sanitizeState(raw: unknown): PanelState {
   if (isCount(raw.sequence)) s.sequence = raw.sequence;
   if (isThreshold(raw.threshold)) s.threshold = raw.threshold;
   if (isOneOf(raw.mode, PRUNE_MODES)) s.mode = raw.mode;
+  // States saved before these flags existed count a value away from the old default as the user's own choice.
+  s.thresholdChosen = typeof raw.thresholdChosen === "boolean" ? raw.thresholdChosen : s.threshold !== DEFAULT_PANEL_STATE.threshold;
+  s.modeChosen = typeof raw.modeChosen === "boolean" ? raw.modeChosen : s.mode !== DEFAULT_PANEL_STATE.mode;
   if (isOneOf(raw.scale, ["linear", "log"] as const)) s.scale = raw.scale;
   if ((HEATMAP_ZOOMS as readonly unknown[]).includes(raw.zoom)) s.zoom = raw.zoom as HeatmapZoom;
   if (isObject(raw.pinned) && isCount(raw.pinned.row) && isCount(raw.pinned.col)) s.pinned = { row: raw.pinned.row, col: raw.pinned.col };
@@ -74,4 +83,16 @@ export function fitStateToProfile(state: PanelState, profile: ProfileFile): Pane
   const tokens = profile.sequences[s.sequence]?.tokens.length ?? 0;
   if (s.pinned && (s.pinned.row >= profile.layers.length || s.pinned.col >= tokens)) s.pinned = null;
   return s;
+}
+
+/**
+ * Adopts the user's settings as the panel's threshold and mode, except where the user already chose otherwise in
+ * this panel (its saved state says so): a choice made on screen outlives a later settings change.
+ */
+export function applySettings(state: PanelState, settings: PanelSettings): PanelState {
+  return {
+    ...state,
+    threshold: state.thresholdChosen ? state.threshold : settings.threshold,
+    mode: state.modeChosen ? state.mode : settings.mode,
+  };
 }

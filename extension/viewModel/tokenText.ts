@@ -29,6 +29,28 @@ export function truncateLabel(text: string, maxChars: number): string {
   return points.slice(0, Math.max(0, maxChars - 1)).join("") + "…";
 }
 
+/** SentencePiece's word-start mark (U+2581 "▁"): it stands for the space before a word, and is part of the token. */
+export const WORD_START = "\u2581";
+
+/** The dimmed marker the list and the column labels show for each word-start mark (like VS Code's rendered spaces). */
+export const WORD_START_MARKER = "\u00b7";
+
+/** A run of displayed token text: ordinary text, or a run of word-start marks (`wordStart`), kept verbatim in `text`. */
+export interface TokenSegment {
+  text: string;
+  wordStart: boolean;
+}
+
+/**
+ * Splits text into runs of word-start marks and runs of everything else, so a view can draw the marks dimmed (or
+ * as markers) instead of as a full-width stroke. Joining the segments' text gives back the input exactly.
+ */
+export function wordStartSegments(text: string): TokenSegment[] {
+  const out: TokenSegment[] = [];
+  for (const run of text.match(/\u2581+|[^\u2581]+/gu) ?? []) out.push({ text: run, wordStart: run.startsWith(WORD_START) });
+  return out;
+}
+
 /** A one-line preview of a sequence for the sequence list: its displayed tokens joined, shortened. */
 export function sequencePreview(tokens: readonly string[], maxChars = 80): string {
   let out = "";
@@ -49,5 +71,9 @@ export function filterSequences(sequences: readonly { tokens: readonly string[];
     const n = Number(byIndex[1]);
     return n < sequences.length ? [n] : [];
   }
-  return all.filter((i) => (sequences[i] as { tokens: readonly string[] }).tokens.join("").toLowerCase().includes(q));
+  // Word-start marks also match a typed space, so "the cat" finds "▁The▁cat".
+  return all.filter((i) => {
+    const text = (sequences[i] as { tokens: readonly string[] }).tokens.join("").toLowerCase();
+    return text.includes(q) || text.replace(/\u2581/g, " ").includes(q);
+  });
 }

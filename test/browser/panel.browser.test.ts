@@ -5,13 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { parseWebviewMessage } from "../../extension/protocol";
 import type { ProfileFile } from "../../extension/core/profileSchema";
 import { HOSTILE_TOKENS, makeProfile } from "../unit/webviewFixtures";
-import { CHROMIUM, CHROMIUM_ARGS, openPanel, pageRecord, sendToPanel, startPanelServer, waitForPosted, type PanelServer } from "./panelHarness";
+import { CHROMIUM, CHROMIUM_ARGS, expectedKept, openPanel, pageRecord, sendToPanel, startPanelServer, waitForPosted, type PanelServer } from "./panelHarness";
 
 /*
  * The callbacks passed to page.evaluate run in the browser. The host's tsconfig has no DOM lib (on purpose),
@@ -35,22 +35,6 @@ declare const performance: { now(): number };
 
 const SCREENSHOTS = join(__dirname, "..", "..", "..", "test-output", "screenshots");
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Chromium (apt-get install -y chromium) to run the browser tests.`;
-
-/**
- * Kept layers by an independent rule: only layers with LoRA parameters take part, their importance is
- * renormalised, and a layer is kept iff the importance ranked above it is still short of T.
- */
-function expectedKept(p: ProfileFile, threshold: number): number[] {
-  const candidates = p.layers.map((_, i) => i).filter((i) => p.modules.some((m) => (p.adapter.params[m]?.[i] ?? 0) > 0));
-  const total = candidates.reduce((a, i) => a + p.importance.per_layer[i]!, 0);
-  const share = (i: number): number => (total > 0 ? p.importance.per_layer[i]! / total : 0);
-  return candidates.filter((i) => {
-    if (total === 0) return true;
-    let before = 0;
-    for (const j of candidates) if (share(j) > share(i) || (share(j) === share(i) && j < i)) before += share(j);
-    return before < threshold - 1e-12;
-  });
-}
 
 /** Parameters after LoRA-drop, counted directly from the profile. */
 function expectedParams(p: ProfileFile, kept: number[], mode: "share" | "drop"): { before: number; after: number } {
@@ -177,7 +161,10 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     assert.equal(await page.locator("img").count(), 0);
     assert.equal(await page.locator("script").count(), 1);
     assert.ok((await page.textContent(".sequence-list")) ?.includes(HOSTILE_TOKENS.script.slice(0, 8)));
-    assert.match(await page.textContent(".source-path") ?? "", /<b>demo<\/b>/);
+    // The header names the file; the full path is in its title.
+    // ("</b>" holds a slash, so the name is "b>.profile.json": markup in a path stays text either way.)
+    assert.equal(await page.textContent(".source-path"), posix.basename("/work/runs/<b>demo</b>.profile.json"));
+    assert.equal(await page.getAttribute(".source-path", "title"), "/work/runs/<b>demo</b>.profile.json");
 
     // A single module shows that module's stored value.
     // Pick v_proj through the vscode-elements dropdown with the keyboard (options: all, q_proj, v_proj).

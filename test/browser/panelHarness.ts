@@ -9,6 +9,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, normalize } from "node:path";
 import type { Browser, Page } from "playwright-core";
+import type { ProfileFile } from "../../extension/core/profileSchema";
 import { makeNonce, renderPanelHtml } from "../../extension/panelHtml";
 
 /** Where the test expects Chromium (CI installs the Debian package); LORA_DROP_CHROMIUM overrides it. */
@@ -144,4 +145,21 @@ export async function waitForPosted(page: Page, type: string, after = 0): Promis
     { timeout: 10_000 },
   );
   return (await handle.jsonValue()) as { type: string; [k: string]: unknown };
+}
+
+/**
+ * Kept layers by an independent rule: only layers with LoRA parameters take part, their importance is
+ * renormalised, and a layer is kept iff the importance ranked above it is still short of T (all of them when
+ * every importance is zero: the threshold is never reached).
+ */
+export function expectedKept(p: ProfileFile, threshold: number): number[] {
+  const candidates = p.layers.map((_, i) => i).filter((i) => p.modules.some((m) => (p.adapter.params[m]?.[i] ?? 0) > 0));
+  const total = candidates.reduce((a, i) => a + p.importance.per_layer[i]!, 0);
+  const share = (i: number): number => (total > 0 ? p.importance.per_layer[i]! / total : 0);
+  return candidates.filter((i) => {
+    if (total === 0) return true;
+    let before = 0;
+    for (const j of candidates) if (share(j) > share(i) || (share(j) === share(i) && j < i)) before += share(j);
+    return before < threshold - 1e-12;
+  });
 }

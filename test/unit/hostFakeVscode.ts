@@ -60,6 +60,14 @@ export const fake = {
   executed: [] as { command: string; args: unknown[] }[],
   registered: new Map<string, (...args: unknown[]) => unknown>(),
   settings: {} as Record<string, unknown>,
+  /** Listeners of workspace.onDidChangeConfiguration; `changeSettings` calls them. */
+  configListeners: new Set<(e: { affectsConfiguration(section: string): boolean }) => void>(),
+  /** Changes `fake.settings` and tells the listeners, as VS Code does when the user edits settings. */
+  changeSettings(changes: Record<string, unknown>): void {
+    Object.assign(this.settings, changes);
+    const keys = Object.keys(changes).map((k) => `loraDrop.${k}`);
+    for (const l of [...this.configListeners]) l({ affectsConfiguration: (section) => keys.some((k) => k === section || k.startsWith(`${section}.`)) });
+  },
   workspaceFolders: [] as string[],
   statusBar: [] as string[],
   logLines: [] as string[],
@@ -77,6 +85,7 @@ export const fake = {
     this.executed = [];
     this.registered.clear();
     this.settings = {};
+    this.configListeners.clear();
     this.statusBar = [];
     this.logLines = [];
     this.cancelAfterMs = undefined;
@@ -216,7 +225,10 @@ const vscode = {
     findFiles: async () => [],
     createFileSystemWatcher: () => ({ onDidCreate: () => new Disposable(), onDidDelete: () => new Disposable(), dispose: () => undefined }),
     onDidChangeWorkspaceFolders: () => new Disposable(),
-    onDidChangeConfiguration: () => new Disposable(),
+    onDidChangeConfiguration: (listener: (e: { affectsConfiguration(section: string): boolean }) => void) => {
+      fake.configListeners.add(listener);
+      return new Disposable(() => fake.configListeners.delete(listener));
+    },
   },
 };
 

@@ -52,7 +52,8 @@ test("Open profile: strict page, limited resource roots, valid messages after re
 
   panel.fromPage({ type: "ready" });
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(panel.posted.map((m) => parseHostMessage(m) && (m as { type: string; slot?: string }).slot), ["primary", "compare"], "both messages pass the webview's validator");
+  assert.deepEqual(panel.posted.map((m) => parseHostMessage(m) && (m as { type: string; slot?: string }).slot), [undefined, "primary", "compare"], "every message passes the webview's validator");
+  assert.deepEqual(parseHostMessage(panel.posted[0]), { type: "settings", threshold: 0.9, mode: "share" }, "the settings (defaults here) come before the profiles");
   const report = state.api().panel()!;
   assert.equal(report.ready, true);
   assert.equal(report.primaryPath, a);
@@ -61,4 +62,36 @@ test("Open profile: strict page, limited resource roots, valid messages after re
 
   ProfilePanel.current?.dispose();
   assert.equal(state.api().panel()?.open, false);
+});
+
+test("the panel gets the threshold and mode settings after ready, and again when they change", async () => {
+  const fx = makeFixture();
+  const file = path.join(fx.root, ".lora-drop", "a.profile.json");
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeProfile(file, await profileAdapter({ modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: fx.dataFile, maxExamples: 1, maxTokens: 6, device: "cpu" }));
+  fake.reset();
+  fake.workspaceFolders = [fx.root];
+  fake.settings = { threshold: 0.6, mode: "drop" };
+  const state = new TestState(undefined);
+  const services = new Services(fakeExtensionContext(extensionRoot, tmpDir()) as vscodeTypes.ExtensionContext, createHostLog(), state);
+  registerCommands(services);
+  await fake.registered.get("loraDrop.openProfile")!({ profile: file });
+  const panel = fake.panels[0]!;
+  panel.fromPage({ type: "ready" });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(panel.posted.map((m) => (m as { type: string }).type), ["settings", "profile"]);
+  assert.deepEqual(parseHostMessage(panel.posted[0]), { type: "settings", threshold: 0.6, mode: "drop" });
+  assert.equal(state.api().panel()?.threshold, 0.6, "until the page reports its own choice, the settings are the panel's");
+
+  fake.changeSettings({ threshold: 0.75 });
+  assert.deepEqual(parseHostMessage(panel.posted[2]), { type: "settings", threshold: 0.75, mode: "drop" });
+  fake.changeSettings({ maxTokens: 5 });
+  fake.changeSettings({ threshold: 0.75 });
+  assert.equal(panel.posted.length, 3, "other settings, and unchanged values, send nothing");
+  // An invalid value falls back to the default, which the page gets as any other value.
+  fake.changeSettings({ mode: "merge" });
+  assert.deepEqual(parseHostMessage(panel.posted[3]), { type: "settings", threshold: 0.75, mode: "share" });
+
+  ProfilePanel.current?.dispose();
+  assert.equal(fake.configListeners.size, 0, "the closed panel stops listening");
 });

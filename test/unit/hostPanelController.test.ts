@@ -8,7 +8,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PanelController, type PanelHost, type PanelPrunePlan } from "../../extension/host/panelController";
 import { PROFILE_SCHEMA, PROFILE_VERSION, type ProfileFile } from "../../extension/core/profileSchema";
-import type { HostToWebview } from "../../extension/protocol";
+import { parseHostMessage, type HostToWebview } from "../../extension/protocol";
+import { selectAmong } from "../../extension/core/selection";
+import { selectFromProfile } from "../../extension/core/dropShare";
+import { selectForProfile, keptPositions } from "../../extension/viewModel/layerSelection";
 import { tmpDir } from "../helpers";
 
 /** Four layers with importance 0.5, 0.1, 0.3, 0.1; 96 LoRA parameters per module and layer, none for v_proj at layer 3. */
@@ -67,12 +70,12 @@ test("nothing is posted before `ready`; every `ready` replays the profiles and t
   h.controller.trainStep({ step: 1, totalSteps: 2, loss: 3, lr: 1e-3, tokensPerSecond: 10 });
   assert.equal(h.posted.length, 0);
   await h.controller.handleMessage({ type: "ready" });
-  assert.deepEqual(h.posted.map((m) => m.type), ["profile", "trainProgress"]);
+  assert.deepEqual(h.posted.map((m) => m.type), ["settings", "profile", "trainProgress"]);
   h.controller.webviewReset();
   h.controller.trainStep({ step: 2, totalSteps: 2, loss: 2, lr: 1e-3, tokensPerSecond: 10 });
-  assert.equal(h.posted.length, 2, "a hidden panel's page is gone: nothing is sent to it");
+  assert.equal(h.posted.length, 3, "a hidden panel's page is gone: nothing is sent to it");
   await h.controller.handleMessage({ type: "ready" });
-  assert.deepEqual(h.posted.slice(2).map((m) => m.type), ["profile", "trainProgress", "trainProgress"]);
+  assert.deepEqual(h.posted.slice(3).map((m) => m.type), ["settings", "profile", "trainProgress", "trainProgress"]);
   assert.equal(h.controller.report().readyCount, 2);
   // A step not after the last one starts a new curve.
   h.controller.trainStep({ step: 1, totalSteps: 5, loss: 9, lr: 1e-3, tokensPerSecond: 10 });
@@ -168,4 +171,59 @@ test("a second profile goes to the compare slot; a new primary clears it", async
   h.controller.showProfile("/p2.json", profile("/a"), "primary");
   assert.ok(h.posted.some((m) => m.type === "clearCompare"));
   assert.equal(h.controller.report().comparePath, undefined);
+});
+
+test("settings go to the page first after every ready, and again on change; a page's own choice then wins", async () => {
+  const h = harness();
+  h.controller.settingsChanged({ threshold: 0.6, mode: "drop" });
+  assert.equal(h.posted.length, 0, "nothing before ready");
+  assert.deepEqual([h.controller.report().threshold, h.controller.report().mode], [0.6, "drop"]);
+  h.controller.showProfile("/p.json", profile("/a"), "primary");
+  await h.controller.handleMessage({ type: "ready" });
+  assert.deepEqual(h.posted[0], { type: "settings", threshold: 0.6, mode: "drop" }, "the latest settings, before the profile");
+  assert.equal(h.posted[1]?.type, "profile");
+  for (const m of h.posted) assert.deepEqual(parseHostMessage(JSON.parse(JSON.stringify(m))), m, `${m.type} passes the webview's validator`);
+  h.controller.settingsChanged({ threshold: 0.6, mode: "drop" });
+  assert.equal(h.posted.length, 2, "unchanged settings are not sent again");
+  // The page reports the user's own threshold; a later settings change is still sent (the page decides), but the
+  // host keeps reporting the page's choice.
+  await h.controller.handleMessage({ type: "stateChanged", threshold: 0.5, mode: "share" });
+  h.controller.settingsChanged({ threshold: 0.8, mode: "share" });
+  assert.deepEqual(h.posted[2], { type: "settings", threshold: 0.8, mode: "share" });
+  assert.equal(h.controller.report().threshold, 0.5);
+});
+
+/** The fixture profile with every importance zero (layer 3 has no LoRA at all when `noLoraAt3`). */
+function allZero(noLoraAt3: boolean): ProfileFile {
+  const p = profile("/a");
+  const zeros = [0, 0, 0, 0];
+  p.importance = { per_layer_raw: zeros, per_layer: zeros, per_module_raw: { q_proj: zeros, v_proj: zeros }, per_module: { q_proj: zeros, v_proj: zeros } };
+  if (noLoraAt3) p.adapter.params = { q_proj: [96, 96, 96, 0], v_proj: [96, 96, 96, 0] };
+  return p;
+}
+
+test("all-zero importance: the panel, the host and the engine's prune selection keep the same layers (all LoRA layers)", async () => {
+  for (const noLoraAt3 of [false, true]) {
+    const p = allZero(noLoraAt3);
+    const loraLayers = noLoraAt3 ? [0, 1, 2] : [0, 1, 2, 3];
+    // What `prune` does: the engine's selection over the layers whose adapter carries a LoRA (the pairs are the
+    // ones the profile's parameter table lists: 96 = r·(in + out) = 4·(8 + 16)).
+    const modules = ["q_proj", "v_proj"];
+    const adapter = {
+      dir: "/a",
+      modules,
+      loras: [0, 1, 2, 3].flatMap((layer) => modules.filter((m) => (p.adapter.params[m]?.[layer] ?? 0) > 0).map((module) => ({ layer, module, r: 4, inFeatures: 8, outFeatures: 16 }))),
+    } as unknown as Parameters<typeof selectFromProfile>[1];
+    for (const t of [0.01, 0.5, 0.9, 1]) {
+      const engine = selectFromProfile(p, adapter, { threshold: t });
+      assert.deepEqual(engine.kept, loraLayers, `engine keeps every LoRA layer at T = ${t}: no importance to prune on`);
+      assert.deepEqual(engine.shared, []);
+      assert.deepEqual(keptPositions(selectForProfile(p, t).kept), loraLayers, `panel at T = ${t}`);
+      assert.deepEqual(selectAmong(p.importance.per_layer, loraLayers, { threshold: t }).kept, loraLayers);
+      const h = harness();
+      h.controller.showProfile("/p.json", p, "primary");
+      await h.controller.handleMessage({ type: "stateChanged", threshold: t, mode: "share" });
+      assert.deepEqual(h.controller.report().keptLayers, loraLayers, `host report at T = ${t}`);
+    }
+  }
 });

@@ -69,6 +69,8 @@ test("parseHostMessage accepts a generated profile and the other host messages",
   const m = { type: "profile", slot: "primary", profile, sourcePath: "/tmp/p.json" };
   assert.deepEqual(parseHostMessage(m), m);
   const others = [
+    { type: "settings", threshold: 0.75, mode: "drop" },
+    { type: "settings", threshold: 1, mode: "share" },
     { type: "clearCompare" },
     { type: "trainProgress", step: 3, totalSteps: 100, loss: 2.5, lr: 1e-4, tokensPerSecond: 1234.5 },
     { type: "trainDone", outcome: "completed" },
@@ -111,4 +113,12 @@ test("parseHostMessage rejects malformed training and prune messages", () => {
   assert.equal(parseHostMessage({ type: "trainDone", outcome: "exploded" }), undefined);
   assert.equal(parseHostMessage({ type: "pruneResult", requestId: 1, threshold: 0, mode: "share", keptLayers: [], paramsBefore: 1, paramsAfter: 1, outputPath: "" }), undefined);
   assert.equal(parseHostMessage({ type: "profile", slot: "third", profile: makeProfile(), sourcePath: "" }), undefined);
+});
+
+test("parseHostMessage rejects settings with a threshold outside (0, 1] or an unknown mode, and drops extra fields", () => {
+  for (const threshold of [0, -0.5, 1.01, Number.NaN, Number.POSITIVE_INFINITY, "0.5", null, undefined]) {
+    assert.equal(parseHostMessage({ type: "settings", threshold, mode: "share" }), undefined, String(threshold));
+  }
+  for (const mode of ["merge", "", null, undefined, 1]) assert.equal(parseHostMessage({ type: "settings", threshold: 0.5, mode }), undefined, String(mode));
+  assert.deepEqual(parseHostMessage({ type: "settings", threshold: 0.5, mode: "share", extra: "<img>" }), { type: "settings", threshold: 0.5, mode: "share" });
 });

@@ -6,8 +6,8 @@ import { ALL_MODULES, gridValue, heatmapGrid } from "../../extension/viewModel/h
 import { cellAt, heatmapLayout, scrollToShow, visibleColumns, type HeatmapZoom } from "../../extension/viewModel/heatmapLayout";
 import { selectLayers } from "../../extension/viewModel/layerSelection";
 import { appendLoss, emptyLossSeries, thinLoss } from "../../extension/viewModel/lossSeries";
-import { DEFAULT_PANEL_STATE, fitStateToProfile, sanitizeState } from "../../extension/viewModel/panelState";
-import { displayToken, filterSequences, truncateLabel } from "../../extension/viewModel/tokenText";
+import { applySettings, DEFAULT_PANEL_STATE, fitStateToProfile, sanitizeState } from "../../extension/viewModel/panelState";
+import { displayToken, filterSequences, truncateLabel, wordStartSegments } from "../../extension/viewModel/tokenText";
 import { linearTicks, logTicks, makeValueScale, valueExtent } from "../../extension/viewModel/valueScale";
 import { HOSTILE_TOKENS, makeProfile } from "./webviewFixtures";
 
@@ -105,12 +105,41 @@ test("sanitizeState keeps valid fields and defaults the rest; fitStateToProfile 
   assert.deepEqual(sanitizeState(undefined), DEFAULT_PANEL_STATE);
   assert.deepEqual(sanitizeState({ version: 2, threshold: 0.5 }), DEFAULT_PANEL_STATE);
   const s = sanitizeState({ version: 1, module: "v_proj", sequence: 2, threshold: 0.42, mode: "drop", scale: "log", zoom: 8, pinned: { row: 1, col: 3 }, filter: "x", compareView: "difference" });
-  assert.deepEqual(s, { version: 1, module: "v_proj", sequence: 2, threshold: 0.42, mode: "drop", scale: "log", zoom: 8, pinned: { row: 1, col: 3 }, filter: "x", compareView: "difference" });
+  // Saved before the "chosen" flags existed: a threshold and mode away from the old defaults were the user's choice.
+  assert.deepEqual(s, { version: 1, module: "v_proj", sequence: 2, threshold: 0.42, mode: "drop", thresholdChosen: true, modeChosen: true, scale: "log", zoom: 8, pinned: { row: 1, col: 3 }, filter: "x", compareView: "difference" });
   const bad = sanitizeState({ version: 1, threshold: 7, mode: "x", scale: 1, zoom: 3, pinned: { row: -1, col: 0 }, sequence: 1.5 });
   assert.deepEqual(bad, DEFAULT_PANEL_STATE);
   const p = makeProfile({ sequenceLengths: [5, 5] });
   assert.deepEqual(fitStateToProfile({ ...s, module: "k_proj", sequence: 9 }, p), { ...s, module: ALL_MODULES, sequence: 0, pinned: null });
   assert.equal(fitStateToProfile({ ...s, sequence: 0, pinned: { row: 0, col: 5 } }, p).pinned, null);
+});
+
+test("applySettings sets the threshold and mode the user has not chosen in this panel, and only those", () => {
+  const fresh = sanitizeState(undefined);
+  assert.deepEqual(applySettings(fresh, { threshold: 0.6, mode: "drop" }), { ...fresh, threshold: 0.6, mode: "drop" });
+  const moved = sanitizeState({ version: 1, threshold: 0.9, thresholdChosen: true, mode: "share", modeChosen: false });
+  assert.deepEqual([moved.thresholdChosen, moved.modeChosen], [true, false], "explicit flags win over the inference");
+  assert.deepEqual(applySettings(moved, { threshold: 0.6, mode: "drop" }), { ...moved, mode: "drop" });
+  const both = { ...moved, modeChosen: true };
+  assert.deepEqual(applySettings(both, { threshold: 0.6, mode: "drop" }), both);
+  // A flag that is not a boolean is treated as absent.
+  assert.equal(sanitizeState({ version: 1, threshold: 0.9, thresholdChosen: "yes" }).thresholdChosen, false);
+});
+
+test("word-start marks split into their own runs and join back to the exact text; the filter matches them as spaces", () => {
+  assert.deepEqual(wordStartSegments("\u2581The"), [{ text: "\u2581", wordStart: true }, { text: "The", wordStart: false }]);
+  assert.deepEqual(wordStartSegments("a\u2581\u2581b\u2581"), [
+    { text: "a", wordStart: false }, { text: "\u2581\u2581", wordStart: true }, { text: "b", wordStart: false }, { text: "\u2581", wordStart: true },
+  ]);
+  assert.deepEqual(wordStartSegments(""), []);
+  fc.assert(fc.property(fc.array(fc.constantFrom("\u2581", "a", "😀", " ", "_", "\u202e")).map((xs) => xs.join("")), (text) => {
+    const segs = wordStartSegments(text);
+    assert.equal(segs.map((x) => x.text).join(""), text);
+    for (const seg of segs) assert.equal(seg.wordStart, /^\u2581+$/.test(seg.text));
+  }));
+  const seqs = [{ tokens: ["<s>", "\u2581The", "\u2581cat"], example: 0 }, { tokens: ["<s>", "\u2581The", "cat"], example: 1 }];
+  assert.deepEqual(filterSequences(seqs, "the cat"), [0]);
+  assert.deepEqual(filterSequences(seqs, "thecat"), [1]);
 });
 
 test("appendLoss starts a new run when the step goes back; thinLoss keeps extremes", () => {

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { CancelledError } from "../../core/errors";
 import { readProfile } from "../../core/profileFile";
-import { selectLayers, countParameters, keptPositions } from "../../viewModel/layerSelection";
+import { selectForProfile, countParameters, keptPositions } from "../../viewModel/layerSelection";
 import type { PruneReport } from "../../testApi";
 import { parseInvocation, parseThresholdInput, pruneArgs } from "../commandArgs";
 import { UserError } from "../errorText";
@@ -128,9 +128,10 @@ async function askThreshold(initial: number, profilePath: string, mode: "share" 
     if (fs.statSync(profilePath).size <= PREVIEW_MAX_BYTES) {
       const p = readProfile(profilePath);
       preview = (t) => {
-        const sel = selectLayers(p.importance.per_layer, t);
+        // The engine's selection (LoRA layers only), so the preview names exactly the layers the prune keeps.
+        const sel = selectForProfile(p, t);
         const c = countParameters(p.adapter.params, p.modules, sel.kept, mode);
-        return `Keeps layers ${keptPositions(sel.kept).map((i) => p.layers[i]).join(", ")} (${sel.keptCount} of ${p.layers.length}); LoRA parameters −${(100 * c.reduction).toFixed(1)}%.`;
+        return `Keeps layers ${keptPositions(sel.kept).map((i) => p.layers[i]).join(", ")} (${sel.keptCount} of ${sel.order.length} with a LoRA); LoRA parameters −${(100 * c.reduction).toFixed(1)}%.`;
       };
     }
   } catch {
