@@ -1,7 +1,9 @@
 /**
  * `lora-drop profile`: runs the profiler and writes the profile JSON.
  */
+import * as fs from "node:fs";
 import { Command, Option, InvalidArgumentError } from "commander";
+import { LoraDropError } from "../core/errors";
 import { profileAdapter } from "../core/profile";
 import { profileGradient } from "../core/train/gradientCriterion";
 import { writeProfile } from "../core/profileFile";
@@ -57,9 +59,13 @@ export function registerProfile(program: Command): void {
     .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "gradient", "weight"]).default("output"))
     .addOption(deviceOption())
     .option("--threads <n>", "CPU threads", intArg)
+    .option("--force", "overwrite an existing profile file")
     .option("--quiet", "no progress output")
     .option("--verbose", "log details (execution provider, timings)")
     .action(async (o) => {
+      if (!o.force && fs.existsSync(o.out)) {
+        throw new LoraDropError("OUTPUT_EXISTS", "the profile file already exists; choose another --out or pass --force", o.out);
+      }
       const ctx = terminalContext("profile", o);
       try {
         const profile = await (o.criterion === "gradient" ? profileGradient : profileAdapter)({

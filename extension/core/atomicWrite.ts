@@ -15,8 +15,44 @@ function describe(e: unknown): string {
   return (e as Error).message;
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Cleans what a killed writer left beside `target`: temporary names `.<base>.tmp-<pid>-<time>[-old]` whose
+ * process is gone. A `-old` folder is the previous complete output, moved aside while a `--force` replacement was
+ * being put in place; if the target is missing it is moved back (so a kill never loses both), else it is removed.
+ */
+export function removeStaleTemps(target: string): void {
+  const parent = path.dirname(path.resolve(target));
+  const base = path.basename(target);
+  const re = new RegExp(`^\\.${base.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.tmp-(\\d+)-\\d+(-old)?$`);
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const name of names.sort((a, b) => Number(b.endsWith("-old")) - Number(a.endsWith("-old")))) {
+    const m = re.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    const full = path.join(parent, name);
+    try {
+      if (m[2] && !fs.existsSync(target)) fs.renameSync(full, target);
+      else fs.rmSync(full, { recursive: true, force: true });
+    } catch { /* best effort: a leftover temporary never affects a reader */ }
+  }
+}
+
 /** Writes `data` to `file` atomically. */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  removeStaleTemps(file);
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${Date.now()}`);
   try {
     const fd = fs.openSync(tmp, "w");
@@ -39,6 +75,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
  * the new folder is complete.
  */
 export async function writeDirAtomic(dir: string, fill: (tmpDir: string) => Promise<void> | void, force = false): Promise<void> {
+  removeStaleTemps(dir);
   if (fs.existsSync(dir) && !force) {
     throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", dir);
   }

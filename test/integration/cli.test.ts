@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { readProfile } from "../../extension/core/profileFile";
 import { makeFixture } from "../helpers";
@@ -40,4 +41,17 @@ test("a bad adapter folder is one clear line and exit code 2", () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /error \[FILE_NOT_FOUND\]: .*missing: adapter folder not found/);
   assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, "no stack trace");
+});
+
+test("profile refuses to overwrite an existing file unless --force", () => {
+  const fx = makeFixture({ numLayers: 2 }, {}, { count: 2 });
+  const out = path.join(fx.root, "p.json");
+  fs.writeFileSync(out, "keep me");
+  const args = ["profile", "--model", fx.modelDir, "--adapter", fx.adapterDir, "--data", fx.dataFile, "--out", out, "--device", "cpu", "--quiet"];
+  const r = run(args);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /OUTPUT_EXISTS/);
+  assert.equal(fs.readFileSync(out, "utf8"), "keep me");
+  assert.equal(run([...args, "--force"]).status, 0);
+  assert.equal(readProfile(out).layers.length, 2);
 });
