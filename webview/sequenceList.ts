@@ -64,12 +64,16 @@ export class SequenceList {
   }
 
   private onKey(e: KeyboardEvent): void {
-    if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+    const steps: Record<string, number> = { ArrowDown: 1, ArrowUp: -1, PageDown: 10, PageUp: -10, Home: -Infinity, End: Infinity };
+    const step = steps[e.key];
+    if (step === undefined) return;
     e.preventDefault();
     const matches = this.matches().slice(0, MAX_LISTED);
     const at = matches.indexOf(this.selected);
-    const next = matches[Math.min(matches.length - 1, Math.max(0, at + (e.key === "ArrowDown" ? 1 : -1)))];
+    const next = matches[Math.min(matches.length - 1, Math.max(0, at + step))];
     if (next !== undefined) this.onSelect(next);
+    // The list scrolls with the selection, so the chosen row stays in sight.
+    requestAnimationFrame(() => this.list.querySelector(`#seq-${next}`)?.scrollIntoView({ block: "nearest" }));
   }
 }
 

@@ -170,6 +170,10 @@ describe("LoRA-drop panel controls in Chromium", { skip }, () => {
     await until(page, "log scale", (s) => s.state.scale === "log");
     assert.equal(await focused(page), "radio:scale:log", "the focus moves with the checked radio");
     await tabTo(page, "sequence-list");
+    await page.keyboard.press("End");
+    await until(page, "the last sequence", (s) => s.state.sequence === profile.sequences.length - 1);
+    await page.keyboard.press("Home");
+    await until(page, "sequence 0", (s) => s.state.sequence === 0);
     await page.keyboard.press("ArrowDown");
     await until(page, "sequence 1", (s) => s.state.sequence === 1);
     await tabTo(page, "heatmap-canvas");
