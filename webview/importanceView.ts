@@ -13,6 +13,8 @@ import { h } from "./dom";
 const MARGIN = { top: 16, right: 12, bottom: 34, left: 44 };
 const HEIGHT = 200;
 const SVG_NS = "http://www.w3.org/2000/svg";
+/** Smallest drawn height of a bar whose value is above zero. */
+const MIN_BAR_PX = 2;
 
 /** What the two charts show. */
 export interface ImportanceModel {
@@ -92,11 +94,17 @@ function renderBars(svg: SVGSVGElement, m: ImportanceModel, width: number): void
     .attr("data-layer", (d) => String(d.i))
     .attr("x", (d) => x(d.i) ?? 0)
     .attr("width", x.bandwidth())
-    .attr("y", (d) => y(d.v))
-    .attr("height", (d) => Math.max(0, y(0) - y(d.v)))
+    // A layer with a tiny but non-zero share still gets a 2 px stub, so no LoRA layer's bar vanishes (its title has the value).
+    .attr("y", (d) => y(0) - barHeight(y(0) - y(d.v), d.v))
+    .attr("height", (d) => barHeight(y(0) - y(d.v), d.v))
     .append("title").text((d) => `Layer ${m.layers[d.i] ?? d.i}: importance ${d.v} — ${m.status[d.i] === "shared" ? m.otherLabel : m.status[d.i] === "kept" ? "kept" : "no LoRA"}`);
   const others = m.status.filter((st) => st === "shared").length;
   svg.setAttribute("aria-label", `Importance of ${n} layers; ${m.selection.keptCount} kept, ${others} ${m.otherLabel}.`);
+}
+
+/** A bar's drawn height: its scaled height, at least MIN_BAR_PX when the value is above zero. */
+function barHeight(scaled: number, value: number): number {
+  return value > 0 ? Math.max(MIN_BAR_PX, scaled) : 0;
 }
 
 function renderCurve(svg: SVGSVGElement, m: ImportanceModel, width: number): void {

@@ -274,6 +274,16 @@ describe("LoRA-drop panel controls in Chromium", { skip }, () => {
       assert.ok(contrast(colours.kept, colours.bg) >= 3, `${theme}: kept bar ${contrast(colours.kept, colours.bg).toFixed(2)}:1`);
       assert.ok(contrast(colours.edge, colours.bg) >= 3, `${theme}: kept edge ${contrast(colours.edge, colours.bg).toFixed(2)}:1`);
       assert.ok(contrast(colours.region, colours.bg) >= 1.2, `${theme}: kept region ${contrast(colours.region, colours.bg).toFixed(2)}:1`);
+      if (theme === "light") {
+        // A layer with a tiny share keeps a visible stub; a layer with none (4: no LoRA) has no bar.
+        const tiny = structuredClone(profile);
+        tiny.importance.per_layer[1] = 1e-6;
+        await sendToPanel(page, { type: "profile", slot: "primary", profile: tiny, sourcePath: "/work/runs/tiny.profile.json" });
+        await page.waitForFunction(() => document.querySelector(".source-path")?.textContent === "tiny.profile.json");
+        const heights = await page.$$eval(".importance-bars rect.bar", (els) => els.map((e) => Number((e as unknown as PageElement).getAttribute("height"))));
+        assert.ok(heights[1]! >= 2, `tiny bar ${heights[1]} px`);
+        assert.equal(heights[4], 0);
+      }
       await page.close();
     }
     assert.deepEqual(errors, []);
