@@ -7,7 +7,7 @@
  * `forward` adds the final norm and the logits, the like-for-like comparison with a full PyTorch forward.
  *
  * Usage: npm run bench -- [--seq 256[,128,512]] [--pass profile,forward] [--reps 3] [--no-torch] [--python PATH]
- *        [--peak-gflops 230] [--threads N] [--prepack 0|1] [--fused] [--config key=value ...] [--cache DIR] [--json FILE]
+ *        [--peak-gflops 230] [--threads N] [--prepack 0|1] [--config key=value ...] [--cache DIR] [--json FILE]
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -40,7 +40,7 @@ function main(): number {
       seq: { type: "string", default: "256" }, pass: { type: "string", default: "profile,forward" },
       reps: { type: "string", default: "3" }, "no-torch": { type: "boolean", default: false }, python: { type: "string" },
       "peak-gflops": { type: "string", default: "230" }, threads: { type: "string" }, prepack: { type: "string" },
-      fused: { type: "boolean", default: false }, config: { type: "string", multiple: true, default: [] },
+      config: { type: "string", multiple: true, default: [] },
       cache: { type: "string", default: path.join(".cache", "bench") }, json: { type: "string" },
     },
   });
@@ -69,7 +69,7 @@ function main(): number {
     `peak taken as ${peak} GFLOP/s fp32; load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   const ortFlags = [
     ...(a.threads ? ["--threads", a.threads] : []), ...(a.prepack ? ["--prepack", a.prepack] : []),
-    ...(a.fused ? ["--fused"] : []), ...a.config.flatMap((c) => ["--config", c]),
+    ...a.config.flatMap((c) => ["--config", c]),
   ];
   console.log(`onnxruntime settings: ${ortFlags.length ? ortFlags.join(" ") : "engine defaults"}`);
   if (torchSkip) console.log(`PyTorch reference skipped: ${torchSkip}`);

@@ -33,12 +33,6 @@ export interface ForwardOptions {
   numLayers?: number;
   /** Training: feed a dropout mask input per LoRA module (values 0 or 1/(1-p)), applied to x before A. */
   loraDropout?: boolean;
-  /**
-   * Inference only: attention (with rotary) as one com.microsoft GroupQueryAttention node instead of plain ops.
-   * Needs right-padded batches (the key padding is masked through per-sequence lengths). The autodiff has no
-   * rule for it, so training graphs keep the default plain-op path.
-   */
-  fusedAttention?: boolean;
   /** An int64 [rows] value: compute logits only for these rows of the [batch*seq] positions (the loss's targets). */
   logitRows?: string;
 }
@@ -175,8 +169,6 @@ export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSl
 
   const embed = w.weight("model.embed_tokens.weight", [cfg.vocabSize, H]);
   let h = o.reshape(o.gather(embed, inputIds), [-1, H], [N, H]);
-  const fusedAttention = opts.fusedAttention ? gqaAttention(g, cfg, attentionMask, seqScalar, freqs, (x, width) => reshapeDyn(x, [width], ["batch", "seq", width]))
-    : undefined;
   const numLayers = opts.numLayers ?? cfg.numLayers;
   for (let i = 0; i < numLayers; i++) {
     const p = `model.layers.${i}`;
@@ -184,17 +176,12 @@ export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSl
     const q = linear(x, i, "q_proj", H, nH * D, cfg.qkvBias);
     const k = linear(x, i, "k_proj", H, nKV * D, cfg.qkvBias);
     const v = linear(x, i, "v_proj", H, nKV * D, cfg.qkvBias);
-    let attn: string;
-    if (fusedAttention) {
-      attn = fusedAttention(q, k, v);
-    } else {
-      const q5 = rope(reshapeDyn(o.mul(q, g.f32(1 / Math.sqrt(D))), [nKV, grp, D], ["batch", "seq", nKV, grp, D]));
-      const k5 = rope(reshapeDyn(k, [nKV, 1, D], ["batch", "seq", nKV, 1, D]));
-      const v5 = reshapeDyn(v, [nKV, 1, D], ["batch", "seq", nKV, 1, D]);
-      const scores = o.add(o.matmul(o.transpose(q5, [0, 2, 3, 1, 4]), o.transpose(k5, [0, 2, 3, 4, 1])), attnBias);
-      const ctx = o.matmul(o.softmax(scores, -1), o.transpose(v5, [0, 2, 3, 1, 4]));
-      attn = o.reshape(o.transpose(ctx, [0, 3, 1, 2, 4]), [-1, nH * D], [N, nH * D]);
-    }
+    const q5 = rope(reshapeDyn(o.mul(q, g.f32(1 / Math.sqrt(D))), [nKV, grp, D], ["batch", "seq", nKV, grp, D]));
+    const k5 = rope(reshapeDyn(k, [nKV, 1, D], ["batch", "seq", nKV, 1, D]));
+    const v5 = reshapeDyn(v, [nKV, 1, D], ["batch", "seq", nKV, 1, D]);
+    const scores = o.add(o.matmul(o.transpose(q5, [0, 2, 3, 1, 4]), o.transpose(k5, [0, 2, 3, 4, 1])), attnBias);
+    const ctx = o.matmul(o.softmax(scores, -1), o.transpose(v5, [0, 2, 3, 1, 4]));
+    const attn = o.reshape(o.transpose(ctx, [0, 3, 1, 2, 4]), [-1, nH * D], [N, nH * D]);
     h = o.add(h, linear(attn, i, "o_proj", nH * D, H, cfg.oBias));
     const x2 = rmsNorm(h, `${p}.post_attention_layernorm.weight`);
     const gate = linear(x2, i, "gate_proj", H, cfg.intermediateSize, cfg.mlpBias);
@@ -218,27 +205,4 @@ export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSl
     out.logits = opts.logitRows ? logits2 : reshapeDyn(logits2, [cfg.vocabSize], ["batch", "seq", cfg.vocabSize]);
   }
   return out;
-}
-
-/**
- * Attention as com.microsoft GroupQueryAttention: q [N, nH·D], k and v [N, nKV·D] in, [N, nH·D] out. Rotary is
- * applied inside (do_rotary, caches [seq, D/2] from the same inverse frequencies); causality and the key padding
- * come from seqlens_k = (tokens per sequence) - 1, which is exact for right-padded batches: real queries never see
- * the padding after them.
- */
-function gqaAttention(g: GraphBuilder, cfg: ModelConfig, attentionMask: string, seqScalar: string, freqs: string,
-  to3: (x: string, width: number) => string): (q: string, k: string, v: string) => string {
-  const o = new Ops(g);
-  const D = cfg.headDim, nH = cfg.numHeads, nKV = cfg.numKvHeads;
-  const seqlensK = o.cast(o.sub(o.reduceSum(attentionMask, [1], false), g.i64([1])), "int32");
-  const totalLen = o.cast(seqScalar, "int32");
-  const cosCache = g.node("Cos", [freqs], [g.info(freqs)])[0]!;
-  const sinCache = g.node("Sin", [freqs], [g.info(freqs)])[0]!;
-  return (q, k, v) => {
-    const [out] = g.node("GroupQueryAttention",
-      [to3(q, nH * D), to3(k, nKV * D), to3(v, nKV * D), "", "", seqlensK, totalLen, cosCache, sinCache],
-      [{ dtype: "float32", shape: ["batch", "seq", nH * D] }, { dtype: "float32", shape: ["batch", nKV, "seq", D] }, { dtype: "float32", shape: ["batch", nKV, "seq", D] }],
-      { num_heads: nH, kv_num_heads: nKV, do_rotary: 1, rotary_interleaved: 0, scale: { float: 1 / Math.sqrt(D) } }, "com.microsoft");
-    return o.reshape(out!, [-1, nH * D], ["batch*seq", nH * D]);
-  };
 }
