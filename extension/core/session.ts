@@ -40,12 +40,6 @@ export interface SessionOptions {
   prepack?: boolean;
   /** Extra ORT session configuration entries (`session.*` keys, e.g. `session.intra_op.allow_spinning`). */
   config?: Record<string, string>;
-  /**
-   * ORT's memory pattern (one planned block for all intermediates, on by default). Training turns it off: with the
-   * many activations a backward pass keeps, the planned block held ~2× the live bytes; the arena alone reuses freed
-   * chunks at the same speed.
-   */
-  memPattern?: boolean;
   log?: Logger;
 }
 
@@ -106,7 +100,6 @@ export async function createSession(modelBytes: Uint8Array, opts: SessionOptions
         logSeverityLevel: order.length > 1 && ep !== "cpu" ? 4 : 3,
         ...(externalData.length ? { externalData } : {}),
         ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
-        ...(opts.memPattern === false ? { enableMemPattern: false } : {}),
         ...(sessionConfig(opts) ? { extra: sessionConfig(opts) } : {}),
       };
       try {

@@ -146,7 +146,7 @@ export class LossSession {
     const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers });
     const { session, device } = await createSession(g.toBytes(), {
       device: opts.device, shardFiles: model.shards.map((s) => s.file), threads: opts.threads, log: opts.log,
-      prepack: opts.prepack ?? !opts.gradients, config: opts.config, memPattern: !opts.gradients,
+      prepack: opts.prepack ?? !opts.gradients, config: opts.config,
     });
     return new LossSession(session, device, graph);
   }
