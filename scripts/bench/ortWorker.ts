@@ -26,6 +26,9 @@ export interface OrtWorkerResult {
   sessionSeconds: number;
   peakRssBytes: number;
   layers: number;
+  /** Resident anonymous and file-backed (memory-mapped weights) bytes after the runs, where /proc says (Linux). */
+  rssAnonBytes?: number;
+  rssFileBytes?: number;
 }
 
 async function main(): Promise<void> {
@@ -88,9 +91,12 @@ async function main(): Promise<void> {
   const V = model.config.vocabSize;
   const logits = graph.logits ? Array.from((out[graph.logits]!.data as Float32Array).subarray((ids.length - 1) * V, ids.length * V)) : null;
   fs.writeFileSync(a.out, JSON.stringify({ taps, last_logits: logits }));
+  const status = fs.existsSync("/proc/self/status") ? fs.readFileSync("/proc/self/status", "utf8") : "";
+  const kib = (key: string) => { const m = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status); return m ? Number(m[1]) * 1024 : undefined; };
+  const rssAnonBytes = kib("RssAnon"), rssFileBytes = kib("RssFile");
   await session.release();
   const result: OrtWorkerResult = {
-    times, best: Math.min(...times), bestCpu: Math.min(...cpus), sessionSeconds, peakRssBytes: process.resourceUsage().maxRSS * 1024, layers,
+    times, best: Math.min(...times), bestCpu: Math.min(...cpus), sessionSeconds, peakRssBytes: process.resourceUsage().maxRSS * 1024, layers, rssAnonBytes, rssFileBytes,
   };
   process.stdout.write(JSON.stringify(result) + "\n");
 }
