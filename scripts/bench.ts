@@ -84,7 +84,7 @@ function main(): number {
       const idsFile = path.join(work, `ids-${seq}.json`);
       fs.writeFileSync(idsFile, JSON.stringify(Array.from({ length: seq }, () => 3 + rng.int(cfg.vocabSize - 3))));
       for (const pass of passes) {
-        const flops = passFlops(cfg, { seq, batch: 1, layers: cfg.numLayers, lmHead: pass === "forward", lora });
+        const flops = passFlops(cfg, { seq, batch: 1, layers: cfg.numLayers, lmHead: pass === "forward", prunedLastLayer: pass === "profile", lora });
         const common = ["--model", fx.modelDir, "--adapter", fx.adapterDir, "--ids", idsFile, "--mode", pass, "--reps", a.reps];
         const ortOut = path.join(work, `ort-${pass}-${seq}.json`);
         const worker = path.join(__dirname, "bench", "ortWorker.js");

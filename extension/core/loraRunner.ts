@@ -4,6 +4,7 @@
  */
 import type * as Ort from "onnxruntime-node";
 import { GraphBuilder } from "./onnx/builder";
+import { pruneDeadNodes } from "./onnx/deadNodes";
 import { buildLlamaForward, ForwardGraph, LoraSlot } from "./models/llama";
 import { HfModel } from "./hfModel";
 import { LoraModule } from "./peftAdapter";
@@ -53,6 +54,8 @@ export class LoraForwardRunner {
     const graph = buildLlamaForward(g, model, loras.map(slotOf), { logits: opts.logits, loraNorms: opts.loraNorms, numLayers });
     if (graph.logits) g.output(graph.logits);
     if (graph.loraNorms) g.output(graph.loraNorms);
+    // The profile graph's last layer is mostly dead (only the path to its last tap matters); ORT would run it all.
+    pruneDeadNodes(g);
     const { session, device } = await createSession(g.toBytes(), {
       device: opts.device, shardFiles: model.shards.map((s) => s.file), threads: opts.threads, prepack: opts.prepack, log: opts.log,
     });

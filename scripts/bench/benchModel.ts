@@ -92,6 +92,11 @@ export interface PassShape {
   batch: number;
   /** Decoder layers that run. */
   layers: number;
+  /**
+   * The profile graph (dead nodes removed, see onnx/deadNodes.ts) runs of its last layer only what leads to that
+   * layer's last tap: the LoRA branches, and base projections and attention only where a later target needs them.
+   */
+  prunedLastLayer?: boolean;
   /** Whether the LM head (final norm + vocab projection) runs. */
   lmHead: boolean;
   /** LoRA modules per layer, with rank. */
@@ -110,13 +115,21 @@ export function passFlops(cfg: ModelConfig, p: PassShape): number {
     q_proj: [H, cfg.numHeads * D], k_proj: [H, cfg.numKvHeads * D], v_proj: [H, cfg.numKvHeads * D],
     o_proj: [cfg.numHeads * D, H], gate_proj: [H, I], up_proj: [H, I], down_proj: [I, H],
   };
-  let perLayer = 0;
-  for (const [k, n] of Object.values(dims)) perLayer += 2 * M * k * n;
+  const order = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+  const base = (m: string) => 2 * M * dims[m]![0] * dims[m]![1];
+  const attention = 2 * (2 * p.batch * cfg.numHeads * p.seq * p.seq * D);
+  let loraFlops = 0;
   for (const l of p.lora) {
     const [k, n] = dims[l.module]!;
-    perLayer += 2 * M * k * l.r + 2 * M * l.r * n;
+    loraFlops += 2 * M * k * l.r + 2 * M * l.r * n;
   }
-  perLayer += 2 * (2 * p.batch * cfg.numHeads * p.seq * p.seq * D);
+  const full = order.reduce((s, m) => s + base(m), 0) + attention + loraFlops;
+  // The last layer's needs, by the decoder position of its last targeted module: o_proj needs q/k/v and the
+  // attention; gate/up need o_proj's output; down_proj needs gate and up.
+  const last = Math.max(...p.lora.map((l) => order.indexOf(l.module)));
+  const lastLayer = !p.prunedLastLayer ? full : loraFlops +
+    (last >= 3 ? base("q_proj") + base("k_proj") + base("v_proj") + attention : 0) +
+    (last >= 4 ? base("o_proj") : 0) + (last >= 6 ? base("gate_proj") + base("up_proj") : 0);
   const head = p.lmHead ? 2 * M * H * cfg.vocabSize : 0;
-  return perLayer * p.layers + head;
+  return full * (p.layers - 1) + lastLayer + head;
 }

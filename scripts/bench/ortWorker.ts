@@ -4,7 +4,7 @@
  * passes, and prints one JSON line. The taps and the last token's logits go to `--out` for the accuracy check.
  *
  * Usage: node out/scripts/bench/ortWorker.js --model DIR --adapter DIR --ids FILE --mode profile|forward
- *        --out FILE [--reps 3] [--threads N] [--prepack 0|1] [--config key=value ...] [--layers N]
+ *        --out FILE [--reps 3] [--threads N] [--prepack 0|1] [--config key=value ...] [--layers N] [--prune 0|1]
  * (`--layers N` runs only the first N layers: quick A/B comparisons of settings while tuning.)
  */
 import * as fs from "node:fs";
@@ -15,6 +15,7 @@ import { loadAdapter } from "../../extension/core/peftAdapter";
 import { GraphBuilder } from "../../extension/core/onnx/builder";
 import { buildLlamaForward } from "../../extension/core/models/llama";
 import { slotOf } from "../../extension/core/loraRunner";
+import { pruneDeadNodes } from "../../extension/core/onnx/deadNodes";
 import { createSession, f32Tensor, i64Tensor } from "../../extension/core/session";
 
 /** What the worker prints. */
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
       model: { type: "string" }, adapter: { type: "string" }, ids: { type: "string" }, mode: { type: "string" },
       out: { type: "string" }, reps: { type: "string", default: "3" }, threads: { type: "string" },
       prepack: { type: "string", default: "1" },
-      config: { type: "string", multiple: true, default: [] }, layers: { type: "string" },
+      config: { type: "string", multiple: true, default: [] }, layers: { type: "string" }, prune: { type: "string", default: "1" },
     },
   });
   if (!a.model || !a.adapter || !a.ids || !a.out || (a.mode !== "profile" && a.mode !== "forward")) {
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
   });
   if (graph.logits) g.output(graph.logits);
   g.output(graph.loraNorms!);
+  if (a.prune !== "0") pruneDeadNodes(g);
   const config = Object.fromEntries(a.config.map((kv) => { const i = kv.indexOf("="); return [kv.slice(0, i), kv.slice(i + 1)]; }));
   const t0 = performance.now();
   const { session } = await createSession(g.toBytes(), {
