@@ -73,6 +73,7 @@ export function registerTrain(program: Command): void {
     .option("--seed <n>", "random seed (init, data order, dropout)", nonNegIntArg, d.seed)
     .addOption(deviceOption())
     .option("--threads <n>", "CPU threads", intArg)
+    .option("--prepack", "prepack the weights for the CPU's matrix kernels: faster steps, but the frozen weights are held twice")
     .option("--checkpoint-every <n>", "write a checkpoint every N steps", nonNegIntArg, 0)
     .option("--checkpoint-dir <dir>", "checkpoint folder (default: <out>.checkpoint)")
     .option("--resume", "continue from the checkpoint, if there is one")
@@ -89,7 +90,7 @@ export function registerTrain(program: Command): void {
           r: o.r, alpha: o.alpha, targets: o.targets, useRslora: o.useRslora, loraDropout: o.loraDropout, sharedLayers: o.sharedLayers,
           epochs: o.epochs, steps: o.steps, lr: o.lr, batchSize: o.batchSize, gradAccum: o.gradAccum, maxLength: o.maxLength,
           warmupSteps: o.warmup, schedule: o.schedule, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm, seed: o.seed,
-          device: o.device as DeviceChoice, threads: o.threads, checkpointEvery: o.checkpointEvery, checkpointDir: o.checkpointDir,
+          device: o.device as DeviceChoice, threads: o.threads, prepack: o.prepack === true ? true : undefined, checkpointEvery: o.checkpointEvery, checkpointDir: o.checkpointDir,
           resume: o.resume === true, logFile: o.log, force: o.force === true,
         }, ctx);
         ctx.done();
