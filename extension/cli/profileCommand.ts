@@ -11,6 +11,8 @@ import { ProfileFile } from "../core/profileSchema";
 import { rankByImportance } from "../core/selection";
 import { terminalContext, pct } from "./terminal";
 import { DeviceChoice } from "../core/session";
+import { parseSize, formatBytes, StreamChoice } from "../core/stream/memoryBudget";
+import { maxRssBytes } from "../core/stream/peakMemory";
 
 /** The device option shared by the commands that run a model. */
 export function deviceOption(): Option {
@@ -59,6 +61,8 @@ export function registerProfile(program: Command): void {
     .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "gradient", "weight"]).default("output"))
     .addOption(deviceOption())
     .option("--threads <n>", "CPU threads", intArg)
+    .option("--memory-budget <size>", "memory the streamed layers may use, e.g. 6G (default: half the available memory)", parseSize)
+    .addOption(new Option("--stream <mode>", "run the model block by block from its files (auto: when it does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
     .option("--force", "overwrite an existing profile file")
     .option("--quiet", "no progress output")
     .option("--verbose", "log details (execution provider, timings)")
@@ -71,12 +75,17 @@ export function registerProfile(program: Command): void {
         const profile = await (o.criterion === "gradient" ? profileGradient : profileAdapter)({
           modelDir: o.model, adapterDir: o.adapter, dataPath: o.data, maxExamples: o.maxExamples, maxTokens: o.maxTokens,
           batchSize: o.batchSize, device: o.device as DeviceChoice, threads: o.threads, criterion: o.criterion,
+          memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice,
+          onPlan: (plan) => ctx.log?.info(plan.stream
+            ? `streaming: ${plan.layersPerBlock} layer(s) per block, ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`
+            : `not streaming: the model needs ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`),
         }, ctx);
         ctx.done();
         writeProfile(o.out, profile);
         if (!o.quiet) {
           process.stdout.write(`${summaryTable(profile)}\n`);
           process.stdout.write(`device: ${profile.device}; ${profile.sequences.length} sequences, ${profile.timing.tokens} tokens, ${profile.timing.tokens_per_second.toFixed(0)} tok/s\n`);
+          if (profile.timing.peak_rss_bytes) process.stdout.write(`peak memory: ${formatBytes(profile.timing.peak_rss_bytes)} sampled RSS, ${formatBytes(maxRssBytes())} max RSS of the process\n`);
           process.stdout.write(`wrote ${o.out}\n`);
         }
       } finally {

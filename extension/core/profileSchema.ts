@@ -80,5 +80,9 @@ export interface ProfileFile {
   norms?: Record<string, number[][][]>;
   importance: ProfileImportance;
   /** Wall-clock figures of the run. */
-  timing: { seconds: number; tokens: number; tokens_per_second: number };
+  timing: {
+    seconds: number; tokens: number; tokens_per_second: number;
+    /** Highest resident memory sampled during the run, in bytes (absent in older files). */
+    peak_rss_bytes?: number;
+  };
 }

@@ -71,17 +71,35 @@ export function ropeInvFreq(cfg: ModelConfig): number[] {
   });
 }
 
-/** Builds the decoder forward pass into `g`. The caller marks outputs. */
-export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: ForwardOptions): ForwardGraph {
-  const cfg = model.config;
-  const o = new Ops(g);
-  const w = new WeightBinder(g, model);
-  const H = cfg.hiddenSize, D = cfg.headDim, nH = cfg.numHeads, nKV = cfg.numKvHeads, grp = nH / nKV;
-  const N = "batch*seq";
-  const inputIds = g.input("input_ids", "int64", ["batch", "seq"]);
-  const attentionMask = g.input("attention_mask", "int64", ["batch", "seq"]);
+/** The per-batch values every decoder layer reads, built once per graph from the attention mask. */
+export interface LayerContext {
+  cfg: ModelConfig;
+  o: Ops;
+  /** [batch, seq] as a runtime int64 [2]. */
+  bsShape: string;
+  /** Token mask as float [batch*seq] (zeros at padding), for the norm taps. */
+  maskF: string;
+  /** [batch, 1, 1, seq, seq]: 0 where attention is allowed, -1e9 elsewhere. */
+  attnBias: string;
+  cos: string;
+  sin: string;
+  /** LoRA parameter inputs by param name. */
+  paramInputs: Map<string, { A: string; B: string }>;
+  /** LoRA slots by `${layer}.${module}`. */
+  slotAt: Map<string, LoraSlot>;
+  opts: ForwardOptions;
+  /** Filled by the layers: tap values and their order, dropout inputs. */
+  taps: string[];
+  tapOrder: ForwardGraph["tapOrder"];
+  dropoutInputs: ForwardGraph["dropoutInputs"];
+}
 
-  // LoRA parameter inputs: one pair per distinct param name.
+/** Creates the LoRA parameter inputs (one pair per distinct param) and the shared per-batch values. */
+export function buildLayerContext(g: GraphBuilder, cfg: ModelConfig, attentionMask: string, slots: LoraSlot[], opts: ForwardOptions):
+  { ctx: LayerContext; loraInputs: ForwardGraph["loraInputs"] } {
+  const o = new Ops(g);
+  const D = cfg.headDim;
+  const N = "batch*seq";
   const loraInputs: ForwardGraph["loraInputs"] = [];
   const paramInputs = new Map<string, { A: string; B: string }>();
   for (const s of slots) {
@@ -100,15 +118,10 @@ export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSl
   }
   const slotAt = new Map(slots.map((s) => [`${s.layer}.${s.module}`, s]));
 
-  // Runtime sizes: [batch, seq] and seq alone.
-  const bsShape = g.node("Shape", [inputIds], [{ dtype: "int64", shape: [2] }])[0]!;
+  // Runtime sizes: [batch, seq] and seq alone (the mask has the ids' shape).
+  const bsShape = g.node("Shape", [attentionMask], [{ dtype: "int64", shape: [2] }])[0]!;
   const seqLen = g.node("Gather", [bsShape, g.i64([1])], [{ dtype: "int64", shape: [1] }], { axis: 0 })[0]!;
-  const dynShape = (tail: number[]) =>
-    g.node("Concat", [bsShape, g.i64(tail)], [{ dtype: "int64", shape: [2 + tail.length] }], { axis: 0 })[0]!;
-  const reshapeDyn = (x: string, tail: number[], target: (number | string)[]) =>
-    g.node("Reshape", [x, dynShape(tail)], [{ dtype: "float32", shape: target }])[0]!;
 
-  // Token mask as float [N] (zeros at padding), used for the norm taps.
   const maskF = o.reshape(o.cast(attentionMask, "float32"), [-1], [N]);
 
   // Attention bias [batch, 1, 1, seq, seq]: 0 where causal and the key is not padding, -1e9 elsewhere.
@@ -129,80 +142,116 @@ export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSl
   const emb = o.concat([freqs, freqs], -1);
   const cos = o.reshape(g.node("Cos", [emb], [{ dtype: "float32", shape: ["seq", D] }])[0]!, [-1, 1, 1, D], ["seq", 1, 1, D]);
   const sin = o.reshape(g.node("Sin", [emb], [{ dtype: "float32", shape: ["seq", D] }])[0]!, [-1, 1, 1, D], ["seq", 1, 1, D]);
+  const ctx: LayerContext = { cfg, o, bsShape, maskF, attnBias, cos, sin, paramInputs, slotAt, opts, taps: [], tapOrder: [], dropoutInputs: [] };
+  return { ctx, loraInputs };
+}
+
+/** Reshapes a [batch*seq, …] value to [batch, seq, …tail] using the runtime batch and seq. */
+function reshapeDyn(g: GraphBuilder, ctx: LayerContext, x: string, tail: number[], target: (number | string)[]): string {
+  const shape = g.node("Concat", [ctx.bsShape, g.i64(tail)], [{ dtype: "int64", shape: [2 + tail.length] }], { axis: 0 })[0]!;
+  return g.node("Reshape", [x, shape], [{ dtype: "float32", shape: target }])[0]!;
+}
+
+/** RMSNorm of the rows of `x` times `weight`. */
+function rmsNorm(g: GraphBuilder, ctx: LayerContext, x: string, weight: string): string {
+  const o = ctx.o;
+  const ms = o.reduceMean(o.mul(x, x), [-1]);
+  const inv = o.reciprocal(o.sqrt(o.add(ms, g.f32(ctx.cfg.rmsNormEps))));
+  return o.mul(o.mul(x, inv), weight);
+}
+
+/**
+ * Builds decoder layer `layer` on hidden states `h` [batch*seq, hidden] and returns the new hidden states.
+ * `weight(suffix, shape)` gives the float32 value of a layer weight named without its `model.layers.<i>.` prefix
+ * (initializers in the whole model, graph inputs in a streamed block). LoRA slots are looked up by `layer`.
+ */
+export function buildDecoderLayer(g: GraphBuilder, ctx: LayerContext, layer: number, h: string, weight: (suffix: string, shape: number[]) => string): string {
+  const { cfg, o } = ctx;
+  const H = cfg.hiddenSize, D = cfg.headDim, nH = cfg.numHeads, nKV = cfg.numKvHeads, grp = nH / nKV;
+  const N = "batch*seq";
   const rope = (x: string) => {
     const x1 = o.slice(x, -1, 0, D / 2);
     const x2 = o.slice(x, -1, D / 2, D);
     const rot = o.concat([o.neg(x2), x1], -1);
-    return o.add(o.mul(x, cos), o.mul(rot, sin));
+    return o.add(o.mul(x, ctx.cos), o.mul(rot, ctx.sin));
   };
-
-  const rmsNorm = (x: string, weightName: string) => {
-    const ms = o.reduceMean(o.mul(x, x), [-1]);
-    const inv = o.reciprocal(o.sqrt(o.add(ms, g.f32(cfg.rmsNormEps))));
-    return o.mul(o.mul(x, inv), w.weight(weightName, [H]));
-  };
-
-  const tapOrder: ForwardGraph["tapOrder"] = [];
-  const taps: string[] = [];
-  const dropoutInputs: ForwardGraph["dropoutInputs"] = [];
-  const linear = (x: string, layer: number, module: string, inF: number, outF: number, bias: boolean) => {
-    const prefix = `model.layers.${layer}.${moduleParent(module)}.${module}`;
-    const c = bias ? w.weight(`${prefix}.bias`, [outF]) : undefined;
-    let y = o.gemm(x, w.weight(`${prefix}.weight`, [outF, inF]), { transB: true, c });
-    const slot = slotAt.get(`${layer}.${module}`);
+  const linear = (x: string, module: string, inF: number, outF: number, bias: boolean) => {
+    const prefix = `${moduleParent(module)}.${module}`;
+    const c = bias ? weight(`${prefix}.bias`, [outF]) : undefined;
+    let y = o.gemm(x, weight(`${prefix}.weight`, [outF, inF]), { transB: true, c });
+    const slot = ctx.slotAt.get(`${layer}.${module}`);
     if (!slot) return y;
-    const p = paramInputs.get(slot.param)!;
+    const p = ctx.paramInputs.get(slot.param)!;
     let xin = x;
-    if (opts.loraDropout) {
+    if (ctx.opts.loraDropout) {
       const name = g.input(`dropout.${layer}.${module}`, "float32", [N, inF]);
-      dropoutInputs.push({ layer, module, name, inFeatures: inF });
+      ctx.dropoutInputs.push({ layer, module, name, inFeatures: inF });
       xin = o.mul(x, name);
     }
     const lora = o.gemm(o.gemm(xin, p.A, { transB: true }), p.B, { transB: true, alpha: slot.scale });
     y = o.add(y, lora);
-    if (opts.loraNorms) {
-      taps.push(o.mul(o.reduceSumSquare(lora, [1], false), maskF));
-      tapOrder.push({ layer, module });
+    if (ctx.opts.loraNorms) {
+      ctx.taps.push(o.mul(o.reduceSumSquare(lora, [1], false), ctx.maskF));
+      ctx.tapOrder.push({ layer, module });
     }
     return y;
   };
+  const x = rmsNorm(g, ctx, h, weight("input_layernorm.weight", [H]));
+  const q = linear(x, "q_proj", H, nH * D, cfg.qkvBias);
+  const k = linear(x, "k_proj", H, nKV * D, cfg.qkvBias);
+  const v = linear(x, "v_proj", H, nKV * D, cfg.qkvBias);
+  const q5 = rope(reshapeDyn(g, ctx, o.mul(q, g.f32(1 / Math.sqrt(D))), [nKV, grp, D], ["batch", "seq", nKV, grp, D]));
+  const k5 = rope(reshapeDyn(g, ctx, k, [nKV, 1, D], ["batch", "seq", nKV, 1, D]));
+  const v5 = reshapeDyn(g, ctx, v, [nKV, 1, D], ["batch", "seq", nKV, 1, D]);
+  const scores = o.add(o.matmul(o.transpose(q5, [0, 2, 3, 1, 4]), o.transpose(k5, [0, 2, 3, 4, 1])), ctx.attnBias);
+  const attnCtx = o.matmul(o.softmax(scores, -1), o.transpose(v5, [0, 2, 3, 1, 4]));
+  const attn = o.reshape(o.transpose(attnCtx, [0, 3, 1, 2, 4]), [-1, nH * D], [N, nH * D]);
+  h = o.add(h, linear(attn, "o_proj", nH * D, H, cfg.oBias));
+  const x2 = rmsNorm(g, ctx, h, weight("post_attention_layernorm.weight", [H]));
+  const gate = linear(x2, "gate_proj", H, cfg.intermediateSize, cfg.mlpBias);
+  const up = linear(x2, "up_proj", H, cfg.intermediateSize, cfg.mlpBias);
+  const act = o.mul(o.mul(gate, o.sigmoid(gate)), up);
+  return o.add(h, linear(act, "down_proj", cfg.intermediateSize, H, cfg.mlpBias));
+}
+
+/** Stacks the taps into [n_taps, batch, seq], or undefined when there are none. */
+export function stackTaps(g: GraphBuilder, ctx: LayerContext): string | undefined {
+  const taps = ctx.taps;
+  if (!taps.length) return undefined;
+  const o = ctx.o;
+  const stacked = o.concat(taps.map((t) => o.unsqueeze(t, [0])), 0);
+  return g.node("Reshape", [stacked, g.node("Concat", [g.i64([taps.length]), ctx.bsShape], [{ dtype: "int64", shape: [3] }], { axis: 0 })[0]!],
+    [{ dtype: "float32", shape: [taps.length, "batch", "seq"] }])[0]!;
+}
+
+/** Builds the decoder forward pass into `g`. The caller marks outputs. */
+export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: ForwardOptions): ForwardGraph {
+  const cfg = model.config;
+  const w = new WeightBinder(g, model);
+  const H = cfg.hiddenSize;
+  const N = "batch*seq";
+  const inputIds = g.input("input_ids", "int64", ["batch", "seq"]);
+  const attentionMask = g.input("attention_mask", "int64", ["batch", "seq"]);
+  const { ctx, loraInputs } = buildLayerContext(g, cfg, attentionMask, slots, opts);
+  const o = ctx.o;
 
   const embed = w.weight("model.embed_tokens.weight", [cfg.vocabSize, H]);
   let h = o.reshape(o.gather(embed, inputIds), [-1, H], [N, H]);
   const numLayers = opts.numLayers ?? cfg.numLayers;
   for (let i = 0; i < numLayers; i++) {
-    const p = `model.layers.${i}`;
-    const x = rmsNorm(h, `${p}.input_layernorm.weight`);
-    const q = linear(x, i, "q_proj", H, nH * D, cfg.qkvBias);
-    const k = linear(x, i, "k_proj", H, nKV * D, cfg.qkvBias);
-    const v = linear(x, i, "v_proj", H, nKV * D, cfg.qkvBias);
-    const q5 = rope(reshapeDyn(o.mul(q, g.f32(1 / Math.sqrt(D))), [nKV, grp, D], ["batch", "seq", nKV, grp, D]));
-    const k5 = rope(reshapeDyn(k, [nKV, 1, D], ["batch", "seq", nKV, 1, D]));
-    const v5 = reshapeDyn(v, [nKV, 1, D], ["batch", "seq", nKV, 1, D]);
-    const scores = o.add(o.matmul(o.transpose(q5, [0, 2, 3, 1, 4]), o.transpose(k5, [0, 2, 3, 4, 1])), attnBias);
-    const ctx = o.matmul(o.softmax(scores, -1), o.transpose(v5, [0, 2, 3, 1, 4]));
-    const attn = o.reshape(o.transpose(ctx, [0, 3, 1, 2, 4]), [-1, nH * D], [N, nH * D]);
-    h = o.add(h, linear(attn, i, "o_proj", nH * D, H, cfg.oBias));
-    const x2 = rmsNorm(h, `${p}.post_attention_layernorm.weight`);
-    const gate = linear(x2, i, "gate_proj", H, cfg.intermediateSize, cfg.mlpBias);
-    const up = linear(x2, i, "up_proj", H, cfg.intermediateSize, cfg.mlpBias);
-    const act = o.mul(o.mul(gate, o.sigmoid(gate)), up);
-    h = o.add(h, linear(act, i, "down_proj", cfg.intermediateSize, H, cfg.mlpBias));
+    h = buildDecoderLayer(g, ctx, i, h, (suffix, shape) => w.weight(`model.layers.${i}.${suffix}`, shape));
   }
 
-  const out: ForwardGraph = { inputIds, attentionMask, tapOrder, loraInputs, dropoutInputs };
+  const out: ForwardGraph = { inputIds, attentionMask, tapOrder: ctx.tapOrder, loraInputs, dropoutInputs: ctx.dropoutInputs };
   if (opts.loraNorms) {
-    const stacked = taps.length ? o.concat(taps.map((t) => o.unsqueeze(t, [0])), 0) : undefined;
-    if (stacked) {
-      out.loraNorms = g.node("Reshape", [stacked, g.node("Concat", [g.i64([taps.length]), bsShape], [{ dtype: "int64", shape: [3] }], { axis: 0 })[0]!],
-        [{ dtype: "float32", shape: [taps.length, "batch", "seq"] }])[0]!;
-    }
+    const stacked = stackTaps(g, ctx);
+    if (stacked) out.loraNorms = stacked;
   }
   if (opts.logits) {
-    const hn = rmsNorm(opts.logitRows ? o.gather(h, opts.logitRows) : h, "model.norm.weight");
+    const hn = rmsNorm(g, ctx, opts.logitRows ? o.gather(h, opts.logitRows) : h, w.weight("model.norm.weight", [H]));
     const head = cfg.tieWordEmbeddings || !w.has("lm_head.weight") ? embed : w.weight("lm_head.weight", [cfg.vocabSize, H]);
     const logits2 = o.gemm(hn, head, { transB: true });
-    out.logits = opts.logitRows ? logits2 : reshapeDyn(logits2, [cfg.vocabSize], ["batch", "seq", cfg.vocabSize]);
+    out.logits = opts.logitRows ? logits2 : reshapeDyn(g, ctx, logits2, [cfg.vocabSize], ["batch", "seq", cfg.vocabSize]);
   }
   return out;
 }

@@ -1,0 +1,96 @@
+/**
+ * The memory budget of a streamed run: how many bytes one block of k layers needs (float32 weights, the raw-byte
+ * scratch, activations of one batch, the hidden states of every sequence), the k a budget allows, and whether
+ * streaming is needed at all.
+ */
+import * as os from "node:os";
+import { ModelConfig } from "../hfModel";
+import { LoraDropError } from "../errors";
+
+/** Whether to stream: `auto` streams when the whole model's float32 weights do not fit the budget. */
+export type StreamChoice = "auto" | "on" | "off";
+
+/** Architectures whose decoder layers the streamed path builds (models/llama.ts). */
+export const STREAMED_ARCHITECTURES = ["llama", "mistral", "qwen2"] as const;
+
+/** The fraction of free memory used when no budget is given: room for the OS, the page cache and Node itself. */
+export const DEFAULT_BUDGET_FRACTION = 0.5;
+
+/** The default budget: a safe fraction of the memory the OS reports as available. */
+export function defaultMemoryBudget(): number {
+  return Math.floor(os.freemem() * DEFAULT_BUDGET_FRACTION);
+}
+
+/** Parses a size such as `6G`, `512M`, `1.5GiB` or a plain byte count (binary units). */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
+  if (!m) throw new LoraDropError("INVALID_ARGUMENT", `memory budget "${text}" is not a size (examples: 6G, 512M, 1.5GiB)`, undefined, "memory-budget");
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g" | "t"];
+  const bytes = Math.floor(Number(m[1]) * unit);
+  if (!(bytes > 0)) throw new LoraDropError("INVALID_ARGUMENT", `memory budget "${text}" must be positive`, undefined, "memory-budget");
+  return bytes;
+}
+
+/** Formats bytes as GiB, MiB or KiB for messages. */
+export function formatBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+  return n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
+}
+
+/** Elements of one decoder layer's weights (norms, projections, biases). */
+export function layerWeightElements(cfg: ModelConfig): number {
+  const H = cfg.hiddenSize, D = cfg.headDim, I = cfg.intermediateSize;
+  const q = cfg.numHeads * D, kv = cfg.numKvHeads * D;
+  return 2 * H + H * (q + 2 * kv) + q * H + 3 * H * I + (cfg.qkvBias ? q + 2 * kv : 0) + (cfg.oBias ? H : 0) + (cfg.mlpBias ? 2 * I + H : 0);
+}
+
+/** The sizes of one streamed run. */
+export interface RunShape {
+  /** Largest batch: sequences and padded length. */
+  batch: number;
+  seq: number;
+  /** All tokens of the run (their hidden states are carried between blocks). */
+  totalTokens: number;
+  /** Layers that must run (up to the last LoRA layer). */
+  layers: number;
+}
+
+/** Bytes needed by a block of `k` layers. */
+export function blockBytes(cfg: ModelConfig, shape: RunShape, k: number): { total: number; weights: number; activations: number } {
+  const H = cfg.hiddenSize, I = cfg.intermediateSize;
+  const weights = 4 * k * layerWeightElements(cfg);
+  // Raw bytes of the largest tensor (≤ 4 bytes per element) read before conversion.
+  const scratch = 4 * Math.max(H * I, H * cfg.numHeads * cfg.headDim);
+  const tokens = shape.batch * shape.seq;
+  // Live activations of one layer (ORT reuses buffers between layers): q/k/v/attn/residuals, gate/up/act, the
+  // attention scores and probabilities; doubled for the allocator's slack.
+  const act = 4 * (tokens * (8 * H + 4 * I) + 2 * shape.batch * cfg.numHeads * shape.seq * shape.seq) * 2;
+  // Hidden states of every token, in and out of the block.
+  const hidden = 4 * 2 * shape.totalTokens * H;
+  return { total: weights + scratch + act + hidden, weights, activations: act + hidden + scratch };
+}
+
+/** The plan of a run: stream or not, and how many layers per block. */
+export interface StreamPlan {
+  stream: boolean;
+  layersPerBlock: number;
+  budget: number;
+  /** Bytes a block of `layersPerBlock` layers needs (streaming), or the whole model's float32 weights (not). */
+  needed: number;
+}
+
+/** Chooses streaming and the block size for a budget; throws MEMORY_BUDGET when one layer does not fit. */
+export function planStreaming(cfg: ModelConfig, shape: RunShape, budget: number, choice: StreamChoice): StreamPlan {
+  const whole = 4 * (shape.layers * layerWeightElements(cfg) + cfg.vocabSize * cfg.hiddenSize) + blockBytes(cfg, shape, 0).activations;
+  if (choice === "off" || (choice === "auto" && whole <= budget)) return { stream: false, layersPerBlock: shape.layers, budget, needed: whole };
+  const one = blockBytes(cfg, shape, 1);
+  if (one.total > budget) {
+    throw new LoraDropError("MEMORY_BUDGET",
+      `the memory budget ${formatBytes(budget)} is smaller than one streamed decoder layer: at least ${formatBytes(one.total)} is needed ` +
+      `(${formatBytes(one.weights)} of float32 weights, ${formatBytes(one.activations)} of activations for ${shape.totalTokens} tokens in batches of ${shape.batch}×${shape.seq}); ` +
+      `raise --memory-budget or lower --batch-size/--max-tokens`, undefined, "memory-budget");
+  }
+  let k = 1;
+  while (k < shape.layers && blockBytes(cfg, shape, k + 1).total <= budget) k++;
+  return { stream: true, layersPerBlock: k, budget, needed: blockBytes(cfg, shape, k).total };
+}

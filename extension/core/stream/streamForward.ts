@@ -1,0 +1,117 @@
+/**
+ * Streamed forward pass for the profiler: the embedding rows are read in JavaScript, then the decoder runs block
+ * by block (k consecutive layers per block): each block's weights are read from the shards into reused float32
+ * buffers, one cached session per block shape runs every batch's hidden states through it and emits the LoRA norm
+ * taps, and the hidden states are carried to the next block. Only one block's weights are resident at a time.
+ */
+import type * as Ort from "onnxruntime-node";
+import { GraphBuilder } from "../onnx/builder";
+import { HfModel } from "../hfModel";
+import { LoraModule } from "../peftAdapter";
+import { slotOf } from "../loraRunner";
+import { createSession, DeviceChoice, f32Tensor, i64Tensor } from "../session";
+import { Batch } from "../batch";
+import { RunContext } from "../progress";
+import { throwIfCancelled } from "../errors";
+import { BlockGraph, blockKey, blockSlots, buildBlockGraph } from "./blockGraph";
+import { LayerWeightReader } from "./layerWeights";
+import { PeakRss } from "./peakMemory";
+
+/** Options of a streamed run. */
+export interface StreamedForwardOptions {
+  device: DeviceChoice;
+  threads?: number;
+  layersPerBlock: number;
+  /** Layers to run (default: up to the last LoRA layer). */
+  numLayers?: number;
+  /** Sampled after each block load, when given. */
+  peak?: PeakRss;
+}
+
+/** The norms of a streamed run, laid out as the whole-model runner's. */
+export interface StreamedNorms {
+  device: string;
+  /** Taps in forward order (layer, then module order of the layer). */
+  tapOrder: { layer: number; module: string }[];
+  /** Per batch: [taps, batch, seq]. */
+  loraNorms: Float32Array[];
+  /** Per batch: the hidden states [batch*seq, hidden] after the last layer run. */
+  hidden: Float32Array[];
+  /** Seconds from the start until the first block had run on the first batch. */
+  firstBlockSeconds: number;
+  sessions: number;
+}
+
+interface CachedBlock { session: Ort.InferenceSession; graph: BlockGraph }
+
+/** Runs the streamed forward pass over all batches and returns the LoRA norm taps of every batch. */
+export async function streamedLoraNorms(model: HfModel, loras: LoraModule[], batches: Batch[], opts: StreamedForwardOptions, ctx: RunContext = {}): Promise<StreamedNorms> {
+  const started = Date.now();
+  const cfg = model.config;
+  const H = cfg.hiddenSize;
+  const L = opts.numLayers ?? (loras.length ? Math.max(...loras.map((l) => l.layer)) + 1 : 0);
+  const slots = loras.map(slotOf);
+  const byLayerModule = new Map(loras.map((l) => [`${l.layer}.${l.module}`, l]));
+  const reader = new LayerWeightReader(model);
+  const cache = new Map<string, CachedBlock>();
+  let device = "cpu";
+  let firstBlockSeconds = 0;
+  const tapOrder: StreamedNorms["tapOrder"] = [];
+  const perBatchTaps: Float32Array[][] = batches.map(() => []);
+  try {
+    const hidden = batches.map((b) => reader.embed(b.ids));
+    for (let start = 0; start < L; start += opts.layersPerBlock) {
+      throwIfCancelled(ctx.signal, "profile");
+      const k = Math.min(opts.layersPerBlock, L - start);
+      const local = blockSlots(slots, start, k);
+      const key = blockKey(local, k);
+      let block = cache.get(key);
+      if (!block) {
+        const g = new GraphBuilder();
+        const graph = buildBlockGraph(g, cfg, local, k, true);
+        g.output(graph.hiddenOut);
+        if (graph.loraNorms) g.output(graph.loraNorms);
+        const made = await createSession(g.toBytes(), { device: opts.device, shardFiles: [], threads: opts.threads, log: ctx.log });
+        device = made.device;
+        block = { session: made.session, graph };
+        cache.set(key, block);
+        ctx.log?.info(`streamed block of ${k} layer(s) compiled (${cache.size} distinct)`);
+      }
+      const { graph, session } = block;
+      // Weights of every layer of the block, read into the reused buffers.
+      const feeds: Record<string, Ort.Tensor> = {};
+      for (let j = 0; j < k; j++) {
+        const bufs = reader.readLayer(start + j, graph.weights.filter((w) => w.local === j));
+        for (const w of graph.weights.filter((x) => x.local === j)) feeds[w.name] = f32Tensor(bufs.get(w.name)!, w.shape);
+      }
+      for (const inp of graph.loraInputs) {
+        const [j, module] = [Number(inp.param.slice(0, inp.param.indexOf("."))), inp.param.slice(inp.param.indexOf(".") + 1)];
+        const l = byLayerModule.get(`${start + j}.${module}`)!;
+        feeds[inp.A] = f32Tensor(l.A, [inp.r, inp.inFeatures]);
+        feeds[inp.B] = f32Tensor(l.B, [inp.outFeatures, inp.r]);
+      }
+      opts.peak?.sample();
+      for (let bi = 0; bi < batches.length; bi++) {
+        const b = batches[bi]!;
+        feeds[graph.hidden] = f32Tensor(hidden[bi]!, [b.batch * b.seq, H]);
+        feeds[graph.attentionMask] = i64Tensor(b.mask, [b.batch, b.seq]);
+        const out = await session.run(feeds);
+        hidden[bi] = out[graph.hiddenOut]!.data as Float32Array;
+        if (graph.loraNorms) perBatchTaps[bi]!.push(out[graph.loraNorms]!.data as Float32Array);
+        if (start === 0 && bi === 0) firstBlockSeconds = (Date.now() - started) / 1000;
+      }
+      tapOrder.push(...graph.tapOrder.map((t) => ({ layer: t.layer + start, module: t.module })));
+      ctx.progress?.report({ step: start + k, total: L, message: `layer ${start + k}/${L}` });
+    }
+    const loraNorms = perBatchTaps.map((parts) => {
+      const all = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+      let at = 0;
+      for (const p of parts) { all.set(p, at); at += p.length; }
+      return all;
+    });
+    return { device, tapOrder, loraNorms, hidden, firstBlockSeconds, sessions: cache.size };
+  } finally {
+    reader.close();
+    for (const b of cache.values()) await b.session.release();
+  }
+}
