@@ -4,8 +4,8 @@
 Weights are memory-mapped copy-on-write (like onnxruntime's external data), so neither side pays for a copy.
 The pass mirrors extension/core/models/llama.ts: RMSNorm, RoPE, grouped-query attention by broadcasting K/V (no
 repeat), SwiGLU, LoRA s*B(A x) added to each targeted projection, and the per-token ||s*B*A*x||^2 taps.
-`profile` stops after the last LoRA layer and skips the LM head (as the profile graph does); `forward` adds the
-final norm and the logits.
+`profile` stops after the last LoRA layer, computes of that layer only what leads to its last tap, and skips the
+LM head (as the engine's pruned profile graph does); `forward` runs every layer whole and adds the logits.
 
 Prints one JSON object on stdout: best/all run times, peak RSS (ru_maxrss), the BLAS libraries actually loaded,
 and writes the taps and the last token's logits to --out for the accuracy check against onnxruntime.
@@ -71,16 +71,19 @@ def load_adapter(adapter_dir):
     return loras
 
 
+ORDER = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class TapsDone(Exception):
+    """Raised after the profile pass's last tap: nothing after it is needed."""
+
+
 def rms_norm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
 def forward(cfg, w, loras, ids, mode):
-    H = cfg["hidden_size"]
-    nH = cfg["num_attention_heads"]
-    nKV = cfg["num_key_value_heads"]
-    D = cfg.get("head_dim") or H // nH
-    eps = cfg["rms_norm_eps"]
+    D = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
     S = ids.shape[0]
     last_lora = max(layer for layer, _ in loras) + 1
     num_layers = last_lora if mode == "profile" else cfg["num_hidden_layers"]
@@ -96,17 +99,40 @@ def forward(cfg, w, loras, ids, mode):
         return x * cos + torch.cat([-x2, x1], -1) * sin
 
     taps = []
+    # In the profile pass's last layer, base projections are needed only where a later targeted module reads them.
+    last_idx = max(ORDER.index(m) for layer, m in loras if layer == num_layers - 1)
+    needed = 6 if last_idx >= 6 else 4 if last_idx >= 4 else 3 if last_idx >= 3 else 0
 
     def linear(x, layer, module):
         p = f"model.layers.{layer}.{'mlp' if module in ('gate_proj', 'up_proj', 'down_proj') else 'self_attn'}.{module}"
-        y = F.linear(x, w[p + ".weight"], w.get(p + ".bias"))
+        pruned = mode == "profile" and layer == num_layers - 1
+        y = None if pruned and ORDER.index(module) >= needed else F.linear(x, w[p + ".weight"], w.get(p + ".bias"))
         lora = loras.get((layer, module))
-        if lora is None:
-            return y
-        delta = F.linear(F.linear(x, lora["A"]), lora["B"]) * lora["scale"]
-        taps.append(delta.pow(2).sum(-1))
-        return y + delta
+        if lora is not None:
+            delta = F.linear(F.linear(x, lora["A"]), lora["B"]) * lora["scale"]
+            taps.append(delta.pow(2).sum(-1))
+            y = delta if y is None else y + delta
+        if pruned and ORDER.index(module) == last_idx:
+            raise TapsDone()
+        # A skipped projection that nothing reads before TapsDone: a cheap stand-in of the right shape.
+        return torch.zeros(x.shape[0], w[p + ".weight"].shape[0]) if y is None else y
 
+    try:
+        h = decoder(cfg, w, ids, num_layers, linear, rope, mask)
+    except TapsDone:
+        return torch.stack(taps), None
+    head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
+    logits = F.linear(rms_norm(h, w["model.norm.weight"], cfg["rms_norm_eps"]), head)
+    return torch.stack(taps), logits
+
+
+def decoder(cfg, w, ids, num_layers, linear, rope, mask):
+    H = cfg["hidden_size"]
+    nH = cfg["num_attention_heads"]
+    nKV = cfg["num_key_value_heads"]
+    D = cfg.get("head_dim") or H // nH
+    eps = cfg["rms_norm_eps"]
+    S = ids.shape[0]
     h = F.embedding(ids, w["model.embed_tokens.weight"])
     for i in range(num_layers):
         p = f"model.layers.{i}"
@@ -122,11 +148,7 @@ def forward(cfg, w, loras, ids, mode):
         x2 = rms_norm(h, w[p + ".post_attention_layernorm.weight"], eps)
         gate = linear(x2, i, "gate_proj")
         h = h + linear(F.silu(gate) * linear(x2, i, "up_proj"), i, "down_proj")
-    logits = None
-    if mode == "forward":
-        head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
-        logits = F.linear(rms_norm(h, w["model.norm.weight"], eps), head)
-    return torch.stack(taps), logits
+    return h
 
 
 def loaded_blas():
