@@ -8,6 +8,9 @@
  *
  * Usage: npm run bench -- [--seq 256[,128,512]] [--pass profile,forward] [--reps 3] [--no-torch] [--python PATH]
  *        [--peak-gflops 230] [--threads N] [--prepack 0|1] [--config key=value ...] [--cache DIR] [--json FILE]
+ *        [--wait-idle SECONDS]
+ * On a shared machine, `--wait-idle 120` waits (up to that long) before each measurement until the CPUs were at
+ * least 85 % idle over two seconds; the table's notes say how idle they were.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -41,7 +44,7 @@ function main(): number {
       reps: { type: "string", default: "3" }, "no-torch": { type: "boolean", default: false }, python: { type: "string" },
       "peak-gflops": { type: "string", default: "230" }, threads: { type: "string" }, prepack: { type: "string" },
       config: { type: "string", multiple: true, default: [] },
-      cache: { type: "string", default: path.join(".cache", "bench") }, json: { type: "string" },
+      cache: { type: "string", default: path.join(".cache", "bench") }, json: { type: "string" }, "wait-idle": { type: "string", default: "0" },
     },
   });
   const seqs = a.seq.split(",").map(Number);
@@ -88,15 +91,17 @@ function main(): number {
         const common = ["--model", fx.modelDir, "--adapter", fx.adapterDir, "--ids", idsFile, "--mode", pass, "--reps", a.reps];
         const ortOut = path.join(work, `ort-${pass}-${seq}.json`);
         const worker = path.join(__dirname, "bench", "ortWorker.js");
+        const idleOrt = waitIdle(Number(a["wait-idle"]));
         const o = runJson<OrtWorkerResult>(process.execPath, [worker, ...common, "--out", ortOut, ...ortFlags], process.env);
-        results.push(measurement("onnxruntime", seq, pass, o.best, o.peakRssBytes, flops, ortOut, `session ${o.sessionSeconds.toFixed(1)} s`));
+        results.push(measurement("onnxruntime", seq, pass, o.best, o.peakRssBytes, flops, ortOut, `session ${o.sessionSeconds.toFixed(1)} s${idleOrt}`));
         if (torchSkip) continue;
         const torchOut = path.join(work, `torch-${pass}-${seq}.json`);
         const script = path.join(__dirname, "..", "..", "scripts", "bench", "torch_reference.py");
+        const idleTorch = waitIdle(Number(a["wait-idle"]));
         const t = runJson<{ best: number; peak_rss_bytes: number; blas: string[]; torch: string }>(python, [script, ...common, "--out", torchOut], torchEnv);
         blasNote = `torch ${t.torch}, BLAS loaded: ${t.blas.join(", ") || "none found"}`;
         if (!t.blas.some((b) => b.includes("openblas"))) blasNote += " — WARNING: not OpenBLAS, the reference is not the fair one (see benchmarks.md)";
-        results.push(measurement("pytorch", seq, pass, t.best, t.peak_rss_bytes, flops, torchOut));
+        results.push(measurement("pytorch", seq, pass, t.best, t.peak_rss_bytes, flops, torchOut, idleTorch.replace(/^, /, "")));
       }
     }
     console.log(`load average at end ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
@@ -113,6 +118,28 @@ function main(): number {
 function measurement(engine: Measurement["engine"], seq: number, pass: Measurement["pass"], seconds: number, rss: number,
   flops: number, outFile: string, note?: string): Measurement {
   return { engine, seq, pass, seconds, tokensPerSecond: seq / seconds, gflops: flops / seconds / 1e9, peakRssBytes: rss, outFile, note };
+}
+
+/** Share of CPU time idle over the next `ms` milliseconds (Linux /proc/stat), or undefined elsewhere. */
+function idleShare(ms: number): number | undefined {
+  const read = () => {
+    if (!fs.existsSync("/proc/stat")) return undefined;
+    const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    return { idle: f[3]! + f[4]!, total: f.reduce((x, y) => x + y, 0) };
+  };
+  const a = read();
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const b = read();
+  return a && b && b.total > a.total ? (b.idle - a.idle) / (b.total - a.total) : undefined;
+}
+
+/** Waits up to `seconds` for a mostly idle machine; returns a note on how idle it was ("" when not asked). */
+function waitIdle(seconds: number): string {
+  if (seconds <= 0) return "";
+  const until = Date.now() + seconds * 1000;
+  let idle = idleShare(2000);
+  while (idle !== undefined && idle < 0.85 && Date.now() < until) idle = idleShare(2000);
+  return idle === undefined ? "" : `, CPUs ${(100 * idle).toFixed(0)} % idle before`;
 }
 
 function runJson<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv): T {
