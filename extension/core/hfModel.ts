@@ -6,9 +6,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoraDropError, describeValue } from "./errors";
 import { readSafetensorsIndex, SafetensorsIndex, TensorEntry } from "./safetensors";
+import { archModuleDims, archModules, layerWeightRe, parseNonLlamaConfig } from "./models/arch";
 
-/** Decoder architectures the engine builds. */
-export const SUPPORTED_ARCHITECTURES = ["llama", "mistral", "qwen2"] as const;
+/** Architectures the engine builds (Llama-family decoders, GPT-2, and RoBERTa/BERT sequence classifiers). */
+export const SUPPORTED_ARCHITECTURES = ["llama", "mistral", "qwen2", "gpt2", "roberta", "bert"] as const;
 /** One of the supported architectures. */
 export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
@@ -36,6 +37,18 @@ export interface ModelConfig {
   /** Bias on o_proj (llama's attention_bias applies to o_proj too). */
   oBias: boolean;
   mlpBias: boolean;
+  /** LayerNorm epsilon (gpt2, roberta, bert). */
+  layerNormEps?: number;
+  /** Rows of the learned position table (gpt2, roberta, bert). */
+  maxPositions?: number;
+  /** Rows of the token-type table (roberta, bert). */
+  typeVocabSize?: number;
+  /** Padding token (roberta's position ids depend on it). */
+  padTokenId?: number;
+  /** Classes of a sequence-classification head. */
+  numLabels?: number;
+  /** What the graph's logits are: next-token logits or one row of class logits per sequence. */
+  head?: "causal-lm" | "seq-cls";
 }
 
 /** Where one weight lives. */
@@ -97,6 +110,7 @@ export function parseModelConfig(file: string, raw: unknown): ModelConfig {
     throw new LoraDropError("UNSUPPORTED_ARCHITECTURE",
       `model_type ${describeValue(modelType)} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`, file, "model_type");
   }
+  if (modelType === "gpt2" || modelType === "roberta" || modelType === "bert") return parseNonLlamaConfig(file, c, modelType);
   const hiddenSize = positiveInt(file, c, "hidden_size", 1 << 16);
   const numHeads = positiveInt(file, c, "num_attention_heads", 1024);
   const numKvHeads = positiveInt(file, c, "num_key_value_heads", 1024, numHeads);
@@ -173,7 +187,7 @@ export function loadHfModel(dir: string): HfModel {
   // would otherwise profile some layers and silently report the others as unimportant.
   const layersSeen = new Set<number>();
   for (const name of weights.keys()) {
-    const m = /^model\.layers\.(\d+)\./.exec(name);
+    const m = layerWeightRe(config.architecture).exec(name);
     if (m) layersSeen.add(Number(m[1]));
   }
   if (layersSeen.size > 0) {
@@ -227,6 +241,11 @@ function findShards(dir: string): { files: string[]; indexFile?: string; weightM
 
 /** Input and output features of a target module in a decoder layer. */
 export function moduleDims(cfg: ModelConfig, module: string): { in: number; out: number } {
+  if (!archModules(cfg.architecture).includes(module) && cfg.architecture !== "llama" && cfg.architecture !== "mistral" && cfg.architecture !== "qwen2") {
+    throw new LoraDropError("ADAPTER_INVALID", `module ${module} is not a linear layer of a ${cfg.architecture} layer (${archModules(cfg.architecture).join(", ")})`);
+  }
+  const other = archModuleDims(cfg, module);
+  if (other) return other;
   const q = cfg.numHeads * cfg.headDim;
   const kv = cfg.numKvHeads * cfg.headDim;
   switch (module) {

@@ -5,7 +5,8 @@
 import type * as Ort from "onnxruntime-node";
 import { GraphBuilder } from "./onnx/builder";
 import { pruneDeadNodes } from "./onnx/deadNodes";
-import { buildLlamaForward, ForwardGraph, LoraSlot } from "./models/llama";
+import { ForwardGraph, LoraSlot } from "./models/llama";
+import { buildForward } from "./models";
 import { HfModel } from "./hfModel";
 import { LoraModule } from "./peftAdapter";
 import { createSession, DeviceChoice, ExecutionProvider, f32Tensor, i64Tensor } from "./session";
@@ -51,7 +52,7 @@ export class LoraForwardRunner {
     const numLayers = opts.truncateAfterLastLora && !opts.logits && loras.length
       ? Math.max(...loras.map((l) => l.layer)) + 1
       : undefined;
-    const graph = buildLlamaForward(g, model, loras.map(slotOf), { logits: opts.logits, loraNorms: opts.loraNorms, numLayers });
+    const graph = buildForward(g, model, loras.map(slotOf), { logits: opts.logits, loraNorms: opts.loraNorms, numLayers });
     if (graph.logits) g.output(graph.logits);
     if (graph.loraNorms) g.output(graph.loraNorms);
     // The profile graph's last layer is mostly dead (only the path to its last tap matters); ORT would run it all.

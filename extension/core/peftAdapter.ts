@@ -6,7 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoraDropError, describeValue } from "./errors";
 import { compileUntrustedPattern, untrustedPatternMatches } from "./safeRegex";
-import { ModelConfig, moduleDims, moduleParent, DECODER_MODULES } from "./hfModel";
+import { Architecture, ModelConfig, moduleDims } from "./hfModel";
+import { archModules, layerPrefix, layerWeightRe, modulePathInLayer } from "./models/arch";
 import { readSafetensorsIndex, readTensorF32 } from "./safetensors";
 import { readJsonFile } from "./hfModel";
 import { LoraDropRecord, parseLoraDropRecord, bindSharedPairs, compactSharedKey, COMPACT_KEY_RE, layersFor, sharedParam } from "./dropRecord";
@@ -23,6 +24,8 @@ export interface LoraConfig {
   fanInFanOut: boolean;
   loraDropout: number;
   raw: Record<string, unknown>;
+  /** The base model's architecture (set by loadAdapter; names the PEFT keys). Default llama. */
+  architecture?: Architecture;
 }
 
 /** One LoRA pair on one module of one layer. */
@@ -58,13 +61,13 @@ export interface Adapter {
 }
 
 /** The PEFT key of a LoRA weight. */
-export function peftKey(layer: number, module: string, which: "A" | "B"): string {
-  return `base_model.model.model.layers.${layer}.${moduleParent(module)}.${module}.lora_${which}.weight`;
+export function peftKey(layer: number, module: string, which: "A" | "B", arch: Architecture = "llama"): string {
+  return `base_model.model.${moduleName(layer, module, arch)}.lora_${which}.weight`;
 }
 
 /** The full module name PEFT matches patterns against. */
-export function moduleName(layer: number, module: string): string {
-  return `model.layers.${layer}.${moduleParent(module)}.${module}`;
+export function moduleName(layer: number, module: string, arch: Architecture = "llama"): string {
+  return `${layerPrefix(arch, layer)}.${modulePathInLayer(arch, module)}`;
 }
 
 /** The parameter name of an unshared LoRA pair. */
@@ -72,7 +75,23 @@ export function ownParam(layer: number, module: string): string {
   return `L${layer}.${module}`;
 }
 
-const KEY_RE = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$/;
+const KEY_RE = /^base_model\.model\.(.+)\.lora_([AB])(?:\.default)?\.weight$/;
+
+/** Splits a PEFT LoRA key into layer, module path inside the layer and A/B; undefined when it is not a layer's LoRA. */
+function parseLoraKey(name: string, arch: Architecture): { layer: number; module: string; which: "A" | "B" } | undefined {
+  const m = KEY_RE.exec(name);
+  if (!m) return undefined;
+  const l = layerWeightRe(arch).exec(m[1]!);
+  if (!l) return undefined;
+  let module = m[1]!.slice(l[0].length);
+  // Llama ids are the bare projection name; the path's parent (self_attn/mlp) is checked against it below.
+  if (arch === "llama" || arch === "mistral" || arch === "qwen2") {
+    const p = /^(self_attn|mlp)\.(\w+)$/.exec(module);
+    if (!p) return undefined;
+    module = modulePathInLayer(arch, p[2]!) === module ? p[2]! : module;
+  }
+  return { layer: Number(l[1]), module, which: m[2] as "A" | "B" };
+}
 
 /** Parses adapter_config.json. */
 export function parseLoraConfig(file: string, raw: unknown): LoraConfig {
@@ -129,7 +148,7 @@ function lookupPattern(patterns: Record<string, number>, fullName: string): numb
 
 /** Rank and scale of the LoRA on one module, as PEFT computes them. */
 export function rankAndScale(cfg: LoraConfig, layer: number, module: string): { r: number; scale: number } {
-  const full = moduleName(layer, module);
+  const full = moduleName(layer, module, cfg.architecture);
   const r = lookupPattern(cfg.rankPattern, full) ?? cfg.r;
   const alpha = lookupPattern(cfg.alphaPattern, full) ?? cfg.loraAlpha;
   return { r, scale: cfg.useRslora ? alpha / Math.sqrt(r) : alpha / r };
@@ -138,7 +157,7 @@ export function rankAndScale(cfg: LoraConfig, layer: number, module: string): { 
 /** Whether adapter_config's target_modules selects this module (list: name match; string: full regex match). */
 export function isTargeted(cfg: LoraConfig, layer: number, module: string): boolean {
   if (cfg.layersToTransform && !cfg.layersToTransform.includes(layer)) return false;
-  const full = moduleName(layer, module);
+  const full = moduleName(layer, module, cfg.architecture);
   if (typeof cfg.targetModules === "string") {
     return untrustedPatternMatches(`^(?:${cfg.targetModules})$`, full, { code: "ADAPTER_INVALID", file: "adapter_config.json", field: "target_modules" });
   }
@@ -149,7 +168,8 @@ export function isTargeted(cfg: LoraConfig, layer: number, module: string): bool
 export function loadAdapter(dir: string, model: ModelConfig): Adapter {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new LoraDropError("FILE_NOT_FOUND", "adapter folder not found", dir);
   const configFile = path.join(dir, "adapter_config.json");
-  const config = parseLoraConfig(configFile, readJsonFile(configFile));
+  const config = { ...parseLoraConfig(configFile, readJsonFile(configFile)), architecture: model.architecture };
+  const modulesOfArch = archModules(model.architecture);
   const loraDrop = parseLoraDropRecord(configFile, config.raw.lora_drop);
   const weightsFile = path.join(dir, "adapter_model.safetensors");
   if (!fs.existsSync(weightsFile)) {
@@ -161,24 +181,23 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
   const index = readSafetensorsIndex(weightsFile);
   const found = new Map<string, { A?: string; B?: string; layer: number; module: string }>();
   for (const name of index.tensors.keys()) {
-    const m = KEY_RE.exec(name);
+    const m = parseLoraKey(name, model.architecture);
     if (!m) {
       // A LoRA tensor of a kind not read here (DoRA magnitudes, embedding or lm_head LoRA) must not be silently dropped.
       if (name.includes("lora_") && !COMPACT_KEY_RE.test(name)) throw new LoraDropError("ADAPTER_INVALID", `tensor ${name} is a LoRA weight this tool does not read (only decoder-layer lora_A/lora_B pairs)`, weightsFile, name);
       continue;
     }
-    const layer = Number(m[1]);
-    const module = m[3]!;
-    if (!(DECODER_MODULES as readonly string[]).includes(module) || moduleParent(module) !== m[2]) {
-      throw new LoraDropError("ADAPTER_SHAPE_MISMATCH", `tensor ${name} targets ${m[2]}.${module}, which a ${model.architecture} layer does not have`, weightsFile, name);
+    const { layer, module, which } = m;
+    if (!modulesOfArch.includes(module)) {
+      throw new LoraDropError("ADAPTER_SHAPE_MISMATCH", `tensor ${name} targets ${module}, which a ${model.architecture} layer does not have (${modulesOfArch.join(", ")})`, weightsFile, name);
     }
     if (layer >= model.numLayers) {
       throw new LoraDropError("ADAPTER_SHAPE_MISMATCH", `tensor ${name} is for layer ${layer} but the model has ${model.numLayers} layers`, weightsFile, name);
     }
     const k = `${layer}.${module}`;
     const e = found.get(k) ?? { layer, module };
-    if (e[m[4] as "A" | "B"]) throw new LoraDropError("ADAPTER_INVALID", `tensors ${e[m[4] as "A" | "B"]} and ${name} are the same LoRA weight`, weightsFile, name);
-    e[m[4] as "A" | "B"] = name;
+    if (e[which]) throw new LoraDropError("ADAPTER_INVALID", `tensors ${e[which]} and ${name} are the same LoRA weight`, weightsFile, name);
+    e[which] = name;
     found.set(k, e);
   }
   // Compact LoRA-drop form: each shared layer reads the module's one stored pair (validated per layer below).
@@ -216,7 +235,7 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
     }
     loras.push({ layer: e.layer, module: e.module, r, scale, inFeatures: dims.in, outFeatures: dims.out, A: A.data, B: B.data, param: ownParam(e.layer, e.module) });
   }
-  const order = (m: string) => (DECODER_MODULES as readonly string[]).indexOf(m);
+  const order = (m: string) => modulesOfArch.indexOf(m);
   loras.sort((a, b) => a.layer - b.layer || order(a.module) - order(b.module));
   if (loraDrop?.mode === "share") bindSharedPairs(loraDrop, loras, weightsFile);
   const modules = [...new Set(loras.map((l) => l.module))].sort((a, b) => order(a) - order(b));
@@ -263,8 +282,8 @@ export async function writeAdapter(dir: string, config: LoraConfig, loras: LoraM
     if (compact && written.has(l.param)) return [];
     written.add(l.param);
     return [
-      { name: compact ? compactSharedKey(l.module, "A") : peftKey(l.layer, l.module, "A"), dtype: "F32" as const, shape: [l.r, l.inFeatures], data: l.A },
-      { name: compact ? compactSharedKey(l.module, "B") : peftKey(l.layer, l.module, "B"), dtype: "F32" as const, shape: [l.outFeatures, l.r], data: l.B },
+      { name: compact ? compactSharedKey(l.module, "A") : peftKey(l.layer, l.module, "A", config.architecture), dtype: "F32" as const, shape: [l.r, l.inFeatures], data: l.A },
+      { name: compact ? compactSharedKey(l.module, "B") : peftKey(l.layer, l.module, "B", config.architecture), dtype: "F32" as const, shape: [l.outFeatures, l.r], data: l.B },
     ];
   });
   const json = { ...config.raw, ...(opts.configOverrides ?? {}) };

@@ -1,0 +1,148 @@
+/**
+ * Building blocks shared by the GPT-2 and encoder graphs: LoRA parameter inputs, a linear layer with its LoRA and
+ * norm tap, LayerNorm, the two GELUs and multi-head attention over 2-D [batch*seq, hidden] states. They follow the
+ * conventions of models/llama.ts (same input names, tap layout and dropout inputs), so the profiler, the runner and
+ * the training graph treat every architecture alike.
+ */
+import { GraphBuilder } from "../onnx/builder";
+import { Ops } from "../onnx/ops";
+import { WeightBinder } from "../onnx/weights";
+import { HfModel } from "../hfModel";
+import type { ForwardGraph, ForwardOptions, LoraSlot } from "./llama";
+
+/** Symbolic name of the flattened token axis. */
+export const TOKENS = "batch*seq";
+
+/** Shared state of one forward build: inputs, LoRA parameters, taps. */
+export class ForwardBlocks {
+  readonly o: Ops;
+  readonly w: WeightBinder;
+  readonly inputIds: string;
+  readonly attentionMask: string;
+  /** int64 [2]: the runtime [batch, seq]. */
+  readonly bsShape: string;
+  /** float [batch*seq]: 1 at real tokens, 0 at padding. */
+  readonly maskF: string;
+  readonly loraInputs: ForwardGraph["loraInputs"] = [];
+  readonly tapOrder: ForwardGraph["tapOrder"] = [];
+  readonly dropoutInputs: ForwardGraph["dropoutInputs"] = [];
+  private readonly taps: string[] = [];
+  private readonly paramInputs = new Map<string, { A: string; B: string }>();
+  private readonly slotAt: Map<string, LoraSlot>;
+
+  constructor(readonly g: GraphBuilder, model: HfModel, slots: LoraSlot[], readonly opts: ForwardOptions) {
+    this.o = new Ops(g);
+    this.w = new WeightBinder(g, model);
+    this.inputIds = g.input("input_ids", "int64", ["batch", "seq"]);
+    this.attentionMask = g.input("attention_mask", "int64", ["batch", "seq"]);
+    for (const s of slots) {
+      const first = this.loraInputs.find((l) => l.param === s.param);
+      if (first) {
+        if (first.r !== s.r || first.inFeatures !== s.inFeatures || first.outFeatures !== s.outFeatures) throw new Error(`shared LoRA ${s.param} is used by modules of different shapes`);
+        continue;
+      }
+      const A = g.input(`lora.${s.param}.A`, "float32", [s.r, s.inFeatures]);
+      const B = g.input(`lora.${s.param}.B`, "float32", [s.outFeatures, s.r]);
+      this.paramInputs.set(s.param, { A, B });
+      this.loraInputs.push({ param: s.param, A, B, r: s.r, inFeatures: s.inFeatures, outFeatures: s.outFeatures });
+    }
+    this.slotAt = new Map(slots.map((s) => [`${s.layer}.${s.module}`, s]));
+    this.bsShape = g.node("Shape", [this.inputIds], [{ dtype: "int64", shape: [2] }])[0]!;
+    this.maskF = this.o.reshape(this.o.cast(this.attentionMask, "float32"), [-1], [TOKENS]);
+  }
+
+  /** Reshapes a [batch*seq, …] value to [batch, seq, ...tail] using the runtime batch and seq. */
+  unflatten(x: string, tail: number[]): string {
+    const shape = this.g.node("Concat", [this.bsShape, this.g.i64(tail)], [{ dtype: "int64", shape: [2 + tail.length] }], { axis: 0 })[0]!;
+    return this.g.node("Reshape", [x, shape], [{ dtype: "float32", shape: ["batch", "seq", ...tail] }])[0]!;
+  }
+
+  /** int64 [seq]: 0, 1, …, seq-1. */
+  arange(): string {
+    const g = this.g;
+    const seqLen = g.node("Gather", [this.bsShape, g.i64([1])], [{ dtype: "int64", shape: [1] }], { axis: 0 })[0]!;
+    const seqScalar = g.node("Squeeze", [seqLen, g.i64([0])], [{ dtype: "int64", shape: [] }])[0]!;
+    const zero = g.constant({ dtype: "int64", dims: [], data: BigInt64Array.of(0n) });
+    const one = g.constant({ dtype: "int64", dims: [], data: BigInt64Array.of(1n) });
+    return g.node("Range", [zero, seqScalar, one], [{ dtype: "int64", shape: ["seq"] }])[0]!;
+  }
+
+  /**
+   * A linear layer over [batch*seq, in] plus its LoRA when one is slotted there. `conv1d`: the stored weight is
+   * [in, out] (GPT-2's Conv1D), so the Gemm reads it without transposing; LoRA A/B keep PEFT's [r, in]/[out, r].
+   */
+  linear(x: string, layer: number, module: string, weightPrefix: string, inF: number, outF: number, conv1d = false): string {
+    const o = this.o;
+    const wt = this.w.weight(`${weightPrefix}.weight`, conv1d ? [inF, outF] : [outF, inF]);
+    let y = o.gemm(x, wt, { transB: !conv1d, c: this.w.weight(`${weightPrefix}.bias`, [outF]) });
+    const slot = this.slotAt.get(`${layer}.${module}`);
+    if (!slot) return y;
+    const p = this.paramInputs.get(slot.param)!;
+    let xin = x;
+    if (this.opts.loraDropout) {
+      const name = this.g.input(`dropout.${layer}.${module}`, "float32", [TOKENS, inF]);
+      this.dropoutInputs.push({ layer, module, name, inFeatures: inF });
+      xin = o.mul(x, name);
+    }
+    const lora = o.gemm(o.gemm(xin, p.A, { transB: true }), p.B, { transB: true, alpha: slot.scale });
+    y = o.add(y, lora);
+    if (this.opts.loraNorms) {
+      this.taps.push(o.mul(o.reduceSumSquare(lora, [1], false), this.maskF));
+      this.tapOrder.push({ layer, module });
+    }
+    return y;
+  }
+
+  /** LayerNorm over the last axis with weight and bias `${prefix}.weight/.bias` (biased variance, as torch). */
+  layerNorm(x: string, prefix: string, H: number, eps: number): string {
+    const o = this.o;
+    const xc = o.sub(x, o.reduceMean(x, [-1]));
+    const inv = o.reciprocal(o.sqrt(o.add(o.reduceMean(o.mul(xc, xc), [-1]), this.g.f32(eps))));
+    return o.add(o.mul(o.mul(xc, inv), this.w.weight(`${prefix}.weight`, [H])), this.w.weight(`${prefix}.bias`, [H]));
+  }
+
+  /** GPT-2's gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+  geluTanh(x: string): string {
+    const o = this.o, g = this.g;
+    const inner = o.mul(o.add(x, o.mul(g.f32(0.044715), o.mul(x, o.mul(x, x)))), g.f32(Math.sqrt(2 / Math.PI)));
+    return o.mul(o.mul(x, g.f32(0.5)), o.add(o.tanh(inner), g.f32(1)));
+  }
+
+  /** BERT's exact GELU: 0.5·x·(1 + erf(x/√2)). */
+  geluErf(x: string): string {
+    const o = this.o, g = this.g;
+    return o.mul(o.mul(x, g.f32(0.5)), o.add(o.erf(o.mul(x, g.f32(Math.SQRT1_2))), g.f32(1)));
+  }
+
+  /**
+   * Multi-head attention over [batch*seq, nH·D] q/k/v with an additive bias broadcastable to
+   * [batch, nH, seq, seq]; returns the context as [batch*seq, nH·D].
+   */
+  attention(q: string, k: string, v: string, nH: number, D: number, bias: string): string {
+    const o = this.o;
+    const q4 = o.transpose(this.unflatten(o.mul(q, this.g.f32(1 / Math.sqrt(D))), [nH, D]), [0, 2, 1, 3]);
+    const k4 = o.transpose(this.unflatten(k, [nH, D]), [0, 2, 3, 1]);
+    const v4 = o.transpose(this.unflatten(v, [nH, D]), [0, 2, 1, 3]);
+    const ctx = o.matmul(o.softmax(o.add(o.matmul(q4, k4), bias), -1), v4);
+    return o.reshape(o.transpose(ctx, [0, 2, 1, 3]), [-1, nH * D], [TOKENS, nH * D]);
+  }
+
+  /** Additive key-padding bias [batch, 1, 1, seq]: 0 at real keys, -1e9 at padding. */
+  keyPaddingBias(): string {
+    const o = this.o;
+    return o.where(o.unsqueeze(o.cast(this.attentionMask, "bool"), [1, 2]), this.g.f32(0), this.g.f32(-1e9));
+  }
+
+  /** The finished graph description, stacking the taps into [n_taps, batch, seq]. */
+  finish(logits?: string): ForwardGraph {
+    const g = this.g;
+    const out: ForwardGraph = { inputIds: this.inputIds, attentionMask: this.attentionMask, tapOrder: this.tapOrder, loraInputs: this.loraInputs, dropoutInputs: this.dropoutInputs };
+    if (this.opts.loraNorms && this.taps.length) {
+      const stacked = this.o.concat(this.taps.map((t) => this.o.unsqueeze(t, [0])), 0);
+      const shape = g.node("Concat", [g.i64([this.taps.length]), this.bsShape], [{ dtype: "int64", shape: [3] }], { axis: 0 })[0]!;
+      out.loraNorms = g.node("Reshape", [stacked, shape], [{ dtype: "float32", shape: [this.taps.length, "batch", "seq"] }])[0]!;
+    }
+    if (logits) out.logits = logits;
+    return out;
+  }
+}

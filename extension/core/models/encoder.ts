@@ -1,0 +1,66 @@
+/**
+ * RoBERTa and BERT sequence classifiers with LoRA as an ONNX graph: word + learned position + token-type
+ * embeddings, post-LayerNorm encoder layers with bidirectional attention (padding keys masked), exact (erf) GELU,
+ * biases everywhere, and the classification head on the first token (<s> / [CLS]):
+ * RobertaForSequenceClassification: classifier.dense → tanh → classifier.out_proj;
+ * BertForSequenceClassification: bert.pooler.dense → tanh → classifier.
+ * Logits are [batch, num_labels]. Token types are all 0 (one segment): the dataset joins sentence pairs into one text.
+ */
+import { GraphBuilder } from "../onnx/builder";
+import { HfModel } from "../hfModel";
+import type { ForwardGraph, ForwardOptions, LoraSlot } from "./llama";
+import { ForwardBlocks, TOKENS } from "./blocks";
+
+/** Builds the encoder forward pass (and, with `logits`, the classification head) into `g`. */
+export function buildEncoderForward(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: ForwardOptions): ForwardGraph {
+  const cfg = model.config;
+  const arch = cfg.architecture;
+  const b = new ForwardBlocks(g, model, slots, opts);
+  const { o, w } = b;
+  const H = cfg.hiddenSize, nH = cfg.numHeads, D = cfg.headDim, I = cfg.intermediateSize, eps = cfg.layerNormEps ?? 1e-12;
+  const e = `${arch}.embeddings`;
+
+  // Position ids. RoBERTa (create_position_ids_from_input_ids): real tokens count up from padding_idx+1 and padding
+  // tokens get padding_idx, so they depend on input_ids, not on the attention mask. BERT: 0…seq-1.
+  let pos: string;
+  if (arch === "roberta") {
+    const pad = BigInt(cfg.padTokenId ?? 1);
+    const padT = g.constant({ dtype: "int64", dims: [], data: BigInt64Array.of(pad) });
+    const isPad = g.node("Equal", [b.inputIds, padT], [{ dtype: "bool", shape: ["batch", "seq"] }])[0]!;
+    const real = o.cast(g.node("Not", [isPad], [{ dtype: "bool", shape: ["batch", "seq"] }])[0]!, "int64");
+    const axis = g.constant({ dtype: "int64", dims: [], data: BigInt64Array.of(1n) });
+    const counted = g.node("CumSum", [real, axis], [{ dtype: "int64", shape: ["batch", "seq"] }])[0]!;
+    pos = g.node("Add", [g.node("Mul", [counted, real], [{ dtype: "int64", shape: ["batch", "seq"] }])[0]!, padT], [{ dtype: "int64", shape: ["batch", "seq"] }])[0]!;
+  } else {
+    pos = b.arange();
+  }
+  const words = o.gather(w.weight(`${e}.word_embeddings.weight`, [cfg.vocabSize, H]), b.inputIds);
+  const positions = o.gather(w.weight(`${e}.position_embeddings.weight`, [cfg.maxPositions ?? 512, H]), pos);
+  const tokenType = o.slice(w.weight(`${e}.token_type_embeddings.weight`, [cfg.typeVocabSize ?? 2, H]), 0, 0, 1);
+  let h = b.layerNorm(o.reshape(o.add(o.add(words, positions), tokenType), [-1, H], [TOKENS, H]), `${e}.LayerNorm`, H, eps);
+
+  const bias = b.keyPaddingBias();
+  const numLayers = opts.numLayers ?? cfg.numLayers;
+  for (let i = 0; i < numLayers; i++) {
+    const p = `${arch}.encoder.layer.${i}`;
+    const lin = (x: string, module: string, inF: number, outF: number) => b.linear(x, i, module, `${p}.${module}`, inF, outF);
+    const q = lin(h, "attention.self.query", H, H);
+    const k = lin(h, "attention.self.key", H, H);
+    const v = lin(h, "attention.self.value", H, H);
+    const attn = lin(b.attention(q, k, v, nH, D, bias), "attention.output.dense", H, H);
+    h = b.layerNorm(o.add(attn, h), `${p}.attention.output.LayerNorm`, H, eps);
+    const out = lin(b.geluErf(lin(h, "intermediate.dense", H, I)), "output.dense", I, H);
+    h = b.layerNorm(o.add(out, h), `${p}.output.LayerNorm`, H, eps);
+  }
+
+  let logits: string | undefined;
+  if (opts.logits) {
+    const first = o.reshape(o.slice(b.unflatten(h, [H]), 1, 0, 1), [-1, H], ["batch", H]);
+    const dense = (x: string, name: string, outF: number) => o.gemm(x, w.weight(`${name}.weight`, [outF, H]), { transB: true, c: w.weight(`${name}.bias`, [outF]) });
+    const L = cfg.numLabels ?? 2;
+    logits = arch === "roberta"
+      ? dense(o.tanh(dense(first, "classifier.dense", H)), "classifier.out_proj", L)
+      : dense(o.tanh(dense(first, "bert.pooler.dense", H)), "classifier", L);
+  }
+  return b.finish(logits);
+}

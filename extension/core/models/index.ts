@@ -1,0 +1,18 @@
+/**
+ * One entry point for every architecture's forward graph: the runner, the profiler and the training graph call
+ * `buildForward`, which picks the builder by config.json's model_type.
+ */
+import { GraphBuilder } from "../onnx/builder";
+import { HfModel } from "../hfModel";
+import { buildLlamaForward, ForwardGraph, ForwardOptions, LoraSlot } from "./llama";
+import { buildGpt2Forward } from "./gpt2";
+import { buildEncoderForward } from "./encoder";
+
+/** Builds the forward pass of `model` (any supported architecture) into `g`. The caller marks outputs. */
+export function buildForward(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: ForwardOptions): ForwardGraph {
+  switch (model.config.architecture) {
+    case "gpt2": return buildGpt2Forward(g, model, slots, opts);
+    case "roberta": case "bert": return buildEncoderForward(g, model, slots, opts);
+    default: return buildLlamaForward(g, model, slots, opts);
+  }
+}
