@@ -14,6 +14,10 @@ import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION, Criterion } from "./profi
 import { normalise } from "./selection";
 import { RunContext } from "./progress";
 import { throwIfCancelled, LoraDropError } from "./errors";
+import { Batch } from "./batch";
+import { defaultMemoryBudget, planStreaming, StreamChoice, StreamPlan, STREAMED_ARCHITECTURES } from "./stream/memoryBudget";
+import { streamedLoraNorms } from "./stream/streamForward";
+import { PeakRss } from "./stream/peakMemory";
 
 /** What to profile and how. */
 export interface ProfileOptions {
@@ -30,6 +34,12 @@ export interface ProfileOptions {
   threads?: number;
   /** `output` (LoRA-drop) or `weight` (||s·B·A||_F²). `gradient` lives in the training engine. */
   criterion?: Criterion;
+  /** Bytes the streamed working set may use (default: half the available memory). */
+  memoryBudget?: number;
+  /** Run layer blocks one after another from the shards (`auto`: when the float32 model exceeds the budget). */
+  stream?: StreamChoice;
+  /** Called once the streaming decision is made (the CLI prints it). */
+  onPlan?: (plan: StreamPlan) => void;
 }
 
 /** Loads the tokenizer of a model folder, if it has one. */
@@ -91,39 +101,61 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
   for (const m of modules) perModuleRaw[m] = new Array(L).fill(0);
 
   let device = "cpu";
+  const peak = new PeakRss().start();
   const totalTokens = examples.reduce((a, e) => a + e.ids.length, 0);
-  if (criterion === "weight") {
-    for (const l of adapter.loras) perModuleRaw[l.module]![l.layer]! += loraWeightNorm(l);
-  } else {
-    const runner = await LoraForwardRunner.create(model, adapter.loras, {
-      logits: false, loraNorms: true, device: opts.device ?? "auto", threads: opts.threads, truncateAfterLastLora: true, log: ctx.log,
-    });
-    device = runner.device;
-    try {
-      let done = 0;
-      const batches = batchesOf(examples, opts.batchSize ?? 8);
-      for (const group of batches) {
-        throwIfCancelled(ctx.signal, "profile");
-        const batch = makeBatch(group);
-        const { loraNorms } = await runner.run(batch, adapter.loras);
-        const taps = runner.graph.tapOrder;
+  let peakRss = 0;
+  try {
+    if (criterion === "weight") {
+      for (const l of adapter.loras) perModuleRaw[l.module]![l.layer]! += loraWeightNorm(l);
+    } else {
+      const batches = batchesOf(examples, opts.batchSize ?? 8).map((group) => makeBatch(group));
+      const accumulate = (batch: Batch, loraNorms: Float32Array, taps: { layer: number; module: string }[]) => {
         taps.forEach((tap, ti) => {
-          group.forEach((ex, b) => {
+          batch.examples.forEach((ex, b) => {
             const row = norms[tap.module]![tap.layer]![ex.example]!;
             for (let t = 0; t < ex.ids.length; t++) {
-              const v = loraNorms![(ti * batch.batch + b) * batch.seq + t]!;
+              const v = loraNorms[(ti * batch.batch + b) * batch.seq + t]!;
               row[t] = v;
               perModuleRaw[tap.module]![tap.layer]! += v;
             }
           });
         });
-        done += group.reduce((a, e) => a + e.ids.length, 0);
-        const secs = (Date.now() - started) / 1000;
-        ctx.progress?.report({ step: done, total: totalTokens, message: `${done}/${totalTokens} tokens`, tokensPerSecond: done / Math.max(secs, 1e-3) });
+      };
+      const lastLora = adapter.loras.length ? Math.max(...adapter.loras.map((l) => l.layer)) + 1 : 0;
+      // Streaming builds Llama-family blocks; other architectures run whole.
+      const streamable = (STREAMED_ARCHITECTURES as readonly string[]).includes(model.config.architecture);
+      if (!streamable && opts.stream === "on") throw new LoraDropError("INVALID_ARGUMENT", `layer streaming supports ${STREAMED_ARCHITECTURES.join(", ")} models, not ${model.config.architecture}`, opts.modelDir, "stream");
+      const plan = planStreaming(model.config, {
+        batch: Math.max(1, ...batches.map((b) => b.batch)), seq: Math.max(1, ...batches.map((b) => b.seq)), totalTokens, layers: lastLora,
+      }, opts.memoryBudget ?? defaultMemoryBudget(), streamable ? opts.stream ?? "auto" : "off");
+      opts.onPlan?.(plan);
+      if (plan.stream) {
+        ctx.log?.info(`streaming ${lastLora} layers in blocks of ${plan.layersPerBlock}`);
+        const res = await streamedLoraNorms(model, adapter.loras, batches, { device: opts.device ?? "auto", threads: opts.threads, layersPerBlock: plan.layersPerBlock, peak }, ctx);
+        device = res.device;
+        batches.forEach((batch, bi) => accumulate(batch, res.loraNorms[bi]!, res.tapOrder));
+      } else {
+        const runner = await LoraForwardRunner.create(model, adapter.loras, {
+          logits: false, loraNorms: true, device: opts.device ?? "auto", threads: opts.threads, truncateAfterLastLora: true, log: ctx.log,
+        });
+        device = runner.device;
+        try {
+          let done = 0;
+          for (const batch of batches) {
+            throwIfCancelled(ctx.signal, "profile");
+            const { loraNorms } = await runner.run(batch, adapter.loras);
+            accumulate(batch, loraNorms!, runner.graph.tapOrder);
+            done += batch.examples.reduce((a, e) => a + e.ids.length, 0);
+            const secs = (Date.now() - started) / 1000;
+            ctx.progress?.report({ step: done, total: totalTokens, message: `${done}/${totalTokens} tokens`, tokensPerSecond: done / Math.max(secs, 1e-3) });
+          }
+        } finally {
+          await runner.dispose();
+        }
       }
-    } finally {
-      await runner.dispose();
     }
+  } finally {
+    peakRss = peak.stop();
   }
 
   assertFiniteNorms(perModuleRaw, adapter, opts.adapterDir, model.dir);
@@ -148,7 +180,7 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
     sequences: examples.map((e) => ({ ids: e.ids, tokens: e.tokens, special: e.special, example: e.example })),
     ...(criterion === "output" ? { norms } : {}),
     importance: { per_layer_raw: perLayerRaw, per_layer: normalise(perLayerRaw), per_module_raw: perModuleRaw, per_module: perModule },
-    timing: { seconds, tokens: totalTokens, tokens_per_second: totalTokens / Math.max(seconds, 1e-9) },
+    timing: { seconds, tokens: totalTokens, tokens_per_second: totalTokens / Math.max(seconds, 1e-9), peak_rss_bytes: peakRss },
   };
 }
 
