@@ -85,25 +85,26 @@ export class LayerWeightReader {
     return this.scratch;
   }
 
+  /** Reads one weight into the reused float32 buffer kept under `key`. */
+  read(name: string, shape: number[], key: string): Float32Array {
+    const ref = this.ref(name, shape);
+    const n = shape.reduce((a, b) => a * b, 1);
+    let buf = this.buffers.get(key);
+    if (!buf || buf.length !== n) {
+      buf = new Float32Array(n);
+      this.buffers.set(key, buf);
+    }
+    const bytes = ref.entry.end - ref.entry.begin;
+    const raw = this.scratchOf(bytes);
+    readAt(this.fd(ref.index.file), raw, bytes, ref.index.dataStart + ref.entry.begin, ref.index.file, name);
+    convertToF32(raw, ref.entry.dtype, buf);
+    return buf;
+  }
+
   /** Reads layer `layer`'s weights for a block's inputs into reused float32 buffers, keyed by input name. */
   readLayer(layer: number, inputs: BlockWeightInput[]): Map<string, Float32Array> {
     const out = new Map<string, Float32Array>();
-    for (const w of inputs) {
-      const name = `model.layers.${layer}.${w.suffix}`;
-      const ref = this.ref(name, w.shape);
-      const n = w.shape.reduce((a, b) => a * b, 1);
-      const key = `${w.local}.${w.suffix}`;
-      let buf = this.buffers.get(key);
-      if (!buf || buf.length !== n) {
-        buf = new Float32Array(n);
-        this.buffers.set(key, buf);
-      }
-      const bytes = ref.entry.end - ref.entry.begin;
-      const raw = this.scratchOf(bytes);
-      readAt(this.fd(ref.index.file), raw, bytes, ref.index.dataStart + ref.entry.begin, ref.index.file, name);
-      convertToF32(raw, ref.entry.dtype, buf);
-      out.set(w.name, buf);
-    }
+    for (const w of inputs) out.set(w.name, this.read(`model.layers.${layer}.${w.suffix}`, w.shape, `${w.local}.${w.suffix}`));
     return out;
   }
 

@@ -1,0 +1,213 @@
+/**
+ * Streamed LoRA gradients with activation checkpointing at block boundaries. Forward: block by block (as the
+ * profiler streams), keeping only each block's input hidden states. Head: final norm + LM head + the causal-LM
+ * cross-entropy of trainGraph.ts, differentiated for d loss / d hidden. Backward: per block in reverse, the block's
+ * weights are read again and a block-backward session recomputes the block from its stored input and returns
+ * d loss / d input and the LoRA gradients. The backward graph comes from the autodiff seeded with the scalar
+ * Σ h_out ⊙ dh_out, whose gradient w.r.t. anything upstream is exactly the vector-Jacobian product with dh_out.
+ */
+import type * as Ort from "onnxruntime-node";
+import { GraphBuilder } from "../onnx/builder";
+import { Ops } from "../onnx/ops";
+import { buildBackward } from "../onnx/autodiff";
+import { LoraSlot } from "../models/llama";
+import { HfModel } from "../hfModel";
+import { Batch } from "../batch";
+import { createSession, DeviceChoice, f32Tensor, i64Tensor, ort } from "../session";
+import { lossTargets, LoraParam, ParamGrads } from "../train/trainGraph";
+import { BlockGraph, blockKey, blockSlots, buildBlockGraph } from "./blockGraph";
+import { LayerWeightReader } from "./layerWeights";
+
+/** Options of a streamed gradient computation. */
+export interface StreamedGradOptions {
+  device: DeviceChoice;
+  threads?: number;
+  layersPerBlock: number;
+}
+
+/** The loss (summed over the batches: the step's mean) and the LoRA gradients of one streamed step. */
+export interface StreamedGradResult {
+  loss: number;
+  grads: Map<string, ParamGrads>;
+}
+
+interface BackwardBlock { session: Ort.InferenceSession; graph: BlockGraph; dOut: string; dIn: string; grads: Map<string, { A: string | null; B: string | null }> }
+interface HeadGraph { session: Ort.InferenceSession; hidden: string; norm: string; head: string; rows: string; labels: string; weights: string; loss: string; dHidden: string }
+
+/** Builds the block-backward session: inputs as the forward block plus dh_out; outputs dh_in and LoRA gradients. */
+async function backwardBlock(model: HfModel, local: LoraSlot[], k: number, opts: StreamedGradOptions): Promise<BackwardBlock> {
+  const g = new GraphBuilder();
+  const o = new Ops(g);
+  const graph = buildBlockGraph(g, model.config, local, k, false);
+  const dOut = g.input("d_hidden_out", "float32", ["batch*seq", model.config.hiddenSize]);
+  const seed = o.reduceSum(o.mul(graph.hiddenOut, dOut), [0, 1], false);
+  const wrt = [graph.hidden, ...graph.loraInputs.flatMap((l) => [l.A, l.B])];
+  const d = buildBackward(g, seed, wrt);
+  const outputs: string[] = [];
+  // A value can be a graph output only once: a gradient already marked gets its own name.
+  const mark = (v: string | null | undefined): string | null => {
+    if (!v) return null;
+    const name = outputs.includes(v) ? o.identity(v) : v;
+    g.output(name);
+    outputs.push(name);
+    return name;
+  };
+  const dIn = mark(d.get(graph.hidden));
+  if (!dIn) throw new Error("the block's input gets no gradient");
+  const grads = new Map<string, { A: string | null; B: string | null }>();
+  for (const l of graph.loraInputs) grads.set(l.param, { A: mark(d.get(l.A)), B: mark(d.get(l.B)) });
+  const { session } = await createSession(g.toBytes(), { device: opts.device, shardFiles: [], threads: opts.threads });
+  return { session, graph, dOut, dIn, grads };
+}
+
+/** Builds the head session: final RMSNorm and LM head at the target rows, the weighted cross-entropy, d/d hidden. */
+async function headSession(model: HfModel, opts: StreamedGradOptions): Promise<HeadGraph> {
+  const cfg = model.config;
+  const g = new GraphBuilder();
+  const o = new Ops(g);
+  const hidden = g.input("hidden", "float32", ["batch*seq", cfg.hiddenSize]);
+  const norm = g.input("w.norm", "float32", [cfg.hiddenSize]);
+  const head = g.input("w.lm_head", "float32", [cfg.vocabSize, cfg.hiddenSize]);
+  const rows = g.input("logit_rows", "int64", ["rows"]);
+  const labels = g.input("labels", "int64", ["rows"]);
+  const weights = g.input("loss_weights", "float32", ["rows"]);
+  // The same RMSNorm as models/llama.ts, on the target rows only.
+  const x = o.gather(hidden, rows);
+  const inv = o.reciprocal(o.sqrt(o.add(o.reduceMean(o.mul(x, x), [-1]), g.f32(cfg.rmsNormEps))));
+  const logits = o.gemm(o.mul(o.mul(x, inv), norm), head, { transB: true });
+  const logp = o.logSoftmax(logits, -1);
+  const picked = g.node("GatherElements", [logp, o.unsqueeze(labels, [1])], [{ dtype: "float32", shape: ["rows", 1] }], { axis: 1 })[0]!;
+  const loss = o.neg(o.reduceSum(o.mul(picked, o.unsqueeze(weights, [1])), [0, 1], false));
+  g.output(loss);
+  const dHidden = buildBackward(g, loss, [hidden]).get(hidden);
+  if (!dHidden) throw new Error("the loss does not reach the hidden states");
+  g.output(dHidden);
+  const { session } = await createSession(g.toBytes(), { device: opts.device, shardFiles: [], threads: opts.threads });
+  return { session, hidden, norm, head, rows, labels, weights, loss, dHidden };
+}
+
+/**
+ * One step's loss and LoRA gradients over `batches` (no dropout), streamed. `denominator` is the step's number of
+ * target tokens, as for LossSession.run; `slots` and `params` are the training engine's (shared params summed).
+ */
+export async function streamedLoraGradients(model: HfModel, slots: LoraSlot[], params: Map<string, LoraParam>, batches: Batch[], denominator: number,
+  opts: StreamedGradOptions): Promise<StreamedGradResult> {
+  const cfg = model.config;
+  const H = cfg.hiddenSize;
+  const L = cfg.numLayers;
+  const reader = new LayerWeightReader(model);
+  const sessions: Ort.InferenceSession[] = [];
+  const forward = new Map<string, { session: Ort.InferenceSession; graph: BlockGraph }>();
+  const backward = new Map<string, BackwardBlock>();
+  const grads = new Map<string, ParamGrads>();
+  for (const [name, p] of params) grads.set(name, { A: new Float32Array(p.A.length), B: new Float32Array(p.B.length) });
+  const globalParam = new Map(slots.map((s) => [`${s.layer}.${s.module}`, s.param]));
+  const blocks: { start: number; k: number; local: LoraSlot[]; key: string }[] = [];
+  for (let start = 0; start < L; start += opts.layersPerBlock) {
+    const k = Math.min(opts.layersPerBlock, L - start);
+    const local = blockSlots(slots, start, k);
+    blocks.push({ start, k, local, key: blockKey(local, k) });
+  }
+  // Feeds of a block: its layers' weights (read into the reused buffers) and its LoRA values.
+  const blockFeeds = (graph: BlockGraph, start: number, k: number) => {
+    const feeds: Record<string, Ort.Tensor> = {};
+    for (let j = 0; j < k; j++) {
+      const inputs = graph.weights.filter((w) => w.local === j);
+      const bufs = reader.readLayer(start + j, inputs);
+      for (const w of inputs) feeds[w.name] = f32Tensor(bufs.get(w.name)!, w.shape);
+    }
+    for (const inp of graph.loraInputs) {
+      const p = params.get(globalParam.get(`${start + Number(inp.param.split(".")[0])}.${inp.param.split(".")[1]}`)!)!;
+      feeds[inp.A] = f32Tensor(p.A, [inp.r, inp.inFeatures]);
+      feeds[inp.B] = f32Tensor(p.B, [inp.outFeatures, inp.r]);
+    }
+    return feeds;
+  };
+  try {
+    // Forward, keeping each block's inputs (the checkpoints).
+    let hidden = batches.map((b) => reader.embed(b.ids));
+    const checkpoints: Float32Array[][] = [];
+    for (const b of blocks) {
+      let fwd = forward.get(b.key);
+      if (!fwd) {
+        const g = new GraphBuilder();
+        const graph = buildBlockGraph(g, cfg, b.local, b.k, false);
+        g.output(graph.hiddenOut);
+        const { session } = await createSession(g.toBytes(), { device: opts.device, shardFiles: [], threads: opts.threads });
+        sessions.push(session);
+        fwd = { session, graph };
+        forward.set(b.key, fwd);
+      }
+      const feeds = blockFeeds(fwd.graph, b.start, b.k);
+      checkpoints.push(hidden);
+      const next: Float32Array[] = [];
+      for (let bi = 0; bi < batches.length; bi++) {
+        const batch = batches[bi]!;
+        feeds[fwd.graph.hidden] = f32Tensor(hidden[bi]!, [batch.batch * batch.seq, H]);
+        feeds[fwd.graph.attentionMask] = i64Tensor(batch.mask, [batch.batch, batch.seq]);
+        next.push((await fwd.session.run(feeds))[fwd.graph.hiddenOut]!.data as Float32Array);
+      }
+      hidden = next;
+    }
+    // Head: loss and d loss / d hidden per batch.
+    const headG = await headSession(model, opts);
+    sessions.push(headG.session);
+    const tied = cfg.tieWordEmbeddings || !model.weights.has("lm_head.weight");
+    const headFeeds: Record<string, Ort.Tensor> = {
+      [headG.norm]: f32Tensor(reader.read("model.norm.weight", [H], "head.norm"), [H]),
+      [headG.head]: f32Tensor(reader.read(tied ? "model.embed_tokens.weight" : "lm_head.weight", [cfg.vocabSize, H], "head.lm_head"), [cfg.vocabSize, H]),
+    };
+    let loss = 0;
+    let dHidden: Float32Array[] = [];
+    for (let bi = 0; bi < batches.length; bi++) {
+      const batch = batches[bi]!;
+      const t = lossTargets(batch, denominator);
+      headFeeds[headG.hidden] = f32Tensor(hidden[bi]!, [batch.batch * batch.seq, H]);
+      headFeeds[headG.rows] = i64Tensor(t.rows, [t.rows.length]);
+      headFeeds[headG.labels] = i64Tensor(t.labels, [t.rows.length]);
+      headFeeds[headG.weights] = new (ort().Tensor)("float32", t.weights, [t.rows.length]);
+      const out = await headG.session.run(headFeeds);
+      loss += (out[headG.loss]!.data as Float32Array)[0]!;
+      dHidden.push(out[headG.dHidden]!.data as Float32Array);
+    }
+    reader.close();
+    // Backward, block by block in reverse, recomputing each block from its checkpoint.
+    for (let bk = blocks.length - 1; bk >= 0; bk--) {
+      const b = blocks[bk]!;
+      let bwd = backward.get(b.key);
+      if (!bwd) {
+        bwd = await backwardBlock(model, b.local, b.k, opts);
+        sessions.push(bwd.session);
+        backward.set(b.key, bwd);
+      }
+      const feeds = blockFeeds(bwd.graph, b.start, b.k);
+      const prev: Float32Array[] = [];
+      for (let bi = 0; bi < batches.length; bi++) {
+        const batch = batches[bi]!;
+        const n = batch.batch * batch.seq;
+        feeds[bwd.graph.hidden] = f32Tensor(checkpoints[bk]![bi]!, [n, H]);
+        feeds[bwd.graph.attentionMask] = i64Tensor(batch.mask, [batch.batch, batch.seq]);
+        feeds[bwd.dOut] = f32Tensor(dHidden[bi]!, [n, H]);
+        const out = await bwd.session.run(feeds);
+        prev.push(out[bwd.dIn]!.data as Float32Array);
+        for (const [localParam, names] of bwd.grads) {
+          const [j, module] = localParam.split(".") as [string, string];
+          const acc = grads.get(globalParam.get(`${b.start + Number(j)}.${module}`)!)!;
+          for (const which of ["A", "B"] as const) {
+            const name = names[which];
+            if (!name) continue;
+            const gv = out[name]!.data as Float32Array;
+            const into = acc[which];
+            for (let i = 0; i < into.length; i++) into[i]! += gv[i]!;
+          }
+        }
+      }
+      checkpoints[bk] = [];
+      dHidden = prev;
+    }
+    return { loss, grads };
+  } finally {
+    reader.close();
+    for (const s of sessions) await s.release();
+  }
+}

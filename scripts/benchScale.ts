@@ -1,0 +1,198 @@
+/**
+ * `npm run bench:scale`: the streamed profiler on a random model of Llama-2-7B's shape (hidden 4096, 32 layers,
+ * 32 heads, intermediate 11008, vocab 32000) stored as sharded BF16 safetensors (~12.6 GiB), generated once into
+ * ./.cache/bench-7b. Profiles 256 tokens in a child process (so its peak RSS is its own) and prints tokens/s,
+ * GFLOP/s, peak RSS and the time to the first block. Targets (issue 9): under 60 s and under 6 GiB.
+ *
+ * Usage: npm run bench:scale -- [--budget 4G] [--tokens 256] [--threads N] [--cache DIR] [--json FILE]
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import { parseArgs } from "node:util";
+import { loadHfModel, moduleDims, moduleParent, parseModelConfig, ModelConfig } from "../extension/core/hfModel";
+import { writeTinyAdapter } from "../extension/core/fixtures/tinyModel";
+import { profileAdapter } from "../extension/core/profile";
+import { parseSize, formatBytes } from "../extension/core/stream/memoryBudget";
+import { maxRssBytes } from "../extension/core/stream/peakMemory";
+import { passFlops } from "./bench/benchModel";
+
+const LLAMA2_7B = {
+  architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,
+  num_key_value_heads: 32, intermediate_size: 11008, vocab_size: 32000, rms_norm_eps: 1e-5, rope_theta: 10000,
+  tie_word_embeddings: false, attention_bias: false, hidden_act: "silu", max_position_embeddings: 4096, torch_dtype: "bfloat16",
+  bos_token_id: 1, eos_token_id: 2,
+};
+const LORA = { r: 8, alpha: 16, targets: ["q_proj", "v_proj"] };
+
+/** The worker's figures. */
+interface WorkerResult {
+  seconds: number;
+  tokens: number;
+  firstBlockSeconds: number;
+  firstBlockLayers: number;
+  peakSampledBytes: number;
+  maxRssBytes: number;
+  layersPerBlock: number;
+  device: string;
+}
+
+/** A tensor to generate: name, shape and the half-width of its uniform distribution around `mean`. */
+interface GenTensor { name: string; shape: number[]; half: number; mean: number }
+
+/**
+ * Writes one BF16 safetensors shard tensor by tensor, in 32 MiB chunks of xorshift uniform values, so the whole
+ * model is never in memory (writeTinyModel's normal draws in JS would take many minutes for 6.7 G values).
+ */
+function writeShard(file: string, tensors: GenTensor[], seed: number): void {
+  const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
+  let at = 0;
+  for (const t of tensors) {
+    const bytes = 2 * t.shape.reduce((a, b) => a * b, 1);
+    header[t.name] = { dtype: "BF16", shape: t.shape, data_offsets: [at, at + bytes] };
+    at += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const tmp = `${file}.partial`;
+  const fd = fs.openSync(tmp, "w");
+  try {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    fs.writeSync(fd, len);
+    fs.writeSync(fd, Buffer.from(json, "utf8"));
+    const chunk = new Uint16Array(16 * 1024 * 1024);
+    const f = new Float32Array(1);
+    const u = new Uint32Array(f.buffer);
+    let x = seed >>> 0 || 1;
+    for (const t of tensors) {
+      let left = t.shape.reduce((a, b) => a * b, 1);
+      const scale = (2 * t.half) / 4294967296;
+      while (left > 0) {
+        const n = Math.min(left, chunk.length);
+        for (let i = 0; i < n; i++) {
+          x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+          f[0] = t.mean - t.half + (x >>> 0) * scale;
+          chunk[i] = u[0]! >>> 16;
+        }
+        fs.writeSync(fd, new Uint8Array(chunk.buffer, 0, n * 2));
+        left -= n;
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+/** Generates the 7B-shaped model and adapter into `cacheDir` unless a complete one is there. */
+function ensureModel(cacheDir: string): { modelDir: string; adapterDir: string; cfg: ModelConfig } {
+  const modelDir = path.join(cacheDir, "model");
+  const adapterDir = path.join(cacheDir, "adapter");
+  const marker = path.join(cacheDir, "fixture.json");
+  const want = JSON.stringify({ config: LLAMA2_7B, lora: LORA, version: 1 });
+  if (!fs.existsSync(marker) || fs.readFileSync(marker, "utf8") !== want) {
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+    fs.mkdirSync(modelDir, { recursive: true });
+    const cfg = parseModelConfig(path.join(modelDir, "config.json"), LLAMA2_7B);
+    const uniform = (std: number) => std * Math.sqrt(3);
+    const layerTensors = (i: number): GenTensor[] => {
+      const p = `model.layers.${i}`;
+      const out: GenTensor[] = [
+        { name: `${p}.input_layernorm.weight`, shape: [cfg.hiddenSize], half: 0.1, mean: 1 },
+        { name: `${p}.post_attention_layernorm.weight`, shape: [cfg.hiddenSize], half: 0.1, mean: 1 },
+      ];
+      for (const m of ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]) {
+        const d = moduleDims(cfg, m);
+        out.push({ name: `${p}.${moduleParent(m)}.${m}.weight`, shape: [d.out, d.in], half: uniform(1 / Math.sqrt(d.in)), mean: 0 });
+      }
+      return out;
+    };
+    // Shards: the embedding, then four layers per shard, then the final norm and LM head (~1.6 GiB each).
+    const shards: GenTensor[][] = [[{ name: "model.embed_tokens.weight", shape: [cfg.vocabSize, cfg.hiddenSize], half: uniform(1), mean: 0 }]];
+    for (let i = 0; i < cfg.numLayers; i += 4) shards.push([i, i + 1, i + 2, i + 3].filter((l) => l < cfg.numLayers).flatMap(layerTensors));
+    shards.push([{ name: "model.norm.weight", shape: [cfg.hiddenSize], half: 0.1, mean: 1 },
+      { name: "lm_head.weight", shape: [cfg.vocabSize, cfg.hiddenSize], half: uniform(1 / Math.sqrt(cfg.hiddenSize)), mean: 0 }]);
+    const weightMap: Record<string, string> = {};
+    const started = Date.now();
+    shards.forEach((part, s) => {
+      const file = `model-${String(s + 1).padStart(5, "0")}-of-${String(shards.length).padStart(5, "0")}.safetensors`;
+      writeShard(path.join(modelDir, file), part, 0x9e3779b9 ^ (s + 1));
+      for (const t of part) weightMap[t.name] = file;
+      console.log(`  shard ${s + 1}/${shards.length} written (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+    });
+    fs.writeFileSync(path.join(modelDir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 2));
+    fs.writeFileSync(path.join(modelDir, "config.json"), JSON.stringify(LLAMA2_7B, null, 2));
+    writeTinyAdapter(adapterDir, cfg, { seed: 2, r: LORA.r, alpha: LORA.alpha, targets: LORA.targets });
+    fs.writeFileSync(marker, want);
+  }
+  return { modelDir, adapterDir, cfg: loadHfModel(modelDir).config };
+}
+
+/** Child process: one streamed profile, figures as JSON on stdout's last line. */
+async function worker(args: { modelDir: string; adapterDir: string; dataPath: string; tokens: number; budget: number; threads?: number }): Promise<void> {
+  const started = Date.now();
+  let firstBlockSeconds = 0;
+  let firstBlockLayers = 0;
+  let layersPerBlock = 0;
+  const p = await profileAdapter({
+    modelDir: args.modelDir, adapterDir: args.adapterDir, dataPath: args.dataPath, maxExamples: 1, maxTokens: args.tokens, batchSize: 1,
+    device: "cpu", threads: args.threads, memoryBudget: args.budget, stream: "on", onPlan: (plan) => { layersPerBlock = plan.layersPerBlock; },
+  }, {
+    progress: { report: (r) => { if (!firstBlockSeconds) { firstBlockSeconds = (Date.now() - started) / 1000; firstBlockLayers = r.step ?? 0; } } },
+  });
+  const result: WorkerResult = {
+    seconds: (Date.now() - started) / 1000, tokens: p.timing.tokens, firstBlockSeconds, firstBlockLayers,
+    peakSampledBytes: p.timing.peak_rss_bytes ?? 0, maxRssBytes: maxRssBytes(), layersPerBlock, device: p.device,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+function main(): number {
+  const { values: a } = parseArgs({
+    options: {
+      budget: { type: "string", default: "4G" }, tokens: { type: "string", default: "256" }, threads: { type: "string" },
+      cache: { type: "string", default: path.join(process.cwd(), ".cache", "bench-7b") }, json: { type: "string" }, worker: { type: "string" },
+    },
+  });
+  if (a.worker) {
+    worker(JSON.parse(a.worker)).catch((e) => { console.error(e); process.exit(1); });
+    return -1;
+  }
+  const tokens = Number(a.tokens);
+  const budget = parseSize(a.budget!);
+  console.log(`bench:scale — Llama-2-7B shape, BF16 shards in ${a.cache}; ${os.cpus().length} CPUs, ${formatBytes(os.totalmem())} RAM`);
+  const genStart = Date.now();
+  const { modelDir, adapterDir, cfg } = ensureModel(a.cache!);
+  console.log(`model ready (${((Date.now() - genStart) / 1000).toFixed(0)} s)`);
+  const dataPath = path.join(a.cache!, `data-${tokens}.jsonl`);
+  const ids = Array.from({ length: tokens }, (_, i) => (i === 0 ? 1 : 3 + ((i * 7919) % (cfg.vocabSize - 3))));
+  fs.writeFileSync(dataPath, `${JSON.stringify({ input_ids: ids })}\n`);
+  const child = spawnSync(process.execPath, [__filename, "--worker", JSON.stringify({
+    modelDir, adapterDir, dataPath, tokens, budget, threads: a.threads ? Number(a.threads) : undefined,
+  })], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 * 1024 * 1024 });
+  if (child.status !== 0) {
+    console.error(`the profile worker failed (exit ${child.status})`);
+    return 1;
+  }
+  const r = JSON.parse(child.stdout.trim().split("\n").pop()!) as WorkerResult;
+  const flops = passFlops(cfg, { seq: tokens, batch: 1, layers: cfg.numLayers, lmHead: false, lora: LORA.targets.map((m) => ({ module: m, r: LORA.r })) });
+  const rows: [string, string][] = [
+    ["tokens", `${r.tokens}`],
+    ["budget / layers per block", `${formatBytes(budget)} / ${r.layersPerBlock}`],
+    ["profile time", `${r.seconds.toFixed(1)} s (target < 60 s)`],
+    ["tokens/s", (r.tokens / r.seconds).toFixed(1)],
+    ["GFLOP/s", `${(flops / r.seconds / 1e9).toFixed(1)} (${(flops / 1e12).toFixed(2)} TFLOP)`],
+    ["time to first block", `${r.firstBlockSeconds.toFixed(1)} s (${r.firstBlockLayers} layer(s), including setup)`],
+    ["peak RSS (sampled)", `${formatBytes(r.peakSampledBytes)} (target < 6 GiB)`],
+    ["max RSS (getrusage)", formatBytes(r.maxRssBytes)],
+    ["device", r.device],
+  ];
+  for (const [k, v] of rows) console.log(`${k.padEnd(26)} ${v}`);
+  if (a.json) fs.writeFileSync(a.json, JSON.stringify({ ...r, budget, flops }, null, 2));
+  return 0;
+}
+
+const code = main();
+if (code >= 0) process.exitCode = code;

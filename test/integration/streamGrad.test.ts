@@ -1,0 +1,55 @@
+/**
+ * Streamed training gradients (checkpoints at block boundaries, block-backward sessions) equal the whole-graph
+ * training session's loss and LoRA gradients, for several block sizes.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadHfModel } from "../../extension/core/hfModel";
+import { loadAdapter } from "../../extension/core/peftAdapter";
+import { slotOf } from "../../extension/core/loraRunner";
+import { batchesOf, makeBatch } from "../../extension/core/batch";
+import { loadExamples } from "../../extension/core/profile";
+import { LossSession, LoraParam, countTargets } from "../../extension/core/train/trainGraph";
+import { streamedLoraGradients } from "../../extension/core/stream/streamGrad";
+import { makeFixture, maxRelErr } from "../helpers";
+
+test("streamed LoRA gradients equal the whole training graph's (blocks of 1 and 2 layers, BF16 shards)", async () => {
+  const fx = makeFixture({ numLayers: 3, dtype: "BF16", shards: 2 }, { targets: ["q_proj", "v_proj", "down_proj"], layersToTransform: [0, 2] }, { count: 4 });
+  const model = loadHfModel(fx.modelDir);
+  const adapter = loadAdapter(fx.adapterDir, model.config);
+  const slots = adapter.loras.map(slotOf);
+  const params = new Map<string, LoraParam>();
+  for (const l of adapter.loras) params.set(l.param, { name: l.param, r: l.r, inFeatures: l.inFeatures, outFeatures: l.outFeatures, A: l.A, B: l.B });
+  const batches = batchesOf(loadExamples(model, fx.dataFile, 4, 32), 2).map((g) => makeBatch(g));
+  const denominator = batches.reduce((a, b) => a + countTargets(b), 0);
+  const whole = await LossSession.create(model, slots, { gradients: true, dropout: false, device: "cpu" });
+  let wholeLoss = 0;
+  const wholeGrads = new Map<string, { A: Float32Array; B: Float32Array }>();
+  try {
+    for (const b of batches) {
+      const r = await whole.run(b, denominator, params);
+      wholeLoss += r.loss;
+      for (const [name, g] of r.grads!) {
+        const acc = wholeGrads.get(name) ?? { A: new Float32Array(g.A.length), B: new Float32Array(g.B.length) };
+        g.A.forEach((v, i) => { acc.A[i]! += v; });
+        g.B.forEach((v, i) => { acc.B[i]! += v; });
+        wholeGrads.set(name, acc);
+      }
+    }
+  } finally {
+    await whole.dispose();
+  }
+  for (const k of [1, 2]) {
+    const s = await streamedLoraGradients(model, slots, params, batches, denominator, { device: "cpu", layersPerBlock: k });
+    assert.ok(Math.abs(s.loss - wholeLoss) < 1e-5 * Math.abs(wholeLoss), `k=${k}: loss ${s.loss} vs ${wholeLoss}`);
+    for (const [name, g] of wholeGrads) {
+      const got = s.grads.get(name)!;
+      for (const which of ["A", "B"] as const) {
+        const scale = Math.max(...g[which].map(Math.abs));
+        assert.ok(scale > 0, `${name}.${which} has a gradient`);
+        const { err } = maxRelErr(got[which], g[which], 1e-3 * scale);
+        assert.ok(err < 1e-4, `k=${k} ${name}.${which}: relative error ${err}`);
+      }
+    }
+  }
+});
