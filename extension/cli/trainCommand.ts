@@ -5,7 +5,8 @@
 import { Command, Option, InvalidArgumentError } from "commander";
 import { trainLora, TrainResult } from "../core/train/train";
 import { TRAIN_DEFAULTS } from "../core/train/settings";
-import { DECODER_MODULES } from "../core/hfModel";
+import { SUPPORTED_ARCHITECTURES } from "../core/hfModel";
+import { archModules, targetMatches } from "../core/models/arch";
 import { DeviceChoice } from "../core/session";
 import { LoraDropError } from "../core/errors";
 import { terminalContext } from "./terminal";
@@ -14,8 +15,12 @@ import { deviceOption, floatArg, intArg } from "./profileCommand";
 /** Parses a comma-separated list of target modules. */
 export function targetsArg(v: string): string[] {
   const list = v.split(",").map((s) => s.trim()).filter(Boolean);
-  const bad = list.find((m) => !(DECODER_MODULES as readonly string[]).includes(m));
-  if (bad || list.length === 0) throw new InvalidArgumentError(`expected modules from ${DECODER_MODULES.join(",")}, got ${v}`);
+  // Checked against every architecture here; the trainer checks them against the model's own modules.
+  const bad = list.find((m) => !SUPPORTED_ARCHITECTURES.some((a) => targetMatches(a, m)));
+  if (bad || list.length === 0) {
+    const known = [...new Set(SUPPORTED_ARCHITECTURES.flatMap((a) => archModules(a)))];
+    throw new InvalidArgumentError(`expected modules from ${known.join(",")} (or their last name parts, e.g. query, c_attn), got ${v}`);
+  }
   return list;
 }
 

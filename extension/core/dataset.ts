@@ -27,6 +27,8 @@ export interface TokenizedExample {
   lossMask: boolean[];
   /** Index of the raw example. */
   example: number;
+  /** Class index of a sequence-classification example (its `label` field). */
+  label?: number;
 }
 
 /** Longest line accepted, in bytes: far beyond any example a model can take, and a bound on what one line costs. */
@@ -184,7 +186,9 @@ export function tokenizeExamples(file: string, examples: RawExample[], tokenizer
     checkRange(file, ex.line, ids, vocabSize);
     if (ids.length === 0) throw new LoraDropError("DATASET_INVALID", `line ${ex.line}: the example has no tokens`, file, `line ${ex.line}`);
     const special = ids.map((id) => tokenizer?.isSpecial(id) ?? false);
-    return { ids, tokens, special, lossMask, example: index };
+    // A classification label is carried as read; the trainer checks it against the model's classes.
+    const label = ex.fields.label;
+    return { ids, tokens, special, lossMask, example: index, ...(Number.isInteger(label) && (label as number) >= 0 ? { label: label as number } : {}) };
   });
 }
 

@@ -25,6 +25,18 @@ export function archModules(arch: Architecture): readonly string[] {
   return LLAMA_MODULES;
 }
 
+/** PEFT's default LoRA targets for an architecture (the Llama family: the caller's default). */
+export function defaultTargets(arch: Architecture, llamaDefault: string[]): string[] {
+  if (arch === "gpt2") return ["c_attn"];
+  if (isEncoder(arch)) return ["query", "value"];
+  return llamaDefault;
+}
+
+/** Whether a PEFT target_modules entry names a module id of the architecture (exactly, or as its last path parts). */
+export function targetMatches(arch: Architecture, target: string): boolean {
+  return archModules(arch).some((m) => m === target || m.endsWith(`.${target}`));
+}
+
 /** Whether an architecture is a bidirectional encoder with a classification head. */
 export function isEncoder(arch: Architecture): boolean {
   return arch === "roberta" || arch === "bert";

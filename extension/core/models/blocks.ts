@@ -67,6 +67,16 @@ export class ForwardBlocks {
     return g.node("Range", [zero, seqScalar, one], [{ dtype: "int64", shape: ["seq"] }])[0]!;
   }
 
+  /** int64 [batch]: the flat row of each sequence's first token (b · seq). */
+  firstTokenRows(): string {
+    const g = this.g;
+    const dim = (i: number) => g.node("Squeeze", [g.node("Gather", [this.bsShape, g.i64([i])], [{ dtype: "int64", shape: [1] }], { axis: 0 })[0]!, g.i64([0])], [{ dtype: "int64", shape: [] }])[0]!;
+    const zero = g.constant({ dtype: "int64", dims: [], data: BigInt64Array.of(0n) });
+    const one = g.constant({ dtype: "int64", dims: [], data: BigInt64Array.of(1n) });
+    const rows = g.node("Range", [zero, dim(0), one], [{ dtype: "int64", shape: ["batch"] }])[0]!;
+    return g.node("Mul", [rows, dim(1)], [{ dtype: "int64", shape: ["batch"] }])[0]!;
+  }
+
   /**
    * A linear layer over [batch*seq, in] plus its LoRA when one is slotted there. `conv1d`: the stored weight is
    * [in, out] (GPT-2's Conv1D), so the Gemm reads it without transposing; LoRA A/B keep PEFT's [r, in]/[out, r].

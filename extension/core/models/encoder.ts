@@ -55,7 +55,8 @@ export function buildEncoderForward(g: GraphBuilder, model: HfModel, slots: Lora
 
   let logits: string | undefined;
   if (opts.logits) {
-    const first = o.reshape(o.slice(b.unflatten(h, [H]), 1, 0, 1), [-1, H], ["batch", H]);
+    // Rows b·seq of the flat states are the sequences' first tokens (a Gather on axis 0, which the autodiff handles).
+    const first = o.gather(h, b.firstTokenRows());
     const dense = (x: string, name: string, outF: number) => o.gemm(x, w.weight(`${name}.weight`, [outF, H]), { transB: true, c: w.weight(`${name}.bias`, [outF]) });
     const L = cfg.numLabels ?? 2;
     logits = arch === "roberta"

@@ -85,6 +85,11 @@ export const GRAD_RULES: Record<string, GradRule> = {
     const y = c.outputs[0]!;
     return [c.o.mul(get(d), c.o.mul(y, c.o.sub(c.scalar(1, c.g.info(y).dtype), y)))];
   },
+  // y = erf(x): dx = dy·(2/√π)·e^(−x²) (BERT's exact GELU).
+  Erf: (c, n, d) => {
+    const x = n.inputs[0]!;
+    return [c.o.mul(get(d), c.o.mul(c.scalar(2 / Math.sqrt(Math.PI), c.g.info(x).dtype), c.o.exp(c.o.neg(c.o.mul(x, x)))))];
+  },
   // y = tanh(x): dx = dy·(1-y²).
   Tanh: (c, _n, d) => {
     const y = c.outputs[0]!;

@@ -14,7 +14,7 @@ import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION } from "../profileSchema";
 import { normalise } from "../selection";
 import { RunContext } from "../progress";
 import { LoraDropError, throwIfCancelled } from "../errors";
-import { LossSession, countTargets } from "./trainGraph";
+import { LossSession } from "./trainGraph";
 import { paramsOf } from "./train";
 
 /** Profiles an adapter with the gradient criterion. */
@@ -42,7 +42,7 @@ export async function profileGradient(opts: ProfileOptions, ctx: RunContext = {}
     for (const group of batchesOf(examples, opts.batchSize ?? 8)) {
       throwIfCancelled(ctx.signal, "profile");
       const batch = makeBatch(group);
-      const targets = countTargets(batch);
+      const targets = session.countTargets(batch);
       if (targets > 0) {
         const { grads } = await session.run(batch, targets, params);
         for (const l of loras) {

@@ -4,7 +4,8 @@
  * adapter_config.json the result is written with.
  */
 import * as path from "node:path";
-import { ModelConfig, moduleDims, DECODER_MODULES } from "../hfModel";
+import { ModelConfig, moduleDims } from "../hfModel";
+import { archModules, isEncoder, targetMatches } from "../models/arch";
 import { Adapter, LoraConfig, LoraModule, ownParam, rankAndScale, isTargeted, parseLoraConfig } from "../peftAdapter";
 import { LoraDropError } from "../errors";
 import { sharedParam } from "../dropRecord";
@@ -44,8 +45,8 @@ export function validateShared(shared: SharedLayers | undefined, cfg: ModelConfi
   if (!shared) return;
   const lists = Array.isArray(shared) ? { all: shared } : shared;
   for (const [module, layers] of Object.entries(lists)) {
-    if (module !== "all" && !(DECODER_MODULES as readonly string[]).includes(module)) {
-      throw new LoraDropError("INVALID_ARGUMENT", `sharedLayers names ${module}, which is not a decoder module (${DECODER_MODULES.join(", ")})`, undefined, "sharedLayers");
+    if (module !== "all" && !archModules(cfg.architecture).includes(module)) {
+      throw new LoraDropError("INVALID_ARGUMENT", `sharedLayers names ${module}, which is not a ${cfg.architecture} module (${archModules(cfg.architecture).join(", ")})`, undefined, "sharedLayers");
     }
     for (const l of layers) {
       if (!Number.isInteger(l) || l < 0 || l >= cfg.numLayers) {
@@ -58,22 +59,23 @@ export function validateShared(shared: SharedLayers | undefined, cfg: ModelConfi
 /** A fresh LoRA as PEFT initialises it: A Kaiming-uniform (a = √5, i.e. U(±1/√in)), B zeros; one draw per distinct param. */
 export function newLoraLayout(cfg: ModelConfig, o: NewLoraOptions, shared: SharedLayers | undefined, rng: Rng): LoraLayout {
   for (const t of o.targets) {
-    if (!(DECODER_MODULES as readonly string[]).includes(t)) {
-      throw new LoraDropError("INVALID_ARGUMENT", `target module ${t} is not one of ${DECODER_MODULES.join(", ")}`, undefined, "targets");
+    if (!targetMatches(cfg.architecture, t)) {
+      throw new LoraDropError("INVALID_ARGUMENT", `target module ${t} is not one of ${archModules(cfg.architecture).join(", ")}`, undefined, "targets");
     }
   }
   if (!Number.isInteger(o.r) || o.r <= 0) throw new LoraDropError("INVALID_ARGUMENT", `r must be a positive integer, got ${o.r}`, undefined, "r");
   validateShared(shared, cfg);
   const raw: Record<string, unknown> = {
     peft_type: "LORA",
-    task_type: "CAUSAL_LM",
+    task_type: isEncoder(cfg.architecture) ? "SEQ_CLS" : "CAUSAL_LM",
     base_model_name_or_path: o.baseModel,
     r: o.r,
     lora_alpha: o.alpha,
     lora_dropout: o.loraDropout,
-    target_modules: DECODER_MODULES.filter((m) => o.targets.includes(m)),
+    target_modules: archModules(cfg.architecture).filter((m) => o.targets.includes(m)).concat(o.targets.filter((t) => !archModules(cfg.architecture).includes(t))),
     bias: "none",
-    fan_in_fan_out: false,
+    // GPT-2's Conv1D stores its weight [in, out]; PEFT marks that with fan_in_fan_out (lora_A/B keep [r, in]/[out, r]).
+    fan_in_fan_out: cfg.architecture === "gpt2",
     use_rslora: o.useRslora,
     use_dora: false,
     init_lora_weights: true,
@@ -85,11 +87,11 @@ export function newLoraLayout(cfg: ModelConfig, o: NewLoraOptions, shared: Share
     inference_mode: true,
     revision: null,
   };
-  const config = parseLoraConfig("adapter_config.json", raw);
+  const config = { ...parseLoraConfig("adapter_config.json", raw), architecture: cfg.architecture };
   const modules: LoraModule[] = [];
   const params = new Map<string, LoraParam>();
   for (let layer = 0; layer < cfg.numLayers; layer++) {
-    for (const module of DECODER_MODULES) {
+    for (const module of archModules(cfg.architecture)) {
       if (!isTargeted(config, layer, module)) continue;
       const { r, scale } = rankAndScale(config, layer, module);
       const d = moduleDims(cfg, module);
@@ -116,7 +118,7 @@ export function newLoraLayout(cfg: ModelConfig, o: NewLoraOptions, shared: Share
 export function layoutFromAdapter(adapter: Adapter, cfg: ModelConfig, shared: SharedLayers | undefined, loraDropout?: number): LoraLayout {
   validateShared(shared, cfg);
   const raw = { ...adapter.config.raw, ...(loraDropout !== undefined ? { lora_dropout: loraDropout } : {}) };
-  const config = parseLoraConfig(path.join(adapter.dir, "adapter_config.json"), raw);
+  const config = { ...parseLoraConfig(path.join(adapter.dir, "adapter_config.json"), raw), architecture: adapter.config.architecture };
   const params = new Map<string, LoraParam>();
   const members = new Map<string, LoraModule[]>();
   const modules = adapter.loras.map((l) => {

@@ -17,7 +17,9 @@ import { DeviceChoice } from "../session";
 import { RunContext } from "../progress";
 import { LoraDropError, throwIfCancelled } from "../errors";
 import { Rng } from "../random";
-import { LossSession, LoraParam, ParamGrads, countTargets } from "./trainGraph";
+import { LossSession, LoraParam, ParamGrads } from "./trainGraph";
+import { checkClassLabels } from "./classification";
+import { defaultTargets } from "../models/arch";
 import { AdamW, ADAMW_DEFAULTS, clipGradNorm } from "./optim";
 import { learningRate, ScheduleKind } from "./schedule";
 import { DataOrder, DataOrderState, stepsPerEpoch } from "./dataOrder";
@@ -128,7 +130,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
       throwIfCancelled(ctx.signal, "training");
       const lr = learningRate(s.schedule, s.lr, step, totalSteps, s.warmupSteps);
       const batches = data.nextStep().map((idx) => makeBatch(idx.map((i) => examples[i]!)));
-      const denominator = batches.reduce((a, b) => a + countTargets(b), 0);
+      const denominator = batches.reduce((a, b) => a + session.countTargets(b), 0);
       let loss = 0;
       let grads: Map<string, ParamGrads> | undefined;
       for (const batch of batches) {
@@ -222,6 +224,7 @@ export function loadTrainingExamples(model: HfModel, dataPath: string, maxLength
   }
   const tokenized = tokenizeExamples(dataPath, picked.map((i) => raw[i]!), modelTokenizer(model), model.config.vocabSize, maxLength)
     .map((e, k) => ({ ...e, example: picked[k]! }));
+  if (model.config.head === "seq-cls") return checkClassLabels(dataPath, tokenized, raw, model.config.numLabels ?? 2);
   const usable = tokenized.filter((e) => e.lossMask.some((m, t) => m && t > 0));
   if (usable.length < tokenized.length) ctx.log?.warn(`${tokenized.length - usable.length} examples have no target token (too short, or a prompt with no completion after truncation) and are skipped`);
   if (usable.length === 0) throw new LoraDropError("DATASET_EMPTY", "no example has a token to predict", dataPath);
@@ -236,7 +239,7 @@ function makeLayout(model: HfModel, opts: TrainOptions, s: TrainSettings, log?: 
     return layoutFromAdapter(adapter, model.config, opts.sharedLayers, opts.loraDropout);
   }
   return newLoraLayout(model.config, {
-    r: s.r, alpha: s.alpha, targets: s.targets, useRslora: opts.useRslora ?? false, loraDropout: opts.loraDropout ?? 0,
+    r: s.r, alpha: s.alpha, targets: opts.targets ?? defaultTargets(model.config.architecture, s.targets), useRslora: opts.useRslora ?? false, loraDropout: opts.loraDropout ?? 0,
     baseModel: path.resolve(opts.modelDir),
   }, opts.sharedLayers, new Rng(s.seed));
 }
@@ -266,12 +269,12 @@ function addInto(acc: Map<string, ParamGrads>, more: Map<string, ParamGrads>): M
 /** Mean loss over all target tokens of `examples`, with no dropout. */
 async function meanLoss(session: LossSession, examples: TokenizedExample[], params: Map<string, LoraParam>, batchSize: number, ctx: RunContext): Promise<number> {
   const groups = batchesOf(examples, batchSize).map((g) => makeBatch(g));
-  const total = groups.reduce((a, b) => a + countTargets(b), 0);
+  const total = groups.reduce((a, b) => a + session.countTargets(b), 0);
   if (total === 0) throw new LoraDropError("DATASET_EMPTY", "no example has a token to predict");
   let loss = 0;
   for (const b of groups) {
     throwIfCancelled(ctx.signal, "evaluation");
-    if (countTargets(b) > 0) loss += (await session.run(b, total, params)).loss;
+    if (session.countTargets(b) > 0) loss += (await session.run(b, total, params)).loss;
   }
   return loss;
 }

@@ -13,7 +13,8 @@ import type * as Ort from "onnxruntime-node";
 import { GraphBuilder } from "../onnx/builder";
 import { Ops } from "../onnx/ops";
 import { buildBackward } from "../onnx/autodiff";
-import { buildLlamaForward, ForwardGraph, LoraSlot } from "../models/llama";
+import { ForwardGraph, LoraSlot } from "../models/llama";
+import { buildForward } from "../models";
 import { HfModel } from "../hfModel";
 import { Batch } from "../batch";
 import { createSession, DeviceChoice, ExecutionProvider, f32Tensor, i64Tensor, ort } from "../session";
@@ -49,6 +50,8 @@ export interface TrainGraph {
   loss: string;
   /** Output names of the gradients, per param (absent for a loss-only graph, or a param the loss does not reach). */
   grads: Map<string, { A: string | null; B: string | null }>;
+  /** The loss is the cross-entropy of each sequence's class label (rows are sequences), not next-token prediction. */
+  classification: boolean;
 }
 
 /** Builds the loss (and, when `gradients`, the LoRA gradients) into `g` and marks the outputs. */
@@ -56,10 +59,12 @@ export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot
   const o = new Ops(g);
   // The LM head (the largest single product) runs only at target positions: prompt tokens and padding get no logits.
   const logitRows = g.input("logit_rows", "int64", ["rows"]);
-  const forward = buildLlamaForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers, logitRows });
+  // A sequence classifier has one row of class logits per sequence; logit_rows then picks sequences.
+  const classification = model.config.head === "seq-cls";
+  const forward = buildForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers, ...(classification ? {} : { logitRows }) });
   const labels = g.input("labels", "int64", ["rows"]);
   const lossWeights = g.input("loss_weights", "float32", ["rows"]);
-  const logp = o.logSoftmax(forward.logits!, -1);
+  const logp = o.logSoftmax(classification ? o.gather(forward.logits!, logitRows) : forward.logits!, -1);
   const picked = g.node("GatherElements", [logp, o.unsqueeze(labels, [1])], [{ dtype: "float32", shape: ["rows", 1] }], { axis: 1 })[0]!;
   const loss = o.neg(o.reduceSum(o.mul(picked, o.unsqueeze(lossWeights, [1])), [0, 1], false));
   g.output(loss);
@@ -78,14 +83,22 @@ export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot
       grads.set(l.param, entry);
     }
   }
-  return { forward, logitRows, labels, lossWeights, loss, grads };
+  return { forward, logitRows, labels, lossWeights, loss, grads, classification };
 }
 
 /** The loss's target positions of a batch (flat [batch*seq] indices), their next tokens, and weights 1/denominator. */
-export function lossTargets(batch: Batch, denominator: number): { rows: number[]; labels: number[]; weights: Float32Array } {
+export function lossTargets(batch: Batch, denominator: number, classification = false): { rows: number[]; labels: number[]; weights: Float32Array } {
   const { batch: B, seq: T } = batch;
   const rows: number[] = [];
   const labels: number[] = [];
+  if (classification) {
+    batch.examples.forEach((e, b) => {
+      if (e.label === undefined) throw new Error(`example ${e.example} has no class label`);
+      rows.push(b);
+      labels.push(e.label);
+    });
+    return { rows, labels, weights: new Float32Array(rows.length).fill(1 / denominator) };
+  }
   for (let b = 0; b < B; b++) {
     for (let t = 0; t + 1 < T; t++) {
       // Position t predicts token t+1; it counts when token t+1 is a target (never padding: makeBatch zeroes those).
@@ -99,7 +112,8 @@ export function lossTargets(batch: Batch, denominator: number): { rows: number[]
 }
 
 /** Number of loss targets in a batch (tokens after the first that are marked as targets). */
-export function countTargets(batch: Batch): number {
+export function countTargets(batch: Batch, classification = false): number {
+  if (classification) return batch.batch;
   let n = 0;
   for (let b = 0; b < batch.batch; b++) for (let t = 1; t < batch.seq; t++) n += batch.targets[b * batch.seq + t] ?? 0;
   return n;
@@ -157,7 +171,7 @@ export class LossSession {
    */
   async run(batch: Batch, denominator: number, params: Map<string, LoraParam>, dropout?: Map<string, Float32Array>): Promise<LossResult> {
     const rt = ort();
-    const { rows, labels, weights } = lossTargets(batch, denominator);
+    const { rows, labels, weights } = lossTargets(batch, denominator, this.graph.classification);
     const dims = [batch.batch, batch.seq];
     const feeds: Record<string, Ort.Tensor> = {
       [this.graph.forward.inputIds]: i64Tensor(batch.ids, dims),
@@ -187,6 +201,11 @@ export class LossSession {
       grads.set(inp.param, { A: read(names.A, inp.r * inp.inFeatures), B: read(names.B, inp.outFeatures * inp.r) });
     }
     return { loss, grads };
+  }
+
+  /** Loss targets in a batch: tokens to predict, or (for a classifier) its sequences. */
+  countTargets(batch: Batch): number {
+    return countTargets(batch, this.graph.classification);
   }
 
   /** Releases the session. */
