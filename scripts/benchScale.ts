@@ -17,6 +17,13 @@ import { profileAdapter } from "../extension/core/profile";
 import { parseSize, formatBytes } from "../extension/core/stream/memoryBudget";
 import { maxRssBytes } from "../extension/core/stream/peakMemory";
 import { passFlops } from "./bench/benchModel";
+import { loadAdapter } from "../extension/core/peftAdapter";
+import { slotOf } from "../extension/core/loraRunner";
+import { makeBatch } from "../extension/core/batch";
+import { loadExamples } from "../extension/core/profile";
+import { countTargets, LoraParam } from "../extension/core/train/trainGraph";
+import { streamedLoraGradients } from "../extension/core/stream/streamGrad";
+import { PeakRss } from "../extension/core/stream/peakMemory";
 
 const LLAMA2_7B = {
   architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,
@@ -29,6 +36,8 @@ const LORA = { r: 8, alpha: 16, targets: ["q_proj", "v_proj"] };
 /** The worker's figures. */
 interface WorkerResult {
   seconds: number;
+  /** User + system CPU time of the worker: with the machine to itself, wall time ≈ this / cores. */
+  cpuSeconds: number;
   tokens: number;
   firstBlockSeconds: number;
   firstBlockLayers: number;
@@ -130,6 +139,21 @@ function ensureModel(cacheDir: string): { modelDir: string; adapterDir: string; 
   return { modelDir, adapterDir, cfg: loadHfModel(modelDir).config };
 }
 
+/** Child process: one streamed training step (loss + LoRA gradients), blocks of one layer. */
+async function trainWorker(args: { modelDir: string; adapterDir: string; dataPath: string; tokens: number; threads?: number; layersPerBlock: number }): Promise<void> {
+  const started = Date.now();
+  const peak = new PeakRss().start();
+  const model = loadHfModel(args.modelDir);
+  const adapter = loadAdapter(args.adapterDir, model.config);
+  const params = new Map<string, LoraParam>();
+  for (const l of adapter.loras) params.set(l.param, { name: l.param, r: l.r, inFeatures: l.inFeatures, outFeatures: l.outFeatures, A: l.A, B: l.B });
+  const batch = makeBatch(loadExamples(model, args.dataPath, 1, args.tokens));
+  const r = await streamedLoraGradients(model, adapter.loras.map(slotOf), params, [batch], countTargets(batch), { device: "cpu", threads: args.threads, layersPerBlock: args.layersPerBlock });
+  const cpu = process.cpuUsage();
+  const result = { seconds: (Date.now() - started) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, loss: r.loss, peakSampledBytes: peak.stop(), maxRssBytes: maxRssBytes() };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
 /** Child process: one streamed profile, figures as JSON on stdout's last line. */
 async function worker(args: { modelDir: string; adapterDir: string; dataPath: string; tokens: number; budget: number; threads?: number }): Promise<void> {
   const started = Date.now();
@@ -140,10 +164,12 @@ async function worker(args: { modelDir: string; adapterDir: string; dataPath: st
     modelDir: args.modelDir, adapterDir: args.adapterDir, dataPath: args.dataPath, maxExamples: 1, maxTokens: args.tokens, batchSize: 1,
     device: "cpu", threads: args.threads, memoryBudget: args.budget, stream: "on", onPlan: (plan) => { layersPerBlock = plan.layersPerBlock; },
   }, {
+    log: { info: (m) => process.stderr.write(`  ${m}\n`), warn: (m) => process.stderr.write(`  warning: ${m}\n`) },
     progress: { report: (r) => { if (!firstBlockSeconds) { firstBlockSeconds = (Date.now() - started) / 1000; firstBlockLayers = r.step ?? 0; } } },
   });
+  const cpu = process.cpuUsage();
   const result: WorkerResult = {
-    seconds: (Date.now() - started) / 1000, tokens: p.timing.tokens, firstBlockSeconds, firstBlockLayers,
+    seconds: (Date.now() - started) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, tokens: p.timing.tokens, firstBlockSeconds, firstBlockLayers,
     peakSampledBytes: p.timing.peak_rss_bytes ?? 0, maxRssBytes: maxRssBytes(), layersPerBlock, device: p.device,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -154,10 +180,15 @@ function main(): number {
     options: {
       budget: { type: "string", default: "4G" }, tokens: { type: "string", default: "256" }, threads: { type: "string" },
       cache: { type: "string", default: path.join(process.cwd(), ".cache", "bench-7b") }, json: { type: "string" }, worker: { type: "string" },
+      "train-worker": { type: "string" }, "no-train": { type: "boolean", default: false }, "no-profile": { type: "boolean", default: false },
     },
   });
   if (a.worker) {
     worker(JSON.parse(a.worker)).catch((e) => { console.error(e); process.exit(1); });
+    return -1;
+  }
+  if (a["train-worker"]) {
+    trainWorker(JSON.parse(a["train-worker"])).catch((e) => { console.error(e); process.exit(1); });
     return -1;
   }
   const tokens = Number(a.tokens);
@@ -169,19 +200,20 @@ function main(): number {
   const dataPath = path.join(a.cache!, `data-${tokens}.jsonl`);
   const ids = Array.from({ length: tokens }, (_, i) => (i === 0 ? 1 : 3 + ((i * 7919) % (cfg.vocabSize - 3))));
   fs.writeFileSync(dataPath, `${JSON.stringify({ input_ids: ids })}\n`);
-  const child = spawnSync(process.execPath, [__filename, "--worker", JSON.stringify({
+  const child = a["no-profile"] ? undefined : spawnSync(process.execPath, [__filename, "--worker", JSON.stringify({
     modelDir, adapterDir, dataPath, tokens, budget, threads: a.threads ? Number(a.threads) : undefined,
   })], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 * 1024 * 1024 });
-  if (child.status !== 0) {
+  if (child && child.status !== 0) {
     console.error(`the profile worker failed (exit ${child.status})`);
     return 1;
   }
-  const r = JSON.parse(child.stdout.trim().split("\n").pop()!) as WorkerResult;
+  const r = child ? JSON.parse(child.stdout.trim().split("\n").pop()!) as WorkerResult : undefined;
   const flops = passFlops(cfg, { seq: tokens, batch: 1, layers: cfg.numLayers, lmHead: false, lora: LORA.targets.map((m) => ({ module: m, r: LORA.r })) });
-  const rows: [string, string][] = [
+  const rows: [string, string][] = !r ? [] : [
     ["tokens", `${r.tokens}`],
     ["budget / layers per block", `${formatBytes(budget)} / ${r.layersPerBlock}`],
     ["profile time", `${r.seconds.toFixed(1)} s (target < 60 s)`],
+    ["CPU time", `${r.cpuSeconds.toFixed(1)} s (${(r.cpuSeconds / r.seconds).toFixed(2)} cores busy on average; load from other processes slows the wall time)`],
     ["tokens/s", (r.tokens / r.seconds).toFixed(1)],
     ["GFLOP/s", `${(flops / r.seconds / 1e9).toFixed(1)} (${(flops / 1e12).toFixed(2)} TFLOP)`],
     ["time to first block", `${r.firstBlockSeconds.toFixed(1)} s (${r.firstBlockLayers} layer(s), including setup)`],
@@ -190,7 +222,19 @@ function main(): number {
     ["device", r.device],
   ];
   for (const [k, v] of rows) console.log(`${k.padEnd(26)} ${v}`);
-  if (a.json) fs.writeFileSync(a.json, JSON.stringify({ ...r, budget, flops }, null, 2));
+  let train: Record<string, number> | undefined;
+  if (!a["no-train"]) {
+    const t = spawnSync(process.execPath, [__filename, "--train-worker", JSON.stringify({
+      modelDir, adapterDir, dataPath, tokens, threads: a.threads ? Number(a.threads) : undefined, layersPerBlock: 1,
+    })], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 * 1024 * 1024 });
+    if (t.status !== 0) {
+      console.error(`the training worker failed (exit ${t.status})`);
+    } else {
+      train = JSON.parse(t.stdout.trim().split("\n").pop()!) as Record<string, number>;
+      console.log(`${"training step (1 layer/block)".padEnd(26)} ${train.seconds!.toFixed(1)} s (CPU ${train.cpuSeconds!.toFixed(1)} s), loss ${train.loss!.toFixed(3)}, peak RSS ${formatBytes(train.peakSampledBytes!)} (max RSS ${formatBytes(train.maxRssBytes!)})`);
+    }
+  }
+  if (a.json) fs.writeFileSync(a.json, JSON.stringify({ ...r, budget, flops, train }, null, 2));
   return 0;
 }
 

@@ -40,6 +40,9 @@ export interface StreamedNorms {
   /** Seconds from the start until the first block had run on the first batch. */
   firstBlockSeconds: number;
   sessions: number;
+  /** Seconds spent reading and converting weights, and running block sessions. */
+  readSeconds: number;
+  runSeconds: number;
 }
 
 interface CachedBlock { session: Ort.InferenceSession; graph: BlockGraph }
@@ -56,6 +59,8 @@ export async function streamedLoraNorms(model: HfModel, loras: LoraModule[], bat
   const cache = new Map<string, CachedBlock>();
   let device = "cpu";
   let firstBlockSeconds = 0;
+  let readMs = 0;
+  let runMs = 0;
   const tapOrder: StreamedNorms["tapOrder"] = [];
   const perBatchTaps: Float32Array[][] = batches.map(() => []);
   try {
@@ -80,6 +85,7 @@ export async function streamedLoraNorms(model: HfModel, loras: LoraModule[], bat
       const { graph, session } = block;
       // Weights of every layer of the block, read into the reused buffers.
       const feeds: Record<string, Ort.Tensor> = {};
+      const readStart = Date.now();
       for (let j = 0; j < k; j++) {
         const bufs = reader.readLayer(start + j, graph.weights.filter((w) => w.local === j));
         for (const w of graph.weights.filter((x) => x.local === j)) feeds[w.name] = f32Tensor(bufs.get(w.name)!, w.shape);
@@ -90,7 +96,9 @@ export async function streamedLoraNorms(model: HfModel, loras: LoraModule[], bat
         feeds[inp.A] = f32Tensor(l.A, [inp.r, inp.inFeatures]);
         feeds[inp.B] = f32Tensor(l.B, [inp.outFeatures, inp.r]);
       }
+      readMs += Date.now() - readStart;
       opts.peak?.sample();
+      const runStart = Date.now();
       for (let bi = 0; bi < batches.length; bi++) {
         const b = batches[bi]!;
         feeds[graph.hidden] = f32Tensor(hidden[bi]!, [b.batch * b.seq, H]);
@@ -100,6 +108,7 @@ export async function streamedLoraNorms(model: HfModel, loras: LoraModule[], bat
         if (graph.loraNorms) perBatchTaps[bi]!.push(out[graph.loraNorms]!.data as Float32Array);
         if (start === 0 && bi === 0) firstBlockSeconds = (Date.now() - started) / 1000;
       }
+      runMs += Date.now() - runStart;
       tapOrder.push(...graph.tapOrder.map((t) => ({ layer: t.layer + start, module: t.module })));
       ctx.progress?.report({ step: start + k, total: L, message: `layer ${start + k}/${L}` });
     }
@@ -109,7 +118,8 @@ export async function streamedLoraNorms(model: HfModel, loras: LoraModule[], bat
       for (const p of parts) { all.set(p, at); at += p.length; }
       return all;
     });
-    return { device, tapOrder, loraNorms, hidden, firstBlockSeconds, sessions: cache.size };
+    ctx.log?.info(`streamed ${L} layers: ${(readMs / 1000).toFixed(1)} s reading weights, ${(runMs / 1000).toFixed(1)} s in block sessions`);
+    return { device, tapOrder, loraNorms, hidden, firstBlockSeconds, sessions: cache.size, readSeconds: readMs / 1000, runSeconds: runMs / 1000 };
   } finally {
     reader.close();
     for (const b of cache.values()) await b.session.release();
