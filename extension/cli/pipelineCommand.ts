@@ -59,7 +59,7 @@ export function registerPipeline(program: Command): void {
     .option("--eval-fraction <f>", "fraction held out for the evaluation loss", floatArg, 0.1)
     .option("--r <n>", "LoRA rank", intArg, 8)
     .option("--lora-alpha <a>", "LoRA alpha (scale = alpha / r)", floatArg, 16)
-    .option("--targets <list>", "comma-separated target modules", (v: string) => v.split(",").map((s) => s.trim()).filter(Boolean), ["q_proj", "v_proj"])
+    .option("--targets <list>", "comma-separated target modules (default: q_proj,v_proj; c_attn for gpt2; query,value for roberta and bert)", (v: string) => v.split(",").map((s) => s.trim()).filter(Boolean))
     .option("--steps <n>", "optimiser steps of each final fine-tune (default: one epoch)", intArg)
     .option("--sample-steps <n>", "optimiser steps of the short run on the sample (default: one epoch of it)", intArg)
     .option("--lr <lr>", "peak learning rate", floatArg, 2e-4)

@@ -53,8 +53,9 @@ export function compactSharedKey(module: string, which: "A" | "B"): string {
   return `base_model.model.lora_drop.shared.${module}.lora_${which}.weight`;
 }
 
+// Module ids may be dotted paths (attention.self.query, attn.c_attn) for the encoders and GPT-2.
 /** Matches a compact shared key; group 1 is the module, group 2 A or B. */
-export const COMPACT_KEY_RE = /^base_model\.model\.lora_drop\.shared\.(\w+)\.lora_([AB])\.weight$/;
+export const COMPACT_KEY_RE = /^base_model\.model\.lora_drop\.shared\.(\w+(?:\.\w+)*)\.lora_([AB])\.weight$/;
 
 /** The layers of `module` in a layer set. */
 export function layersFor(sets: LayerSets, module: string): number[] {

@@ -26,6 +26,11 @@ export interface LoraConfig {
   raw: Record<string, unknown>;
   /** The base model's architecture (set by loadAdapter; names the PEFT keys). Default llama. */
   architecture?: Architecture;
+  /**
+   * Non-LoRA tensors of the adapter file that writeAdapter copies over (as float32): a SEQ_CLS adapter's
+   * classifier, saved through modules_to_save, so pruning never drops a trained head.
+   */
+  carry?: { file: string; names: string[] };
 }
 
 /** One LoRA pair on one module of one layer. */
@@ -58,7 +63,16 @@ export interface Adapter {
   loras: LoraModule[];
   /** The LoRA-drop record (adapter_config.json's `lora_drop`), when the adapter is a LoRA-drop adapter. */
   loraDrop?: LoraDropRecord;
+  /** Base-model weight name → adapter tensor name, for the head weights the adapter replaces (modules_to_save). */
+  head?: Map<string, string>;
 }
+
+/**
+ * A head tensor saved through PEFT's modules_to_save. get_peft_model_state_dict strips "modules_to_save." and the
+ * adapter name, so `classifier.modules_to_save.default.dense.weight` is stored as
+ * `base_model.model.classifier.dense.weight` (peft/utils/save_and_load.py); the unstripped form is accepted too.
+ */
+const HEAD_KEY_RE = /^base_model\.model\.(classifier|score)\.(?:modules_to_save\.default\.)?([\w.]+)$/;
 
 /** The PEFT key of a LoRA weight. */
 export function peftKey(layer: number, module: string, which: "A" | "B", arch: Architecture = "llama"): string {
@@ -213,6 +227,12 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
       found.set(`${layer}.${module}`, { layer, module, A: pair("A"), B: pair("B") });
     }
   }
+  const head = new Map<string, string>();
+  for (const name of index.tensors.keys()) {
+    const h = HEAD_KEY_RE.exec(name);
+    if (h && !name.includes("lora_")) head.set(`${h[1]}.${h[2]}`, name);
+  }
+  if (head.size) config.carry = { file: weightsFile, names: [...head.values()] };
   if (found.size === 0) throw new LoraDropError("ADAPTER_INVALID", "no LoRA weights with PEFT key names (…layers.N.self_attn.q_proj.lora_A.weight) found", weightsFile);
   const loras: LoraModule[] = [];
   for (const e of found.values()) {
@@ -239,7 +259,7 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
   loras.sort((a, b) => a.layer - b.layer || order(a.module) - order(b.module));
   if (loraDrop?.mode === "share") bindSharedPairs(loraDrop, loras, weightsFile);
   const modules = [...new Set(loras.map((l) => l.module))].sort((a, b) => order(a) - order(b));
-  return { dir, config, modules, loras, ...(loraDrop ? { loraDrop } : {}) };
+  return { dir, config, modules, loras, ...(loraDrop ? { loraDrop } : {}), ...(head.size ? { head } : {}) };
 }
 
 /** Number of trainable parameters, counting each shared parameter once. */
@@ -275,7 +295,7 @@ export interface WriteAdapterOptions {
  */
 export async function writeAdapter(dir: string, config: LoraConfig, loras: LoraModule[], opts: WriteAdapterOptions = {}): Promise<void> {
   const { writeDirAtomic } = await import("./atomicWrite");
-  const { encodeSafetensors } = await import("./safetensors");
+  const { encodeSafetensors, readSafetensorsIndex: readIndex, readTensorBytes, toFloat32 } = await import("./safetensors");
   const written = new Set<string>();
   const tensors = loras.flatMap((l) => {
     const compact = opts.format === "compact" && l.param === sharedParam(l.module);
@@ -286,6 +306,14 @@ export async function writeAdapter(dir: string, config: LoraConfig, loras: LoraM
       { name: compact ? compactSharedKey(l.module, "B") : peftKey(l.layer, l.module, "B", config.architecture), dtype: "F32" as const, shape: [l.outFeatures, l.r], data: l.B },
     ];
   });
+  if (config.carry) {
+    const src = readIndex(config.carry.file);
+    for (const name of config.carry.names) {
+      const e = src.tensors.get(name);
+      if (!e) throw new LoraDropError("TENSOR_MISSING", `tensor ${name} to carry over is missing`, config.carry.file, name);
+      tensors.push({ name, dtype: "F32" as const, shape: e.shape, data: toFloat32(readTensorBytes(src, name), e.dtype, config.carry.file, name) });
+    }
+  }
   const json = { ...config.raw, ...(opts.configOverrides ?? {}) };
   await writeDirAtomic(dir, async (tmp) => {
     fs.writeFileSync(path.join(tmp, "adapter_config.json"), JSON.stringify(json, null, 2) + "\n");

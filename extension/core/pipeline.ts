@@ -26,7 +26,8 @@ import { SelectionRule } from "./selection";
 import { trainLora, evaluateLoss, TrainEvent, TrainResult, TrainOptions } from "./train/train";
 import { DeviceChoice } from "./session";
 import { RunContext } from "./progress";
-import { PipelineReport, RunSummary, REPORT_SCHEMA, REPORT_VERSION, meanLastLoss, renderMarkdown } from "./report";
+import { PipelineReport, RunSummary, REPORT_SCHEMA, REPORT_VERSION, meanLastLoss, renderMarkdown, EvalMetrics } from "./report";
+import { evaluateClassifier } from "./train/classification";
 
 /** What to run. Defaults: α 0.1, T 0.9, 10% held out, 64 profiled examples, the trainer's defaults otherwise. */
 export interface PipelineOptions {
@@ -170,12 +171,22 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
     const dropEval = await evalOf(dropLoras);
     const loraEval = loraRun ? await evalOf(loadAdapter(at(PIPELINE_FILES.lora_adapter), model.config).loras) : null;
     const baseEval = await evalOf([]);
+    // Sequence classifiers are also scored as GLUE scores them: accuracy, and Matthews correlation for two classes.
+    const metricsOf = async (loras: LoraModule[]): Promise<EvalMetrics | null> => {
+      if (model.config.head !== "seq-cls" || evalExamples.length === 0) return null;
+      const { predicted: _p, ...m } = await evaluateClassifier(model, loras, evalExamples, { device: opts.device, threads: opts.threads, batchSize: opts.batchSize });
+      return m;
+    };
+    const dropMetrics = await metricsOf(dropLoras);
+    const loraMetrics = loraRun ? await metricsOf(loadAdapter(at(PIPELINE_FILES.lora_adapter), model.config).loras) : null;
+    const baseMetrics = await metricsOf([]);
 
     // 6. Report.
     emit({ phase: "report", message: "writing the report" });
-    const summary = (run: TrainResult, dir: string, evalLoss: number | null): RunSummary => ({
+    const summary = (run: TrainResult, dir: string, evalLoss: number | null, metrics?: EvalMetrics | null): RunSummary => ({
       adapter: dir, steps: run.steps, trainable_params: run.trainableParams, losses: run.losses, final_loss: run.finalLoss,
       mean_last_loss: meanLastLoss(run.losses), train_loss: run.finalEvalLoss ?? null, eval_loss: evalLoss, seconds: run.seconds,
+      ...(metrics ? { eval_metrics: metrics } : {}),
     });
     const fullParams = countLoraParams(sampleAdapter.loras);
     const files: Record<string, string> = {};
@@ -200,9 +211,10 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
       importance: { layers: profile.layers, per_layer: profile.importance.per_layer, per_module: profile.importance.per_module },
       selection: { per_module: selection.perModule, kept: selection.kept, shared: selection.shared, coverage: selection.coverage, threshold: rule.threshold ?? null, keep: rule.keep ?? null },
       params: { lora: fullParams, lora_drop: dropRun.trainableParams, reduction: fullParams > 0 ? 1 - dropRun.trainableParams / fullParams : 0 },
-      lora_drop: summary(dropRun, PIPELINE_FILES.adapter, dropEval),
-      lora: loraRun ? summary(loraRun, PIPELINE_FILES.lora_adapter, loraEval) : null,
+      lora_drop: summary(dropRun, PIPELINE_FILES.adapter, dropEval, dropMetrics),
+      lora: loraRun ? summary(loraRun, PIPELINE_FILES.lora_adapter, loraEval, loraMetrics) : null,
       base_eval_loss: baseEval,
+      ...(baseMetrics ? { base_eval_metrics: baseMetrics } : {}),
       files,
       seconds: (Date.now() - started) / 1000,
     };

@@ -27,7 +27,16 @@ export interface RunSummary {
   train_loss: number | null;
   /** Mean loss over the held-out examples with the final values. */
   eval_loss: number | null;
+  /** Sequence classifiers: held-out accuracy (and Matthews correlation for two classes). */
+  eval_metrics?: EvalMetrics | null;
   seconds: number;
+}
+
+/** Held-out classification metrics. */
+export interface EvalMetrics {
+  examples: number;
+  accuracy: number;
+  mcc?: number;
 }
 
 /** report.json. */
@@ -61,6 +70,8 @@ export interface PipelineReport {
   lora: RunSummary | null;
   /** Held-out loss of the base model without any LoRA. */
   base_eval_loss: number | null;
+  /** Sequence classifiers: held-out metrics of the base model without any LoRA. */
+  base_eval_metrics?: EvalMetrics | null;
   files: Record<string, string>;
   seconds: number;
 }
@@ -94,6 +105,15 @@ export function renderMarkdown(r: PipelineReport): string {
   row("loss on the held-out split", (s) => s.eval_loss);
   row("training time (s)", (s) => s.seconds, 1);
   out.push("", `Base model without LoRA, held-out loss: ${num(r.base_eval_loss)}.`, "");
+  if (r.lora_drop.eval_metrics) {
+    const m = (s: EvalMetrics | null | undefined, k: "accuracy" | "mcc") => (s ? num(s[k]) : "not run");
+    const binary = r.lora_drop.eval_metrics.mcc !== undefined;
+    out.push("## Classification on the held-out split", "", `${r.lora_drop.eval_metrics.examples} examples.`, "");
+    out.push("| | base model | full LoRA | LoRA-drop |", "|---|---:|---:|---:|");
+    out.push(`| accuracy | ${m(r.base_eval_metrics, "accuracy")} | ${m(r.lora?.eval_metrics, "accuracy")} | ${m(r.lora_drop.eval_metrics, "accuracy")} |`);
+    if (binary) out.push(`| Matthews correlation | ${m(r.base_eval_metrics, "mcc")} | ${m(r.lora?.eval_metrics, "mcc")} | ${m(r.lora_drop.eval_metrics, "mcc")} |`);
+    out.push(`| trainable LoRA parameters | 0 | ${int(r.params.lora)} | ${int(r.params.lora_drop)} |`, "");
+  }
   out.push("### Loss curve", "", "| step | full LoRA | LoRA-drop |", "|---:|---:|---:|");
   const every = Math.max(1, Math.ceil(r.lora_drop.losses.length / 20));
   r.lora_drop.losses.forEach((l, i) => {

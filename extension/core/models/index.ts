@@ -2,8 +2,12 @@
  * One entry point for every architecture's forward graph: the runner, the profiler and the training graph call
  * `buildForward`, which picks the builder by config.json's model_type.
  */
+import * as path from "node:path";
 import { GraphBuilder } from "../onnx/builder";
 import { HfModel } from "../hfModel";
+import { Adapter } from "../peftAdapter";
+import { readSafetensorsIndex } from "../safetensors";
+import { LoraDropError } from "../errors";
 import { buildLlamaForward, ForwardGraph, ForwardOptions, LoraSlot } from "./llama";
 import { buildGpt2Forward } from "./gpt2";
 import { buildEncoderForward } from "./encoder";
@@ -15,4 +19,19 @@ export function buildForward(g: GraphBuilder, model: HfModel, slots: LoraSlot[],
     case "roberta": case "bert": return buildEncoderForward(g, model, slots, opts);
     default: return buildLlamaForward(g, model, slots, opts);
   }
+}
+
+/**
+ * The model with the head weights an adapter saved through modules_to_save (a SEQ_CLS classifier) in place of the
+ * base model's: the graph then reads them from the adapter file, which joins the session's shard files.
+ */
+export function withAdapterHead(model: HfModel, adapter: Adapter): HfModel {
+  if (!adapter.head?.size) return model;
+  const index = readSafetensorsIndex(path.join(adapter.dir, "adapter_model.safetensors"));
+  const weights = new Map(model.weights);
+  for (const [base, name] of adapter.head) {
+    if (!model.weights.has(base)) throw new LoraDropError("ADAPTER_SHAPE_MISMATCH", `tensor ${name} replaces ${base}, which the model does not have`, index.file, name);
+    weights.set(base, { index, entry: index.tensors.get(name)! });
+  }
+  return { ...model, weights, shards: [...model.shards, index] };
 }

@@ -118,7 +118,8 @@ export function newLoraLayout(cfg: ModelConfig, o: NewLoraOptions, shared: Share
 export function layoutFromAdapter(adapter: Adapter, cfg: ModelConfig, shared: SharedLayers | undefined, loraDropout?: number): LoraLayout {
   validateShared(shared, cfg);
   const raw = { ...adapter.config.raw, ...(loraDropout !== undefined ? { lora_dropout: loraDropout } : {}) };
-  const config = { ...parseLoraConfig(path.join(adapter.dir, "adapter_config.json"), raw), architecture: adapter.config.architecture };
+  // The head an adapter saved (modules_to_save) is not trained here and is carried over into the output unchanged.
+  const config = { ...parseLoraConfig(path.join(adapter.dir, "adapter_config.json"), raw), architecture: adapter.config.architecture, carry: adapter.config.carry };
   const params = new Map<string, LoraParam>();
   const members = new Map<string, LoraModule[]>();
   const modules = adapter.loras.map((l) => {

@@ -1,0 +1,137 @@
+/**
+ * Prune and the whole pipeline on GPT-2 and RoBERTa: pruned adapters keep PEFT's key names for the architecture
+ * and load back with the selected structure; on the synthetic GLUE-like task the pipeline's report compares the
+ * LoRA and LoRA-drop accuracy (recomputed here with the plain-loop reference) and parameter counts.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { loadHfModel } from "../../extension/core/hfModel";
+import { loadAdapter, countLoraParams, peftKey } from "../../extension/core/peftAdapter";
+import { readSafetensorsIndex, readTensorF32, encodeSafetensors, TensorToWrite } from "../../extension/core/safetensors";
+import { withAdapterHead } from "../../extension/core/models";
+import { LoraForwardRunner } from "../../extension/core/loraRunner";
+import { makeBatch } from "../../extension/core/batch";
+import { profileAdapter } from "../../extension/core/profile";
+import { pruneAdapter } from "../../extension/core/prune";
+import { runPipeline, PIPELINE_FILES } from "../../extension/core/pipeline";
+import { readDataset } from "../../extension/core/dataset";
+import { writeTinyArchModel, writeTinyArchAdapter } from "../../extension/core/fixtures/tinyArch";
+import { writeGlueLikeDataset } from "../../extension/core/fixtures/glueLike";
+import { encoderReference } from "../reference/archReference";
+import { tmpDir } from "../helpers";
+
+test("prune keeps the most important layers of gpt2 and roberta adapters under their PEFT keys", async () => {
+  for (const arch of ["gpt2", "roberta"] as const) {
+    const dir = tmpDir();
+    const modelDir = path.join(dir, "model"), adapterDir = path.join(dir, "adapter");
+    const cfg = writeTinyArchModel(modelDir, { architecture: arch, numLayers: 4 });
+    writeTinyArchAdapter(adapterDir, cfg);
+    const data = path.join(dir, "data.jsonl");
+    fs.writeFileSync(data, [[0, 5, 6, 7, 2], [0, 9, 10, 2], [0, 11, 12, 13, 14, 2]].map((ids) => JSON.stringify({ input_ids: ids })).join("\n") + "\n");
+    const profile = await profileAdapter({ modelDir, adapterDir, dataPath: data, device: "cpu" });
+    const top = profile.importance.per_layer.indexOf(Math.max(...profile.importance.per_layer));
+    const out = path.join(dir, "pruned");
+    const r = await pruneAdapter({ adapterDir, profile, outDir: out, modelDir, keep: 1, mode: "drop" });
+    const got = loadAdapter(out, cfg);
+    assert.deepEqual([...new Set(got.loras.map((l) => l.layer))], [top], `${arch}: only the most important layer is kept`);
+    assert.equal(countLoraParams(got.loras), r.paramsAfter);
+    const names = [...readSafetensorsIndex(path.join(out, "adapter_model.safetensors")).tensors.keys()];
+    for (const l of got.loras) assert.ok(names.includes(peftKey(l.layer, l.module, "A", arch)), `${arch}: ${peftKey(l.layer, l.module, "A", arch)} written`);
+    assert.ok(names.every((n) => n.startsWith(arch === "gpt2" ? "base_model.model.transformer.h." : "base_model.model.roberta.encoder.layer.")), names.join(", "));
+    // Drop-and-share in the compact form: the shared pair of a dotted module id is stored once and read back.
+    const compact = path.join(dir, "compact");
+    await pruneAdapter({ adapterDir, profile, outDir: compact, modelDir, keep: 1, mode: "share", format: "compact" });
+    const shared = loadAdapter(compact, cfg);
+    assert.equal(shared.loras.length, cfg.numLayers * shared.modules.length);
+    assert.ok(shared.loras.filter((l) => l.layer !== top).every((l) => l.param.startsWith("shared.")), `${arch}: the other layers share one pair`);
+  }
+});
+
+test("a SEQ_CLS adapter's modules_to_save classifier replaces the base head in the forward pass and survives prune", async () => {
+  for (const arch of ["roberta", "bert"] as const) {
+    const dir = tmpDir();
+    const modelDir = path.join(dir, "model"), adapterDir = path.join(dir, "adapter");
+    const cfg = writeTinyArchModel(modelDir, { architecture: arch, numLayers: 2, numLabels: 3 });
+    writeTinyArchAdapter(adapterDir, cfg, { head: true });
+    const model = loadHfModel(modelDir);
+    const adapter = loadAdapter(adapterDir, cfg);
+    assert.equal(adapter.head?.size, arch === "roberta" ? 4 : 2);
+    // An independent model folder whose head holds the adapter's values, run through the plain-loop reference.
+    const adapterIndex = readSafetensorsIndex(path.join(adapterDir, "adapter_model.safetensors"));
+    const baseIndex = model.shards[0]!;
+    const tensors: TensorToWrite[] = [...baseIndex.tensors.values()].map((e) => {
+      const fromAdapter = adapter.head!.get(e.name);
+      const t = fromAdapter ? readTensorF32(adapterIndex, fromAdapter) : readTensorF32(baseIndex, e.name);
+      return { name: e.name, dtype: "F32", shape: t.shape, data: t.data };
+    });
+    const merged = path.join(dir, "merged");
+    fs.mkdirSync(merged);
+    fs.copyFileSync(path.join(modelDir, "config.json"), path.join(merged, "config.json"));
+    fs.writeFileSync(path.join(merged, "model.safetensors"), encodeSafetensors(tensors, { format: "pt" }));
+    const ids = [0, 7, 8, 9, 2];
+    const ref = encoderReference(loadHfModel(merged), adapter.loras, ids);
+    const base = encoderReference(model, adapter.loras, ids);
+    const runner = await LoraForwardRunner.create(withAdapterHead(model, adapter), adapter.loras, { logits: true, loraNorms: false, device: "cpu" });
+    try {
+      const { logits } = await runner.run(makeBatch([{ ids, tokens: ids.map(String), special: ids.map(() => false), lossMask: ids.map(() => true), example: 0 }]), adapter.loras);
+      const scale = Math.max(...ref.logits.map(Math.abs));
+      ref.logits.forEach((v, c) => assert.ok(Math.abs(logits![c]! - v) < 1e-4 * scale, `${arch}: class ${c} logit ${logits![c]} vs ${v}`));
+      assert.ok(ref.logits.some((v, c) => Math.abs(v - base.logits[c]!) > 1e-2 * scale), "the adapter's head differs from the base head");
+    } finally {
+      await runner.dispose();
+    }
+    // Prune keeps the head tensors as they were.
+    const data = path.join(dir, "data.jsonl");
+    fs.writeFileSync(data, JSON.stringify({ input_ids: ids }) + "\n");
+    const profile = await profileAdapter({ modelDir, adapterDir, dataPath: data, device: "cpu" });
+    const out = path.join(dir, "pruned");
+    await pruneAdapter({ adapterDir, profile, outDir: out, modelDir, keep: 1, mode: "drop" });
+    const prunedIndex = readSafetensorsIndex(path.join(out, "adapter_model.safetensors"));
+    for (const name of adapter.head!.values()) assert.deepEqual(readTensorF32(prunedIndex, name).data, readTensorF32(adapterIndex, name).data, `${arch}: ${name} kept`);
+    assert.equal(loadAdapter(out, cfg).head?.size, adapter.head!.size);
+  }
+});
+
+test("pipeline on a synthetic GLUE-like task: report compares LoRA and LoRA-drop accuracy and parameters", async () => {
+  const dir = tmpDir();
+  const modelDir = path.join(dir, "model");
+  writeTinyArchModel(modelDir, { architecture: "roberta", numLayers: 4, vocabSize: 64, seed: 4 });
+  const data = path.join(dir, "glue.jsonl");
+  writeGlueLikeDataset(data, { count: 80, vocabSize: 64 });
+  const out = path.join(dir, "run");
+  const report = await runPipeline({
+    modelDir, dataPath: data, outDir: out, alpha: 0.5, keep: 2, stratifyBy: "label", evalFraction: 0.25,
+    r: 4, loraAlpha: 8, lr: 2e-2, steps: 80, sampleSteps: 20, batchSize: 16, device: "cpu", seed: 7,
+  });
+  assert.ok(report.params.lora_drop < report.params.lora, `parameters ${report.params.lora_drop} < ${report.params.lora}`);
+  const dropM = report.lora_drop.eval_metrics!, loraM = report.lora!.eval_metrics!, baseM = report.base_eval_metrics!;
+  assert.equal(dropM.examples, report.data.eval);
+  // The accuracies recomputed with the plain-loop reference from the adapters as written.
+  const model = loadHfModel(modelDir);
+  const raw = readDataset(data);
+  const accuracy = (dirName: string | null) => {
+    const loras = dirName ? loadAdapter(path.join(out, dirName), model.config).loras : [];
+    let correct = 0, tp = 0, tn = 0, fp = 0, fn = 0;
+    for (const i of report.data.eval_indices) {
+      const f = raw[i]!.fields as { input_ids: number[]; label: number };
+      const { logits } = encoderReference(model, loras, f.input_ids);
+      const pred = logits[1]! > logits[0]! ? 1 : 0;
+      if (pred === f.label) correct++;
+      if (pred === 1) f.label === 1 ? tp++ : fp++; else f.label === 0 ? tn++ : fn++;
+    }
+    const den = Math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn));
+    return { accuracy: correct / report.data.eval_indices.length, mcc: den ? (tp * tn - fp * fn) / den : 0 };
+  };
+  for (const [name, m, dirName] of [["LoRA-drop", dropM, PIPELINE_FILES.adapter], ["LoRA", loraM, PIPELINE_FILES.lora_adapter], ["base", baseM, null]] as const) {
+    const ref = accuracy(dirName);
+    assert.ok(Math.abs(m.accuracy - ref.accuracy) < 1e-12, `${name} accuracy ${m.accuracy} vs reference ${ref.accuracy}`);
+    assert.ok(Math.abs(m.mcc! - ref.mcc) < 1e-12, `${name} MCC ${m.mcc} vs reference ${ref.mcc}`);
+  }
+  assert.ok(loraM.accuracy > baseM.accuracy && dropM.accuracy > baseM.accuracy, `training helps: base ${baseM.accuracy}, LoRA ${loraM.accuracy}, LoRA-drop ${dropM.accuracy}`);
+  const md = fs.readFileSync(path.join(out, PIPELINE_FILES.report_md), "utf8");
+  assert.match(md, /## Classification on the held-out split/);
+  assert.match(md, /\| Matthews correlation \|/);
+  assert.ok(md.includes(`| accuracy | ${baseM.accuracy.toFixed(4)} | ${loraM.accuracy.toFixed(4)} | ${dropM.accuracy.toFixed(4)} |`));
+});
