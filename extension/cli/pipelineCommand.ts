@@ -37,6 +37,12 @@ export function pipelineSummary(r: PipelineReport): string {
   row("loss on the training set", (s) => s.train_loss);
   row(`loss on the held-out split (${r.data.eval} ex.)`, (s) => s.eval_loss);
   lines.push(`  ${"base model without LoRA, held-out".padEnd(40)} ${num(r.base_eval_loss).padStart(9)}`);
+  if (r.lora_drop.eval_metrics) {
+    // Sequence classifiers: the held-out scores GLUE reports.
+    row("held-out accuracy", (s) => s.eval_metrics?.accuracy ?? null);
+    if (r.lora_drop.eval_metrics.mcc !== undefined) row("held-out Matthews correlation", (s) => s.eval_metrics?.mcc ?? null);
+    lines.push(`  ${"base model without LoRA, accuracy".padEnd(40)} ${num(r.base_eval_metrics?.accuracy ?? null).padStart(9)}`);
+  }
   lines.push("");
   lines.push(`device: ${r.device}; ${r.seconds.toFixed(0)} s`);
   for (const [k, v] of Object.entries(r.files)) lines.push(`${k.replace(/_/g, " ")}: ${v}`);
