@@ -16,6 +16,7 @@ import { makeBatch } from "../../extension/core/batch";
 import { profileAdapter } from "../../extension/core/profile";
 import { pruneAdapter } from "../../extension/core/prune";
 import { runPipeline, PIPELINE_FILES } from "../../extension/core/pipeline";
+import { trainLora } from "../../extension/core/train/train";
 import { readDataset } from "../../extension/core/dataset";
 import { writeTinyArchModel, writeTinyArchAdapter } from "../../extension/core/fixtures/tinyArch";
 import { writeGlueLikeDataset } from "../../extension/core/fixtures/glueLike";
@@ -91,6 +92,62 @@ test("a SEQ_CLS adapter's modules_to_save classifier replaces the base head in t
     const prunedIndex = readSafetensorsIndex(path.join(out, "adapter_model.safetensors"));
     for (const name of adapter.head!.values()) assert.deepEqual(readTensorF32(prunedIndex, name).data, readTensorF32(adapterIndex, name).data, `${arch}: ${name} kept`);
     assert.equal(loadAdapter(out, cfg).head?.size, adapter.head!.size);
+  }
+});
+
+test("a bare encoder (…ForMaskedLM, original BERT gamma/beta names) with a SEQ_CLS adapter's head equals the reference", async () => {
+  for (const arch of ["roberta", "bert"] as const) {
+    const dir = tmpDir();
+    const fullDir = path.join(dir, "full"), adapterDir = path.join(dir, "adapter"), bareDir = path.join(dir, "bare");
+    const cfg = writeTinyArchModel(fullDir, { architecture: arch, numLayers: 2, numLabels: 3 });
+    writeTinyArchAdapter(adapterDir, cfg, { head: true });
+    // The bare checkpoint: no classifier, a masked-LM config without labels, BERT's LayerNorm as gamma/beta.
+    const raw = JSON.parse(fs.readFileSync(path.join(fullDir, "config.json"), "utf8")) as Record<string, unknown>;
+    delete raw.id2label; delete raw.label2id;
+    raw.architectures = [arch === "roberta" ? "RobertaForMaskedLM" : "BertForMaskedLM"];
+    fs.mkdirSync(bareDir);
+    fs.writeFileSync(path.join(bareDir, "config.json"), JSON.stringify(raw));
+    const full = loadHfModel(fullDir);
+    const rename = (n: string) => (arch === "bert" ? n.replace(/LayerNorm\.weight$/, "LayerNorm.gamma").replace(/LayerNorm\.bias$/, "LayerNorm.beta") : n);
+    const kept = [...full.shards[0]!.tensors.values()].filter((e) => !e.name.startsWith("classifier."));
+    fs.writeFileSync(path.join(bareDir, "model.safetensors"), encodeSafetensors(kept.map((e) => {
+      const t = readTensorF32(full.shards[0]!, e.name);
+      return { name: rename(e.name), dtype: "F32" as const, shape: t.shape, data: t.data };
+    }), { format: "pt" }));
+    const bare = loadHfModel(bareDir);
+    assert.equal(bare.config.numLabels, 2, "config.json alone implies 2 labels");
+    const adapter = loadAdapter(adapterDir, bare.config);
+    // The reference runs the full model with the adapter's head values in place of its own.
+    const adapterIndex = readSafetensorsIndex(path.join(adapterDir, "adapter_model.safetensors"));
+    const merged = path.join(dir, "merged");
+    fs.mkdirSync(merged);
+    fs.copyFileSync(path.join(fullDir, "config.json"), path.join(merged, "config.json"));
+    fs.writeFileSync(path.join(merged, "model.safetensors"), encodeSafetensors([...full.shards[0]!.tensors.values()].map((e) => {
+      const h = adapter.head!.get(e.name);
+      const t = h ? readTensorF32(adapterIndex, h) : readTensorF32(full.shards[0]!, e.name);
+      return { name: e.name, dtype: "F32" as const, shape: t.shape, data: t.data };
+    }), { format: "pt" }));
+    const ids = [0, 7, 8, 9, 10, 2];
+    const ref = encoderReference(loadHfModel(merged), adapter.loras, ids);
+    const withHead = withAdapterHead(bare, adapter);
+    assert.equal(withHead.config.numLabels, 3, "the adapter's head sets the number of classes");
+    const runner = await LoraForwardRunner.create(withHead, adapter.loras, { logits: true, loraNorms: false, device: "cpu" });
+    try {
+      const { logits } = await runner.run(makeBatch([{ ids, tokens: ids.map(String), special: ids.map(() => false), lossMask: ids.map(() => true), example: 0 }]), adapter.loras);
+      const scale = Math.max(...ref.logits.map(Math.abs));
+      assert.equal(logits!.length, 3);
+      ref.logits.forEach((v, c) => assert.ok(Math.abs(logits![c]! - v) < 1e-4 * scale, `${arch}: class ${c} logit ${logits![c]} vs ${v}`));
+    } finally {
+      await runner.dispose();
+    }
+    // Training from that adapter on 3-class labels goes through its head, and the output keeps it.
+    const data = path.join(dir, "three.jsonl");
+    fs.writeFileSync(data, [0, 1, 2, 1].map((label, i) => JSON.stringify({ input_ids: [0, 5 + i, 9, 2], label })).join("\n") + "\n");
+    const out = path.join(dir, "trained");
+    const r = await trainLora({ modelDir: bareDir, dataPath: data, outDir: out, initAdapterDir: adapterDir, steps: 2, lr: 1e-3, batchSize: 4, device: "cpu" });
+    assert.ok(Number.isFinite(r.finalLoss));
+    const trained = loadAdapter(out, bare.config);
+    for (const [base, name] of adapter.head!) assert.deepEqual(readTensorF32(readSafetensorsIndex(path.join(out, "adapter_model.safetensors")), trained.head!.get(base)!).data, readTensorF32(adapterIndex, name).data);
   }
 });
 

@@ -17,6 +17,11 @@ export const ENCODER_MODULES = ["attention.self.query", "attention.self.key", "a
 
 /** Sequence-classification heads the engine builds, by `architectures[0]` of config.json. */
 export const SUPPORTED_HEADS = ["RobertaForSequenceClassification", "BertForSequenceClassification"] as const;
+/**
+ * Encoder checkpoints without a classification head that are accepted as the base of a PEFT SEQ_CLS adapter: the
+ * adapter's modules_to_save brings the classifier (see models/index.ts withAdapterHead); profiling needs none.
+ */
+export const HEADLESS_ENCODERS = ["RobertaForMaskedLM", "RobertaModel", "BertForMaskedLM", "BertModel", "BertForPreTraining"] as const;
 
 /** The Linear modules of one layer of an architecture, in forward order. */
 export function archModules(arch: Architecture): readonly string[] {
@@ -119,9 +124,12 @@ export function parseNonLlamaConfig(file: string, c: Record<string, unknown>, ar
   if (pet !== "absolute") throw new LoraDropError("UNSUPPORTED_ARCHITECTURE", `position_embedding_type ${describeValue(pet)} is not supported (supported: absolute)`, file, "position_embedding_type");
   const archs = c.architectures;
   const headName = Array.isArray(archs) && typeof archs[0] === "string" ? archs[0] : undefined;
-  const wantHead = arch === "roberta" ? "RobertaForSequenceClassification" : "BertForSequenceClassification";
-  if (headName !== wantHead) {
-    throw new LoraDropError("UNSUPPORTED_ARCHITECTURE", `architectures ${describeValue(archs)} is not supported for ${arch}; supported heads: ${SUPPORTED_HEADS.join(", ")}`, file, "architectures");
+  const prefix = arch === "roberta" ? "Roberta" : "Bert";
+  const accepted = [...SUPPORTED_HEADS, ...HEADLESS_ENCODERS].filter((h) => h.startsWith(prefix));
+  // A config without `architectures` is a bare encoder (RobertaModel/BertModel).
+  if (headName !== undefined && !(accepted as string[]).includes(headName)) {
+    throw new LoraDropError("UNSUPPORTED_ARCHITECTURE",
+      `architectures ${describeValue(archs)} is not supported for ${arch}; supported heads: ${SUPPORTED_HEADS.join(", ")} (or a bare encoder, ${HEADLESS_ENCODERS.join(", ")}, whose adapter saves the classifier)`, file, "architectures");
   }
   // HF derives num_labels from id2label when present (PretrainedConfig), else from num_labels (default 2).
   const id2label = c.id2label;

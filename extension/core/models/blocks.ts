@@ -106,9 +106,11 @@ export class ForwardBlocks {
   /** LayerNorm over the last axis with weight and bias `${prefix}.weight/.bias` (biased variance, as torch). */
   layerNorm(x: string, prefix: string, H: number, eps: number): string {
     const o = this.o;
+    // Original BERT checkpoints name LayerNorm's parameters gamma and beta (transformers renames them on load).
+    const [wName, bName] = !this.w.has(`${prefix}.weight`) && this.w.has(`${prefix}.gamma`) ? ["gamma", "beta"] : ["weight", "bias"];
     const xc = o.sub(x, o.reduceMean(x, [-1]));
     const inv = o.reciprocal(o.sqrt(o.add(o.reduceMean(o.mul(xc, xc), [-1]), this.g.f32(eps))));
-    return o.add(o.mul(o.mul(xc, inv), this.w.weight(`${prefix}.weight`, [H])), this.w.weight(`${prefix}.bias`, [H]));
+    return o.add(o.mul(o.mul(xc, inv), this.w.weight(`${prefix}.${wName}`, [H])), this.w.weight(`${prefix}.${bName}`, [H]));
   }
 
   /** GPT-2's gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */

@@ -29,9 +29,15 @@ export function withAdapterHead(model: HfModel, adapter: Adapter): HfModel {
   if (!adapter.head?.size) return model;
   const index = readSafetensorsIndex(path.join(adapter.dir, "adapter_model.safetensors"));
   const weights = new Map(model.weights);
+  const heads = model.config.architecture === "roberta" ? ["classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight", "classifier.out_proj.bias"]
+    : model.config.architecture === "bert" ? ["classifier.weight", "classifier.bias"] : [];
   for (const [base, name] of adapter.head) {
-    if (!model.weights.has(base)) throw new LoraDropError("ADAPTER_SHAPE_MISMATCH", `tensor ${name} replaces ${base}, which the model does not have`, index.file, name);
+    // A bare encoder (…ForMaskedLM) has no classifier: the adapter's is the only one.
+    if (!model.weights.has(base) && !heads.includes(base)) throw new LoraDropError("ADAPTER_SHAPE_MISMATCH", `tensor ${name} replaces ${base}, which the model does not have`, index.file, name);
     weights.set(base, { index, entry: index.tensors.get(name)! });
   }
-  return { ...model, weights, shards: [...model.shards, index] };
+  // The number of classes is the adapter's: a bare encoder's config.json need not state it.
+  const out = weights.get(model.config.architecture === "roberta" ? "classifier.out_proj.weight" : "classifier.weight");
+  const numLabels = out && out.index === index ? out.entry.shape[0] : model.config.numLabels;
+  return { ...model, config: { ...model.config, numLabels }, weights, shards: [...model.shards, index] };
 }

@@ -19,7 +19,8 @@ import { LoraDropError, throwIfCancelled } from "../errors";
 import { Rng } from "../random";
 import { LossSession, LoraParam, ParamGrads } from "./trainGraph";
 import { checkClassLabels } from "./classification";
-import { defaultTargets } from "../models/arch";
+import { defaultTargets, isEncoder } from "../models/arch";
+import { withAdapterHead } from "../models";
 import { AdamW, ADAMW_DEFAULTS, clipGradNorm } from "./optim";
 import { learningRate, ScheduleKind } from "./schedule";
 import { DataOrder, DataOrderState, stepsPerEpoch } from "./dataOrder";
@@ -79,7 +80,9 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   if (fs.existsSync(opts.outDir) && !opts.force) {
     throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   }
-  const model = loadHfModel(opts.modelDir);
+  let model = loadHfModel(opts.modelDir);
+  // A SEQ_CLS adapter's saved classifier (modules_to_save) is the head the loss goes through; it stays frozen.
+  if (opts.initAdapterDir && isEncoder(model.config.architecture)) model = withAdapterHead(model, loadAdapter(opts.initAdapterDir, model.config));
   const examples = loadTrainingExamples(model, opts.dataPath, s.maxLength, opts.exampleIndices, ctx);
   const layout = makeLayout(model, opts, s, ctx.log);
   const dropoutP = layout.config.loraDropout;
