@@ -13,6 +13,7 @@ import { makeBatch } from "../../extension/core/batch";
 import { TokenizedExample } from "../../extension/core/dataset";
 import { profileAdapter } from "../../extension/core/profile";
 import { LoraDropError } from "../../extension/core/errors";
+import { encodeSafetensors, readTensorF32 } from "../../extension/core/safetensors";
 import { writeTinyArchModel, writeTinyArchAdapter, TinyArchOptions, TinyArchAdapterOptions } from "../../extension/core/fixtures/tinyArch";
 import { gpt2Reference, encoderReference } from "../reference/archReference";
 import { maxRelErr, tmpDir } from "../helpers";
@@ -106,4 +107,30 @@ test("unsupported architectures and heads are named with what is supported", () 
     e instanceof LoraDropError && e.code === "UNSUPPORTED_ARCHITECTURE" && /RobertaForTokenClassification/.test(e.message) && /RobertaForSequenceClassification, BertForSequenceClassification/.test(e.message));
   assert.throws(() => parseModelConfig(f, { ...enc, architectures: ["RobertaForSequenceClassification"], position_embedding_type: "relative_key" }), /relative_key/);
   assert.throws(() => parseModelConfig(f, { model_type: "gpt2", n_embd: 8, n_layer: 1, n_head: 2, vocab_size: 10, activation_function: "relu" }), /activation_function "relu"/);
+});
+
+test("gpt2 checkpoints saved without the transformer. prefix (GPT2Model, the original upload) give the same outputs", async () => {
+  const fx = fixture({ architecture: "gpt2", numLayers: 2 }, {});
+  const model = loadHfModel(fx.modelDir);
+  const bareDir = path.join(path.dirname(fx.modelDir), "bare");
+  fs.mkdirSync(bareDir);
+  fs.copyFileSync(path.join(fx.modelDir, "config.json"), path.join(bareDir, "config.json"));
+  const index = model.shards[0]!;
+  fs.writeFileSync(path.join(bareDir, "model.safetensors"), encodeSafetensors([...index.tensors.values()].map((e) => {
+    const t = readTensorF32(index, e.name);
+    return { name: e.name.replace(/^transformer\./, ""), dtype: "F32" as const, shape: t.shape, data: t.data };
+  }), { format: "pt" }));
+  const bare = loadHfModel(bareDir);
+  assert.ok(bare.weights.has("h.0.attn.c_attn.weight") && !bare.weights.has("transformer.wte.weight"));
+  const adapter = loadAdapter(fx.adapterDir, bare.config);
+  const runner = await LoraForwardRunner.create(bare, adapter.loras, { logits: true, loraNorms: true, device: "cpu" });
+  try {
+    const ids = SEQS[0]!;
+    const out = await runner.run(makeBatch([examples()[0]!]), adapter.loras);
+    const ref = gpt2Reference(model, adapter.loras, ids);
+    const scale = ref.logits.reduce((mx, v) => Math.max(mx, Math.abs(v)), 0);
+    assert.ok(maxRelErr(out.logits!, ref.logits, scale).err < 1e-4);
+  } finally {
+    await runner.dispose();
+  }
 });
