@@ -14,6 +14,7 @@ import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION, Criterion } from "./profi
 import { normalise } from "./selection";
 import { RunContext } from "./progress";
 import { throwIfCancelled, LoraDropError } from "./errors";
+import { tokensFor } from "./models/arch";
 import { Batch } from "./batch";
 import { defaultMemoryBudget, planStreaming, StreamChoice, StreamPlan, STREAMED_ARCHITECTURES } from "./stream/memoryBudget";
 import { streamedLoraNorms } from "./stream/streamForward";
@@ -50,7 +51,7 @@ export function modelTokenizer(model: HfModel): TextTokenizer | undefined {
 /** Reads, samples and tokenises the examples of a dataset for a model. */
 export function loadExamples(model: HfModel, dataPath: string, maxExamples: number, maxTokens: number): TokenizedExample[] {
   const raw = readDataset(dataPath, { maxExamples });
-  return tokenizeExamples(dataPath, raw, modelTokenizer(model), model.config.vocabSize, maxTokens);
+  return tokenizeExamples(dataPath, raw, modelTokenizer(model), model.config.vocabSize, tokensFor(model.config, maxTokens));
 }
 
 /** Number of LoRA parameters per module and layer, for the profile file. */
@@ -130,8 +131,8 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
       }, opts.memoryBudget ?? defaultMemoryBudget(), streamable ? opts.stream ?? "auto" : "off");
       opts.onPlan?.(plan);
       if (plan.stream) {
-        ctx.log?.info(`streaming ${lastLora} layers in blocks of ${plan.layersPerBlock}`);
-        const res = await streamedLoraNorms(model, adapter.loras, batches, { device: opts.device ?? "auto", threads: opts.threads, layersPerBlock: plan.layersPerBlock, peak }, ctx);
+        ctx.log?.info(`streaming ${lastLora} layers in blocks of ${plan.layersPerBlock}${plan.prefetch ? ", prefetching the next block" : ""}`);
+        const res = await streamedLoraNorms(model, adapter.loras, batches, { device: opts.device ?? "auto", threads: opts.threads, layersPerBlock: plan.layersPerBlock, prefetch: plan.prefetch, peak }, ctx);
         device = res.device;
         batches.forEach((batch, bi) => accumulate(batch, res.loraNorms[bi]!, res.tapOrder));
       } else {

@@ -16,7 +16,7 @@ import { LoraDropError } from "../../extension/core/errors";
 import { referenceForward } from "../reference/llamaReference";
 import { makeFixture, maxRelErr } from "../helpers";
 
-test("streamed norms equal the whole-graph session's for blocks of 1, 2 and 3 layers (BF16, sharded, biases)", async () => {
+test("streamed norms equal the whole-graph session's for blocks of 1, 2 and 3 layers, prefetched or not (BF16, sharded, biases)", async () => {
   const fx = makeFixture({ numLayers: 4, dtype: "BF16", shards: 3, architecture: "qwen2", tokenizer: true },
     { targets: ["q_proj", "v_proj", "o_proj", "down_proj"], layersToTransform: [0, 1, 3] }, { count: 5 });
   const model = loadHfModel(fx.modelDir);
@@ -30,7 +30,7 @@ test("streamed norms equal the whole-graph session's for blocks of 1, 2 and 3 la
     await runner.dispose();
   }
   for (const k of [1, 2, 3]) {
-    const s = await streamedLoraNorms(model, adapter.loras, batches, { device: "cpu", layersPerBlock: k });
+    const s = await streamedLoraNorms(model, adapter.loras, batches, { device: "cpu", layersPerBlock: k, prefetch: k !== 2 });
     assert.deepEqual(s.tapOrder, runner.graph.tapOrder, `tap order, k=${k}`);
     batches.forEach((_, bi) => {
       const { err } = maxRelErr(s.loraNorms[bi]!, whole[bi]!, 1e-3 * Math.max(...whole[bi]!));
@@ -66,8 +66,9 @@ test("the memory budget picks the block size, and one smaller than a layer is re
   const fx = makeFixture({ numLayers: 4 }, {}, { count: 3 });
   const cfg = loadHfModel(fx.modelDir).config;
   const shape: RunShape = { batch: 2, seq: 16, totalTokens: 30, layers: 4 };
-  const two = blockBytes(cfg, shape, 2).total;
-  assert.deepEqual([planStreaming(cfg, shape, two, "on").layersPerBlock, planStreaming(cfg, shape, two - 1, "on").layersPerBlock], [2, 1]);
+  const two = blockBytes(cfg, shape, 2, true).total;
+  const plans = [two, two - 1, blockBytes(cfg, shape, 1).total].map((b) => planStreaming(cfg, shape, b, "on"));
+  assert.deepEqual(plans.map((p) => [p.layersPerBlock, p.prefetch]), [[2, true], [1, true], [1, false]], "block size and prefetching from the budget");
   assert.equal(planStreaming(cfg, shape, 1e12, "auto").stream, false, "auto does not stream what fits");
   assert.equal(planStreaming(cfg, shape, blockBytes(cfg, shape, 1).total, "auto").stream, true, "auto streams what does not fit");
   const model = loadHfModel(fx.modelDir);

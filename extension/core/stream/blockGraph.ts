@@ -70,3 +70,15 @@ export function buildBlockGraph(g: GraphBuilder, cfg: ModelConfig, local: LoraSl
   }
   return out;
 }
+
+const weightLists = new Map<string, BlockWeightInput[]>();
+/** The weight inputs of a block of `k` layers (the same whatever its LoRA layout). */
+export function blockWeightInputs(cfg: ModelConfig, k: number): BlockWeightInput[] {
+  const key = `${JSON.stringify(cfg)}|${k}`;
+  let list = weightLists.get(key);
+  if (!list) {
+    list = buildBlockGraph(new GraphBuilder(), cfg, [], k, false).weights;
+    weightLists.set(key, list);
+  }
+  return list;
+}

@@ -55,10 +55,10 @@ export interface RunShape {
   layers: number;
 }
 
-/** Bytes needed by a block of `k` layers. */
-export function blockBytes(cfg: ModelConfig, shape: RunShape, k: number): { total: number; weights: number; activations: number } {
+/** Bytes needed by a block of `k` layers; with `prefetch`, a second block's weights are being read meanwhile. */
+export function blockBytes(cfg: ModelConfig, shape: RunShape, k: number, prefetch = false): { total: number; weights: number; activations: number } {
   const H = cfg.hiddenSize, I = cfg.intermediateSize;
-  const weights = 4 * k * layerWeightElements(cfg);
+  const weights = 4 * k * layerWeightElements(cfg) * (prefetch ? 2 : 1);
   // Raw bytes of the largest tensor (≤ 4 bytes per element) read before conversion.
   const scratch = 4 * Math.max(H * I, H * cfg.numHeads * cfg.headDim);
   const tokens = shape.batch * shape.seq;
@@ -74,6 +74,8 @@ export function blockBytes(cfg: ModelConfig, shape: RunShape, k: number): { tota
 export interface StreamPlan {
   stream: boolean;
   layersPerBlock: number;
+  /** Read the next block in a worker thread while this one runs (needs room for two blocks of weights). */
+  prefetch: boolean;
   budget: number;
   /** Bytes a block of `layersPerBlock` layers needs (streaming), or the whole model's float32 weights (not). */
   needed: number;
@@ -82,7 +84,7 @@ export interface StreamPlan {
 /** Chooses streaming and the block size for a budget; throws MEMORY_BUDGET when one layer does not fit. */
 export function planStreaming(cfg: ModelConfig, shape: RunShape, budget: number, choice: StreamChoice): StreamPlan {
   const whole = 4 * (shape.layers * layerWeightElements(cfg) + cfg.vocabSize * cfg.hiddenSize) + blockBytes(cfg, shape, 0).activations;
-  if (choice === "off" || (choice === "auto" && whole <= budget)) return { stream: false, layersPerBlock: shape.layers, budget, needed: whole };
+  if (choice === "off" || (choice === "auto" && whole <= budget)) return { stream: false, layersPerBlock: shape.layers, prefetch: false, budget, needed: whole };
   const one = blockBytes(cfg, shape, 1);
   if (one.total > budget) {
     throw new LoraDropError("MEMORY_BUDGET",
@@ -90,7 +92,9 @@ export function planStreaming(cfg: ModelConfig, shape: RunShape, budget: number,
       `(${formatBytes(one.weights)} of float32 weights, ${formatBytes(one.activations)} of activations for ${shape.totalTokens} tokens in batches of ${shape.batch}×${shape.seq}); ` +
       `raise --memory-budget or lower --batch-size/--max-tokens`, undefined, "memory-budget");
   }
+  // Prefetching hides most of the read time, so it comes before larger blocks (which gain little on a CPU).
+  const prefetch = shape.layers > 1 && blockBytes(cfg, shape, 1, true).total <= budget;
   let k = 1;
-  while (k < shape.layers && blockBytes(cfg, shape, k + 1).total <= budget) k++;
-  return { stream: true, layersPerBlock: k, budget, needed: blockBytes(cfg, shape, k).total };
+  while (k < shape.layers && blockBytes(cfg, shape, k + 1, prefetch).total <= budget) k++;
+  return { stream: true, layersPerBlock: k, prefetch, budget, needed: blockBytes(cfg, shape, k, prefetch).total };
 }
