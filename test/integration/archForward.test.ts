@@ -134,3 +134,14 @@ test("gpt2 checkpoints saved without the transformer. prefix (GPT2Model, the ori
     await runner.dispose();
   }
 });
+
+test("examples longer than the learned position table are truncated to it (RoBERTa: positions start at padding_idx + 1)", async () => {
+  for (const [arch, limit] of [["gpt2", 66], ["roberta", 64]] as const) {
+    const fx = fixture({ architecture: arch, numLayers: 1, maxPositions: 66 }, {});
+    const data = path.join(path.dirname(fx.modelDir), "long.jsonl");
+    fs.writeFileSync(data, JSON.stringify({ input_ids: Array.from({ length: 100 }, (_, t) => 3 + (t % 200)) }) + "\n");
+    const p = await profileAdapter({ modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: data, device: "cpu", maxTokens: 512 });
+    assert.equal(p.sequences[0]!.ids.length, limit, `${arch}: truncated to ${limit}`);
+    assert.ok(p.importance.per_layer.every(Number.isFinite));
+  }
+});

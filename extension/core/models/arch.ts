@@ -42,6 +42,20 @@ export function targetMatches(arch: Architecture, target: string): boolean {
   return archModules(arch).some((m) => m === target || m.endsWith(`.${target}`));
 }
 
+/**
+ * Longest sequence the model's learned position table covers (RoBERTa's positions start at padding_idx + 1), or
+ * undefined for rotary models. Examples are truncated to it, as tokenizers truncate to model_max_length.
+ */
+export function positionLimit(cfg: ModelConfig): number | undefined {
+  if (cfg.maxPositions === undefined) return undefined;
+  return cfg.architecture === "roberta" ? cfg.maxPositions - (cfg.padTokenId ?? 1) - 1 : cfg.maxPositions;
+}
+
+/** The tokens per example to keep: `requested`, at most the model's position limit. */
+export function tokensFor(cfg: ModelConfig, requested: number): number {
+  return Math.min(requested, positionLimit(cfg) ?? requested);
+}
+
 /** Whether an architecture is a bidirectional encoder with a classification head. */
 export function isEncoder(arch: Architecture): boolean {
   return arch === "roberta" || arch === "bert";

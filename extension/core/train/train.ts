@@ -19,7 +19,7 @@ import { LoraDropError, throwIfCancelled } from "../errors";
 import { Rng } from "../random";
 import { LossSession, LoraParam, ParamGrads } from "./trainGraph";
 import { checkClassLabels } from "./classification";
-import { defaultTargets, isEncoder } from "../models/arch";
+import { defaultTargets, isEncoder, tokensFor } from "../models/arch";
 import { withAdapterHead } from "../models";
 import { AdamW, ADAMW_DEFAULTS, clipGradNorm } from "./optim";
 import { learningRate, ScheduleKind } from "./schedule";
@@ -225,7 +225,7 @@ export function loadTrainingExamples(model: HfModel, dataPath: string, maxLength
     }
     picked = indices;
   }
-  const tokenized = tokenizeExamples(dataPath, picked.map((i) => raw[i]!), modelTokenizer(model), model.config.vocabSize, maxLength)
+  const tokenized = tokenizeExamples(dataPath, picked.map((i) => raw[i]!), modelTokenizer(model), model.config.vocabSize, tokensFor(model.config, maxLength))
     .map((e, k) => ({ ...e, example: picked[k]! }));
   if (model.config.head === "seq-cls") return checkClassLabels(dataPath, tokenized, raw, model.config.numLabels ?? 2);
   const usable = tokenized.filter((e) => e.lossMask.some((m, t) => m && t > 0));
