@@ -131,8 +131,8 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
       }, opts.memoryBudget ?? defaultMemoryBudget(), streamable ? opts.stream ?? "auto" : "off");
       opts.onPlan?.(plan);
       if (plan.stream) {
-        ctx.log?.info(`streaming ${lastLora} layers in blocks of ${plan.layersPerBlock}`);
-        const res = await streamedLoraNorms(model, adapter.loras, batches, { device: opts.device ?? "auto", threads: opts.threads, layersPerBlock: plan.layersPerBlock, peak }, ctx);
+        ctx.log?.info(`streaming ${lastLora} layers in blocks of ${plan.layersPerBlock}${plan.prefetch ? ", prefetching the next block" : ""}`);
+        const res = await streamedLoraNorms(model, adapter.loras, batches, { device: opts.device ?? "auto", threads: opts.threads, layersPerBlock: plan.layersPerBlock, prefetch: plan.prefetch, peak }, ctx);
         device = res.device;
         batches.forEach((batch, bi) => accumulate(batch, res.loraNorms[bi]!, res.tapOrder));
       } else {
