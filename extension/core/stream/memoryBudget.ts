@@ -13,6 +13,12 @@ export type StreamChoice = "auto" | "on" | "off";
 /** Architectures whose decoder layers the streamed path builds (models/llama.ts). */
 export const STREAMED_ARCHITECTURES = ["llama", "mistral", "qwen2"] as const;
 
+/**
+ * The most layers per block. Larger blocks save only the per-run overhead (small next to a 7B layer's ~1 s of
+ * compute on a CPU) and cost a layer of float32 weights each, twice over with prefetching.
+ */
+export const MAX_LAYERS_PER_BLOCK = 2;
+
 /** The fraction of free memory used when no budget is given: room for the OS, the page cache and Node itself. */
 export const DEFAULT_BUDGET_FRACTION = 0.5;
 
@@ -95,6 +101,6 @@ export function planStreaming(cfg: ModelConfig, shape: RunShape, budget: number,
   // Prefetching hides most of the read time, so it comes before larger blocks (which gain little on a CPU).
   const prefetch = shape.layers > 1 && blockBytes(cfg, shape, 1, true).total <= budget;
   let k = 1;
-  while (k < shape.layers && blockBytes(cfg, shape, k + 1, prefetch).total <= budget) k++;
+  while (k < Math.min(shape.layers, MAX_LAYERS_PER_BLOCK) && blockBytes(cfg, shape, k + 1, prefetch).total <= budget) k++;
   return { stream: true, layersPerBlock: k, prefetch, budget, needed: blockBytes(cfg, shape, k, prefetch).total };
 }
