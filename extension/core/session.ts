@@ -50,7 +50,18 @@ export interface LoadedSession {
 }
 
 function providerOrder(choice: DeviceChoice): ExecutionProvider[] {
-  return choice === "auto" ? (["cuda", "webgpu", "cpu"] as const).filter(providerLooksInstalled) : [choice];
+  return choice === "auto" ? (["cuda", "webgpu", "cpu"] as const).filter((ep) => providerLooksInstalled(ep) && (ep !== "webgpu" || hasGpuDevice())) : [choice];
+}
+
+/**
+ * Whether this machine exposes a GPU to user space. On Linux, a Vulkan loader alone may only find Mesa's software
+ * rasteriser (lavapipe), on which WebGPU runs far slower than the CPU EP, so `auto` wants a render node
+ * (/dev/dri/renderD*) or an NVIDIA device. Elsewhere (D3D12, Metal) a WebGPU adapter is a GPU.
+ */
+export function hasGpuDevice(): boolean {
+  if (process.platform !== "linux") return true;
+  const list = (dir: string) => { try { return fs.readdirSync(dir); } catch { return []; } };
+  return list("/dev/dri").some((n) => n.startsWith("renderD")) || list("/dev").some((n) => /^nvidia\d+$/.test(n));
 }
 
 /**
