@@ -5,7 +5,6 @@ import * as fs from "node:fs";
 import { Command, Option, InvalidArgumentError } from "commander";
 import { LoraDropError } from "../core/errors";
 import { profileAdapter } from "../core/profile";
-import { profileGradient } from "../core/train/gradientCriterion";
 import { writeProfile } from "../core/profileFile";
 import { ProfileFile } from "../core/profileSchema";
 import { rankByImportance } from "../core/selection";
@@ -72,7 +71,7 @@ export function registerProfile(program: Command): void {
       }
       const ctx = terminalContext("profile", o);
       try {
-        const profile = await (o.criterion === "gradient" ? profileGradient : profileAdapter)({
+        const profile = await profileAdapter({
           modelDir: o.model, adapterDir: o.adapter, dataPath: o.data, maxExamples: o.maxExamples, maxTokens: o.maxTokens,
           batchSize: o.batchSize, device: o.device as DeviceChoice, threads: o.threads, criterion: o.criterion,
           memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice,

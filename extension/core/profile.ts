@@ -33,7 +33,7 @@ export interface ProfileOptions {
   batchSize?: number;
   device?: DeviceChoice;
   threads?: number;
-  /** `output` (LoRA-drop) or `weight` (||s·B·A||_F²). `gradient` lives in the training engine. */
+  /** `output` (LoRA-drop, default), `weight` (||s·B·A||_F²) or `gradient` (||∂L/∂A||² + ||∂L/∂B||², training graph). */
   criterion?: Criterion;
   /** Bytes the streamed working set may use (default: half the available memory). */
   memoryBudget?: number;
@@ -88,7 +88,11 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
   const maxExamples = opts.maxExamples ?? 64;
   const maxTokens = opts.maxTokens ?? 128;
   const criterion = opts.criterion ?? "output";
-  if (criterion === "gradient") throw new LoraDropError("INVALID_ARGUMENT", "the gradient criterion needs the training engine (lora-drop profile --criterion gradient)");
+  if (criterion === "gradient") {
+    // Loaded on demand: the gradient criterion runs the training graph, which imports this module.
+    const { profileGradient } = await import("./train/gradientCriterion");
+    return profileGradient(opts, ctx);
+  }
   const model = loadHfModel(opts.modelDir);
   const adapter = loadAdapter(opts.adapterDir, model.config);
   const examples = loadExamples(model, opts.dataPath, maxExamples, maxTokens);
@@ -160,28 +164,54 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
   }
 
   assertFiniteNorms(perModuleRaw, adapter, opts.adapterDir, model.dir);
-  const perLayerRaw = new Array(L).fill(0).map((_, i) => modules.reduce((a, m) => a + perModuleRaw[m]![i]!, 0));
+  return assembleProfile({ opts, model, adapter, examples, criterion, device, perModuleRaw, norms: criterion === "output" ? norms : undefined, started, peakRss });
+}
+
+/** What a criterion measured, to be written as a profile file. */
+export interface MeasuredImportance {
+  opts: ProfileOptions;
+  model: HfModel;
+  adapter: Adapter;
+  examples: TokenizedExample[];
+  criterion: Criterion;
+  device: string;
+  /** Raw importance per module and layer. */
+  perModuleRaw: Record<string, number[]>;
+  /** Per-token norms, for the output criterion. */
+  norms?: Record<string, number[][][]>;
+  /** Date.now() when the run started. */
+  started: number;
+  peakRss?: number;
+}
+
+/** Builds the profile file from what a criterion measured: normalised importance, settings, sequences, timing. */
+export function assembleProfile(m: MeasuredImportance): ProfileFile {
+  const L = m.model.config.numLayers;
+  const modules = m.adapter.modules;
+  const perLayerRaw = Array.from({ length: L }, (_, i) => modules.reduce((a, mod) => a + m.perModuleRaw[mod]![i]!, 0));
   const perModule: Record<string, number[]> = {};
-  for (const m of modules) perModule[m] = normalise(perModuleRaw[m]!);
-  const seconds = (Date.now() - started) / 1000;
+  for (const mod of modules) perModule[mod] = normalise(m.perModuleRaw[mod]!);
+  const seconds = (Date.now() - m.started) / 1000;
+  const tokens = m.examples.reduce((a, e) => a + e.ids.length, 0);
+  const cfg = m.model.config;
   return {
     schema: PROFILE_SCHEMA,
     version: PROFILE_VERSION,
     created: new Date().toISOString(),
-    criterion,
-    device,
-    model: { path: path.resolve(opts.modelDir), architecture: model.config.architecture, num_layers: L, hidden_size: model.config.hiddenSize, vocab_size: model.config.vocabSize },
+    criterion: m.criterion,
+    device: m.device,
+    model: { path: path.resolve(m.opts.modelDir), architecture: cfg.architecture, num_layers: L, hidden_size: cfg.hiddenSize, vocab_size: cfg.vocabSize },
     adapter: {
-      path: path.resolve(opts.adapterDir), r: adapter.config.r, lora_alpha: adapter.config.loraAlpha, target_modules: modules,
-      params: paramsTable(adapter, L), total_params: adapter.loras.reduce((a, l) => a + l.r * (l.inFeatures + l.outFeatures), 0),
+      path: path.resolve(m.opts.adapterDir), r: m.adapter.config.r, lora_alpha: m.adapter.config.loraAlpha, target_modules: modules,
+      params: paramsTable(m.adapter, L), total_params: m.adapter.loras.reduce((a, l) => a + l.r * (l.inFeatures + l.outFeatures), 0),
     },
-    settings: { data: path.resolve(opts.dataPath), max_examples: maxExamples, max_tokens: maxTokens },
+    settings: { data: path.resolve(m.opts.dataPath), max_examples: m.opts.maxExamples ?? 64, max_tokens: m.opts.maxTokens ?? 128 },
     layers: Array.from({ length: L }, (_, i) => i),
     modules,
-    sequences: examples.map((e) => ({ ids: e.ids, tokens: e.tokens, special: e.special, example: e.example })),
-    ...(criterion === "output" ? { norms } : {}),
-    importance: { per_layer_raw: perLayerRaw, per_layer: normalise(perLayerRaw), per_module_raw: perModuleRaw, per_module: perModule },
-    timing: { seconds, tokens: totalTokens, tokens_per_second: totalTokens / Math.max(seconds, 1e-9), peak_rss_bytes: peakRss },
+    sequences: m.examples.map((e) => ({ ids: e.ids, tokens: e.tokens, special: e.special, example: e.example })),
+    ...(m.norms ? { norms: m.norms } : {}),
+    importance: { per_layer_raw: perLayerRaw, per_layer: normalise(perLayerRaw), per_module_raw: m.perModuleRaw, per_module: perModule },
+    timing: { seconds, tokens, tokens_per_second: tokens / Math.max(seconds, 1e-9), ...(m.peakRss !== undefined ? { peak_rss_bytes: m.peakRss } : {}) },
   };
 }
 

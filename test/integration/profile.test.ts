@@ -107,3 +107,14 @@ test("cancelling stops the profile with CANCELLED", async () => {
   ac.abort();
   await expectError(() => profileAdapter({ modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: fx.dataFile }, { signal: ac.signal }), "CANCELLED", "profile");
 });
+
+test("profileAdapter dispatches the gradient criterion to the training graph", async () => {
+  const fx = makeFixture({ numLayers: 2, tokenizer: false }, {}, { count: 3 });
+  const ids = path.join(fx.root, "ids.jsonl");
+  fs.writeFileSync(ids, [[1, 5, 9, 4], [1, 7, 7, 2, 3]].map((x) => JSON.stringify({ input_ids: x })).join("\n"));
+  const p = await profileAdapter({ modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: ids, criterion: "gradient", device: "cpu" });
+  assert.equal(p.criterion, "gradient");
+  assert.equal(p.norms, undefined);
+  assert.ok(Math.abs(p.importance.per_layer.reduce((a, b) => a + b, 0) - 1) < 1e-12);
+  assert.ok(p.importance.per_layer.every((x) => x > 0), "every LoRA layer gets a gradient");
+});

@@ -4,14 +4,12 @@
  * g_i = Σ over batches and modules of ‖∂L/∂A_i‖² + ‖∂L/∂B_i‖², with L the mean loss of the batch. It runs the
  * training graph (loss + LoRA gradients) without updating anything, and writes a profile without per-token norms.
  */
-import * as path from "node:path";
 import { loadHfModel } from "../hfModel";
 import { loadAdapter, ownParam } from "../peftAdapter";
 import { batchesOf, makeBatch } from "../batch";
 import { slotOf } from "../loraRunner";
-import { loadExamples, paramsTable, ProfileOptions } from "../profile";
-import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION } from "../profileSchema";
-import { normalise } from "../selection";
+import { assembleProfile, loadExamples, ProfileOptions } from "../profile";
+import { ProfileFile } from "../profileSchema";
 import { RunContext } from "../progress";
 import { LoraDropError, throwIfCancelled } from "../errors";
 import { LossSession } from "./trainGraph";
@@ -67,26 +65,5 @@ export async function profileGradient(opts: ProfileOptions, ctx: RunContext = {}
     }
   }
 
-  const perLayerRaw = Array.from({ length: L }, (_, i) => modules.reduce((a, m) => a + perModuleRaw[m]![i]!, 0));
-  const perModule: Record<string, number[]> = {};
-  for (const m of modules) perModule[m] = normalise(perModuleRaw[m]!);
-  const seconds = (Date.now() - started) / 1000;
-  return {
-    schema: PROFILE_SCHEMA,
-    version: PROFILE_VERSION,
-    created: new Date().toISOString(),
-    criterion: "gradient",
-    device: session.device,
-    model: { path: path.resolve(opts.modelDir), architecture: model.config.architecture, num_layers: L, hidden_size: model.config.hiddenSize, vocab_size: model.config.vocabSize },
-    adapter: {
-      path: path.resolve(opts.adapterDir), r: adapter.config.r, lora_alpha: adapter.config.loraAlpha, target_modules: modules,
-      params: paramsTable(adapter, L), total_params: adapter.loras.reduce((a, l) => a + l.r * (l.inFeatures + l.outFeatures), 0),
-    },
-    settings: { data: path.resolve(opts.dataPath), max_examples: maxExamples, max_tokens: maxTokens },
-    layers: Array.from({ length: L }, (_, i) => i),
-    modules,
-    sequences: examples.map((e) => ({ ids: e.ids, tokens: e.tokens, special: e.special, example: e.example })),
-    importance: { per_layer_raw: perLayerRaw, per_layer: normalise(perLayerRaw), per_module_raw: perModuleRaw, per_module: perModule },
-    timing: { seconds, tokens: totalTokens, tokens_per_second: totalTokens / Math.max(seconds, 1e-9) },
-  };
+  return assembleProfile({ opts, model, adapter, examples, criterion: "gradient", device: session.device, perModuleRaw, started });
 }
