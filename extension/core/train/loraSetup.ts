@@ -4,6 +4,7 @@
  * adapter_config.json the result is written with.
  */
 import * as path from "node:path";
+import { meanLowRank } from "../lowRank";
 import { ModelConfig, moduleDims } from "../hfModel";
 import { archModules, isEncoder, targetMatches } from "../models/arch";
 import { Adapter, LoraConfig, LoraModule, ownParam, rankAndScale, isTargeted, parseLoraConfig } from "../peftAdapter";
@@ -113,7 +114,7 @@ export function newLoraLayout(cfg: ModelConfig, o: NewLoraOptions, shared: Share
 /**
  * The layout of an existing adapter (its structure and values). Without a share set, the adapter's own binding is
  * kept (a LoRA-drop adapter's shared layers are already bound to one pair by loadAdapter). With one, each shared
- * pair starts at the element-wise mean of the shared layers' pairs (their common value when they are equal).
+ * pair starts as prune's does (see sharedStart).
  */
 export function layoutFromAdapter(adapter: Adapter, cfg: ModelConfig, shared: SharedLayers | undefined, loraDropout?: number): LoraLayout {
   validateShared(shared, cfg);
@@ -132,12 +133,7 @@ export function layoutFromAdapter(adapter: Adapter, cfg: ModelConfig, shared: Sh
     if (group.some((l) => l.r !== first.r)) {
       throw new LoraDropError("ADAPTER_INVALID", `the shared ${first.module} pair would join layers of different ranks`, adapter.dir, "r");
     }
-    const A = new Float32Array(first.A.length);
-    const B = new Float32Array(first.B.length);
-    for (const l of group) {
-      for (let i = 0; i < A.length; i++) A[i] = A[i]! + l.A[i]! / group.length;
-      for (let i = 0; i < B.length; i++) B[i] = B[i]! + l.B[i]! / group.length;
-    }
+    const { A, B } = sharedStart(group);
     params.set(name, { name, r: first.r, inFeatures: first.inFeatures, outFeatures: first.outFeatures, A, B });
   }
   for (const m of modules) {
@@ -146,4 +142,25 @@ export function layoutFromAdapter(adapter: Adapter, cfg: ModelConfig, shared: Sh
     m.B = p.B;
   }
   return { config, modules, params };
+}
+
+/**
+ * The starting value of a pair shared by several layers: their common value when they are equal; else, as prune
+ * does, the best rank-r approximation of the mean of their updates s·B·A (the mean of the factors is not the mean of
+ * the products); and where that mean is zero (untrained pairs, B = 0), the element-wise mean, which keeps A's random
+ * start so the pair can still learn.
+ */
+function sharedStart(group: LoraModule[]): { A: Float32Array; B: Float32Array } {
+  const first = group[0]!;
+  const same = (x: Float32Array, y: Float32Array) => x.length === y.length && x.every((v, i) => v === y[i]);
+  if (group.every((l) => same(l.A, first.A) && same(l.B, first.B))) return { A: first.A, B: first.B };
+  const low = meanLowRank(group, first.r, first.scale);
+  if (low.singularValues.some((s) => s > 0)) return { A: low.A, B: low.B };
+  const A = new Float32Array(first.A.length);
+  const B = new Float32Array(first.B.length);
+  for (const l of group) {
+    for (let i = 0; i < A.length; i++) A[i] = A[i]! + l.A[i]! / group.length;
+    for (let i = 0; i < B.length; i++) B[i] = B[i]! + l.B[i]! / group.length;
+  }
+  return { A, B };
 }
