@@ -93,6 +93,7 @@ function main(): number {
         const worker = path.join(__dirname, "bench", "ortWorker.js");
         const idleOrt = waitIdle(Number(a["wait-idle"]));
         const o = runJson<OrtWorkerResult>(process.execPath, [worker, ...common, "--out", ortOut, ...ortFlags], process.env);
+        console.log(`  seq ${seq} ${pass}: onnxruntime ${(seq / o.best).toFixed(1)} tok/s`);
         results.push(measurement("onnxruntime", seq, pass, o.best, o.peakRssBytes, flops, ortOut, `session ${o.sessionSeconds.toFixed(1)} s${idleOrt}`));
         if (torchSkip) continue;
         const torchOut = path.join(work, `torch-${pass}-${seq}.json`);
@@ -101,6 +102,7 @@ function main(): number {
         const t = runJson<{ best: number; peak_rss_bytes: number; blas: string[]; torch: string }>(python, [script, ...common, "--out", torchOut], torchEnv);
         blasNote = `torch ${t.torch}, BLAS loaded: ${t.blas.join(", ") || "none found"}`;
         if (!t.blas.some((b) => b.includes("openblas"))) blasNote += " — WARNING: not OpenBLAS, the reference is not the fair one (see benchmarks.md)";
+        console.log(`  seq ${seq} ${pass}: pytorch ${(seq / t.best).toFixed(1)} tok/s`);
         results.push(measurement("pytorch", seq, pass, t.best, t.peak_rss_bytes, flops, torchOut, idleTorch.replace(/^, /, "")));
       }
     }
