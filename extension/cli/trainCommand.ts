@@ -11,6 +11,7 @@ import { DeviceChoice } from "../core/session";
 import { LoraDropError } from "../core/errors";
 import { terminalContext } from "./terminal";
 import { deviceOption, floatArg, intArg } from "./profileCommand";
+import { parseSize, StreamChoice } from "../core/stream/memoryBudget";
 
 /** Parses a comma-separated list of target modules. */
 export function targetsArg(v: string): string[] {
@@ -79,6 +80,8 @@ export function registerTrain(program: Command): void {
     .addOption(deviceOption())
     .option("--threads <n>", "CPU threads", intArg)
     .option("--prepack", "prepack the weights for the CPU's matrix kernels: faster steps, but the frozen weights are held twice")
+    .option("--memory-budget <size>", "memory the streamed layers may use, e.g. 6G (default: half the available memory)", parseSize)
+    .addOption(new Option("--stream <mode>", "train block by block from the model files, recomputing activations (auto: when the model does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
     .option("--checkpoint-every <n>", "write a checkpoint every N steps", nonNegIntArg, 0)
     .option("--checkpoint-dir <dir>", "checkpoint folder (default: <out>.checkpoint)")
     .option("--resume", "continue from the checkpoint, if there is one")
@@ -97,6 +100,7 @@ export function registerTrain(program: Command): void {
           warmupSteps: o.warmup, schedule: o.schedule, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm, seed: o.seed,
           device: o.device as DeviceChoice, threads: o.threads, prepack: o.prepack === true ? true : undefined, checkpointEvery: o.checkpointEvery, checkpointDir: o.checkpointDir,
           resume: o.resume === true, logFile: o.log, force: o.force === true,
+          memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice,
         }, ctx);
         ctx.done();
         if (!o.quiet) process.stdout.write(`${trainSummary(result)}\n`);

@@ -17,7 +17,9 @@ import { DeviceChoice } from "../session";
 import { RunContext } from "../progress";
 import { LoraDropError, throwIfCancelled } from "../errors";
 import { Rng } from "../random";
-import { LossSession, LoraParam, ParamGrads } from "./trainGraph";
+import { LossSession, LoraParam, ParamGrads, countTargets } from "./trainGraph";
+import { defaultMemoryBudget, formatBytes, planStreaming, StreamChoice, STREAMED_ARCHITECTURES } from "../stream/memoryBudget";
+import { streamedLoraGradients } from "../stream/streamGrad";
 import { checkClassLabels } from "./classification";
 import { defaultTargets, isEncoder, tokensFor } from "../models/arch";
 import { withAdapterHead } from "../models";
@@ -57,6 +59,10 @@ export interface TrainOptions {
   metadata?: Record<string, string>;
   /** Replace an existing output folder. */
   force?: boolean;
+  /** Bytes the streamed working set may use (default: half the available memory). */
+  memoryBudget?: number;
+  /** Layer streaming (streamed gradients, activation checkpointing at block boundaries); auto: when the float32 weights do not fit the budget. */
+  stream?: StreamChoice;
   /** After training, compute the mean loss over all training examples with the final values (TrainResult.finalEvalLoss). */
   finalEval?: boolean;
 }
@@ -123,7 +129,13 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
     if (startStep === 0) fs.writeFileSync(opts.logFile, "");
   }
 
-  const session = await LossSession.create(model, layout.modules.map(slotOf), { gradients: true, dropout: dropoutP > 0, device: s.device, threads: opts.threads, prepack: opts.prepack, log: ctx.log });
+  const slots = layout.modules.map(slotOf);
+  const streamBlock = streamLayersPerBlock(model, opts, s, examples, dropoutP, ctx.log);
+  // Streaming never builds the whole graph: that is the memory it saves.
+  const session = streamBlock ? undefined : await LossSession.create(model, slots, { gradients: true, dropout: dropoutP > 0, device: s.device, threads: opts.threads, prepack: opts.prepack, log: ctx.log });
+  const engine: LossEngine = session
+    ? { countTargets: (b) => session.countTargets(b), run: (bs, den, params) => runEach(session, bs, den, params) }
+    : { countTargets: (b) => countTargets(b), run: (bs, den, params) => streamedLoraGradients(model, slots, params, bs, den, { device: s.device, threads: opts.threads, layersPerBlock: streamBlock! }) };
   let finalEvalLoss: number | undefined;
   try {
     const loopStart = Date.now();
@@ -133,14 +145,18 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
       throwIfCancelled(ctx.signal, "training");
       const lr = learningRate(s.schedule, s.lr, step, totalSteps, s.warmupSteps);
       const batches = data.nextStep().map((idx) => makeBatch(idx.map((i) => examples[i]!)));
-      const denominator = batches.reduce((a, b) => a + session.countTargets(b), 0);
+      const denominator = batches.reduce((a, b) => a + engine.countTargets(b), 0);
       let loss = 0;
       let grads: Map<string, ParamGrads> | undefined;
+      // Streamed: one pass over the step's micro-batches reads each layer's weights twice per step, not per micro-batch.
+      if (!session) ({ loss, grads } = await engine.run(batches, denominator, layout.params));
       for (const batch of batches) {
-        const masks = dropoutP > 0 ? dropoutMasks(session, batch, dropoutP, dropoutRng) : undefined;
-        const r = await session.run(batch, denominator, layout.params, masks);
-        loss += r.loss;
-        grads = grads ? addInto(grads, r.grads!) : r.grads!;
+        if (session) {
+          const masks = dropoutP > 0 ? dropoutMasks(session, batch, dropoutP, dropoutRng) : undefined;
+          const r = await session.run(batch, denominator, layout.params, masks);
+          loss += r.loss;
+          grads = grads ? addInto(grads, r.grads!) : r.grads!;
+        }
         const t = batch.mask.reduce((a, b) => a + b, 0);
         tokens += t;
         tokensThisRun += t;
@@ -176,9 +192,9 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
         ctx.log?.info(`checkpoint at step ${n}: ${checkpointDir}`);
       }
     }
-    if (opts.finalEval) finalEvalLoss = await meanLoss(session, examples, layout.params, s.batchSize, ctx);
+    if (opts.finalEval) finalEvalLoss = await meanLoss(engine, examples, layout.params, s.batchSize, ctx);
   } finally {
-    await session.dispose();
+    await session?.dispose();
   }
   throwIfCancelled(ctx.signal, "training");
   // A LoRA-drop record asking for the compact form (stated by the caller, or carried over from the initial adapter) is honoured.
@@ -188,7 +204,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   });
   if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "done", adapter: path.resolve(opts.outDir), steps: totalSteps }) + "\n");
   return {
-    adapterDir: opts.outDir, device: session.device, steps: totalSteps, losses,
+    adapterDir: opts.outDir, device: session ? session.device : `${s.device} (streamed)`, steps: totalSteps, losses,
     finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,
     trainableParams: countLoraParams(layout.modules), seconds: (Date.now() - started) / 1000,
     ...(finalEvalLoss !== undefined ? { finalEvalLoss } : {}),
@@ -200,7 +216,7 @@ export async function evaluateLoss(modelDir: string, loras: LoraModule[], exampl
   const model = loadHfModel(modelDir);
   const session = await LossSession.create(model, loras.map(slotOf), { gradients: false, dropout: false, device: opts.device ?? "auto", threads: opts.threads });
   try {
-    return await meanLoss(session, examples, paramsOf(loras), opts.batchSize ?? 8, {});
+    return await meanLoss({ countTargets: (b) => session.countTargets(b), run: (bs, den, params) => runEach(session, bs, den, params) }, examples, paramsOf(loras), opts.batchSize ?? 8, {});
   } finally {
     await session.dispose();
   }
@@ -269,15 +285,66 @@ function addInto(acc: Map<string, ParamGrads>, more: Map<string, ParamGrads>): M
   return acc;
 }
 
+/** The loss and gradients of a step: the whole graph (micro-batch by micro-batch) or the streamed blocks. */
+interface LossEngine {
+  countTargets(batch: Batch): number;
+  run(batches: Batch[], denominator: number, params: Map<string, LoraParam>): Promise<{ loss: number; grads: Map<string, ParamGrads> }>;
+}
+
+/** The whole graph's loss and gradients summed over micro-batches, without dropout. */
+async function runEach(session: LossSession, batches: Batch[], denominator: number, params: Map<string, LoraParam>): Promise<{ loss: number; grads: Map<string, ParamGrads> }> {
+  let loss = 0;
+  let grads: Map<string, ParamGrads> | undefined;
+  for (const b of batches) {
+    const r = await session.run(b, denominator, params);
+    loss += r.loss;
+    if (r.grads) grads = grads ? addInto(grads, r.grads) : r.grads;
+  }
+  return { loss, grads: grads ?? new Map() };
+}
+
+/**
+ * Layers per streamed block, or 0 for the whole graph. Streaming needs the Llama-family block graph, the causal-LM
+ * loss and no LoRA dropout; `on` without them is an error, `auto` falls back to the whole graph with a log line.
+ */
+function streamLayersPerBlock(model: HfModel, opts: TrainOptions, s: TrainSettings, examples: TokenizedExample[], dropoutP: number, log?: RunContext["log"]): number {
+  const choice = opts.stream ?? "auto";
+  if (choice === "off") return 0;
+  const arch = model.config.architecture;
+  const why = !(STREAMED_ARCHITECTURES as readonly string[]).includes(arch) ? `layer streaming supports ${STREAMED_ARCHITECTURES.join(", ")} models, not ${arch}`
+    : model.config.head === "seq-cls" ? "layer streaming computes the causal-LM loss only, not a classification loss"
+      : dropoutP > 0 ? `layer streaming does not apply LoRA dropout (lora_dropout is ${dropoutP}); set it to 0`
+        : undefined;
+  const budget = opts.memoryBudget ?? defaultMemoryBudget();
+  // Batches are padded to their longest example, already cut to max length.
+  const seq = Math.max(1, ...examples.map((e) => e.ids.length));
+  // One step's micro-batches are streamed together: their hidden states are all carried between blocks.
+  const shape = { batch: s.batchSize, seq, totalTokens: s.batchSize * s.gradAccum * seq, layers: model.config.numLayers };
+  if (why) {
+    if (choice === "on") throw new LoraDropError("INVALID_ARGUMENT", why, opts.modelDir, "stream");
+    // Too small a budget even for one streamed layer (MEMORY_BUDGET) is no reason to stop: the whole graph runs anyway.
+    let wanted = true;
+    try { wanted = planStreaming(model.config, shape, budget, "auto").stream; } catch { /* wanted stays true */ }
+    if (!wanted) return 0;
+    log?.info(`the model does not fit the memory budget of ${formatBytes(budget)}, but ${why}: training with the whole graph`);
+    return 0;
+  }
+  const plan = planStreaming(model.config, shape, budget, choice);
+  log?.info(plan.stream
+    ? `streaming: ${plan.layersPerBlock} layer(s) per block, ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`
+    : `not streaming: the model needs ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`);
+  return plan.stream ? plan.layersPerBlock : 0;
+}
+
 /** Mean loss over all target tokens of `examples`, with no dropout. */
-async function meanLoss(session: LossSession, examples: TokenizedExample[], params: Map<string, LoraParam>, batchSize: number, ctx: RunContext): Promise<number> {
+async function meanLoss(engine: LossEngine, examples: TokenizedExample[], params: Map<string, LoraParam>, batchSize: number, ctx: RunContext): Promise<number> {
   const groups = batchesOf(examples, batchSize).map((g) => makeBatch(g));
-  const total = groups.reduce((a, b) => a + session.countTargets(b), 0);
+  const total = groups.reduce((a, b) => a + engine.countTargets(b), 0);
   if (total === 0) throw new LoraDropError("DATASET_EMPTY", "no example has a token to predict");
   let loss = 0;
   for (const b of groups) {
     throwIfCancelled(ctx.signal, "evaluation");
-    if (session.countTargets(b) > 0) loss += (await session.run(b, total, params)).loss;
+    if (engine.countTargets(b) > 0) loss += (await engine.run([b], total, params)).loss;
   }
   return loss;
 }
