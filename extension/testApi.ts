@@ -5,6 +5,7 @@
  * it may change with any version. Pure (no `vscode`).
  */
 import { writeFileAtomic } from "./core/atomicWrite";
+import type { PruneResult } from "./host/jobProtocol";
 
 /** The environment variable naming the snapshot file. */
 export const TEST_STATE_ENV = "LORA_DROP_TEST_STATE";
@@ -39,17 +40,10 @@ export interface PanelReport {
 }
 
 /** The last prune, by command or by the panel's button. */
-export interface PruneReport {
+export interface PruneReport extends PruneResult {
   source: "command" | "panel";
   adapterDir: string;
   profilePath: string;
-  outDir: string;
-  threshold: number;
-  mode: "share" | "drop";
-  keptLayers: number[];
-  sharedLayers: number[];
-  paramsBefore: number;
-  paramsAfter: number;
 }
 
 /** The last training run. */
