@@ -8,8 +8,7 @@ import { PipelineReport, RunSummary, describeSets } from "../core/report";
 import { rankByImportance } from "../core/selection";
 import { layersFor } from "../core/dropRecord";
 import { terminalContext, terminalProgress, pct } from "./terminal";
-import { deviceOption, intArg, floatArg } from "./profileCommand";
-import { thresholdArg } from "./pruneCommand";
+import { deviceOption, intArg, floatArg, thresholdArg } from "./args";
 import { Progress } from "../core/progress";
 
 /** What a user needs to see after a run: importance, kept/shared, parameter reduction, losses, paths. */

@@ -2,7 +2,8 @@
  * `lora-drop profile`: runs the profiler and writes the profile JSON.
  */
 import * as fs from "node:fs";
-import { Command, Option, InvalidArgumentError } from "commander";
+import { Command, Option } from "commander";
+import { deviceOption, intArg } from "./args";
 import { LoraDropError } from "../core/errors";
 import { profileAdapter } from "../core/profile";
 import { writeProfile } from "../core/profileFile";
@@ -12,25 +13,6 @@ import { terminalContext, pct } from "./terminal";
 import { DeviceChoice } from "../core/session";
 import { parseSize, formatBytes, StreamChoice } from "../core/stream/memoryBudget";
 import { maxRssBytes } from "../core/stream/peakMemory";
-
-/** The device option shared by the commands that run a model. */
-export function deviceOption(): Option {
-  return new Option("--device <device>", "execution provider").choices(["auto", "cpu", "webgpu", "cuda"]).default("auto");
-}
-
-/** Parses a positive integer option. */
-export function intArg(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got ${v}`);
-  return n;
-}
-
-/** Parses a number option. */
-export function floatArg(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got ${v}`);
-  return n;
-}
 
 /** The summary table printed after a profile: layers by importance with the cumulative share. */
 export function summaryTable(p: ProfileFile, top = 0): string {

@@ -1,12 +1,12 @@
 /**
  * `lora-drop prune`: LoRA-drop's drop-and-share applied to an existing adapter, from its profile.
  */
-import { Command, Option, InvalidArgumentError } from "commander";
+import { Command, Option } from "commander";
 import { pruneAdapter, PruneResult } from "../core/prune";
 import { layersFor } from "../core/dropRecord";
 import { rankByImportance } from "../core/selection";
 import { terminalContext, pct } from "./terminal";
-import { intArg } from "./profileCommand";
+import { intArg, thresholdArg } from "./args";
 
 /** The table printed after a prune: layers by importance, cumulative share, and what became of each. */
 export function pruneSummary(r: PruneResult): string {
@@ -42,12 +42,6 @@ export function pruneSummary(r: PruneResult): string {
   return lines.join("\n");
 }
 
-/** Parses a threshold in (0, 1]. */
-export function thresholdArg(v: string): number {
-  const t = Number(v);
-  if (!(t > 0 && t <= 1)) throw new InvalidArgumentError(`expected a number in (0, 1], got ${v}`);
-  return t;
-}
 
 function list(xs: number[]): string {
   return xs.length ? xs.join(", ") : "none";

@@ -10,7 +10,7 @@ import { archModules, targetMatches } from "../core/models/arch";
 import { DeviceChoice } from "../core/session";
 import { LoraDropError } from "../core/errors";
 import { terminalContext } from "./terminal";
-import { deviceOption, floatArg, intArg } from "./profileCommand";
+import { deviceOption, floatArg, intArg } from "./args";
 import { parseSize, StreamChoice } from "../core/stream/memoryBudget";
 
 /** Parses a comma-separated list of target modules. */

@@ -1,0 +1,31 @@
+/**
+ * Option parsers and options shared by the CLI commands. Parsers throw commander's InvalidArgumentError, so a bad
+ * value is reported as a usage error naming the option, not as an internal error.
+ */
+import { Option, InvalidArgumentError } from "commander";
+
+/** The device option shared by the commands that run a model. */
+export function deviceOption(): Option {
+  return new Option("--device <device>", "execution provider").choices(["auto", "cpu", "webgpu", "cuda"]).default("auto");
+}
+
+/** Parses a positive integer option. */
+export function intArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got ${v}`);
+  return n;
+}
+
+/** Parses a number option. */
+export function floatArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got ${v}`);
+  return n;
+}
+
+/** Parses a threshold in (0, 1]. */
+export function thresholdArg(v: string): number {
+  const t = Number(v);
+  if (!(t > 0 && t <= 1)) throw new InvalidArgumentError(`expected a number in (0, 1], got ${v}`);
+  return t;
+}
