@@ -6,7 +6,7 @@
 import type { ProfileFile } from "../extension/core/profileSchema";
 import { parseHostMessage, type HostToWebview, type WebviewToHost } from "../extension/protocol";
 import { compareImportance } from "../extension/viewModel/compare";
-import { groupedInteger } from "../extension/viewModel/format";
+import { groupedInteger, runSummary } from "../extension/viewModel/format";
 import { countParameters, keptPositions, layerStatus, selectForProfile, type LayerSelection } from "../extension/viewModel/layerSelection";
 import { appendLoss, emptyLossSeries, type LossSeries } from "../extension/viewModel/lossSeries";
 import { applySettings, fitStateToProfile, sanitizeState, type PanelState } from "../extension/viewModel/panelState";
@@ -233,7 +233,7 @@ export class LoraDropPanel {
     this.counts = countParameters(profile.adapter.params, profile.modules, this.selection.kept, s.mode);
     this.header.replaceChildren(
       h("span", { className: "source-path", text: baseName(p.sourcePath), attrs: { title: p.sourcePath } }),
-      ` · ${profile.model.architecture}, ${profile.layers.length} layers · LoRA r=${profile.adapter.r} on ${profile.modules.join(", ")} · criterion ${profile.criterion} · ${profile.sequences.length} sequences`,
+      ` · ${profile.model.architecture}, ${profile.layers.length} layers · LoRA r=${profile.adapter.r} on ${profile.modules.join(", ")} · criterion ${profile.criterion} · ${profile.sequences.length} sequences · ${runSummary(profile)}`,
     );
     this.toolbar.update(profile.modules, s.module, s.scale, s.zoom);
     this.sequences.update(profile.sequences, s.sequence, s.filter);

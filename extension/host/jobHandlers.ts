@@ -50,6 +50,7 @@ async function runProfile(job: ProfileJob, ctx: JobContext): Promise<JobResults[
     tokens: profile.timing.tokens,
     seconds: profile.timing.seconds,
     tokensPerSecond: profile.timing.tokens_per_second,
+    peakRssBytes: profile.timing.peak_rss_bytes,
   };
 }
 

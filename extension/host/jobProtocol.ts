@@ -84,6 +84,8 @@ export interface ProfileResult {
   tokens: number;
   seconds: number;
   tokensPerSecond: number;
+  /** Peak resident memory of the worker during the profile, when measured. */
+  peakRssBytes?: number;
 }
 
 /** What a prune job returns. */

@@ -23,3 +23,19 @@ export function groupedInteger(value: number): string {
 export function percent(fraction: number): string {
   return `${(fraction * 100).toFixed(1)}%`;
 }
+
+/** A byte count in binary units: "3.34 GiB", "512 MiB". */
+export function bytesText(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return `${u === 0 ? v : v.toFixed(2)} ${units[u]}`;
+}
+
+/** How the profile ran: "cpu · 1,234 tok/s · peak 3.34 GiB" (peak memory only when recorded). */
+export function runSummary(p: { device: string; timing: { tokens_per_second: number; peak_rss_bytes?: number } }): string {
+  const parts = [p.device, `${groupedInteger(Math.round(p.timing.tokens_per_second))} tok/s`];
+  if (p.timing.peak_rss_bytes !== undefined && p.timing.peak_rss_bytes > 0) parts.push(`peak ${bytesText(p.timing.peak_rss_bytes)}`);
+  return parts.join(" · ");
+}

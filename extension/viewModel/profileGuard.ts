@@ -48,7 +48,8 @@ export function profileProblem(x: unknown): string | undefined {
     return "settings are malformed";
   }
   const timing = x.timing;
-  if (!isObject(timing) || !isNonNegative(timing.seconds) || !isNonNegative(timing.tokens) || !isNonNegative(timing.tokens_per_second)) {
+  if (!isObject(timing) || !isNonNegative(timing.seconds) || !isNonNegative(timing.tokens) || !isNonNegative(timing.tokens_per_second)
+    || (timing.peak_rss_bytes !== undefined && !isNonNegative(timing.peak_rss_bytes))) {
     return "timing is malformed";
   }
 

@@ -42,7 +42,7 @@ export async function profileCommand(s: Services, rawArgs: readonly unknown[]): 
   });
   await s.recordProfile(adapter, result.profilePath);
   s.test.update((t) => (t.lastProfilePath = result.profilePath));
-  s.log.info(`profile: ${result.sequences} sequences, ${result.tokens} tokens in ${result.seconds.toFixed(1)} s (${result.tokensPerSecond.toFixed(0)} tok/s) on ${result.device}; saved ${result.profilePath}`);
+  s.log.info(`profile: ${result.sequences} sequences, ${result.tokens} tokens in ${result.seconds.toFixed(1)} s (${result.tokensPerSecond.toFixed(0)} tok/s) on ${result.device}${result.peakRssBytes ? `, peak memory ${(result.peakRssBytes / 1024 ** 3).toFixed(2)} GiB` : ""}; saved ${result.profilePath}`);
   if (args.open !== false) openInPanel(s, result.profilePath, readProfile(result.profilePath), "primary");
   return result.profilePath;
 }
