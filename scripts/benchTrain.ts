@@ -88,7 +88,7 @@ function main(): number {
       const results: [string, StepResult][] = [["onnxruntime", o]];
       if (!torchSkip) {
         const t = runJson<{ best: number; times: number[]; peak_rss_bytes: number; blas: string[]; torch: string; first_loss: number; first_grad_norm: number }>(
-          python, [path.join(__dirname, "..", "..", "scripts", "benchTrainTorch.py"), ...common], torchEnv);
+          python, [path.join(__dirname, "..", "..", "scripts", "bench", "torch_train.py"), ...common], torchEnv);
         const blas = t.blas.some((b) => b.includes("openblas")) ? t.blas.join(", ") : `${t.blas.join(", ") || "none"} — WARNING: not OpenBLAS`;
         results.push(["pytorch", { best: t.best, times: t.times, peakRssBytes: t.peak_rss_bytes, firstLoss: t.first_loss, firstGradNorm: t.first_grad_norm, note: `torch ${t.torch}, ${blas}` }]);
       }

@@ -82,29 +82,39 @@ def rms_norm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def forward(cfg, w, loras, ids, mode):
+def rope_and_mask(cfg, S):
+    """The rotary embedding (a function of [..., S, D] tensors) and the additive causal mask for S tokens."""
     D = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-    S = ids.shape[0]
-    last_lora = max(layer for layer, _ in loras) + 1
-    num_layers = last_lora if mode == "profile" else cfg["num_hidden_layers"]
-
     inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.float32) / D))
     freqs = torch.arange(S, dtype=torch.float32)[:, None] * inv[None, :]
     emb = torch.cat([freqs, freqs], -1)
     cos, sin = emb.cos()[None, None], emb.sin()[None, None]  # [1, 1, S, D]
-    mask = torch.full((S, S), float("-inf")).triu(1)
 
     def rope(x):
         x1, x2 = x[..., : D // 2], x[..., D // 2 :]
         return x * cos + torch.cat([-x2, x1], -1) * sin
 
+    return rope, torch.full((S, S), float("-inf")).triu(1)
+
+
+def module_path(layer, module):
+    """The HF weight prefix of a decoder layer's linear module."""
+    return f"model.layers.{layer}.{'mlp' if module in ('gate_proj', 'up_proj', 'down_proj') else 'self_attn'}.{module}"
+
+
+def forward(cfg, w, loras, ids, mode):
+    S = ids.shape[0]
+    last_lora = max(layer for layer, _ in loras) + 1
+    num_layers = last_lora if mode == "profile" else cfg["num_hidden_layers"]
+
+    rope, mask = rope_and_mask(cfg, S)
     taps = []
     # In the profile pass's last layer, base projections are needed only where a later targeted module reads them.
     last_idx = max(ORDER.index(m) for layer, m in loras if layer == num_layers - 1)
     needed = 6 if last_idx >= 6 else 4 if last_idx >= 4 else 3 if last_idx >= 3 else 0
 
     def linear(x, layer, module):
-        p = f"model.layers.{layer}.{'mlp' if module in ('gate_proj', 'up_proj', 'down_proj') else 'self_attn'}.{module}"
+        p = module_path(layer, module)
         pruned = mode == "profile" and layer == num_layers - 1
         y = None if pruned and ORDER.index(module) >= needed else F.linear(x, w[p + ".weight"], w.get(p + ".bias"))
         lora = loras.get((layer, module))
@@ -152,6 +162,7 @@ def decoder(cfg, w, ids, num_layers, linear, rope, mask):
 
 
 def loaded_blas():
+    """The BLAS libraries this process has loaded (to check the reference is a fair one)."""
     libs = set()
     with open("/proc/self/maps") as f:
         for line in f:
