@@ -1,9 +1,11 @@
 /**
- * Tokenisation with the model's own tokenizer.json through @huggingface/tokenizers (pure JS, offline).
+ * Tokenisation with the model's own tokenizer.json through @huggingface/tokenizers (pure JS, offline). The files
+ * are read and checked by tokenizerFile.ts first; whatever the library still throws (an unknown normalizer, a
+ * regex it cannot compile) becomes a TOKENIZER_INVALID error naming tokenizer.json.
  */
-import * as fs from "node:fs";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { LoraDropError } from "./errors";
+import { fail, readTokenizerJson } from "./tokenizerFile";
 
 /** A tokenizer loaded from a model folder. */
 export class TextTokenizer {
@@ -13,27 +15,27 @@ export class TextTokenizer {
     this.specialIds = new Set([...tok.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id));
   }
 
-  /** Loads tokenizer.json (and tokenizer_config.json when present). */
+  /** Loads tokenizer.json (and tokenizer_config.json when present), and tokenises a probe text with it. */
   static load(tokenizerFile: string, configFile?: string): TextTokenizer {
-    let json: unknown;
-    let cfg: unknown = {};
+    const json = readTokenizerJson(tokenizerFile, "tokenizer");
+    const cfg = configFile ? readTokenizerJson(configFile, "config") : {};
+    let t: TextTokenizer;
     try {
-      json = JSON.parse(fs.readFileSync(tokenizerFile, "utf8"));
-      if (configFile) cfg = JSON.parse(fs.readFileSync(configFile, "utf8"));
+      t = new TextTokenizer(new Tokenizer(json, cfg), tokenizerFile);
     } catch (e) {
-      throw new LoraDropError("TOKENIZER_MISSING", `cannot read the tokenizer: ${(e as Error).message}`, tokenizerFile);
+      return fail(tokenizerFile, `not a tokenizer this tool can load (${(e as Error).message})`);
     }
-    try {
-      return new TextTokenizer(new Tokenizer(json as object, cfg as object), tokenizerFile);
-    } catch (e) {
-      throw new LoraDropError("TOKENIZER_MISSING", `not a tokenizer this tool can load: ${(e as Error).message}`, tokenizerFile);
-    }
+    // A configuration the library accepts can still fail on first use; better here, naming the file, than later.
+    t.encode("Hello world, 123.", true);
+    return t;
   }
 
   /** Token ids and strings of a text. */
   encode(text: string, addSpecialTokens: boolean): { ids: number[]; tokens: string[] } {
-    const e = this.tok.encode(text, { add_special_tokens: addSpecialTokens });
-    return { ids: e.ids, tokens: e.tokens };
+    return this.guard("tokenise", () => {
+      const e = this.tok.encode(text, { add_special_tokens: addSpecialTokens });
+      return { ids: e.ids, tokens: e.tokens };
+    });
   }
 
   /** The token string of an id (or `<id>` when the vocabulary has none). */
@@ -48,6 +50,15 @@ export class TextTokenizer {
 
   /** Decodes ids to text. */
   decode(ids: number[]): string {
-    return this.tok.decode(ids);
+    return this.guard("decode", () => this.tok.decode(ids));
+  }
+
+  private guard<T>(what: string, f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof LoraDropError) throw e;
+      return fail(this.file, `the tokenizer failed to ${what} (${(e as Error).message})`);
+    }
   }
 }

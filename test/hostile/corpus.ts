@@ -20,7 +20,7 @@ export type EntryPoint =
   | "run"; // profileAdapter (the whole profile command without the CLI)
 
 /** The kind of input a case corrupts; the report counts per category. */
-export type Category = "safetensors" | "model" | "adapter" | "dataset" | "profile";
+export type Category = "safetensors" | "model" | "tokenizer" | "adapter" | "dataset" | "profile";
 
 /** One hostile input and what the engine must answer. JSON-serialisable: it crosses to the runner process. */
 export interface HostileCase {

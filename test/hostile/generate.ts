@@ -1,6 +1,6 @@
 /**
  * The seeded generator of the hostile corpus: from valid tiny fixtures (extension/core/fixtures/tinyModel.ts) it
- * writes a few hundred corrupted safetensors files, model folders, adapters, datasets and profiles into a folder,
+ * writes a few hundred corrupted safetensors files, model folders, tokenizers, adapters, datasets and profiles into a folder,
  * each with the LoraDropError code the engine must answer. Nothing is written by hand case by case: every family
  * draws its variants (cut points, lengths, values, positions) from the seed, so another seed gives another corpus.
  */
@@ -12,6 +12,7 @@ import { encodeSafetensors, readSafetensorsIndex, readTensorF32, TensorToWrite }
 import { Bases, HostileCase, writeBases, cloneDir, CaseWriter } from "./corpus";
 import { allMutations, randomMutation, pick, deepList, toJson } from "./stMutate";
 import { adapterCases, datasetCases, profileCases } from "./generateInputs";
+import { tokenizerCases } from "./generateTokenizer";
 
 /** The seed `npm test` uses (override with HOSTILE_SEED). */
 export const DEFAULT_SEED = 20240207;
@@ -30,6 +31,7 @@ export async function generateCorpus(root: string, seed = DEFAULT_SEED): Promise
   const w = new CaseWriter(root, new Rng(seed), bases);
   safetensorsCases(w);
   modelCases(w);
+  tokenizerCases(w);
   adapterCases(w);
   datasetCases(w);
   await profileCases(w);

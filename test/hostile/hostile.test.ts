@@ -19,7 +19,7 @@ import { allMutations } from "./stMutate";
 import { encodeSafetensors } from "../../extension/core/safetensors";
 
 const SEED = Number(process.env.HOSTILE_SEED ?? DEFAULT_SEED);
-const CATEGORIES: Category[] = ["safetensors", "model", "adapter", "dataset", "profile"];
+const CATEGORIES: Category[] = ["safetensors", "model", "tokenizer", "adapter", "dataset", "profile"];
 /** Peak memory the length-field and huge-file cases may add to the runner (they are refused from a few bytes). */
 const LOW_MEMORY_BUDGET_KB = 64 * 1024;
 const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
