@@ -8,7 +8,9 @@
  *
  * Usage: npm run bench -- [--seq 256[,128,512]] [--pass profile,forward] [--reps 3] [--no-torch] [--python PATH]
  *        [--peak-gflops 230] [--threads N] [--prepack 0|1] [--config key=value ...] [--cache DIR] [--json FILE]
- *        [--wait-idle SECONDS]
+ *        [--wait-idle SECONDS] [--device cpu|webgpu|cuda] [--torch-device cpu|cuda]
+ * `--device` picks onnxruntime's execution provider and `--torch-device` the PyTorch reference's device (a GPU
+ * comparison: `--device webgpu --torch-device cuda`); the defaults compare the two on the CPU.
  * On a shared machine, `--wait-idle 120` waits (up to that long) before each measurement until the CPUs were at
  * least 85 % idle over two seconds; the table's notes say how idle they were.
  */
@@ -45,6 +47,7 @@ function main(): number {
       "peak-gflops": { type: "string", default: "230" }, threads: { type: "string" }, prepack: { type: "string" },
       config: { type: "string", multiple: true, default: [] },
       cache: { type: "string", default: path.join(".cache", "bench") }, json: { type: "string" }, "wait-idle": { type: "string", default: "0" },
+      device: { type: "string", default: "cpu" }, "torch-device": { type: "string", default: "cpu" },
     },
   });
   const seqs = a.seq.split(",").map(Number);
@@ -72,7 +75,7 @@ function main(): number {
     `peak taken as ${peak} GFLOP/s fp32; load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   const ortFlags = [
     ...(a.threads ? ["--threads", a.threads] : []), ...(a.prepack ? ["--prepack", a.prepack] : []),
-    ...a.config.flatMap((c) => ["--config", c]),
+    ...a.config.flatMap((c) => ["--config", c]), "--device", a.device!,
   ];
   console.log(`onnxruntime settings: ${ortFlags.length ? ortFlags.join(" ") : "engine defaults"}`);
   if (torchSkip) console.log(`PyTorch reference skipped: ${torchSkip}`);
@@ -88,22 +91,23 @@ function main(): number {
       fs.writeFileSync(idsFile, JSON.stringify(Array.from({ length: seq }, () => 3 + rng.int(cfg.vocabSize - 3))));
       for (const pass of passes) {
         const flops = passFlops(cfg, { seq, batch: 1, layers: cfg.numLayers, lmHead: pass === "forward", prunedLastLayer: pass === "profile", lora });
-        const common = ["--model", fx.modelDir, "--adapter", fx.adapterDir, "--ids", idsFile, "--mode", pass, "--reps", a.reps];
+        const common = ["--model", fx.modelDir, "--adapter", fx.adapterDir, "--ids", idsFile, "--mode", pass, "--reps", a.reps!];
         const ortOut = path.join(work, `ort-${pass}-${seq}.json`);
         const worker = path.join(__dirname, "bench", "ortWorker.js");
         const idleOrt = waitIdle(Number(a["wait-idle"]));
         const o = runJson<OrtWorkerResult>(process.execPath, [worker, ...common, "--out", ortOut, ...ortFlags], process.env);
         console.log(`  seq ${seq} ${pass}: onnxruntime ${(seq / o.best).toFixed(1)} tok/s`);
-        results.push(measurement("onnxruntime", seq, pass, o.best, o.peakRssBytes, flops, ortOut, `session ${o.sessionSeconds.toFixed(1)} s${idleOrt}`));
+        results.push(measurement("onnxruntime", seq, pass, o.best, o.peakRssBytes, flops, ortOut, `${o.device}, session ${o.sessionSeconds.toFixed(1)} s${idleOrt}`));
         if (torchSkip) continue;
         const torchOut = path.join(work, `torch-${pass}-${seq}.json`);
         const script = path.join(__dirname, "..", "..", "scripts", "bench", "torch_reference.py");
         const idleTorch = waitIdle(Number(a["wait-idle"]));
-        const t = runJson<{ best: number; peak_rss_bytes: number; blas: string[]; torch: string }>(python, [script, ...common, "--out", torchOut], torchEnv);
+        const t = runJson<{ best: number; peak_rss_bytes: number; blas: string[]; torch: string; gpu_peak_bytes: number | null }>(python, [script, ...common, "--device", a["torch-device"]!, "--out", torchOut], torchEnv);
         blasNote = `torch ${t.torch}, BLAS loaded: ${t.blas.join(", ") || "none found"}`;
         if (!t.blas.some((b) => b.includes("openblas"))) blasNote += " — WARNING: not OpenBLAS, the reference is not the fair one (see benchmarks.md)";
         console.log(`  seq ${seq} ${pass}: pytorch ${(seq / t.best).toFixed(1)} tok/s`);
-        results.push(measurement("pytorch", seq, pass, t.best, t.peak_rss_bytes, flops, torchOut, idleTorch.replace(/^, /, "")));
+        const gpuMem = t.gpu_peak_bytes ? `, GPU peak ${(t.gpu_peak_bytes / GIB).toFixed(2)} GiB` : "";
+        results.push(measurement("pytorch", seq, pass, t.best, t.peak_rss_bytes, flops, torchOut, `${a["torch-device"]}${gpuMem}${idleTorch}`));
       }
     }
     console.log(`load average at end ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);

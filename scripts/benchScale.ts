@@ -5,6 +5,8 @@
  * GFLOP/s, peak RSS and the time to the first block. Targets (issue 9): under 60 s and under 6 GiB.
  *
  * Usage: npm run bench:scale -- [--budget 4G] [--tokens 256] [--threads N] [--cache DIR] [--json FILE]
+ *        [--device cpu|webgpu|cuda] [--no-train] [--no-profile]
+ * With a GPU `--device`, each block is uploaded to the GPU as it runs (the model need not fit the GPU).
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -24,6 +26,7 @@ import { loadExamples } from "../extension/core/profile";
 import { countTargets, LoraParam } from "../extension/core/train/trainGraph";
 import { streamedLoraGradients } from "../extension/core/stream/streamGrad";
 import { PeakRss } from "../extension/core/stream/peakMemory";
+import type { DeviceChoice } from "../extension/core/session";
 
 const LLAMA2_7B = {
   architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,
@@ -140,7 +143,7 @@ function ensureModel(cacheDir: string): { modelDir: string; adapterDir: string; 
 }
 
 /** Child process: one streamed training step (loss + LoRA gradients), blocks of one layer. */
-async function trainWorker(args: { modelDir: string; adapterDir: string; dataPath: string; tokens: number; threads?: number; layersPerBlock: number }): Promise<void> {
+async function trainWorker(args: { modelDir: string; adapterDir: string; dataPath: string; tokens: number; threads?: number; layersPerBlock: number; device: DeviceChoice }): Promise<void> {
   const started = Date.now();
   const peak = new PeakRss().start();
   const model = loadHfModel(args.modelDir);
@@ -148,21 +151,21 @@ async function trainWorker(args: { modelDir: string; adapterDir: string; dataPat
   const params = new Map<string, LoraParam>();
   for (const l of adapter.loras) params.set(l.param, { name: l.param, r: l.r, inFeatures: l.inFeatures, outFeatures: l.outFeatures, A: l.A, B: l.B });
   const batch = makeBatch(loadExamples(model, args.dataPath, 1, args.tokens));
-  const r = await streamedLoraGradients(model, adapter.loras.map(slotOf), params, [batch], countTargets(batch), { device: "cpu", threads: args.threads, layersPerBlock: args.layersPerBlock });
+  const r = await streamedLoraGradients(model, adapter.loras.map(slotOf), params, [batch], countTargets(batch), { device: args.device, threads: args.threads, layersPerBlock: args.layersPerBlock });
   const cpu = process.cpuUsage();
   const result = { seconds: (Date.now() - started) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, loss: r.loss, peakSampledBytes: peak.stop(), maxRssBytes: maxRssBytes() };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
 /** Child process: one streamed profile, figures as JSON on stdout's last line. */
-async function worker(args: { modelDir: string; adapterDir: string; dataPath: string; tokens: number; budget: number; threads?: number }): Promise<void> {
+async function worker(args: { modelDir: string; adapterDir: string; dataPath: string; tokens: number; budget: number; threads?: number; device: DeviceChoice }): Promise<void> {
   const started = Date.now();
   let firstBlockSeconds = 0;
   let firstBlockLayers = 0;
   let layersPerBlock = 0;
   const p = await profileAdapter({
     modelDir: args.modelDir, adapterDir: args.adapterDir, dataPath: args.dataPath, maxExamples: 1, maxTokens: args.tokens, batchSize: 1,
-    device: "cpu", threads: args.threads, memoryBudget: args.budget, stream: "on", onPlan: (plan) => { layersPerBlock = plan.layersPerBlock; },
+    device: args.device, threads: args.threads, memoryBudget: args.budget, stream: "on", onPlan: (plan) => { layersPerBlock = plan.layersPerBlock; },
   }, {
     log: { info: (m) => process.stderr.write(`  ${m}\n`), warn: (m) => process.stderr.write(`  warning: ${m}\n`) },
     progress: { report: (r) => { if (!firstBlockSeconds) { firstBlockSeconds = (Date.now() - started) / 1000; firstBlockLayers = r.step ?? 0; } } },
@@ -181,6 +184,7 @@ function main(): number {
       budget: { type: "string", default: "4G" }, tokens: { type: "string", default: "256" }, threads: { type: "string" },
       cache: { type: "string", default: path.join(process.cwd(), ".cache", "bench-7b") }, json: { type: "string" }, worker: { type: "string" },
       "train-worker": { type: "string" }, "no-train": { type: "boolean", default: false }, "no-profile": { type: "boolean", default: false },
+      device: { type: "string", default: "cpu" },
     },
   });
   if (a.worker) {
@@ -192,6 +196,8 @@ function main(): number {
     return -1;
   }
   const tokens = Number(a.tokens);
+  const device = a.device as DeviceChoice;
+  if (!["cpu", "webgpu", "cuda", "auto"].includes(device)) throw new Error(`--device ${device}: expected cpu, webgpu, cuda or auto`);
   const budget = parseSize(a.budget!);
   console.log(`bench:scale — Llama-2-7B shape, BF16 shards in ${a.cache}; ${os.cpus().length} CPUs, ${formatBytes(os.totalmem())} RAM`);
   const genStart = Date.now();
@@ -201,7 +207,7 @@ function main(): number {
   const ids = Array.from({ length: tokens }, (_, i) => (i === 0 ? 1 : 3 + ((i * 7919) % (cfg.vocabSize - 3))));
   fs.writeFileSync(dataPath, `${JSON.stringify({ input_ids: ids })}\n`);
   const child = a["no-profile"] ? undefined : spawnSync(process.execPath, [__filename, "--worker", JSON.stringify({
-    modelDir, adapterDir, dataPath, tokens, budget, threads: a.threads ? Number(a.threads) : undefined,
+    modelDir, adapterDir, dataPath, tokens, budget, threads: a.threads ? Number(a.threads) : undefined, device,
   })], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 * 1024 * 1024 });
   if (child && child.status !== 0) {
     console.error(`the profile worker failed (exit ${child.status})`);
@@ -225,7 +231,7 @@ function main(): number {
   let train: Record<string, number> | undefined;
   if (!a["no-train"]) {
     const t = spawnSync(process.execPath, [__filename, "--train-worker", JSON.stringify({
-      modelDir, adapterDir, dataPath, tokens, threads: a.threads ? Number(a.threads) : undefined, layersPerBlock: 1,
+      modelDir, adapterDir, dataPath, tokens, threads: a.threads ? Number(a.threads) : undefined, layersPerBlock: 1, device,
     })], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 * 1024 * 1024 });
     if (t.status !== 0) {
       console.error(`the training worker failed (exit ${t.status})`);

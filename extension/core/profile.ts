@@ -132,7 +132,7 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
       if (!streamable && opts.stream === "on") throw new LoraDropError("INVALID_ARGUMENT", `layer streaming supports ${STREAMED_ARCHITECTURES.join(", ")} models, not ${model.config.architecture}`, opts.modelDir, "stream");
       const plan = planStreaming(model.config, {
         batch: Math.max(1, ...batches.map((b) => b.batch)), seq: Math.max(1, ...batches.map((b) => b.seq)), totalTokens, layers: lastLora,
-      }, opts.memoryBudget ?? defaultMemoryBudget(), streamable ? opts.stream ?? "auto" : "off");
+      }, opts.memoryBudget ?? defaultMemoryBudget(opts.device ?? "auto"), streamable ? opts.stream ?? "auto" : "off");
       opts.onPlan?.(plan);
       if (plan.stream) {
         ctx.log?.info(`streaming ${lastLora} layers in blocks of ${plan.layersPerBlock}${plan.prefetch ? ", prefetching the next block" : ""}`);

@@ -5,6 +5,7 @@
  *
  * Usage: node out/scripts/bench/ortWorker.js --model DIR --adapter DIR --ids FILE --mode profile|forward
  *        --out FILE [--reps 3] [--threads N] [--prepack 0|1] [--config key=value ...] [--layers N] [--prune 0|1]
+ *        [--device cpu|webgpu|cuda]
  * (`--layers N` runs only the first N layers: quick A/B comparisons of settings while tuning.)
  */
 import * as fs from "node:fs";
@@ -27,6 +28,8 @@ export interface OrtWorkerResult {
   sessionSeconds: number;
   peakRssBytes: number;
   layers: number;
+  /** The execution provider the session ran on. */
+  device: string;
   /** Resident anonymous and file-backed (memory-mapped weights) bytes after the runs, where /proc says (Linux). */
   rssAnonBytes?: number;
   rssFileBytes?: number;
@@ -39,6 +42,7 @@ async function main(): Promise<void> {
       out: { type: "string" }, reps: { type: "string", default: "3" }, threads: { type: "string" },
       prepack: { type: "string", default: "1" },
       config: { type: "string", multiple: true, default: [] }, layers: { type: "string" }, prune: { type: "string", default: "1" },
+      device: { type: "string", default: "cpu" },
     },
   });
   if (!a.model || !a.adapter || !a.ids || !a.out || (a.mode !== "profile" && a.mode !== "forward")) {
@@ -60,8 +64,9 @@ async function main(): Promise<void> {
   if (a.prune !== "0") pruneDeadNodes(g);
   const config = Object.fromEntries(a.config.map((kv) => { const i = kv.indexOf("="); return [kv.slice(0, i), kv.slice(i + 1)]; }));
   const t0 = performance.now();
-  const { session } = await createSession(g.toBytes(), {
-    device: "cpu", shardFiles: model.shards.map((s) => s.file), prepack: a.prepack !== "0",
+  if (!["cpu", "webgpu", "cuda"].includes(a.device!)) throw new Error(`--device ${a.device}: expected cpu, webgpu or cuda`);
+  const { session, device } = await createSession(g.toBytes(), {
+    device: a.device as "cpu" | "webgpu" | "cuda", shardFiles: model.shards.map((s) => s.file), prepack: a.prepack !== "0",
     ...(a.threads ? { threads: Number(a.threads) } : {}), config,
   });
   const sessionSeconds = (performance.now() - t0) / 1000;
@@ -98,7 +103,7 @@ async function main(): Promise<void> {
   const rssAnonBytes = kib("RssAnon"), rssFileBytes = kib("RssFile");
   await session.release();
   const result: OrtWorkerResult = {
-    times, best: Math.min(...times), bestCpu: Math.min(...cpus), sessionSeconds, peakRssBytes: process.resourceUsage().maxRSS * 1024, layers, rssAnonBytes, rssFileBytes,
+    times, best: Math.min(...times), bestCpu: Math.min(...cpus), sessionSeconds, peakRssBytes: process.resourceUsage().maxRSS * 1024, layers, device, rssAnonBytes, rssFileBytes,
   };
   process.stdout.write(JSON.stringify(result) + "\n");
 }

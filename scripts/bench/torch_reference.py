@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch CPU reference for `npm run bench`: the same Llama + LoRA forward pass on the same safetensors weights.
+"""PyTorch reference for `npm run bench` (CPU; `--device cuda` for the GPU comparison): the same Llama + LoRA forward pass on the same safetensors weights.
 
 Weights are memory-mapped copy-on-write (like onnxruntime's external data), so neither side pays for a copy.
 The pass mirrors extension/core/models/llama.ts: RMSNorm, RoPE, grouped-query attention by broadcasting K/V (no
@@ -180,6 +180,7 @@ def main():
     ap.add_argument("--mode", choices=["profile", "forward"], required=True)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (BLAS threads: OPENBLAS_NUM_THREADS)")
+    ap.add_argument("--device", default="cpu", help="torch device: cpu, or cuda for the GPU comparison")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -187,20 +188,32 @@ def main():
     loras = load_adapter(a.adapter)
     with open(a.ids) as f:
         ids = torch.tensor(json.load(f), dtype=torch.long)
+    cuda = a.device.startswith("cuda")
+    if cuda:
+        # Everything the pass creates (RoPE tables, masks) lands on the GPU too; weights are copied there once.
+        torch.set_default_device(a.device)
+        w = {k: v.to(a.device) for k, v in w.items()}
+        loras = {k: {n: (t.to(a.device) if torch.is_tensor(t) else t) for n, t in v.items()} for k, v in loras.items()}
+        ids = ids.to(a.device)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     times = []
     with torch.inference_mode():
         for rep in range(a.reps + 1):
+            sync()
             t0 = time.perf_counter()
             taps, logits = forward(cfg, w, loras, ids, a.mode)
+            sync()
             dt = time.perf_counter() - t0
             if rep > 0:  # the first run is a warm-up (page faults of the memory map, allocator)
                 times.append(dt)
     with open(a.out, "w") as f:
         json.dump({"taps": taps.flatten().tolist(), "last_logits": logits[-1].tolist() if logits is not None else None}, f)
+    gpu_peak = torch.cuda.max_memory_allocated() if cuda else None
     print(json.dumps({
         "times": times, "best": min(times), "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "blas": loaded_blas(), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "device": a.device, "gpu_peak_bytes": gpu_peak,
     }))
 
 

@@ -11,6 +11,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { streamedLoraNorms } from "../../extension/core/stream/streamForward";
+import { trainLora, TrainOptions } from "../../extension/core/train/train";
 import { loadHfModel } from "../../extension/core/hfModel";
 import { loadAdapter } from "../../extension/core/peftAdapter";
 import { LoraForwardRunner } from "../../extension/core/loraRunner";
@@ -96,3 +100,61 @@ for (const [name, m, a] of cases) {
     await compareWithCpu(name, m, a);
   });
 }
+
+/** Skips (or, with LORA_DROP_REQUIRE_WEBGPU=1, fails) where WebGPU cannot run; true when the test may go on. */
+async function needWebgpu(t: { skip: (msg: string) => void }): Promise<boolean> {
+  const why = await webgpuUnavailable();
+  if (why === undefined) return true;
+  if (process.env.LORA_DROP_REQUIRE_WEBGPU === "1") assert.fail(`LORA_DROP_REQUIRE_WEBGPU=1 but WebGPU is unavailable: ${why}`);
+  t.skip(`no WebGPU adapter (${why}); run scripts/ci/install-webgpu.sh to test this path`);
+  return false;
+}
+
+test("streamed on WebGPU (each block uploaded as it runs) equals the whole graph on the CPU EP", async (t) => {
+  if (!(await needWebgpu(t))) return;
+  const fx = makeFixture({ tokenizer: false, numLayers: 4, dtype: "BF16", shards: 2, numKvHeads: 2 }, { targets: ["q_proj", "v_proj", "down_proj"] });
+  const model = loadHfModel(fx.modelDir);
+  const loras = loadAdapter(fx.adapterDir, model.config).loras;
+  const batch = makeBatch(examples());
+  const cpu = await LoraForwardRunner.create(model, loras, { logits: false, loraNorms: true, device: "cpu", truncateAfterLastLora: true });
+  let whole: Float32Array;
+  try {
+    whole = (await cpu.run(batch, loras)).loraNorms!;
+  } finally {
+    await cpu.dispose();
+  }
+  for (const layersPerBlock of [1, 3]) {
+    const s = await streamedLoraNorms(model, loras, [batch], { device: "webgpu", layersPerBlock, prefetch: true });
+    assert.equal(s.device, "webgpu");
+    const scale = whole.reduce((m, v) => Math.max(m, v), 0);
+    assert.ok(scale > 0, "the fixture's LoRA outputs are not all zero");
+    const { err, at } = maxRelErr(s.loraNorms[0]!, whole, scale);
+    assert.ok(err < TOLERANCE, `blocks of ${layersPerBlock}: streamed WebGPU norms differ from the CPU EP's by ${err} of scale at ${at}`);
+  }
+});
+
+test("training on WebGPU follows the CPU EP's losses and ends at the same adapter", async (t) => {
+  if (!(await needWebgpu(t))) return;
+  const fx = makeFixture({ tokenizer: false, numLayers: 2, numKvHeads: 2 }, {}, { count: 1 });
+  const data = path.join(fx.root, "ids.jsonl");
+  fs.writeFileSync(data, SEQS.map((ids) => JSON.stringify({ input_ids: ids })).join("\n") + "\n");
+  const base: TrainOptions = { modelDir: fx.modelDir, dataPath: data, outDir: "", steps: 3, lr: 1e-2, batchSize: 3, warmupSteps: 0, stream: "off" };
+  const gpu = await trainLora({ ...base, outDir: path.join(fx.root, "gpu"), device: "webgpu" });
+  const cpu = await trainLora({ ...base, outDir: path.join(fx.root, "cpu"), device: "cpu" });
+  assert.equal(gpu.device, "webgpu");
+  for (let i = 0; i < 3; i++) {
+    const g = gpu.losses[i]!.loss, c = cpu.losses[i]!.loss;
+    assert.ok(Math.abs(g - c) <= TOLERANCE * Math.abs(c), `step ${i + 1}: WebGPU loss ${g} vs CPU ${c}`);
+  }
+  assert.ok(Math.abs(cpu.losses[2]!.loss - cpu.losses[0]!.loss) > 1e-3, "the loss moved, so trained values are compared");
+  const model = loadHfModel(fx.modelDir);
+  const [ga, ca] = [gpu, cpu].map((r) => loadAdapter(r.adapterDir, model.config).loras);
+  for (let m = 0; m < ca!.length; m++) {
+    for (const which of ["A", "B"] as const) {
+      const ref = ca![m]![which];
+      const scale = ref.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+      const { err } = maxRelErr(ga![m]![which], ref, scale);
+      assert.ok(err < 1e-3, `${ca![m]!.param}.${which}: WebGPU-trained values differ from the CPU's by ${err} of scale`);
+    }
+  }
+});

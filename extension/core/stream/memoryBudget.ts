@@ -6,6 +6,8 @@
 import * as os from "node:os";
 import { ModelConfig } from "../hfModel";
 import { LoraDropError } from "../errors";
+import type { DeviceChoice } from "../session";
+import { nvidiaFreeMemory } from "./gpuMemory";
 
 /** Whether to stream: `auto` streams when the whole model's float32 weights do not fit the budget. */
 export type StreamChoice = "auto" | "on" | "off";
@@ -22,9 +24,19 @@ export const MAX_LAYERS_PER_BLOCK = 2;
 /** The fraction of free memory used when no budget is given: room for the OS, the page cache and Node itself. */
 export const DEFAULT_BUDGET_FRACTION = 0.5;
 
-/** The default budget: a safe fraction of the memory the OS reports as available. */
-export function defaultMemoryBudget(): number {
-  return Math.floor(os.freemem() * DEFAULT_BUDGET_FRACTION);
+/** The fraction of free GPU memory used on a GPU execution provider: the rest is the runtime's own workspace. */
+export const GPU_BUDGET_FRACTION = 0.8;
+
+/**
+ * The default budget: a safe fraction of the memory the OS reports as available, and on a GPU execution provider
+ * (or `auto`, which may pick one) also of the GPU's free memory where it can be read (NVIDIA, gpuMemory.ts), since
+ * every block then lives in both.
+ */
+export function defaultMemoryBudget(device: DeviceChoice = "cpu", gpuFree: () => number | undefined = nvidiaFreeMemory): number {
+  const host = Math.floor(os.freemem() * DEFAULT_BUDGET_FRACTION);
+  if (device === "cpu") return host;
+  const gpu = gpuFree();
+  return gpu === undefined ? host : Math.min(host, Math.floor(gpu * GPU_BUDGET_FRACTION));
 }
 
 /** Parses a size such as `6G`, `512M`, `1.5GiB` or a plain byte count (binary units). */

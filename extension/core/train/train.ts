@@ -315,7 +315,7 @@ function streamLayersPerBlock(model: HfModel, opts: TrainOptions, s: TrainSettin
     : model.config.head === "seq-cls" ? "layer streaming computes the causal-LM loss only, not a classification loss"
       : dropoutP > 0 ? `layer streaming does not apply LoRA dropout (lora_dropout is ${dropoutP}); set it to 0`
         : undefined;
-  const budget = opts.memoryBudget ?? defaultMemoryBudget();
+  const budget = opts.memoryBudget ?? defaultMemoryBudget(opts.device ?? "auto");
   // Batches are padded to their longest example, already cut to max length.
   const seq = Math.max(1, ...examples.map((e) => e.ids.length));
   // One step's micro-batches are streamed together: their hidden states are all carried between blocks.
