@@ -4,11 +4,12 @@
  *
  * It is computed from the factors only. With k = Σ r_i,
  *   mean ΔW = (1/n) · [s_1 B_1 … s_n B_n] · [A_1; …; A_n] = (1/n) · SB · SA      (SB: out×k, SA: k×in)
- *   SB = Q_B R_B (QR),  SAᵀ = Q_A R_A (QR, i.e. an LQ of SA)
+ *   SB = Q_B R_B (QR),  SAᵀ = Q_A R_A (QR, i.e. an LQ of SA; Householder, householderQr.ts)
  *   mean ΔW = Q_B · (R_B R_Aᵀ / n) · Q_Aᵀ,  and the small core R_B R_Aᵀ / n = U Σ Vᵀ (SVD)
  * so the top-r part is (Q_B U_r) Σ_r (Q_A V_r)ᵀ. The cost is O((out + in)·k²), never an out×in matrix.
  */
-import { Matrix, QrDecomposition, SingularValueDecomposition } from "ml-matrix";
+import { Matrix, SingularValueDecomposition } from "ml-matrix";
+import { ColMajor, colMajorZeros, HouseholderQr } from "./householderQr";
 
 /** One layer's LoRA factors as the approximation needs them. */
 export interface LoraFactors {
@@ -45,45 +46,53 @@ export function meanLowRank(layers: readonly LoraFactors[], r: number, scale: nu
   }
   if (!(scale !== 0 && Number.isFinite(scale))) throw new RangeError(`scale must be a non-zero number, got ${scale}`);
   const k = layers.reduce((a, l) => a + l.r, 0);
-  // SB = [s_1 B_1 … s_n B_n] (out × k) and SAᵀ = [A_1ᵀ … A_nᵀ] (in × k), in float64.
-  const SB = new Matrix(m, k);
-  const SAt = new Matrix(n, k);
+  // SB = [s_1 B_1 … s_n B_n] (out × k) and SAᵀ = [A_1ᵀ … A_nᵀ] (in × k), column-major float64.
+  const SB = colMajorZeros(m, k);
+  const SAt = colMajorZeros(n, k);
   let c0 = 0;
   for (const l of layers) {
     for (let j = 0; j < l.r; j++) {
-      for (let i = 0; i < m; i++) SB.set(i, c0 + j, l.scale * l.B[i * l.r + j]!);
-      for (let i = 0; i < n; i++) SAt.set(i, c0 + j, l.A[j * n + i]!);
+      const b = SB.data.subarray((c0 + j) * m, (c0 + j + 1) * m);
+      for (let i = 0; i < m; i++) b[i] = l.scale * l.B[i * l.r + j]!;
+      SAt.data.set(l.A.subarray(j * n, (j + 1) * n), (c0 + j) * n);
     }
     c0 += l.r;
   }
-  const qb = thinQr(SB);
-  const qa = thinQr(SAt);
-  const core = qb.R.mmul(qa.R.transpose()).div(layers.length);
+  const qb = new HouseholderQr(SB, true);
+  const qa = new HouseholderQr(SAt, true);
+  const core = coreMatrix(qb.r(), qa.r(), layers.length);
   const svd = new SingularValueDecomposition(core, { autoTranspose: true });
   const sigma = svd.diagonal;
-  const U = svd.leftSingularVectors;
-  const V = svd.rightSingularVectors;
   // Left factor Q_B·U_r·√Σ_r / √|s| and right factor √Σ_r·V_rᵀ·Q_Aᵀ / √|s|; the sign of s goes to B.
   const kept = Math.min(r, sigma.length);
-  const Bm = qb.Q.mmul(U.subMatrix(0, U.rows - 1, 0, kept - 1));
-  const Am = qa.Q.mmul(V.subMatrix(0, V.rows - 1, 0, kept - 1));
+  const Bm = qb.applyQ(leadingColumns(svd.leftSingularVectors, kept));
+  const Am = qa.applyQ(leadingColumns(svd.rightSingularVectors, kept));
   const A = new Float32Array(r * n);
   const B = new Float32Array(m * r);
   for (let j = 0; j < kept; j++) {
     const w = Math.sqrt(Math.max(sigma[j]!, 0) / Math.abs(scale));
-    for (let i = 0; i < n; i++) A[j * n + i] = Am.get(i, j) * w;
-    for (let i = 0; i < m; i++) B[i * r + j] = Bm.get(i, j) * w * Math.sign(scale);
+    for (let i = 0; i < n; i++) A[j * n + i] = Am.data[j * n + i]! * w;
+    for (let i = 0; i < m; i++) B[i * r + j] = Bm.data[j * m + i]! * w * Math.sign(scale);
   }
   return { A, B, singularValues: Array.from(sigma) };
 }
 
-/**
- * Economy QR of a rows×cols matrix: Q (rows×p) with orthonormal columns and R (p×cols), p = min(rows, cols).
- * ml-matrix's Householder QR needs rows ≥ cols; a wide matrix is already "small" on its row side, so there
- * Q = I and R is the matrix itself.
- */
-function thinQr(M: Matrix): { Q: Matrix; R: Matrix } {
-  if (M.rows < M.columns) return { Q: Matrix.eye(M.rows, M.rows), R: M };
-  const qr = new QrDecomposition(M);
-  return { Q: qr.orthogonalMatrix, R: qr.upperTriangularMatrix };
+/** The small core R_B·R_Aᵀ / count (p_B × p_A) as an ml-matrix Matrix for the SVD. */
+function coreMatrix(rb: ColMajor, ra: ColMajor, count: number): Matrix {
+  const core = new Matrix(rb.rows, ra.rows);
+  for (let i = 0; i < rb.rows; i++) {
+    for (let j = 0; j < ra.rows; j++) {
+      let s = 0;
+      for (let c = 0; c < rb.cols; c++) s += rb.data[c * rb.rows + i]! * ra.data[c * ra.rows + j]!;
+      core.set(i, j, s / count);
+    }
+  }
+  return core;
+}
+
+/** The first `cols` columns of M as a column-major matrix. */
+function leadingColumns(M: Matrix, cols: number): ColMajor {
+  const out = colMajorZeros(M.rows, cols);
+  for (let j = 0; j < cols; j++) for (let i = 0; i < M.rows; i++) out.data[j * M.rows + i] = M.get(i, j);
+  return out;
 }
