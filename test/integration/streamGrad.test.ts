@@ -40,7 +40,8 @@ test("streamed LoRA gradients equal the whole training graph's (blocks of 1 and 
     await whole.dispose();
   }
   for (const k of [1, 2]) {
-    const s = await streamedLoraGradients(model, slots, params, batches, denominator, { device: "cpu", layersPerBlock: k });
+    const s = await streamedLoraGradients(model, slots, params, batches, denominator, { device: "cpu", layersPerBlock: k, prefetch: false });
+    assert.equal(s.prefetched, false);
     assert.ok(Math.abs(s.loss - wholeLoss) < 1e-5 * Math.abs(wholeLoss), `k=${k}: loss ${s.loss} vs ${wholeLoss}`);
     for (const [name, g] of wholeGrads) {
       const got = s.grads.get(name)!;
@@ -49,6 +50,38 @@ test("streamed LoRA gradients equal the whole training graph's (blocks of 1 and 
         assert.ok(scale > 0, `${name}.${which} has a gradient`);
         const { err } = maxRelErr(got[which], g[which], 1e-3 * scale);
         assert.ok(err < 1e-4, `k=${k} ${name}.${which}: relative error ${err}`);
+      }
+    }
+  }
+});
+
+test("prefetching the next block in a worker gives the same streamed loss and gradients as reading in place", async () => {
+  // Three layers in blocks of 2 (a last block of 1: two block shapes in the load order) and of 1 (five loads).
+  const fx = makeFixture({ numLayers: 3, dtype: "BF16", shards: 2 }, { targets: ["q_proj", "v_proj", "down_proj"], layersToTransform: [0, 1, 2] }, { count: 4 });
+  const model = loadHfModel(fx.modelDir);
+  const adapter = loadAdapter(fx.adapterDir, model.config);
+  const slots = adapter.loras.map(slotOf);
+  const params = new Map<string, LoraParam>();
+  for (const l of adapter.loras) params.set(l.param, { name: l.param, r: l.r, inFeatures: l.inFeatures, outFeatures: l.outFeatures, A: l.A, B: l.B });
+  const batches = batchesOf(loadExamples(model, fx.dataFile, 4, 32), 2).map((g) => makeBatch(g));
+  const denominator = batches.reduce((a, b) => a + countTargets(b), 0);
+  for (const k of [1, 2]) {
+    const plain = await streamedLoraGradients(model, slots, params, batches, denominator, { device: "cpu", layersPerBlock: k, prefetch: false });
+    const pre = await streamedLoraGradients(model, slots, params, batches, denominator, { device: "cpu", layersPerBlock: k, prefetch: true });
+    const byDefault = await streamedLoraGradients(model, slots, params, batches, denominator, { device: "cpu", layersPerBlock: k });
+    assert.deepEqual([plain.prefetched, pre.prefetched, byDefault.prefetched], [false, true, true], `k=${k}: which runs prefetched`);
+    assert.ok(Number.isFinite(plain.loss) && plain.loss > 0, `k=${k}: loss ${plain.loss}`);
+    assert.ok(Math.abs(pre.loss - plain.loss) <= 1e-6 * Math.abs(plain.loss), `k=${k}: loss ${pre.loss} vs ${plain.loss}`);
+    assert.equal(byDefault.loss, pre.loss, `k=${k}: the default is the prefetched path`);
+    assert.deepEqual([...pre.grads.keys()].sort(), [...plain.grads.keys()].sort());
+    for (const [name, g] of plain.grads) {
+      for (const which of ["A", "B"] as const) {
+        const scale = Math.max(...g[which].map(Math.abs));
+        assert.ok(scale > 0, `${name}.${which} has a gradient`);
+        const got = pre.grads.get(name)![which];
+        let worst = 0;
+        for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - g[which][i]!));
+        assert.ok(worst <= 1e-6 * scale, `k=${k} ${name}.${which}: prefetched differs by ${worst} (scale ${scale})`);
       }
     }
   }

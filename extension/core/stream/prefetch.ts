@@ -6,7 +6,8 @@
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import { LoraDropError } from "../errors";
-import { BlockWeightInput } from "./blockGraph";
+import { ModelConfig } from "../hfModel";
+import { BlockWeightInput, blockWeightInputs } from "./blockGraph";
 import { LayerWeightReader } from "./layerWeights";
 import type { PrefetchItem, PrefetchReply } from "./prefetchWorker";
 
@@ -63,5 +64,66 @@ export class WeightPrefetcher {
   async close(): Promise<void> {
     if (this.pending) await this.pending.catch(() => undefined);
     await this.worker.terminate();
+  }
+}
+
+/** A block of consecutive decoder layers: the first layer and how many. */
+export interface BlockSpan {
+  start: number;
+  k: number;
+}
+
+/**
+ * Serves the weights of blocks in a fixed order (the streamed gradients: forward, then backward in reverse).
+ * With `prefetch`, `take` hands out the block read meanwhile and starts a worker on the next one in the order,
+ * so reading overlaps the caller's session runs; at most two blocks of buffers are alive. Without, `take` reads
+ * the block now into the reader's reused buffers, which the next `take` overwrites.
+ */
+export class BlockWeightQueue {
+  private readonly prefetcher: WeightPrefetcher | undefined;
+  private pending: (() => Promise<BlockWeights>) | undefined;
+  private at = 0;
+
+  constructor(private readonly reader: LayerWeightReader, private readonly cfg: ModelConfig, private readonly order: readonly BlockSpan[], prefetch: boolean) {
+    this.prefetcher = prefetch && order.length > 1 ? new WeightPrefetcher(reader) : undefined;
+    if (this.prefetcher) this.pending = this.fetch(0);
+  }
+
+  /** Whether a worker thread reads ahead. */
+  get prefetching(): boolean {
+    return this.prefetcher !== undefined;
+  }
+
+  /** The weights of the next block in the order (input name → float32); starts reading the one after. */
+  async take(): Promise<BlockWeights> {
+    const i = this.at;
+    const b = this.order[i];
+    if (!b) throw new Error(`all ${this.order.length} blocks were already taken`);
+    this.at++;
+    if (!this.pending) {
+      const weights: BlockWeights = new Map();
+      const inputs = blockWeightInputs(this.cfg, b.k);
+      for (let j = 0; j < b.k; j++) for (const [name, buf] of this.reader.readLayer(b.start + j, inputs.filter((w) => w.local === j))) weights.set(name, buf);
+      return weights;
+    }
+    const weights = await this.pending();
+    this.pending = i + 1 < this.order.length ? this.fetch(i + 1) : undefined;
+    return weights;
+  }
+
+  /** Gives a block's weights back once its runs are over (their buffers take the next prefetched block). */
+  release(weights: BlockWeights): void {
+    this.prefetcher?.recycle(weights);
+  }
+
+  /** Stops the worker (waiting for a read in flight). */
+  async close(): Promise<void> {
+    this.pending = undefined;
+    await this.prefetcher?.close();
+  }
+
+  private fetch(i: number): () => Promise<BlockWeights> {
+    const b = this.order[i]!;
+    return this.prefetcher!.start(b.start, b.k, blockWeightInputs(this.cfg, b.k));
   }
 }

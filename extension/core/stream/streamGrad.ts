@@ -5,6 +5,8 @@
  * weights are read again and a block-backward session recomputes the block from its stored input and returns
  * d loss / d input and the LoRA gradients. The backward graph comes from the autodiff seeded with the scalar
  * Σ h_out ⊙ dh_out, whose gradient w.r.t. anything upstream is exactly the vector-Jacobian product with dh_out.
+ * Weights are loaded in the order forward 0…N−1, backward N−2…0 (the last block's weights serve its backward
+ * too); with prefetching a worker reads the next block of that order while the current one runs (prefetch.ts).
  */
 import type * as Ort from "onnxruntime-node";
 import { GraphBuilder } from "../onnx/builder";
@@ -17,18 +19,27 @@ import { createSession, DeviceChoice, f32Tensor, i64Tensor, ort } from "../sessi
 import { lossTargets, LoraParam, ParamGrads } from "../train/trainGraph";
 import { BlockGraph, blockKey, blockSlots, buildBlockGraph } from "./blockGraph";
 import { LayerWeightReader } from "./layerWeights";
+import { BlockSpan, BlockWeightQueue, BlockWeights } from "./prefetch";
 
 /** Options of a streamed gradient computation. */
 export interface StreamedGradOptions {
   device: DeviceChoice;
   threads?: number;
   layersPerBlock: number;
+  /**
+   * Read the next block's weights in a worker thread while a block runs: a second block of float32 weights, as
+   * planStreaming's `prefetch` accounts for (pass the plan's flag). Default on.
+   */
+  prefetch?: boolean;
 }
 
 /** The loss (summed over the batches: the step's mean) and the LoRA gradients of one streamed step. */
 export interface StreamedGradResult {
   loss: number;
   grads: Map<string, ParamGrads>;
+  /** Seconds the main thread spent reading weights or waiting for the prefetcher; whether it prefetched. */
+  readSeconds: number;
+  prefetched: boolean;
 }
 
 interface BackwardBlock { session: Ort.InferenceSession; graph: BlockGraph; dOut: string; dIn: string; grads: Map<string, { A: string | null; B: string | null }> }
@@ -87,6 +98,39 @@ async function headSession(model: HfModel, opts: StreamedGradOptions): Promise<H
 }
 
 /**
+ * Runs the head over every batch: the summed loss and d loss / d hidden. Its weights (the LM head is the largest
+ * tensor) come from a reader of their own, closed on return, so they are not kept through the backward pass.
+ */
+async function runHead(model: HfModel, headG: HeadGraph, batches: Batch[], hidden: Float32Array[], denominator: number): Promise<{ loss: number; dHidden: Float32Array[] }> {
+  const cfg = model.config;
+  const H = cfg.hiddenSize;
+  const reader = new LayerWeightReader(model);
+  try {
+    const tied = cfg.tieWordEmbeddings || !model.weights.has("lm_head.weight");
+    const headFeeds: Record<string, Ort.Tensor> = {
+      [headG.norm]: f32Tensor(reader.read("model.norm.weight", [H], "head.norm"), [H]),
+      [headG.head]: f32Tensor(reader.read(tied ? "model.embed_tokens.weight" : "lm_head.weight", [cfg.vocabSize, H], "head.lm_head"), [cfg.vocabSize, H]),
+    };
+    let loss = 0;
+    const dHidden: Float32Array[] = [];
+    for (let bi = 0; bi < batches.length; bi++) {
+      const batch = batches[bi]!;
+      const t = lossTargets(batch, denominator);
+      headFeeds[headG.hidden] = f32Tensor(hidden[bi]!, [batch.batch * batch.seq, H]);
+      headFeeds[headG.rows] = i64Tensor(t.rows, [t.rows.length]);
+      headFeeds[headG.labels] = i64Tensor(t.labels, [t.rows.length]);
+      headFeeds[headG.weights] = new (ort().Tensor)("float32", t.weights, [t.rows.length]);
+      const out = await headG.session.run(headFeeds);
+      loss += (out[headG.loss]!.data as Float32Array)[0]!;
+      dHidden.push(out[headG.dHidden]!.data as Float32Array);
+    }
+    return { loss, dHidden };
+  } finally {
+    reader.close();
+  }
+}
+
+/**
  * One step's loss and LoRA gradients over `batches` (no dropout), streamed. `denominator` is the step's number of
  * target tokens, as for LossSession.run; `slots` and `params` are the training engine's (shared params summed).
  */
@@ -108,14 +152,20 @@ export async function streamedLoraGradients(model: HfModel, slots: LoraSlot[], p
     const local = blockSlots(slots, start, k);
     blocks.push({ start, k, local, key: blockKey(local, k) });
   }
-  // Feeds of a block: its layers' weights (read into the reused buffers) and its LoRA values.
-  const blockFeeds = (graph: BlockGraph, start: number, k: number) => {
+  // Weights in load order: forward 0…N−1, then backward N−2…0 (block N−1's forward weights serve its backward).
+  const order: BlockSpan[] = [...blocks, ...blocks.slice(0, -1).reverse()];
+  const queue = new BlockWeightQueue(reader, cfg, order, opts.prefetch ?? true);
+  let readMs = 0;
+  const take = async () => {
+    const t = Date.now();
+    const w = await queue.take();
+    readMs += Date.now() - t;
+    return w;
+  };
+  // Feeds of a block: its layers' weights and its LoRA values.
+  const blockFeeds = (graph: BlockGraph, start: number, weights: BlockWeights) => {
     const feeds: Record<string, Ort.Tensor> = {};
-    for (let j = 0; j < k; j++) {
-      const inputs = graph.weights.filter((w) => w.local === j);
-      const bufs = reader.readLayer(start + j, inputs);
-      for (const w of inputs) feeds[w.name] = f32Tensor(bufs.get(w.name)!, w.shape);
-    }
+    for (const w of graph.weights) feeds[w.name] = f32Tensor(weights.get(w.name)!, w.shape);
     for (const inp of graph.loraInputs) {
       const p = params.get(globalParam.get(`${start + Number(inp.param.split(".")[0])}.${inp.param.split(".")[1]}`)!)!;
       feeds[inp.A] = f32Tensor(p.A, [inp.r, inp.inFeatures]);
@@ -127,7 +177,9 @@ export async function streamedLoraGradients(model: HfModel, slots: LoraSlot[], p
     // Forward, keeping each block's inputs (the checkpoints).
     let hidden = batches.map((b) => reader.embed(b.ids));
     const checkpoints: Float32Array[][] = [];
-    for (const b of blocks) {
+    let lastWeights: BlockWeights | undefined;
+    for (let bk = 0; bk < blocks.length; bk++) {
+      const b = blocks[bk]!;
       let fwd = forward.get(b.key);
       if (!fwd) {
         const g = new GraphBuilder();
@@ -138,7 +190,8 @@ export async function streamedLoraGradients(model: HfModel, slots: LoraSlot[], p
         fwd = { session, graph };
         forward.set(b.key, fwd);
       }
-      const feeds = blockFeeds(fwd.graph, b.start, b.k);
+      const weights = await take();
+      const feeds = blockFeeds(fwd.graph, b.start, weights);
       checkpoints.push(hidden);
       const next: Float32Array[] = [];
       for (let bi = 0; bi < batches.length; bi++) {
@@ -148,29 +201,14 @@ export async function streamedLoraGradients(model: HfModel, slots: LoraSlot[], p
         next.push((await fwd.session.run(feeds))[fwd.graph.hiddenOut]!.data as Float32Array);
       }
       hidden = next;
+      if (bk === blocks.length - 1) lastWeights = weights;
+      else queue.release(weights);
     }
-    // Head: loss and d loss / d hidden per batch.
+    // Head: loss and d loss / d hidden per batch (the prefetcher meanwhile reads the first backward block).
     const headG = await headSession(model, opts);
     sessions.push(headG.session);
-    const tied = cfg.tieWordEmbeddings || !model.weights.has("lm_head.weight");
-    const headFeeds: Record<string, Ort.Tensor> = {
-      [headG.norm]: f32Tensor(reader.read("model.norm.weight", [H], "head.norm"), [H]),
-      [headG.head]: f32Tensor(reader.read(tied ? "model.embed_tokens.weight" : "lm_head.weight", [cfg.vocabSize, H], "head.lm_head"), [cfg.vocabSize, H]),
-    };
-    let loss = 0;
-    let dHidden: Float32Array[] = [];
-    for (let bi = 0; bi < batches.length; bi++) {
-      const batch = batches[bi]!;
-      const t = lossTargets(batch, denominator);
-      headFeeds[headG.hidden] = f32Tensor(hidden[bi]!, [batch.batch * batch.seq, H]);
-      headFeeds[headG.rows] = i64Tensor(t.rows, [t.rows.length]);
-      headFeeds[headG.labels] = i64Tensor(t.labels, [t.rows.length]);
-      headFeeds[headG.weights] = new (ort().Tensor)("float32", t.weights, [t.rows.length]);
-      const out = await headG.session.run(headFeeds);
-      loss += (out[headG.loss]!.data as Float32Array)[0]!;
-      dHidden.push(out[headG.dHidden]!.data as Float32Array);
-    }
-    reader.close();
+    const head = await runHead(model, headG, batches, hidden, denominator);
+    let dHidden = head.dHidden;
     // Backward, block by block in reverse, recomputing each block from its checkpoint.
     for (let bk = blocks.length - 1; bk >= 0; bk--) {
       const b = blocks[bk]!;
@@ -180,7 +218,8 @@ export async function streamedLoraGradients(model: HfModel, slots: LoraSlot[], p
         sessions.push(bwd.session);
         backward.set(b.key, bwd);
       }
-      const feeds = blockFeeds(bwd.graph, b.start, b.k);
+      const weights = bk === blocks.length - 1 && lastWeights ? lastWeights : await take();
+      const feeds = blockFeeds(bwd.graph, b.start, weights);
       const prev: Float32Array[] = [];
       for (let bi = 0; bi < batches.length; bi++) {
         const batch = batches[bi]!;
@@ -204,9 +243,11 @@ export async function streamedLoraGradients(model: HfModel, slots: LoraSlot[], p
       }
       checkpoints[bk] = [];
       dHidden = prev;
+      queue.release(weights);
     }
-    return { loss, grads };
+    return { loss: head.loss, grads, readSeconds: readMs / 1000, prefetched: queue.prefetching };
   } finally {
+    await queue.close();
     reader.close();
     for (const s of sessions) await s.release();
   }
