@@ -7,11 +7,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoraDropError } from "./errors";
 
+/** What went wrong with a write, in words, and what to do about it. */
 function describe(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === "ENOSPC") return "the disk is full";
-  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  if (code === "ENOSPC") return "the disk is full (free some space or write to another disk)";
+  if (code === "EDQUOT") return "the disk quota is exceeded (free some space or write to another disk)";
+  if (code === "EACCES" || code === "EPERM") return "permission denied (choose a folder you can write to)";
   if (code === "EROFS") return "the file system is read-only";
+  if (code === "ENOENT") return "its folder does not exist";
   return (e as Error).message;
 }
 
