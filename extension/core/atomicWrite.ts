@@ -92,7 +92,8 @@ export async function writeDirAtomic(dir: string, fill: (tmpDir: string) => Prom
   try {
     fs.mkdirSync(tmp);
   } catch (e) {
-    throw new LoraDropError("WRITE_FAILED", `cannot create a folder: ${describe(e)}`, tmp);
+    // Named by the output the user chose: the temporary name beside it means nothing to them.
+    throw new LoraDropError("WRITE_FAILED", `cannot create the folder: ${describe(e)}`, dir);
   }
   try {
     await fill(tmp);
@@ -106,7 +107,15 @@ export async function writeDirAtomic(dir: string, fill: (tmpDir: string) => Prom
     }
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    if (e instanceof LoraDropError) throw e;
+    if (e instanceof LoraDropError) throw inOutput(e, tmp, dir);
     throw new LoraDropError("WRITE_FAILED", `cannot write: ${describe(e)}`, dir);
   }
+}
+
+/** An error about a file inside the temporary folder, re-addressed to where that file was going in `dir`. */
+function inOutput(e: LoraDropError, tmp: string, dir: string): LoraDropError {
+  if (!e.file || (e.file !== tmp && !e.file.startsWith(tmp + path.sep))) return e;
+  const file = dir + e.file.slice(tmp.length);
+  const message = e.message.startsWith(`${e.file}: `) ? e.message.slice(e.file.length + 2) : e.message;
+  return new LoraDropError(e.code, message, file, e.field);
 }
