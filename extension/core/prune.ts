@@ -67,12 +67,12 @@ export async function pruneAdapter(opts: PruneOptions, ctx: RunContext = {}): Pr
   const format = opts.format ?? "peft";
   const selection = selectFromProfile(profile, adapter, rule, opts.perModule ?? false, profileFile);
   ctx.log?.info(`kept ${JSON.stringify(selection.kept)}, shared ${JSON.stringify(selection.shared)}`);
-  throwIfCancelled(ctx.signal, "prune");
+  await cancelPoint(ctx.signal);
   const built = buildDropShare(adapter, selection, mode);
   for (const s of built.sharedInit) ctx.log?.info(`shared ${s.module} over layers ${s.layers.join(", ")}: rank ${s.r} keeps ${(100 * s.energyKept).toFixed(1)}% of the mean update's energy`);
   const record = dropShareRecord(selection, mode, format, path.resolve(opts.adapterDir), "mean-low-rank");
   const overrides: Record<string, unknown> = { lora_drop: record, ...(mode === "drop" ? dropConfig(selection, adapter.modules) : {}) };
-  throwIfCancelled(ctx.signal, "prune");
+  await cancelPoint(ctx.signal);
   await writeAdapter(opts.outDir, adapter.config, built.loras, {
     force: opts.force, format, configOverrides: overrides, metadata: recordMetadata(record),
     // Verified in the temporary folder, so a failed check leaves no output behind.
@@ -116,4 +116,14 @@ function refuseSourceAsOutput(adapterDir: string, outDir: string): void {
   if (out === src || real(out) === real(src) || out.startsWith(src + path.sep)) {
     throw new LoraDropError("INVALID_ARGUMENT", "the output folder is the source adapter (or inside it); the source is never modified, choose another folder", outDir);
   }
+}
+
+/**
+ * Lets a cancel that is waiting in the event queue (the worker's `cancel` message, the CLI's SIGINT) reach the
+ * AbortSignal, then throws if it fired. Prune's work is synchronous, so without this yield a cancel sent while it
+ * runs would only be seen after the output is written.
+ */
+async function cancelPoint(signal: AbortSignal | undefined): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  throwIfCancelled(signal, "prune");
 }
