@@ -3,7 +3,7 @@
  */
 import * as fs from "node:fs";
 import { Command, Option } from "commander";
-import { deviceOption, intArg } from "./args";
+import { deviceOption, intArg, memoryBudgetOption } from "./args";
 import { LoraDropError } from "../core/errors";
 import { profileAdapter } from "../core/profile";
 import { writeProfile } from "../core/profileFile";
@@ -11,7 +11,7 @@ import { ProfileFile } from "../core/profileSchema";
 import { rankByImportance } from "../core/selection";
 import { terminalContext, pct } from "./terminal";
 import { DeviceChoice } from "../core/session";
-import { parseSize, formatBytes, StreamChoice } from "../core/stream/memoryBudget";
+import { formatBytes, StreamChoice } from "../core/stream/memoryBudget";
 import { maxRssBytes } from "../core/stream/peakMemory";
 
 /** The summary table printed after a profile: layers by importance with the cumulative share. */
@@ -42,7 +42,7 @@ export function registerProfile(program: Command): void {
     .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "gradient", "weight"]).default("output"))
     .addOption(deviceOption())
     .option("--threads <n>", "CPU threads", intArg)
-    .option("--memory-budget <size>", "memory the streamed layers may use, e.g. 6G (default: half the available memory)", parseSize)
+    .addOption(memoryBudgetOption())
     .addOption(new Option("--stream <mode>", "run the model block by block from its files (auto: when it does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
     .option("--force", "overwrite an existing profile file")
     .option("--quiet", "no progress output")

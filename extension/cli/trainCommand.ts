@@ -10,8 +10,8 @@ import { archModules, targetMatches } from "../core/models/arch";
 import { DeviceChoice } from "../core/session";
 import { LoraDropError } from "../core/errors";
 import { terminalContext } from "./terminal";
-import { deviceOption, floatArg, intArg } from "./args";
-import { parseSize, StreamChoice } from "../core/stream/memoryBudget";
+import { deviceOption, floatArg, intArg, memoryBudgetOption } from "./args";
+import { StreamChoice } from "../core/stream/memoryBudget";
 
 /** Parses a comma-separated list of target modules. */
 export function targetsArg(v: string): string[] {
@@ -80,7 +80,7 @@ export function registerTrain(program: Command): void {
     .addOption(deviceOption())
     .option("--threads <n>", "CPU threads", intArg)
     .option("--prepack", "prepack the weights for the CPU's matrix kernels: faster steps, but the frozen weights are held twice")
-    .option("--memory-budget <size>", "memory the streamed layers may use, e.g. 6G (default: half the available memory)", parseSize)
+    .addOption(memoryBudgetOption())
     .addOption(new Option("--stream <mode>", "train block by block from the model files, recomputing activations (auto: when the model does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
     .option("--checkpoint-every <n>", "write a checkpoint every N steps", nonNegIntArg, 0)
     .option("--checkpoint-dir <dir>", "checkpoint folder (default: <out>.checkpoint)")
