@@ -286,6 +286,8 @@ export interface WriteAdapterOptions {
   format?: "peft" | "compact";
   /** Called with the complete temporary folder before it is renamed into place (e.g. to verify it); throw to abandon the write. */
   beforeCommit?: (tmpDir: string) => void | Promise<void>;
+  /** Trained classification-head tensors (modules_to_save), by adapter key; they replace carried tensors of the same key. */
+  head?: { name: string; shape: number[]; data: Float32Array }[];
 }
 
 /**
@@ -306,9 +308,13 @@ export async function writeAdapter(dir: string, config: LoraConfig, loras: LoraM
       { name: compact ? compactSharedKey(l.module, "B") : peftKey(l.layer, l.module, "B", config.architecture), dtype: "F32" as const, shape: [l.outFeatures, l.r], data: l.B },
     ];
   });
+  // A carried head tensor is dropped when a trained one replaces it, whichever of PEFT's two key forms it has.
+  const headBase = (key: string) => { const h = HEAD_KEY_RE.exec(key); return h ? `${h[1]}.${h[2]}` : key; };
+  const trainedHead = new Set((opts.head ?? []).map((h) => headBase(h.name)));
+  for (const h of opts.head ?? []) tensors.push({ name: h.name, dtype: "F32" as const, shape: h.shape, data: h.data });
   if (config.carry) {
     const src = readIndex(config.carry.file);
-    for (const name of config.carry.names) {
+    for (const name of config.carry.names.filter((n) => !trainedHead.has(headBase(n)))) {
       const e = src.tensors.get(name);
       if (!e) throw new LoraDropError("TENSOR_MISSING", `tensor ${name} to carry over is missing`, config.carry.file, name);
       tensors.push({ name, dtype: "F32" as const, shape: e.shape, data: toFloat32(readTensorBytes(src, name), e.dtype, config.carry.file, name) });

@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoraDropError, throwIfCancelled } from "./errors";
 import { loadHfModel } from "./hfModel";
-import { loadAdapter, countLoraParams, LoraModule } from "./peftAdapter";
+import { Adapter, loadAdapter, countLoraParams, LoraModule } from "./peftAdapter";
 import { readDataset, tokenizeExamples } from "./dataset";
 import { modelTokenizer, profileAdapter } from "./profile";
 import { writeProfile } from "./profileFile";
@@ -28,6 +28,8 @@ import { DeviceChoice } from "./session";
 import { RunContext } from "./progress";
 import { PipelineReport, RunSummary, REPORT_SCHEMA, REPORT_VERSION, meanLastLoss, renderMarkdown, EvalMetrics } from "./report";
 import { evaluateClassifier } from "./train/classification";
+import { headTensorShapes } from "./train/classifierHead";
+import { withAdapterHead } from "./models";
 import { tokensFor } from "./models/arch";
 
 /** What to run. Defaults: α 0.1, T 0.9, 10% held out, 64 profiled examples, the trainer's defaults otherwise. */
@@ -167,20 +169,27 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
     // Held-out losses: both adapters as written (loaded back, so the shared binding is the one a user gets).
     throwIfCancelled(ctx.signal, "pipeline");
     emit({ phase: "evaluate", message: `held-out loss on ${evalExamples.length} examples` });
-    const evalOf = async (loras: LoraModule[]) => (evalExamples.length ? evaluateLoss(opts.modelDir, loras, evalExamples, { device: opts.device, threads: opts.threads, batchSize: opts.batchSize }) : null);
-    const dropLoras = loadAdapter(at(PIPELINE_FILES.adapter), model.config).loras;
-    const dropEval = await evalOf(dropLoras);
-    const loraEval = loraRun ? await evalOf(loadAdapter(at(PIPELINE_FILES.lora_adapter), model.config).loras) : null;
-    const baseEval = await evalOf([]);
+    // A sequence classifier is scored with the head each adapter saved (trained with it); the base model with its own.
+    const headless = model.config.head === "seq-cls" && headTensorShapes(model).some((t) => !model.weights.has(t.name));
+    const evalOf = async (adapter?: Adapter) => (evalExamples.length && (adapter || !headless)
+      ? evaluateLoss(opts.modelDir, adapter?.loras ?? [], evalExamples, { device: opts.device, threads: opts.threads, batchSize: opts.batchSize, ...(adapter ? { adapter } : {}) }) : null);
+    const dropAdapter = loadAdapter(at(PIPELINE_FILES.adapter), model.config);
+    const loraAdapter = loraRun ? loadAdapter(at(PIPELINE_FILES.lora_adapter), model.config) : undefined;
+    const dropLoras = dropAdapter.loras;
+    const dropEval = await evalOf(dropAdapter);
+    const loraEval = loraAdapter ? await evalOf(loraAdapter) : null;
+    // A bare encoder has no classifier of its own, so it has no base score.
+    const baseEval = await evalOf();
     // Sequence classifiers are also scored as GLUE scores them: accuracy, and Matthews correlation for two classes.
-    const metricsOf = async (loras: LoraModule[]): Promise<EvalMetrics | null> => {
-      if (model.config.head !== "seq-cls" || evalExamples.length === 0) return null;
-      const { predicted: _p, ...m } = await evaluateClassifier(model, loras, evalExamples, { device: opts.device, threads: opts.threads, batchSize: opts.batchSize });
+    const metricsOf = async (adapter?: Adapter): Promise<EvalMetrics | null> => {
+      if (model.config.head !== "seq-cls" || evalExamples.length === 0 || (!adapter && headless)) return null;
+      const scored = adapter ? withAdapterHead(model, adapter) : model;
+      const { predicted: _p, ...m } = await evaluateClassifier(scored, adapter?.loras ?? [], evalExamples, { device: opts.device, threads: opts.threads, batchSize: opts.batchSize });
       return m;
     };
-    const dropMetrics = await metricsOf(dropLoras);
-    const loraMetrics = loraRun ? await metricsOf(loadAdapter(at(PIPELINE_FILES.lora_adapter), model.config).loras) : null;
-    const baseMetrics = await metricsOf([]);
+    const dropMetrics = await metricsOf(dropAdapter);
+    const loraMetrics = loraAdapter ? await metricsOf(loraAdapter) : null;
+    const baseMetrics = await metricsOf();
 
     // 6. Report.
     emit({ phase: "report", message: "writing the report" });

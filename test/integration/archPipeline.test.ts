@@ -144,10 +144,29 @@ test("a bare encoder (…ForMaskedLM, original BERT gamma/beta names) with a SEQ
     const data = path.join(dir, "three.jsonl");
     fs.writeFileSync(data, [0, 1, 2, 1].map((label, i) => JSON.stringify({ input_ids: [0, 5 + i, 9, 2], label })).join("\n") + "\n");
     const out = path.join(dir, "trained");
+    // Frozen (trainHead: false), the head is carried over unchanged; trained (the default, as PEFT's
+    // modules_to_save), it starts from the adapter's head and moves.
+    const frozenOut = path.join(dir, "frozen");
+    const frozen = await trainLora({ modelDir: bareDir, dataPath: data, outDir: frozenOut, initAdapterDir: adapterDir, steps: 2, lr: 1e-3, batchSize: 4, device: "cpu", trainHead: false });
+    assert.ok(Number.isFinite(frozen.finalLoss));
+    assert.equal(frozen.headParams, 0);
+    const headOf = (dirName: string, base: string) => {
+      const a = loadAdapter(dirName, bare.config);
+      return readTensorF32(readSafetensorsIndex(path.join(dirName, "adapter_model.safetensors")), a.head!.get(base)!).data;
+    };
+    for (const [base, name] of adapter.head!) assert.deepEqual(headOf(frozenOut, base), readTensorF32(adapterIndex, name).data);
     const r = await trainLora({ modelDir: bareDir, dataPath: data, outDir: out, initAdapterDir: adapterDir, steps: 2, lr: 1e-3, batchSize: 4, device: "cpu" });
     assert.ok(Number.isFinite(r.finalLoss));
-    const trained = loadAdapter(out, bare.config);
-    for (const [base, name] of adapter.head!) assert.deepEqual(readTensorF32(readSafetensorsIndex(path.join(out, "adapter_model.safetensors")), trained.head!.get(base)!).data, readTensorF32(adapterIndex, name).data);
+    assert.ok(r.headParams > 0, "the head is trained by default");
+    for (const [base, name] of adapter.head!) {
+      const start = readTensorF32(adapterIndex, name).data, end = headOf(out, base);
+      assert.equal(end.length, start.length, `${arch} ${base}: the trained head keeps its shape`);
+      // Adam's first steps move every weight with a non-zero gradient by about lr.
+      const moved = end.reduce((m, v, i) => Math.max(m, Math.abs(v - start[i]!)), 0);
+      assert.ok(moved > 1e-4 && moved < 3e-3, `${arch} ${base}: the trained head moved by ${moved}`);
+    }
+    // Same first step: the frozen and trained runs start from the same values, so their first losses agree.
+    assert.ok(Math.abs(r.losses[0]!.loss - frozen.losses[0]!.loss) < 1e-6, `${arch}: first losses ${r.losses[0]!.loss} vs ${frozen.losses[0]!.loss}`);
   }
 });
 
@@ -169,11 +188,14 @@ test("pipeline on a synthetic GLUE-like task: report compares LoRA and LoRA-drop
   const model = loadHfModel(modelDir);
   const raw = readDataset(data);
   const accuracy = (dirName: string | null) => {
-    const loras = dirName ? loadAdapter(path.join(out, dirName), model.config).loras : [];
+    const adapter = dirName ? loadAdapter(path.join(out, dirName), model.config) : undefined;
+    const loras = adapter?.loras ?? [];
+    // Each adapter is scored with the classifier it trained and saved (modules_to_save).
+    const scored = adapter ? withAdapterHead(model, adapter) : model;
     let correct = 0, tp = 0, tn = 0, fp = 0, fn = 0;
     for (const i of report.data.eval_indices) {
       const f = raw[i]!.fields as { input_ids: number[]; label: number };
-      const { logits } = encoderReference(model, loras, f.input_ids);
+      const { logits } = encoderReference(scored, loras, f.input_ids);
       const pred = logits[1]! > logits[0]! ? 1 : 0;
       if (pred === f.label) correct++;
       if (pred === 1) f.label === 1 ? tp++ : fp++; else f.label === 0 ? tn++ : fn++;
@@ -191,4 +213,67 @@ test("pipeline on a synthetic GLUE-like task: report compares LoRA and LoRA-drop
   assert.match(md, /## Classification on the held-out split/);
   assert.match(md, /\| Matthews correlation \|/);
   assert.ok(md.includes(`| accuracy | ${baseM.accuracy.toFixed(4)} | ${loraM.accuracy.toFixed(4)} | ${dropM.accuracy.toFixed(4)} |`));
+});
+
+/** A copy of a RoBERTa fixture without its classifier, as a …ForMaskedLM checkpoint is published. */
+function bareRoberta(dir: string, seed: number): string {
+  const fullDir = path.join(dir, "full"), bareDir = path.join(dir, "bare");
+  writeTinyArchModel(fullDir, { architecture: "roberta", numLayers: 3, vocabSize: 64, seed });
+  const raw = JSON.parse(fs.readFileSync(path.join(fullDir, "config.json"), "utf8")) as Record<string, unknown>;
+  raw.architectures = ["RobertaForMaskedLM"];
+  fs.mkdirSync(bareDir);
+  fs.writeFileSync(path.join(bareDir, "config.json"), JSON.stringify(raw));
+  const full = loadHfModel(fullDir);
+  const kept = [...full.shards[0]!.tensors.values()].filter((e) => !e.name.startsWith("classifier."));
+  fs.writeFileSync(path.join(bareDir, "model.safetensors"), encodeSafetensors(kept.map((e) => {
+    const t = readTensorF32(full.shards[0]!, e.name);
+    return { name: e.name, dtype: "F32" as const, shape: t.shape, data: t.data };
+  }), { format: "pt" }));
+  return bareDir;
+}
+
+test("pipeline from a bare encoder (no classifier): both runs train a head, save it, and are scored with it", async () => {
+  const dir = tmpDir();
+  const modelDir = bareRoberta(dir, 5);
+  const data = path.join(dir, "glue.jsonl");
+  writeGlueLikeDataset(data, { count: 64, vocabSize: 64 });
+  const out = path.join(dir, "run");
+  const report = await runPipeline({
+    modelDir, dataPath: data, outDir: out, alpha: 0.5, keep: 1, stratifyBy: "label", evalFraction: 0.25,
+    r: 4, loraAlpha: 8, lr: 2e-2, steps: 40, sampleSteps: 10, batchSize: 16, device: "cpu", seed: 3,
+  });
+  assert.equal(report.base_eval_metrics ?? null, null, "a bare encoder has no classifier of its own to score");
+  const model = loadHfModel(modelDir);
+  for (const [name, dirName, m] of [["LoRA-drop", PIPELINE_FILES.adapter, report.lora_drop.eval_metrics], ["LoRA", PIPELINE_FILES.lora_adapter, report.lora!.eval_metrics]] as const) {
+    const adapter = loadAdapter(path.join(out, dirName), model.config);
+    assert.equal(adapter.head?.size, 4, `${name}: the trained classifier is saved`);
+    // Scored through its own head: the plain-loop reference agrees on every held-out prediction.
+    const raw = readDataset(data);
+    const scored = withAdapterHead(model, adapter);
+    let correct = 0;
+    for (const i of report.data.eval_indices) {
+      const f = raw[i]!.fields as { input_ids: number[]; label: number };
+      const { logits } = encoderReference(scored, adapter.loras, f.input_ids);
+      if ((logits[1]! > logits[0]! ? 1 : 0) === f.label) correct++;
+    }
+    assert.ok(Math.abs(m!.accuracy - correct / report.data.eval_indices.length) < 1e-12, `${name}: accuracy ${m!.accuracy} vs reference`);
+    assert.ok(m!.accuracy >= 0.75, `${name}: a separable task is learnt (accuracy ${m!.accuracy})`);
+  }
+  const md = fs.readFileSync(path.join(out, PIPELINE_FILES.report_md), "utf8");
+  assert.match(md, /## Classification on the held-out split/);
+});
+
+test("training a classifier head resumes from a checkpoint to the same adapter, byte for byte", async () => {
+  const dir = tmpDir();
+  const modelDir = bareRoberta(dir, 6);
+  const data = path.join(dir, "glue.jsonl");
+  writeGlueLikeDataset(data, { count: 24, vocabSize: 64 });
+  const base = { modelDir, dataPath: data, r: 2, alpha: 4, lr: 1e-2, steps: 4, batchSize: 8, device: "cpu" as const, checkpointEvery: 2, seed: 11 };
+  const a = path.join(dir, "a"), b = path.join(dir, "b");
+  await trainLora({ ...base, outDir: a });
+  const controller = new AbortController();
+  await assert.rejects(trainLora({ ...base, outDir: b }, { signal: controller.signal, onStep: (e) => { if (e.step === 3) controller.abort(); } }));
+  assert.ok(!fs.existsSync(b) && fs.existsSync(`${b}.checkpoint`), "cancelled after the step-2 checkpoint");
+  await trainLora({ ...base, outDir: b, resume: true });
+  assert.ok(fs.readFileSync(path.join(a, "adapter_model.safetensors")).equals(fs.readFileSync(path.join(b, "adapter_model.safetensors"))), "resumed adapter (LoRA and head) equals the uninterrupted one");
 });

@@ -18,7 +18,8 @@ export interface ArchReferenceOutput {
 function weight(model: HfModel, name: string): Float64Array {
   const ref = model.weights.get(name);
   if (!ref) throw new Error(`missing ${name}`);
-  return Float64Array.from(readTensorF32(ref.index, name).data);
+  // An adapter-saved head (withAdapterHead) is stored under its PEFT key: read the entry's own name.
+  return Float64Array.from(readTensorF32(ref.index, ref.entry.name).data);
 }
 
 /** y[t, o] = Σ_i x[t, i] · W(o, i) + b[o], where W is [out, in] or (conv1d) [in, out]. */
@@ -145,8 +146,11 @@ export function gpt2Reference(model: HfModel, loras: LoraModule[], ids: number[]
   return { logits, norms };
 }
 
-/** RobertaForSequenceClassification / BertForSequenceClassification on one sequence (no padding tokens in `ids`). */
-export function encoderReference(model: HfModel, loras: LoraModule[], ids: number[]): ArchReferenceOutput {
+/**
+ * RobertaForSequenceClassification / BertForSequenceClassification on one sequence (no padding tokens in `ids`).
+ * `head` replaces classifier tensors by name (the head-gradient check perturbs them).
+ */
+export function encoderReference(model: HfModel, loras: LoraModule[], ids: number[], head?: Map<string, Float64Array>): ArchReferenceOutput {
   const c = model.config, arch = c.architecture, T = ids.length, H = c.hiddenSize, I = c.intermediateSize, eps = c.layerNormEps!;
   const byKey = new Map(loras.map((l) => [`${l.layer}.${l.module}`, l]));
   const norms = new Map<string, number[]>();
@@ -172,6 +176,7 @@ export function encoderReference(model: HfModel, loras: LoraModule[], ids: numbe
   const first = h.slice(0, H);
   const L = c.numLabels!;
   const [d1, d2] = arch === "roberta" ? ["classifier.dense", "classifier.out_proj"] : ["bert.pooler.dense", "classifier"];
-  const pooled = affine(first, 1, H, weight(model, `${d1}.weight`), H, weight(model, `${d1}.bias`), false).map(Math.tanh);
-  return { logits: affine(pooled, 1, H, weight(model, `${d2}.weight`), L, weight(model, `${d2}.bias`), false), norms };
+  const hw = (name: string) => head?.get(name) ?? weight(model, name);
+  const pooled = affine(first, 1, H, hw(`${d1}.weight`), H, hw(`${d1}.bias`), false).map(Math.tanh);
+  return { logits: affine(pooled, 1, H, hw(`${d2}.weight`), L, hw(`${d2}.bias`), false), norms };
 }

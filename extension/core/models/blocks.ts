@@ -8,7 +8,7 @@ import { GraphBuilder } from "../onnx/builder";
 import { Ops } from "../onnx/ops";
 import { WeightBinder } from "../onnx/weights";
 import { HfModel } from "../hfModel";
-import type { ForwardGraph, ForwardOptions, LoraSlot } from "./llama";
+import type { ForwardGraph, ForwardOptions, HeadInput, LoraSlot } from "./llama";
 
 /** Symbolic name of the flattened token axis. */
 export const TOKENS = "batch*seq";
@@ -26,6 +26,7 @@ export class ForwardBlocks {
   readonly loraInputs: ForwardGraph["loraInputs"] = [];
   readonly tapOrder: ForwardGraph["tapOrder"] = [];
   readonly dropoutInputs: ForwardGraph["dropoutInputs"] = [];
+  readonly headInputs: HeadInput[] = [];
   private readonly taps: string[] = [];
   private readonly paramInputs = new Map<string, { A: string; B: string }>();
   private readonly slotAt: Map<string, LoraSlot>;
@@ -146,9 +147,20 @@ export class ForwardBlocks {
   }
 
   /** The finished graph description, stacking the taps into [n_taps, batch, seq]. */
+  /** A classification-head weight: a graph input when the head is trained (`headInputs`), else the frozen weight. */
+  headWeight(name: string, shape: number[]): string {
+    if (!this.opts.headInputs) return this.w.weight(name, shape);
+    const input = this.g.input(`head.${name}`, "float32", shape);
+    this.headInputs.push({ name, input, shape });
+    return input;
+  }
+
   finish(logits?: string): ForwardGraph {
     const g = this.g;
-    const out: ForwardGraph = { inputIds: this.inputIds, attentionMask: this.attentionMask, tapOrder: this.tapOrder, loraInputs: this.loraInputs, dropoutInputs: this.dropoutInputs };
+    const out: ForwardGraph = {
+      inputIds: this.inputIds, attentionMask: this.attentionMask, tapOrder: this.tapOrder, loraInputs: this.loraInputs,
+      dropoutInputs: this.dropoutInputs, headInputs: this.headInputs,
+    };
     if (this.opts.loraNorms && this.taps.length) {
       const stacked = this.o.concat(this.taps.map((t) => this.o.unsqueeze(t, [0])), 0);
       const shape = g.node("Concat", [g.i64([this.taps.length]), this.bsShape], [{ dtype: "int64", shape: [3] }], { axis: 0 })[0]!;

@@ -57,11 +57,15 @@ export function buildEncoderForward(g: GraphBuilder, model: HfModel, slots: Lora
   if (opts.logits) {
     // Rows b·seq of the flat states are the sequences' first tokens (a Gather on axis 0, which the autodiff handles).
     const first = o.gather(h, b.firstTokenRows());
-    const dense = (x: string, name: string, outF: number) => o.gemm(x, w.weight(`${name}.weight`, [outF, H]), { transB: true, c: w.weight(`${name}.bias`, [outF]) });
+    // The classifier (PEFT's modules_to_save) may be trained; BERT's pooler stays frozen, as under PEFT.
+    const dense = (x: string, name: string, outF: number, head: boolean) => {
+      const weight = (n: string, shape: number[]) => (head ? b.headWeight(n, shape) : w.weight(n, shape));
+      return o.gemm(x, weight(`${name}.weight`, [outF, H]), { transB: true, c: weight(`${name}.bias`, [outF]) });
+    };
     const L = cfg.numLabels ?? 2;
     logits = arch === "roberta"
-      ? dense(o.tanh(dense(first, "classifier.dense", H)), "classifier.out_proj", L)
-      : dense(o.tanh(dense(first, "bert.pooler.dense", H)), "classifier", L);
+      ? dense(o.tanh(dense(first, "classifier.dense", H, true)), "classifier.out_proj", L, true)
+      : dense(o.tanh(dense(first, "bert.pooler.dense", H, false)), "classifier", L, true);
   }
   return b.finish(logits);
 }

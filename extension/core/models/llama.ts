@@ -35,6 +35,11 @@ export interface ForwardOptions {
   loraDropout?: boolean;
   /** An int64 [rows] value: compute logits only for these rows of the [batch*seq] positions (the loss's targets). */
   logitRows?: string;
+  /**
+   * Training a sequence classifier: the classification head's weights (PEFT's modules_to_save) become float32
+   * graph inputs (`headInputs`) instead of frozen initializers, so the loss can be differentiated with respect to them.
+   */
+  headInputs?: boolean;
 }
 
 /** Names of the values a forward build produced. */
@@ -50,7 +55,12 @@ export interface ForwardGraph {
   loraInputs: { param: string; A: string; B: string; r: number; inFeatures: number; outFeatures: number }[];
   /** Dropout mask inputs ([batch*seq, in]) per tap, when loraDropout. */
   dropoutInputs: { layer: number; module: string; name: string; inFeatures: number }[];
+  /** The classification head's weight inputs (with `headInputs`): base-model weight name, input name, shape. */
+  headInputs: HeadInput[];
 }
+
+/** A head weight fed as a graph input. */
+export interface HeadInput { name: string; input: string; shape: number[] }
 
 /** RoPE inverse frequencies as HF computes them, including linear and llama3 scaling. */
 export function ropeInvFreq(cfg: ModelConfig): number[] {
@@ -242,7 +252,7 @@ export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSl
     h = buildDecoderLayer(g, ctx, i, h, (suffix, shape) => w.weight(`model.layers.${i}.${suffix}`, shape));
   }
 
-  const out: ForwardGraph = { inputIds, attentionMask, tapOrder: ctx.tapOrder, loraInputs, dropoutInputs: ctx.dropoutInputs };
+  const out: ForwardGraph = { inputIds, attentionMask, tapOrder: ctx.tapOrder, loraInputs, dropoutInputs: ctx.dropoutInputs, headInputs: [] };
   if (opts.loraNorms) {
     const stacked = stackTaps(g, ctx);
     if (stacked) out.loraNorms = stacked;

@@ -1,5 +1,5 @@
 /**
- * Training checkpoints: the LoRA values, the AdamW moments and step, the random generators' states and the data
+ * Training checkpoints: the LoRA values (and a trained classification head), the AdamW moments and step, the random generators' states and the data
  * order — everything a resumed run needs to continue exactly as an uninterrupted one. A checkpoint is a folder
  * (state.json + tensors.safetensors) written atomically, so a crash mid-write leaves the previous one intact.
  */
@@ -10,6 +10,7 @@ import { encodeSafetensors, readSafetensorsIndex, readTensorF32, TensorToWrite }
 import { LoraDropError } from "../errors";
 import { AdamW } from "./optim";
 import { LoraParam } from "./trainGraph";
+import type { HeadParam } from "./classifierHead";
 
 /** The format version of checkpoints this code writes and reads. */
 export const CHECKPOINT_VERSION = 1;
@@ -39,21 +40,33 @@ export interface Checkpoint {
   tensors: Map<string, Float32Array>;
 }
 
-const paramKey = (p: string, w: "A" | "B") => `param.${p}.${w}`;
-const momentKey = (k: "m" | "v", p: string, w: "A" | "B") => `adam.${k}.${p}.${w}`;
+/** A tensor the optimiser updates, under its AdamW key (`{param}.A`, `{param}.B`, `head.{name}`). */
+interface TrainedTensor { key: string; shape: number[]; data: Float32Array }
+
+/** Every trained tensor of a run: the LoRA pairs, then the classification head's tensors (when trained). */
+export function trainedTensors(params: Map<string, LoraParam>, head?: Map<string, HeadParam>): TrainedTensor[] {
+  const out: TrainedTensor[] = [];
+  for (const p of params.values()) {
+    out.push({ key: `${p.name}.A`, shape: [p.r, p.inFeatures], data: p.A }, { key: `${p.name}.B`, shape: [p.outFeatures, p.r], data: p.B });
+  }
+  for (const h of head?.values() ?? []) out.push({ key: headKey(h.name), shape: h.shape, data: h.data });
+  return out;
+}
+
+/** The AdamW (and checkpoint) key of a head tensor. */
+export const headKey = (name: string) => `head.${name}`;
+const valueKey = (key: string) => `param.${key}`;
+const momentKey = (k: "m" | "v", key: string) => `adam.${k}.${key}`;
 
 /** Writes a checkpoint folder atomically (replacing the previous one only once complete). */
-export async function writeCheckpoint(dir: string, state: CheckpointState, params: Map<string, LoraParam>, adam: AdamW): Promise<void> {
+export async function writeCheckpoint(dir: string, state: CheckpointState, params: Map<string, LoraParam>, adam: AdamW, head?: Map<string, HeadParam>): Promise<void> {
   const tensors: TensorToWrite[] = [];
-  for (const p of params.values()) {
-    for (const w of ["A", "B"] as const) {
-      const shape = w === "A" ? [p.r, p.inFeatures] : [p.outFeatures, p.r];
-      tensors.push({ name: paramKey(p.name, w), dtype: "F32", shape, data: p[w] });
-      const mo = adam.moments.get(`${p.name}.${w}`);
-      if (mo) {
-        tensors.push({ name: momentKey("m", p.name, w), dtype: "F32", shape, data: mo.m });
-        tensors.push({ name: momentKey("v", p.name, w), dtype: "F32", shape, data: mo.v });
-      }
+  for (const t of trainedTensors(params, head)) {
+    tensors.push({ name: valueKey(t.key), dtype: "F32", shape: t.shape, data: t.data });
+    const mo = adam.moments.get(t.key);
+    if (mo) {
+      tensors.push({ name: momentKey("m", t.key), dtype: "F32", shape: t.shape, data: mo.m });
+      tensors.push({ name: momentKey("v", t.key), dtype: "F32", shape: t.shape, data: mo.v });
     }
   }
   await writeDirAtomic(dir, (tmp) => {
@@ -82,7 +95,7 @@ export function readCheckpoint(dir: string): Checkpoint | undefined {
 }
 
 /** Restores LoRA values and AdamW state from a checkpoint's tensors. */
-export function restoreTensors(cp: Checkpoint, params: Map<string, LoraParam>, adam: AdamW, file: string): void {
+export function restoreTensors(cp: Checkpoint, params: Map<string, LoraParam>, adam: AdamW, file: string, head?: Map<string, HeadParam>): void {
   const take = (key: string, size: number): Float32Array => {
     const t = cp.tensors.get(key);
     if (!t) throw new LoraDropError("TENSOR_MISSING", `the checkpoint has no tensor ${key}`, file, key);
@@ -90,15 +103,10 @@ export function restoreTensors(cp: Checkpoint, params: Map<string, LoraParam>, a
     return t;
   };
   adam.step = cp.state.adamStep;
-  for (const p of params.values()) {
-    for (const w of ["A", "B"] as const) {
-      p[w].set(take(paramKey(p.name, w), p[w].length));
-      if (cp.tensors.has(momentKey("m", p.name, w))) {
-        adam.moments.set(`${p.name}.${w}`, {
-          m: Float32Array.from(take(momentKey("m", p.name, w), p[w].length)),
-          v: Float32Array.from(take(momentKey("v", p.name, w), p[w].length)),
-        });
-      }
+  for (const t of trainedTensors(params, head)) {
+    t.data.set(take(valueKey(t.key), t.data.length));
+    if (cp.tensors.has(momentKey("m", t.key))) {
+      adam.moments.set(t.key, { m: Float32Array.from(take(momentKey("m", t.key), t.data.length)), v: Float32Array.from(take(momentKey("v", t.key), t.data.length)) });
     }
   }
 }

@@ -50,7 +50,7 @@ export function resolveSettings(o: TrainOptions): TrainSettings {
   return s;
 }
 
-/** The settings that decide a run's trajectory (device and threads excluded: they do not change the maths). */
+/** The settings that decide a run's trajectory (device, threads and streaming excluded: they change rounding, not the maths). */
 export function fingerprintOf(o: TrainOptions, s: TrainSettings, totalSteps: number, examples: number): Record<string, unknown> {
   return {
     model: path.resolve(o.modelDir), data: path.resolve(o.dataPath), examples, exampleIndices: o.exampleIndices ?? null,
@@ -58,6 +58,6 @@ export function fingerprintOf(o: TrainOptions, s: TrainSettings, totalSteps: num
     r: s.r, alpha: s.alpha, targets: s.targets, useRslora: o.useRslora ?? false, loraDropout: o.loraDropout ?? null,
     sharedLayers: o.sharedLayers ?? null, totalSteps, lr: s.lr, batchSize: s.batchSize, gradAccum: s.gradAccum,
     maxLength: s.maxLength, warmupSteps: s.warmupSteps, schedule: s.schedule, weightDecay: s.weightDecay,
-    maxGradNorm: s.maxGradNorm, seed: s.seed,
+    maxGradNorm: s.maxGradNorm, seed: s.seed, trainHead: o.trainHead ?? null,
   };
 }

@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadHfModel, HfModel } from "../hfModel";
-import { loadAdapter, LoraModule, writeAdapter, countLoraParams } from "../peftAdapter";
+import { Adapter, loadAdapter, LoraModule, writeAdapter, countLoraParams } from "../peftAdapter";
 import { readDataset, tokenizeExamples, TokenizedExample } from "../dataset";
 import { makeBatch, batchesOf, Batch } from "../batch";
 import { modelTokenizer } from "../profile";
@@ -27,7 +27,8 @@ import { AdamW, ADAMW_DEFAULTS, clipGradNorm } from "./optim";
 import { learningRate, ScheduleKind } from "./schedule";
 import { DataOrder, DataOrderState, stepsPerEpoch } from "./dataOrder";
 import { LoraLayout, newLoraLayout, layoutFromAdapter, SharedLayers } from "./loraSetup";
-import { CheckpointState, CHECKPOINT_VERSION, readCheckpoint, restoreTensors, writeCheckpoint } from "./checkpoint";
+import { HeadParam, headAdapterKey, headParamCount, headTensorShapes, initialHead, SEQ_CLS_MODULES_TO_SAVE } from "./classifierHead";
+import { CheckpointState, CHECKPOINT_VERSION, headKey, readCheckpoint, restoreTensors, writeCheckpoint } from "./checkpoint";
 import { resolveSettings, TrainSettings, fingerprintOf } from "./settings";
 
 /** What to train and how. Defaults: r 8, alpha 16, q_proj + v_proj, 1 epoch, lr 2e-4, batch 8, linear schedule. */
@@ -65,6 +66,11 @@ export interface TrainOptions {
   stream?: StreamChoice;
   /** After training, compute the mean loss over all training examples with the final values (TrainResult.finalEvalLoss). */
   finalEval?: boolean;
+  /**
+   * Sequence classifiers: train the classification head with the LoRA (PEFT's modules_to_save; default true) and
+   * save it in the adapter. `false` keeps the head frozen (the adapter's saved head, else the base model's).
+   */
+  trainHead?: boolean;
 }
 
 /** One optimiser step, as reported to `onStep` and the log. */
@@ -75,6 +81,8 @@ export interface TrainResult {
   adapterDir: string; device: string; steps: number;
   losses: { step: number; loss: number; lr: number }[];
   finalLoss: number; trainableParams: number; seconds: number;
+  /** Values of the trained classification head (0 when none is trained); not counted in trainableParams (LoRA only). */
+  headParams: number;
   /** Mean loss over the training examples with the final values (when `finalEval`). */
   finalEvalLoss?: number;
 }
@@ -91,6 +99,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   if (opts.initAdapterDir && isEncoder(model.config.architecture)) model = withAdapterHead(model, loadAdapter(opts.initAdapterDir, model.config));
   const examples = loadTrainingExamples(model, opts.dataPath, s.maxLength, opts.exampleIndices, ctx);
   const layout = makeLayout(model, opts, s, ctx.log);
+  const head = classifierHeadToTrain(model, opts, s, ctx.log);
   const dropoutP = layout.config.loraDropout;
   if (!(dropoutP >= 0 && dropoutP < 1)) throw new LoraDropError("INVALID_ARGUMENT", `lora_dropout must be in [0, 1), got ${dropoutP}`, undefined, "loraDropout");
 
@@ -112,7 +121,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
           throw new LoraDropError("INVALID_ARGUMENT", `the checkpoint was made with ${k} = ${JSON.stringify(cp.state.fingerprint[k])}, not ${JSON.stringify(v)}; resume with the same settings or start afresh without --resume`, stateFile, k);
         }
       }
-      restoreTensors(cp, layout.params, adam, path.join(checkpointDir, "tensors.safetensors"));
+      restoreTensors(cp, layout.params, adam, path.join(checkpointDir, "tensors.safetensors"), head);
       dataState = { rng: cp.state.dataRng, epoch: cp.state.epoch, order: cp.state.order, position: cp.state.position };
       dropoutRng.state = cp.state.dropoutRng;
       startStep = cp.state.step;
@@ -132,9 +141,9 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   const slots = layout.modules.map(slotOf);
   const streamBlock = streamLayersPerBlock(model, opts, s, examples, dropoutP, ctx.log);
   // Streaming never builds the whole graph: that is the memory it saves.
-  const session = streamBlock ? undefined : await LossSession.create(model, slots, { gradients: true, dropout: dropoutP > 0, device: s.device, threads: opts.threads, prepack: opts.prepack, log: ctx.log });
+  const session = streamBlock ? undefined : await LossSession.create(model, slots, { gradients: true, dropout: dropoutP > 0, device: s.device, threads: opts.threads, prepack: opts.prepack, trainHead: head !== undefined, log: ctx.log });
   const engine: LossEngine = session
-    ? { countTargets: (b) => session.countTargets(b), run: (bs, den, params) => runEach(session, bs, den, params) }
+    ? { countTargets: (b) => session.countTargets(b), run: (bs, den, params) => runEach(session, bs, den, params, head) }
     : { countTargets: (b) => countTargets(b), run: (bs, den, params) => streamedLoraGradients(model, slots, params, bs, den, { device: s.device, threads: opts.threads, layersPerBlock: streamBlock! }) };
   let finalEvalLoss: number | undefined;
   try {
@@ -148,14 +157,16 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
       const denominator = batches.reduce((a, b) => a + engine.countTargets(b), 0);
       let loss = 0;
       let grads: Map<string, ParamGrads> | undefined;
+      let headGrads: Map<string, Float32Array> | undefined;
       // Streamed: one pass over the step's micro-batches reads each layer's weights twice per step, not per micro-batch.
       if (!session) ({ loss, grads } = await engine.run(batches, denominator, layout.params));
       for (const batch of batches) {
         if (session) {
           const masks = dropoutP > 0 ? dropoutMasks(session, batch, dropoutP, dropoutRng) : undefined;
-          const r = await session.run(batch, denominator, layout.params, masks);
+          const r = await session.run(batch, denominator, layout.params, masks, head);
           loss += r.loss;
           grads = grads ? addInto(grads, r.grads!) : r.grads!;
+          if (r.headGrads) headGrads = headGrads ? addHeadInto(headGrads, r.headGrads) : r.headGrads;
         }
         const t = batch.mask.reduce((a, b) => a + b, 0);
         tokens += t;
@@ -164,7 +175,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
       }
       const n = step + 1;
       if (!Number.isFinite(loss)) throw new LoraDropError("NUMERICAL", `step ${n}: the loss is ${loss}; lower the learning rate or check the data`, opts.dataPath, "step");
-      const all = [...grads!.values()].flatMap((g) => [g.A, g.B]);
+      const all = [...grads!.values()].flatMap((g) => [g.A, g.B]).concat([...(headGrads?.values() ?? [])]);
       const gradNorm = clipGradNorm(all, s.maxGradNorm);
       if (!Number.isFinite(gradNorm)) throw new LoraDropError("NUMERICAL", `step ${n}: the gradient norm is ${gradNorm}; lower the learning rate or check the data`, opts.dataPath, "step");
       adam.beginStep();
@@ -173,6 +184,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
         adam.update(`${p.name}.A`, p.A, g.A, lr);
         adam.update(`${p.name}.B`, p.B, g.B, lr);
       }
+      for (const h of head?.values() ?? []) adam.update(headKey(h.name), h.data, headGrads!.get(h.name)!, lr);
       losses.push({ step: n, loss, lr });
       const elapsed = (Date.now() - loopStart) / 1000;
       const tokensPerSecond = tokensThisRun / Math.max(elapsed, 1e-3);
@@ -188,7 +200,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
           version: CHECKPOINT_VERSION, step: n, totalSteps, fingerprint, dataRng: dState.rng, dropoutRng: dropoutRng.state,
           epoch: dState.epoch, order: dState.order, position: dState.position, adamStep: adam.step, losses, tokens,
         };
-        await writeCheckpoint(checkpointDir, state, layout.params, adam);
+        await writeCheckpoint(checkpointDir, state, layout.params, adam, head);
         ctx.log?.info(`checkpoint at step ${n}: ${checkpointDir}`);
       }
     }
@@ -199,21 +211,26 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   throwIfCancelled(ctx.signal, "training");
   // A LoRA-drop record asking for the compact form (stated by the caller, or carried over from the initial adapter) is honoured.
   const record = (opts.configOverrides?.lora_drop ?? layout.config.raw.lora_drop) as { format?: string } | undefined;
+  // A trained head is saved as PEFT saves modules_to_save, and the config says so.
+  const headOverrides = head ? { modules_to_save: layout.config.raw.modules_to_save ?? SEQ_CLS_MODULES_TO_SAVE } : {};
   await writeAdapter(opts.outDir, layout.config, layout.modules, {
-    force: opts.force, configOverrides: opts.configOverrides, metadata: opts.metadata, format: record?.format === "compact" ? "compact" : "peft",
+    force: opts.force, configOverrides: { ...headOverrides, ...opts.configOverrides }, metadata: opts.metadata, format: record?.format === "compact" ? "compact" : "peft",
+    ...(head ? { head: [...head.values()].map((h) => ({ name: headAdapterKey(h.name), shape: h.shape, data: h.data })) } : {}),
   });
   if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "done", adapter: path.resolve(opts.outDir), steps: totalSteps }) + "\n");
   return {
     adapterDir: opts.outDir, device: session ? session.device : `${s.device} (streamed)`, steps: totalSteps, losses,
     finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,
-    trainableParams: countLoraParams(layout.modules), seconds: (Date.now() - started) / 1000,
+    trainableParams: countLoraParams(layout.modules), headParams: head ? headParamCount(head) : 0, seconds: (Date.now() - started) / 1000,
     ...(finalEvalLoss !== undefined ? { finalEvalLoss } : {}),
   };
 }
 
 /** Mean causal-LM loss of an adapter (or the bare model when loras is empty) on examples, no gradients. */
-export async function evaluateLoss(modelDir: string, loras: LoraModule[], examples: TokenizedExample[], opts: { device?: DeviceChoice; batchSize?: number; threads?: number } = {}): Promise<number> {
-  const model = loadHfModel(modelDir);
+export async function evaluateLoss(modelDir: string, loras: LoraModule[], examples: TokenizedExample[], opts: { device?: DeviceChoice; batchSize?: number; threads?: number; adapter?: Adapter } = {}): Promise<number> {
+  // A sequence classifier is scored through the head its adapter saved (modules_to_save), when it saved one.
+  const base = loadHfModel(modelDir);
+  const model = opts.adapter && isEncoder(base.config.architecture) ? withAdapterHead(base, opts.adapter) : base;
   const session = await LossSession.create(model, loras.map(slotOf), { gradients: false, dropout: false, device: opts.device ?? "auto", threads: opts.threads });
   try {
     return await meanLoss({ countTargets: (b) => session.countTargets(b), run: (bs, den, params) => runEach(session, bs, den, params) }, examples, paramsOf(loras), opts.batchSize ?? 8, {});
@@ -291,12 +308,37 @@ interface LossEngine {
   run(batches: Batch[], denominator: number, params: Map<string, LoraParam>): Promise<{ loss: number; grads: Map<string, ParamGrads> }>;
 }
 
+function addHeadInto(acc: Map<string, Float32Array>, more: Map<string, Float32Array>): Map<string, Float32Array> {
+  for (const [k, g] of more) {
+    const a = acc.get(k)!;
+    for (let i = 0; i < a.length; i++) a[i] = a[i]! + g[i]!;
+  }
+  return acc;
+}
+
+/**
+ * The classification head a run trains (sequence classifiers, unless `trainHead` is false), with its starting
+ * values; undefined when none is trained. A frozen head must exist: a bare encoder has none to freeze.
+ */
+function classifierHeadToTrain(model: HfModel, opts: TrainOptions, s: TrainSettings, log?: RunContext["log"]): Map<string, HeadParam> | undefined {
+  if (model.config.head !== "seq-cls") return undefined;
+  if (opts.trainHead === false) {
+    const missing = headTensorShapes(model).find((t) => !model.weights.has(t.name));
+    if (missing) throw new LoraDropError("INVALID_ARGUMENT", `the classification head cannot stay frozen: the model has no ${missing.name} (a bare encoder); let it train`, opts.modelDir, "trainHead");
+    return undefined;
+  }
+  const head = initialHead(model, new Rng(s.seed + 3_000_017));
+  const from = headTensorShapes(model).every((t) => model.weights.has(t.name)) ? "from the model's classifier" : "initialised as Hugging Face does (no classifier in the model)";
+  log?.info(`training the classification head too (modules_to_save: ${[...head.keys()].join(", ")}; ${headParamCount(head)} values, ${from})`);
+  return head;
+}
+
 /** The whole graph's loss and gradients summed over micro-batches, without dropout. */
-async function runEach(session: LossSession, batches: Batch[], denominator: number, params: Map<string, LoraParam>): Promise<{ loss: number; grads: Map<string, ParamGrads> }> {
+async function runEach(session: LossSession, batches: Batch[], denominator: number, params: Map<string, LoraParam>, head?: Map<string, HeadParam>): Promise<{ loss: number; grads: Map<string, ParamGrads> }> {
   let loss = 0;
   let grads: Map<string, ParamGrads> | undefined;
   for (const b of batches) {
-    const r = await session.run(b, denominator, params);
+    const r = await session.run(b, denominator, params, undefined, head);
     loss += r.loss;
     if (r.grads) grads = grads ? addInto(grads, r.grads) : r.grads;
   }

@@ -19,6 +19,7 @@ import { HfModel } from "../hfModel";
 import { Batch } from "../batch";
 import { createSession, DeviceChoice, ExecutionProvider, f32Tensor, i64Tensor, ort } from "../session";
 import type { Logger } from "../progress";
+import type { HeadParam } from "./classifierHead";
 
 /** A LoRA parameter pair (one per distinct `param` name; shared by every module bound to it). */
 export interface LoraParam {
@@ -52,16 +53,19 @@ export interface TrainGraph {
   grads: Map<string, { A: string | null; B: string | null }>;
   /** The loss is the cross-entropy of each sequence's class label (rows are sequences), not next-token prediction. */
   classification: boolean;
+  /** Output names of the classification head's gradients, by head weight name (when the head is trained). */
+  headGrads: Map<string, string>;
 }
 
 /** Builds the loss (and, when `gradients`, the LoRA gradients) into `g` and marks the outputs. */
-export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean; numLayers?: number }): TrainGraph {
+export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean; numLayers?: number; trainHead?: boolean }): TrainGraph {
   const o = new Ops(g);
   // The LM head (the largest single product) runs only at target positions: prompt tokens and padding get no logits.
   const logitRows = g.input("logit_rows", "int64", ["rows"]);
   // A sequence classifier has one row of class logits per sequence; logit_rows then picks sequences.
   const classification = model.config.head === "seq-cls";
-  const forward = buildForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers, ...(classification ? {} : { logitRows }) });
+  const headInputs = classification && (opts.trainHead ?? false);
+  const forward = buildForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers, headInputs, ...(classification ? {} : { logitRows }) });
   const labels = g.input("labels", "int64", ["rows"]);
   const lossWeights = g.input("loss_weights", "float32", ["rows"]);
   const logp = o.logSoftmax(classification ? o.gather(forward.logits!, logitRows) : forward.logits!, -1);
@@ -69,21 +73,24 @@ export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot
   const loss = o.neg(o.reduceSum(o.mul(picked, o.unsqueeze(lossWeights, [1])), [0, 1], false));
   g.output(loss);
   const grads = new Map<string, { A: string | null; B: string | null }>();
+  const headGrads = new Map<string, string>();
   if (opts.gradients) {
-    const wrt = forward.loraInputs.flatMap((l) => [l.A, l.B]);
+    const wrt = [...forward.loraInputs.flatMap((l) => [l.A, l.B]), ...forward.headInputs.map((h) => h.input)];
     const d = buildBackward(g, loss, wrt);
-    for (const l of forward.loraInputs) {
-      const entry = { A: d.get(l.A) ?? null, B: d.get(l.B) ?? null };
-      // A value can be a graph output only once, so a gradient that already is an output gets its own name.
-      for (const k of ["A", "B"] as const) {
-        const v = entry[k];
-        if (v && g.outputs.includes(v)) entry[k] = o.identity(v);
-        if (entry[k]) g.output(entry[k]!);
-      }
-      grads.set(l.param, entry);
+    // A value can be a graph output only once, so a gradient that already is an output gets its own name.
+    const output = (v: string | null | undefined): string | null => {
+      if (!v) return null;
+      const name = g.outputs.includes(v) ? o.identity(v) : v;
+      g.output(name);
+      return name;
+    };
+    for (const l of forward.loraInputs) grads.set(l.param, { A: output(d.get(l.A)), B: output(d.get(l.B)) });
+    for (const h of forward.headInputs) {
+      const name = output(d.get(h.input));
+      if (name) headGrads.set(h.name, name);
     }
   }
-  return { forward, logitRows, labels, lossWeights, loss, grads, classification };
+  return { forward, logitRows, labels, lossWeights, loss, grads, classification, headGrads };
 }
 
 /** The loss's target positions of a batch (flat [batch*seq] indices), their next tokens, and weights 1/denominator. */
@@ -135,6 +142,8 @@ export interface LossSessionOptions {
   prepack?: boolean;
   /** Extra ORT session configuration entries. */
   config?: Record<string, string>;
+  /** A sequence classifier's head is trained: its weights are inputs (values passed to `run`) with gradients. */
+  trainHead?: boolean;
   log?: Logger;
 }
 
@@ -144,6 +153,8 @@ export interface LossResult {
   loss: number;
   /** Per param (when the session computes gradients). */
   grads?: Map<string, ParamGrads>;
+  /** Per head tensor (when the head is trained). */
+  headGrads?: Map<string, Float32Array>;
 }
 
 /** A compiled training (or loss-only) graph for one model and one LoRA layout. */
@@ -157,7 +168,7 @@ export class LossSession {
   /** Builds the graph and creates the session. */
   static async create(model: HfModel, slots: LoraSlot[], opts: LossSessionOptions): Promise<LossSession> {
     const g = new GraphBuilder();
-    const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers });
+    const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers, trainHead: opts.trainHead });
     const { session, device } = await createSession(g.toBytes(), {
       device: opts.device, shardFiles: model.shards.map((s) => s.file), threads: opts.threads, log: opts.log,
       prepack: opts.prepack ?? !opts.gradients, config: opts.config,
@@ -168,8 +179,9 @@ export class LossSession {
   /**
    * Runs one micro-batch. `denominator` is the number of target tokens of the whole step. `dropout` maps each
    * dropout input name to its [batch*seq, in] mask; without it (or for a graph without dropout) no dropout applies.
+   * `head` holds the classification head's values when the session trains it.
    */
-  async run(batch: Batch, denominator: number, params: Map<string, LoraParam>, dropout?: Map<string, Float32Array>): Promise<LossResult> {
+  async run(batch: Batch, denominator: number, params: Map<string, LoraParam>, dropout?: Map<string, Float32Array>, head?: Map<string, HeadParam>): Promise<LossResult> {
     const rt = ort();
     const { rows, labels, weights } = lossTargets(batch, denominator, this.graph.classification);
     const dims = [batch.batch, batch.seq];
@@ -186,6 +198,11 @@ export class LossSession {
       feeds[inp.A] = f32Tensor(p.A, [inp.r, inp.inFeatures]);
       feeds[inp.B] = f32Tensor(p.B, [inp.outFeatures, inp.r]);
     }
+    for (const h of this.graph.forward.headInputs) {
+      const t = head?.get(h.name);
+      if (!t) throw new Error(`no values for the head tensor ${h.name}`);
+      feeds[h.input] = f32Tensor(t.data, h.shape);
+    }
     const n = batch.batch * batch.seq;
     for (const d of this.graph.forward.dropoutInputs) {
       const mask = dropout?.get(d.name) ?? new Float32Array(n * d.inFeatures).fill(1);
@@ -193,14 +210,19 @@ export class LossSession {
     }
     const out = await this.session.run(feeds);
     const loss = (out[this.graph.loss]!.data as Float32Array)[0]!;
-    if (this.graph.grads.size === 0) return { loss };
+    if (this.graph.grads.size === 0 && this.graph.headGrads.size === 0) return { loss };
     const grads = new Map<string, ParamGrads>();
     for (const inp of this.graph.forward.loraInputs) {
       const names = this.graph.grads.get(inp.param)!;
       const read = (name: string | null, size: number) => (name ? (out[name]!.data as Float32Array) : new Float32Array(size));
       grads.set(inp.param, { A: read(names.A, inp.r * inp.inFeatures), B: read(names.B, inp.outFeatures * inp.r) });
     }
-    return { loss, grads };
+    const headGrads = new Map<string, Float32Array>();
+    for (const h of this.graph.forward.headInputs) {
+      const name = this.graph.headGrads.get(h.name);
+      headGrads.set(h.name, name ? (out[name]!.data as Float32Array) : new Float32Array(h.shape.reduce((a, b) => a * b, 1)));
+    }
+    return { loss, grads, ...(headGrads.size ? { headGrads } : {}) };
   }
 
   /** Loss targets in a batch: tokens to predict, or (for a classifier) its sequences. */
