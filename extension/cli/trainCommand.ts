@@ -42,7 +42,8 @@ function nonNegIntArg(v: string): number {
 export function trainSummary(r: TrainResult): string {
   const first = r.losses[0]?.loss;
   return [
-    `trainable LoRA parameters: ${r.trainableParams.toLocaleString("en-US")}`,
+    `trainable LoRA parameters: ${r.trainableParams.toLocaleString("en-US")}` +
+      (r.headParams ? ` (plus the classification head: ${r.headParams.toLocaleString("en-US")} values, saved as modules_to_save)` : ""),
     `steps: ${r.steps}; loss ${first !== undefined ? `${first.toFixed(4)} → ` : ""}${r.finalLoss.toFixed(4)}; device: ${r.device}; ${r.seconds.toFixed(1)} s`,
     `wrote ${r.adapterDir}`,
   ].join("\n");
@@ -77,6 +78,7 @@ export function registerTrain(program: Command): void {
     .option("--max-grad-norm <x>", "clip gradients to this global norm (0: no clipping)", floatArg, d.maxGradNorm)
     .option("--lora-dropout <p>", "dropout on the LoRA input during training", floatArg)
     .option("--seed <n>", "random seed (init, data order, dropout)", nonNegIntArg, d.seed)
+    .option("--freeze-head", "sequence classifiers: keep the classification head frozen (default: it trains with the LoRA, as PEFT's modules_to_save)")
     .addOption(deviceOption())
     .option("--threads <n>", "CPU threads", intArg)
     .option("--prepack", "prepack the weights for the CPU's matrix kernels: faster steps, but the frozen weights are held twice")
@@ -100,7 +102,7 @@ export function registerTrain(program: Command): void {
           warmupSteps: o.warmup, schedule: o.schedule, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm, seed: o.seed,
           device: o.device as DeviceChoice, threads: o.threads, prepack: o.prepack === true ? true : undefined, checkpointEvery: o.checkpointEvery, checkpointDir: o.checkpointDir,
           resume: o.resume === true, logFile: o.log, force: o.force === true,
-          memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice,
+          memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice, ...(o.freezeHead ? { trainHead: false } : {}),
         }, ctx);
         ctx.done();
         if (!o.quiet) process.stdout.write(`${trainSummary(result)}\n`);

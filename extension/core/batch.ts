@@ -12,6 +12,8 @@ export interface Batch {
   mask: number[];
   /** 1 where the token is a loss target (see TokenizedExample.lossMask), 0 elsewhere and at padding. */
   targets: number[];
+  /** Token type (segment) ids, 0 at padding and for examples without any (single sentences). */
+  typeIds: number[];
   examples: TokenizedExample[];
 }
 
@@ -21,15 +23,17 @@ export function makeBatch(examples: TokenizedExample[], padId = 0): Batch {
   const ids: number[] = [];
   const mask: number[] = [];
   const targets: number[] = [];
+  const typeIds: number[] = [];
   for (const e of examples) {
     for (let t = 0; t < seq; t++) {
       const real = t < e.ids.length;
       ids.push(real ? e.ids[t]! : padId);
       mask.push(real ? 1 : 0);
       targets.push(real && e.lossMask[t] ? 1 : 0);
+      typeIds.push(real ? e.typeIds?.[t] ?? 0 : 0);
     }
   }
-  return { batch: examples.length, seq, ids, mask, targets, examples };
+  return { batch: examples.length, seq, ids, mask, targets, typeIds, examples };
 }
 
 /** Splits examples into consecutive batches of at most `size`, grouping similar lengths to limit padding. */

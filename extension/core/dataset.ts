@@ -11,6 +11,8 @@ export interface RawExample {
   /** 1-based line number in the file. */
   line: number;
   text?: string;
+  /** The second sentence of a `sentence1`/`sentence2` pair (encoded as a pair by encoders' tokenizers). */
+  textPair?: string;
   prompt?: string;
   completion?: string;
   inputIds?: number[];
@@ -29,6 +31,8 @@ export interface TokenizedExample {
   example: number;
   /** Class index of a sequence-classification example (its `label` field). */
   label?: number;
+  /** Token type (segment) ids of a sentence pair encoded as a pair: 0 for the first sentence, 1 for the second. */
+  typeIds?: number[];
 }
 
 /** Longest line accepted, in bytes: far beyond any example a model can take, and a bound on what one line costs. */
@@ -145,18 +149,26 @@ function parseRecord(file: string, line: number, o: Record<string, unknown>): Ra
   }
   if (typeof o.text === "string") return { line, text: o.text, fields: o };
   if (typeof o.sentence1 === "string") {
-    const t = typeof o.sentence2 === "string" ? `${o.sentence1}\n${o.sentence2}` : o.sentence1;
-    return { line, text: t, fields: o };
+    if (o.sentence2 !== undefined && typeof o.sentence2 !== "string") bad("sentence2 must be a string", "sentence2");
+    return { line, text: o.sentence1, ...(typeof o.sentence2 === "string" ? { textPair: o.sentence2 } : {}), fields: o };
   }
   return bad("needs a `text` string, `prompt` + `completion`, or `input_ids`", "text");
 }
 
+/**
+ * How a sentence pair becomes tokens: `pair` asks the tokenizer's post-processor for the model's pair template
+ * (RoBERTa `<s> A </s></s> B </s>`, BERT `[CLS] A [SEP] B [SEP]` with token types 0/1), as GLUE fine-tuning does;
+ * `join` (decoders, which have no pair template) tokenises "A\nB" as one text.
+ */
+export type PairEncoding = "pair" | "join";
+
 /** Tokenises examples, truncating each to maxLength tokens, and checks every id against the vocabulary. */
-export function tokenizeExamples(file: string, examples: RawExample[], tokenizer: TextTokenizer | undefined, vocabSize: number, maxLength: number): TokenizedExample[] {
+export function tokenizeExamples(file: string, examples: RawExample[], tokenizer: TextTokenizer | undefined, vocabSize: number, maxLength: number, pairs: PairEncoding = "join"): TokenizedExample[] {
   return examples.map((ex, index) => {
     let ids: number[];
     let tokens: string[];
     let lossMask: boolean[];
+    let typeIds: number[] | undefined;
     if (ex.inputIds) {
       ids = ex.inputIds.slice(0, maxLength);
       // Checked before the tokenizer is asked for the strings of ids it does not have.
@@ -171,8 +183,15 @@ export function tokenizeExamples(file: string, examples: RawExample[], tokenizer
         ids = [...p.ids, ...c.ids];
         tokens = [...p.tokens, ...c.tokens];
         lossMask = ids.map((_, t) => t >= p.ids.length && t > 0);
+      } else if (ex.textPair !== undefined && pairs === "pair") {
+        // Pairs longer than maxLength lose the end of the second sentence (the classifier reads the first token).
+        const e = tokenizer.encodePair(boundedPrefix(ex.text!, maxLength), boundedPrefix(ex.textPair, maxLength));
+        ids = e.ids;
+        tokens = e.tokens;
+        typeIds = e.typeIds;
+        lossMask = ids.map((_, t) => t > 0);
       } else {
-        const e = encodeBounded(tokenizer, ex.text!, true, maxLength);
+        const e = encodeBounded(tokenizer, ex.textPair !== undefined ? `${ex.text!}\n${ex.textPair}` : ex.text!, true, maxLength);
         ids = e.ids;
         tokens = e.tokens;
         lossMask = ids.map((_, t) => t > 0);
@@ -182,13 +201,17 @@ export function tokenizeExamples(file: string, examples: RawExample[], tokenizer
       ids = ids.slice(0, maxLength);
       tokens = tokens.slice(0, maxLength);
       lossMask = lossMask.slice(0, maxLength);
+      typeIds = typeIds?.slice(0, maxLength);
     }
     checkRange(file, ex.line, ids, vocabSize);
     if (ids.length === 0) throw new LoraDropError("DATASET_INVALID", `line ${ex.line}: the example has no tokens`, file, `line ${ex.line}`);
     const special = ids.map((id) => tokenizer?.isSpecial(id) ?? false);
     // A classification label is carried as read; the trainer checks it against the model's classes.
     const label = ex.fields.label;
-    return { ids, tokens, special, lossMask, example: index, ...(Number.isInteger(label) && (label as number) >= 0 ? { label: label as number } : {}) };
+    return {
+      ids, tokens, special, lossMask, example: index, ...(Number.isInteger(label) && (label as number) >= 0 ? { label: label as number } : {}),
+      ...(typeIds?.some((t) => t !== 0) ? { typeIds } : {}),
+    };
   });
 }
 
@@ -200,6 +223,14 @@ function checkRange(file: string, line: number, ids: number[], vocabSize: number
 
 /** Tokens past the kept ones that a prefix must yield before its first tokens are trusted to equal the full text's. */
 const PREFIX_MARGIN_TOKENS = 32;
+
+/** A prefix of `text` long enough for `maxTokens` tokens (a token is rarely over 16 characters), cut between characters. */
+function boundedPrefix(text: string, maxTokens: number): string {
+  const chars = Math.max(1024, 16 * (maxTokens + PREFIX_MARGIN_TOKENS));
+  if (chars >= text.length) return text;
+  const hi = text.charCodeAt(chars - 1);
+  return text.slice(0, hi >= 0xd800 && hi <= 0xdbff ? chars - 1 : chars);
+}
 
 /**
  * Encodes enough of `text` to give its first `maxTokens` tokens. Tokenising costs time in proportion to the text

@@ -68,6 +68,7 @@ export class LoraForwardRunner {
     const feeds: Record<string, Ort.Tensor> = {
       [this.graph.inputIds]: i64Tensor(batch.ids, [batch.batch, batch.seq]),
       [this.graph.attentionMask]: i64Tensor(batch.mask, [batch.batch, batch.seq]),
+      ...(this.graph.tokenTypeIds ? { [this.graph.tokenTypeIds]: i64Tensor(batch.typeIds, [batch.batch, batch.seq]) } : {}),
     };
     const byParam = new Map(loras.map((l) => [l.param, l]));
     for (const inp of this.graph.loraInputs) {

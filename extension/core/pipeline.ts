@@ -30,7 +30,7 @@ import { PipelineReport, RunSummary, REPORT_SCHEMA, REPORT_VERSION, meanLastLoss
 import { evaluateClassifier } from "./train/classification";
 import { headTensorShapes } from "./train/classifierHead";
 import { withAdapterHead } from "./models";
-import { tokensFor } from "./models/arch";
+import { pairEncoding, tokensFor } from "./models/arch";
 
 /** What to run. Defaults: α 0.1, T 0.9, 10% held out, 64 profiled examples, the trainer's defaults otherwise. */
 export interface PipelineOptions {
@@ -112,7 +112,7 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
   const model = loadHfModel(opts.modelDir);
   const maxLength = opts.maxLength ?? 512;
   const raw = readDataset(opts.dataPath);
-  const tokenized = tokenizeExamples(opts.dataPath, raw, modelTokenizer(model), model.config.vocabSize, tokensFor(model.config, maxLength));
+  const tokenized = tokenizeExamples(opts.dataPath, raw, modelTokenizer(model), model.config.vocabSize, tokensFor(model.config, maxLength), pairEncoding(model.config));
   const lengths = tokenized.map((e) => e.ids.length);
   const { train, eval: held } = holdOut(strataOf(raw, lengths, opts.stratifyBy, undefined, opts.dataPath), evalFraction, seed);
   const trainStrata = strataOf(raw, lengths, opts.stratifyBy, train, opts.dataPath);

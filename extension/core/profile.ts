@@ -14,7 +14,7 @@ import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION, Criterion } from "./profi
 import { normalise } from "./selection";
 import { RunContext } from "./progress";
 import { throwIfCancelled, LoraDropError } from "./errors";
-import { tokensFor } from "./models/arch";
+import { pairEncoding, tokensFor } from "./models/arch";
 import { Batch } from "./batch";
 import { defaultMemoryBudget, planStreaming, StreamChoice, StreamPlan, STREAMED_ARCHITECTURES } from "./stream/memoryBudget";
 import { streamedLoraNorms } from "./stream/streamForward";
@@ -51,7 +51,7 @@ export function modelTokenizer(model: HfModel): TextTokenizer | undefined {
 /** Reads, samples and tokenises the examples of a dataset for a model. */
 export function loadExamples(model: HfModel, dataPath: string, maxExamples: number, maxTokens: number): TokenizedExample[] {
   const raw = readDataset(dataPath, { maxExamples });
-  return tokenizeExamples(dataPath, raw, modelTokenizer(model), model.config.vocabSize, tokensFor(model.config, maxTokens));
+  return tokenizeExamples(dataPath, raw, modelTokenizer(model), model.config.vocabSize, tokensFor(model.config, maxTokens), pairEncoding(model.config));
 }
 
 /** Number of LoRA parameters per module and layer, for the profile file. */

@@ -38,6 +38,14 @@ export class TextTokenizer {
     });
   }
 
+  /** A sentence pair through the tokenizer's pair template, with its token type ids. */
+  encodePair(text: string, pair: string): { ids: number[]; tokens: string[]; typeIds: number[] } {
+    return this.guard("tokenise", () => {
+      const e = this.tok.encode(text, { text_pair: pair, add_special_tokens: true, return_token_type_ids: true });
+      return { ids: e.ids, tokens: e.tokens, typeIds: e.token_type_ids ?? e.ids.map(() => 0) };
+    });
+  }
+
   /** The token string of an id (or `<id>` when the vocabulary has none). */
   tokenString(id: number): string {
     return this.tok.id_to_token(id) ?? `<${id}>`;

@@ -16,7 +16,7 @@ export const MAX_TOKENIZER_STRING = 4 * 1024 * 1024;
 /** Deepest JSON nesting (real files: under 10). */
 export const MAX_TOKENIZER_DEPTH = 64;
 /** Model types the library runs. */
-export const TOKENIZER_MODEL_TYPES = ["BPE", "WordPiece", "Unigram"] as const;
+export const TOKENIZER_MODEL_TYPES = ["BPE", "WordPiece", "WordLevel", "Unigram"] as const;
 
 /** Reads a tokenizer.json or tokenizer_config.json as a checked JSON object; `kind` says which checks apply. */
 export function readTokenizerJson(file: string, kind: "tokenizer" | "config"): Record<string, unknown> {

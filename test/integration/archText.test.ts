@@ -1,7 +1,8 @@
 /**
- * Encoders with a tokenizer.json and text data in GLUE's sentence-pair form: the profile's tokens carry the
- * special tokens the tokenizer adds (<s> … </s>, [CLS] … [SEP]), flagged as special for the heatmap, and the
- * labelled text trains a classifier.
+ * Encoders with a tokenizer.json and text data in GLUE's sentence-pair form: pairs go through the tokenizer's
+ * pair template (<s> A </s></s> B </s>, [CLS] A [SEP] B [SEP], BERT's token types 0/1 fed to the model and checked
+ * against the reference), the profile's special tokens are flagged for the heatmap, and the labelled text trains
+ * a classifier.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,6 +16,10 @@ import { evaluateClassifier } from "../../extension/core/train/classification";
 import { writeTinyArchModel, writeTinyArchAdapter } from "../../extension/core/fixtures/tinyArch";
 import { writeGlueLikeTextDataset } from "../../extension/core/fixtures/glueLike";
 import { tmpDir } from "../helpers";
+import { LoraForwardRunner } from "../../extension/core/loraRunner";
+import { makeBatch } from "../../extension/core/batch";
+import { withAdapterHead } from "../../extension/core/models";
+import { encoderReference } from "../reference/archReference";
 
 test("profile tokens of roberta and bert include their special tokens, flagged as special", async () => {
   for (const arch of ["roberta", "bert"] as const) {
@@ -26,11 +31,41 @@ test("profile tokens of roberta and bert include their special tokens, flagged a
     const records = fs.readFileSync(data, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { sentence1: string; sentence2: string });
     const p = await profileAdapter({ modelDir, adapterDir, dataPath: data, device: "cpu" });
     const [open, close] = arch === "roberta" ? ["<s>", "</s>"] : ["[CLS]", "[SEP]"];
+    // The pair template: RoBERTa <s> A </s></s> B </s>, BERT [CLS] A [SEP] B [SEP].
+    const between = arch === "roberta" ? [close, close] : [close];
     p.sequences.forEach((s, i) => {
-      const words = `${records[i]!.sentence1} ${records[i]!.sentence2}`.split(" ");
-      assert.deepEqual(s.tokens, [open, ...words, close], `${arch}: tokens of example ${i}`);
-      assert.deepEqual(s.special, s.tokens.map((_, t) => t === 0 || t === s.tokens.length - 1), `${arch}: special flags of example ${i}`);
+      const [a, b] = [records[i]!.sentence1.split(" "), records[i]!.sentence2.split(" ")];
+      const want = [open, ...a, ...between, ...b, close];
+      assert.deepEqual(s.tokens, want, `${arch}: tokens of example ${i}`);
+      assert.deepEqual(s.special, want.map((w) => w === open || w === close), `${arch}: special flags of example ${i}`);
     });
+    // BERT's segments: 0 up to the first [SEP], 1 after it; the forward pass uses them (reference with token types).
+    const model = loadHfModel(modelDir);
+    const examples = loadTrainingExamples(model, data, 64, undefined);
+    // (RoBERTa's tokenizer reports segments too, but the model has one token type and never reads them.)
+    for (const [i, e] of examples.entries()) {
+      const firstSep = e.tokens.indexOf(close);
+      if (arch === "bert") assert.deepEqual(e.typeIds, e.ids.map((_, t) => (t <= firstSep ? 0 : 1)), `${arch}: token types of example ${i}`);
+    }
+    const adapter = loadAdapter(adapterDir, model.config);
+    const runner = await LoraForwardRunner.create(model, adapter.loras, { logits: true, loraNorms: false, device: "cpu" });
+    try {
+      const batch = makeBatch(examples, arch === "roberta" ? 1 : 0);
+      const { logits } = await runner.run(batch, adapter.loras);
+      const L = model.config.numLabels ?? 2;
+      examples.forEach((e, b) => {
+        const ref = encoderReference(model, adapter.loras, e.ids, undefined, e.typeIds).logits;
+        const scale = Math.max(...ref.map(Math.abs));
+        ref.forEach((v, c) => assert.ok(Math.abs(logits![b * L + c]! - v) < 1e-4 * scale, `${arch} example ${b} class ${c}: ${logits![b * L + c]} vs ${v}`));
+      });
+      if (arch === "bert") {
+        // Token types matter: the same ids as one segment give other logits.
+        const flat = encoderReference(model, adapter.loras, examples[0]!.ids).logits;
+        assert.ok(flat.some((v, c) => Math.abs(v - logits![c]!) > 1e-3), "segment embeddings change BERT's logits");
+      }
+    } finally {
+      await runner.dispose();
+    }
   }
 });
 
@@ -43,7 +78,8 @@ test("a roberta classifier trains on labelled sentence pairs", async () => {
   const model = loadHfModel(modelDir);
   const examples = loadTrainingExamples(model, data, 64, undefined);
   const before = await evaluateClassifier(model, [], examples, { device: "cpu" });
-  const after = await evaluateClassifier(model, loadAdapter(out, model.config).loras, examples, { device: "cpu" });
+  const adapter = loadAdapter(out, model.config);
+  const after = await evaluateClassifier(withAdapterHead(model, adapter), adapter.loras, examples, { device: "cpu" });
   assert.ok(r.finalLoss < r.losses[0]!.loss, `loss ${r.losses[0]!.loss} → ${r.finalLoss}`);
   assert.ok(after.accuracy > before.accuracy, `accuracy ${before.accuracy} → ${after.accuracy}`);
 });

@@ -150,7 +150,7 @@ export function gpt2Reference(model: HfModel, loras: LoraModule[], ids: number[]
  * RobertaForSequenceClassification / BertForSequenceClassification on one sequence (no padding tokens in `ids`).
  * `head` replaces classifier tensors by name (the head-gradient check perturbs them).
  */
-export function encoderReference(model: HfModel, loras: LoraModule[], ids: number[], head?: Map<string, Float64Array>): ArchReferenceOutput {
+export function encoderReference(model: HfModel, loras: LoraModule[], ids: number[], head?: Map<string, Float64Array>, typeIds?: number[]): ArchReferenceOutput {
   const c = model.config, arch = c.architecture, T = ids.length, H = c.hiddenSize, I = c.intermediateSize, eps = c.layerNormEps!;
   const byKey = new Map(loras.map((l) => [`${l.layer}.${l.module}`, l]));
   const norms = new Map<string, number[]>();
@@ -160,7 +160,9 @@ export function encoderReference(model: HfModel, loras: LoraModule[], ids: numbe
   for (let t = 0; t < T; t++) {
     // RoBERTa counts positions from padding_idx + 1.
     const pos = arch === "roberta" ? c.padTokenId! + 1 + t : t;
-    for (let i = 0; i < H; i++) h[t * H + i] = we[ids[t]! * H + i]! + pe[pos * H + i]! + te[i]!;
+    // BERT's segment embedding of token t (RoBERTa: type 0 always).
+    const type = arch === "bert" ? typeIds?.[t] ?? 0 : 0;
+    for (let i = 0; i < H; i++) h[t * H + i] = we[ids[t]! * H + i]! + pe[pos * H + i]! + te[type * H + i]!;
   }
   h = layerNorm(h, T, H, weight(model, `${e}.LayerNorm.weight`), weight(model, `${e}.LayerNorm.bias`), eps);
   for (let l = 0; l < c.numLayers; l++) {

@@ -7,6 +7,7 @@
  */
 import { LoraDropError, describeValue } from "../errors";
 import type { Architecture, ModelConfig } from "../hfModel";
+import type { PairEncoding } from "../dataset";
 
 /** Llama-family module ids, in layer order. */
 const LLAMA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
@@ -54,6 +55,11 @@ export function positionLimit(cfg: ModelConfig): number | undefined {
 /** The tokens per example to keep: `requested`, at most the model's position limit. */
 export function tokensFor(cfg: ModelConfig, requested: number): number {
   return Math.min(requested, positionLimit(cfg) ?? requested);
+}
+
+/** How sentence pairs are tokenised for a model: through the tokenizer's pair template for encoders, joined for decoders. */
+export function pairEncoding(cfg: ModelConfig): PairEncoding {
+  return isEncoder(cfg.architecture) ? "pair" : "join";
 }
 
 /** Whether an architecture is a bidirectional encoder with a classification head. */

@@ -4,7 +4,8 @@
  * biases everywhere, and the classification head on the first token (<s> / [CLS]):
  * RobertaForSequenceClassification: classifier.dense → tanh → classifier.out_proj;
  * BertForSequenceClassification: bert.pooler.dense → tanh → classifier.
- * Logits are [batch, num_labels]. Token types are all 0 (one segment): the dataset joins sentence pairs into one text.
+ * Logits are [batch, num_labels]. Sentence pairs come through the tokenizer's pair template; BERT's token types
+ * are an input (token_type_ids), RoBERTa has a single type.
  */
 import { GraphBuilder } from "../onnx/builder";
 import { HfModel } from "../hfModel";
@@ -36,7 +37,12 @@ export function buildEncoderForward(g: GraphBuilder, model: HfModel, slots: Lora
   }
   const words = o.gather(w.weight(`${e}.word_embeddings.weight`, [cfg.vocabSize, H]), b.inputIds);
   const positions = o.gather(w.weight(`${e}.position_embeddings.weight`, [cfg.maxPositions ?? 512, H]), pos);
-  const tokenType = o.slice(w.weight(`${e}.token_type_embeddings.weight`, [cfg.typeVocabSize ?? 2, H]), 0, 0, 1);
+  // BERT's segment embeddings: token_type_ids (0 for the first sentence of a pair, 1 for the second) are an input.
+  // RoBERTa has one type (type_vocab_size 1) and never feeds them, as RobertaTokenizer leaves them out.
+  const types = cfg.typeVocabSize ?? 2;
+  const typeTable = w.weight(`${e}.token_type_embeddings.weight`, [types, H]);
+  const tokenTypeIds = arch === "bert" && types > 1 ? g.input("token_type_ids", "int64", ["batch", "seq"]) : undefined;
+  const tokenType = tokenTypeIds ? o.gather(typeTable, tokenTypeIds) : o.slice(typeTable, 0, 0, 1);
   let h = b.layerNorm(o.reshape(o.add(o.add(words, positions), tokenType), [-1, H], [TOKENS, H]), `${e}.LayerNorm`, H, eps);
 
   const bias = b.keyPaddingBias();
@@ -67,5 +73,7 @@ export function buildEncoderForward(g: GraphBuilder, model: HfModel, slots: Lora
       ? dense(o.tanh(dense(first, "classifier.dense", H, true)), "classifier.out_proj", L, true)
       : dense(o.tanh(dense(first, "bert.pooler.dense", H, false)), "classifier", L, true);
   }
-  return b.finish(logits);
+  const out = b.finish(logits);
+  if (tokenTypeIds) out.tokenTypeIds = tokenTypeIds;
+  return out;
 }

@@ -46,6 +46,8 @@ export interface ForwardOptions {
 export interface ForwardGraph {
   inputIds: string;
   attentionMask: string;
+  /** int64 [batch, seq] token type (segment) ids, for models that take them (BERT). */
+  tokenTypeIds?: string;
   /** [batch, seq, vocab] when requested; [rows, vocab] with `logitRows`. */
   logits?: string;
   /** [n_taps, batch, seq] squared LoRA output norms, taps in `tapOrder`. Padding positions are zero. */

@@ -21,7 +21,7 @@ import { LossSession, LoraParam, ParamGrads, countTargets } from "./trainGraph";
 import { defaultMemoryBudget, formatBytes, planStreaming, StreamChoice, STREAMED_ARCHITECTURES } from "../stream/memoryBudget";
 import { streamedLoraGradients } from "../stream/streamGrad";
 import { checkClassLabels } from "./classification";
-import { defaultTargets, isEncoder, tokensFor } from "../models/arch";
+import { defaultTargets, isEncoder, pairEncoding, tokensFor } from "../models/arch";
 import { withAdapterHead } from "../models";
 import { AdamW, ADAMW_DEFAULTS, clipGradNorm } from "./optim";
 import { learningRate, ScheduleKind } from "./schedule";
@@ -258,7 +258,7 @@ export function loadTrainingExamples(model: HfModel, dataPath: string, maxLength
     }
     picked = indices;
   }
-  const tokenized = tokenizeExamples(dataPath, picked.map((i) => raw[i]!), modelTokenizer(model), model.config.vocabSize, tokensFor(model.config, maxLength))
+  const tokenized = tokenizeExamples(dataPath, picked.map((i) => raw[i]!), modelTokenizer(model), model.config.vocabSize, tokensFor(model.config, maxLength), pairEncoding(model.config))
     .map((e, k) => ({ ...e, example: picked[k]! }));
   if (model.config.head === "seq-cls") return checkClassLabels(dataPath, tokenized, raw, model.config.numLabels ?? 2);
   const usable = tokenized.filter((e) => e.lossMask.some((m, t) => m && t > 0));

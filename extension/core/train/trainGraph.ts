@@ -188,6 +188,7 @@ export class LossSession {
     const feeds: Record<string, Ort.Tensor> = {
       [this.graph.forward.inputIds]: i64Tensor(batch.ids, dims),
       [this.graph.forward.attentionMask]: i64Tensor(batch.mask, dims),
+      ...(this.graph.forward.tokenTypeIds ? { [this.graph.forward.tokenTypeIds]: i64Tensor(batch.typeIds, dims) } : {}),
       [this.graph.logitRows]: i64Tensor(rows, [rows.length]),
       [this.graph.labels]: i64Tensor(labels, [rows.length]),
       [this.graph.lossWeights]: new rt.Tensor("float32", weights, [rows.length]),
