@@ -60,7 +60,7 @@ export function registerPipeline(program: Command): void {
     .option("--threshold <t>", "keep layers until their cumulative importance reaches t", thresholdArg, 0.9)
     .option("--keep <n>", "keep the n most important layers instead", intArg)
     .option("--per-module", "select separately for each target module")
-    .option("--stratify-by <field>", "sample by this JSONL field (default: by token length)")
+    .option("--stratify-by <field>", "sample by this JSONL field (default: label for sequence classifiers, else by token length)")
     .option("--eval-fraction <f>", "fraction held out for the evaluation loss", floatArg, 0.1)
     .option("--r <n>", "LoRA rank", intArg, 8)
     .option("--lora-alpha <a>", "LoRA alpha (scale = alpha / r)", floatArg, 16)

@@ -43,7 +43,7 @@ export interface PipelineOptions {
   /** Keep this many layers instead of using a threshold. */
   keep?: number;
   perModule?: boolean;
-  /** Stratify by this field of the JSONL records (default: by token length). */
+  /** Stratify by this field of the JSONL records (default: `label` for sequence classifiers, else by token length). */
   stratifyBy?: string;
   /** Fraction held out for evaluation (0: none). */
   evalFraction?: number;
@@ -114,8 +114,10 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
   const raw = readDataset(opts.dataPath);
   const tokenized = tokenizeExamples(opts.dataPath, raw, modelTokenizer(model), model.config.vocabSize, tokensFor(model.config, maxLength), pairEncoding(model.config));
   const lengths = tokenized.map((e) => e.ids.length);
-  const { train, eval: held } = holdOut(strataOf(raw, lengths, opts.stratifyBy, undefined, opts.dataPath), evalFraction, seed);
-  const trainStrata = strataOf(raw, lengths, opts.stratifyBy, train, opts.dataPath);
+  // Sequence classifiers are stratified by their label unless told otherwise (so every class is sampled and held out).
+  const stratifyBy = opts.stratifyBy ?? (model.config.head === "seq-cls" ? "label" : undefined);
+  const { train, eval: held } = holdOut(strataOf(raw, lengths, stratifyBy, undefined, opts.dataPath), evalFraction, seed);
+  const trainStrata = strataOf(raw, lengths, stratifyBy, train, opts.dataPath);
   const sample = stratifiedSample(trainStrata, alpha, seed);
   const evalExamples = held.map((i) => tokenized[i]!).filter((e) => e.lossMask.some((m, t) => m && t > 0));
   ctx.log?.info(`${raw.length} examples: ${train.length} training, ${held.length} held out, ${sample.indices.length} sampled from ${trainStrata.length} strata`);
@@ -206,13 +208,13 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
       schema: REPORT_SCHEMA, version: REPORT_VERSION, created: new Date().toISOString(), device: dropRun.device, out: outAbs,
       settings: {
         model: path.resolve(opts.modelDir), data: path.resolve(opts.dataPath), alpha, threshold: rule.threshold ?? null, keep: rule.keep ?? null,
-        per_module: opts.perModule ?? false, stratify_by: opts.stratifyBy ?? null, eval_fraction: evalFraction, r: opts.r ?? null,
+        per_module: opts.perModule ?? false, stratify_by: stratifyBy ?? null, eval_fraction: evalFraction, r: opts.r ?? null,
         lora_alpha: opts.loraAlpha ?? null, targets: opts.targets ?? null, steps: dropRun.steps, sample_steps: sampleRun.steps, lr: opts.lr ?? null,
         batch_size: opts.batchSize ?? null, max_length: maxLength, warmup_steps: opts.warmupSteps ?? null, seed, profile_examples: profile.sequences.length,
       },
       data: {
         file: path.resolve(opts.dataPath), examples: raw.length, train: train.length, eval: evalExamples.length, sample: sample.indices.length,
-        stratify_by: opts.stratifyBy ?? null,
+        stratify_by: stratifyBy ?? null,
         strata: trainStrata.map((s) => ({ key: s.key, train: s.indices.length, sample: sampledPerStratum.get(s.key) ?? 0 })),
         eval_indices: evalExamples.map((e) => e.example),
       },

@@ -239,9 +239,12 @@ test("pipeline from a bare encoder (no classifier): both runs train a head, save
   writeGlueLikeDataset(data, { count: 64, vocabSize: 64 });
   const out = path.join(dir, "run");
   const report = await runPipeline({
-    modelDir, dataPath: data, outDir: out, alpha: 0.5, keep: 1, stratifyBy: "label", evalFraction: 0.25,
+    modelDir, dataPath: data, outDir: out, alpha: 0.5, keep: 1, evalFraction: 0.25,
     r: 4, loraAlpha: 8, lr: 2e-2, steps: 40, sampleSteps: 10, batchSize: 16, device: "cpu", seed: 3,
   });
+  assert.equal(report.settings.stratify_by, "label", "a classifier's data is stratified by label by default");
+  const labels = (idx: number[]) => idx.map((i) => (readDataset(data)[i]!.fields as { label: number }).label);
+  assert.deepEqual([...new Set(labels(report.data.eval_indices))].sort(), [0, 1], "both classes are held out");
   assert.equal(report.base_eval_metrics ?? null, null, "a bare encoder has no classifier of its own to score");
   const model = loadHfModel(modelDir);
   for (const [name, dirName, m] of [["LoRA-drop", PIPELINE_FILES.adapter, report.lora_drop.eval_metrics], ["LoRA", PIPELINE_FILES.lora_adapter, report.lora!.eval_metrics]] as const) {
