@@ -8,7 +8,7 @@ import { LoraDropError, describeValue } from "./errors";
 import { compileUntrustedPattern, untrustedPatternMatches } from "./safeRegex";
 import { Architecture, ModelConfig, moduleDims } from "./hfModel";
 import { archModules, layerPrefix, layerWeightRe, modulePathInLayer } from "./models/arch";
-import { readSafetensorsIndex, readTensorF32 } from "./safetensors";
+import { readSafetensorsIndex, readTensorF32, TensorToWrite } from "./safetensors";
 import { readJsonFile } from "./hfModel";
 import { LoraDropRecord, parseLoraDropRecord, bindSharedPairs, compactSharedKey, COMPACT_KEY_RE, layersFor, sharedParam } from "./dropRecord";
 
@@ -299,7 +299,7 @@ export async function writeAdapter(dir: string, config: LoraConfig, loras: LoraM
   const { writeDirAtomic } = await import("./atomicWrite");
   const { encodeSafetensors, readSafetensorsIndex: readIndex, readTensorBytes, toFloat32 } = await import("./safetensors");
   const written = new Set<string>();
-  const tensors = loras.flatMap((l) => {
+  const tensors: TensorToWrite[] = loras.flatMap((l): TensorToWrite[] => {
     const compact = opts.format === "compact" && l.param === sharedParam(l.module);
     if (compact && written.has(l.param)) return [];
     written.add(l.param);
@@ -317,7 +317,9 @@ export async function writeAdapter(dir: string, config: LoraConfig, loras: LoraM
     for (const name of config.carry.names.filter((n) => !trainedHead.has(headBase(n)))) {
       const e = src.tensors.get(name);
       if (!e) throw new LoraDropError("TENSOR_MISSING", `tensor ${name} to carry over is missing`, config.carry.file, name);
-      tensors.push({ name, dtype: "F32" as const, shape: e.shape, data: toFloat32(readTensorBytes(src, name), e.dtype, config.carry.file, name) });
+      // Kept in its own dtype: F16/BF16 → float32 → F16/BF16 gives back the same bits.
+      const dtype = e.dtype === "F16" || e.dtype === "BF16" ? e.dtype : "F32" as const;
+      tensors.push({ name, dtype, shape: e.shape, data: toFloat32(readTensorBytes(src, name), e.dtype, config.carry.file, name) });
     }
   }
   const json = { ...config.raw, ...(opts.configOverrides ?? {}) };

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadHfModel } from "../../extension/core/hfModel";
 import { loadAdapter, countLoraParams, peftKey } from "../../extension/core/peftAdapter";
-import { readSafetensorsIndex, readTensorF32, encodeSafetensors, TensorToWrite } from "../../extension/core/safetensors";
+import { readSafetensorsIndex, readTensorBytes, readTensorF32, encodeSafetensors, TensorToWrite } from "../../extension/core/safetensors";
 import { withAdapterHead } from "../../extension/core/models";
 import { LoraForwardRunner } from "../../extension/core/loraRunner";
 import { makeBatch } from "../../extension/core/batch";
@@ -91,6 +91,22 @@ test("a SEQ_CLS adapter's modules_to_save classifier replaces the base head in t
     await pruneAdapter({ adapterDir, profile, outDir: out, modelDir, keep: 1, mode: "drop" });
     const prunedIndex = readSafetensorsIndex(path.join(out, "adapter_model.safetensors"));
     for (const name of adapter.head!.values()) assert.deepEqual(readTensorF32(prunedIndex, name).data, readTensorF32(adapterIndex, name).data, `${arch}: ${name} kept`);
+    // A head saved in BF16 (a bf16 training run) is carried over in BF16, byte for byte.
+    const bf16Dir = path.join(dir, "adapter-bf16");
+    fs.mkdirSync(bf16Dir);
+    fs.copyFileSync(path.join(adapterDir, "adapter_config.json"), path.join(bf16Dir, "adapter_config.json"));
+    const heads = new Set(adapter.head!.values());
+    fs.writeFileSync(path.join(bf16Dir, "adapter_model.safetensors"), encodeSafetensors([...adapterIndex.tensors.keys()].map((name) => {
+      const t = readTensorF32(adapterIndex, name);
+      return { name, dtype: heads.has(name) ? "BF16" as const : "F32" as const, shape: t.shape, data: t.data };
+    })));
+    const bf16Out = path.join(dir, "pruned-bf16");
+    await pruneAdapter({ adapterDir: bf16Dir, profile, outDir: bf16Out, modelDir, keep: 1, mode: "drop" });
+    const [srcBf16, outBf16] = [bf16Dir, bf16Out].map((d) => readSafetensorsIndex(path.join(d, "adapter_model.safetensors")));
+    for (const name of heads) {
+      assert.equal(outBf16!.tensors.get(name)!.dtype, "BF16", `${arch}: ${name} stays BF16`);
+      assert.ok(readTensorBytes(outBf16!, name).equals(readTensorBytes(srcBf16!, name)), `${arch}: ${name} bytes kept`);
+    }
     assert.equal(loadAdapter(out, cfg).head?.size, adapter.head!.size);
   }
 });
