@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { readCheckpoint } from "../../extension/core/train/checkpoint";
 import { trainLora, evaluateLoss, loadTrainingExamples, TrainOptions } from "../../extension/core/train/train";
 import { loadHfModel } from "../../extension/core/hfModel";
 import { loadAdapter, writeAdapter, countLoraParams } from "../../extension/core/peftAdapter";
@@ -82,6 +83,10 @@ test("a resumed run is bit-identical to an uninterrupted one; cancel leaves no o
     schedule: "cosine", weightDecay: 0.01, seed: 7, checkpointEvery: 3, device: "cpu",
   };
   const full = await trainLora({ ...base, outDir: path.join(fx.root, "full") });
+  assert.ok(!fs.existsSync(path.join(fx.root, "full.checkpoint")), "a finished run's default checkpoint is removed");
+  const named = path.join(fx.root, "named-checkpoint");
+  await trainLora({ ...base, outDir: path.join(fx.root, "named"), checkpointDir: named });
+  assert.equal(readCheckpoint(named)?.state.step, 6, "a checkpoint folder the caller named stays (last one: step 6 of 8)");
 
   const outB = path.join(fx.root, "resumed");
   const controller = new AbortController();
@@ -98,6 +103,7 @@ test("a resumed run is bit-identical to an uninterrupted one; cancel leaves no o
   const a = fs.readFileSync(path.join(fx.root, "full", "adapter_model.safetensors"));
   const b = fs.readFileSync(path.join(outB, "adapter_model.safetensors"));
   assert.ok(a.equals(b), "the adapters are byte-identical");
+  assert.ok(!fs.existsSync(`${outB}.checkpoint`), "the resumed run removed its checkpoint once done");
 });
 
 test("a shared LoRA is one parameter pair, written under every shared layer's key", async () => {

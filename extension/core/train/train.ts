@@ -48,7 +48,7 @@ export interface TrainOptions {
   prepack?: boolean;
   /** Write a checkpoint every N optimiser steps (0: never). */
   checkpointEvery?: number;
-  /** Default: `<outDir>.checkpoint` beside the output folder. */
+  /** Default: `<outDir>.checkpoint` beside the output folder, removed once the adapter is written. */
   checkpointDir?: string;
   /** Continue from the checkpoint when there is one. */
   resume?: boolean;
@@ -217,6 +217,12 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
     force: opts.force, configOverrides: { ...headOverrides, ...opts.configOverrides }, metadata: opts.metadata, format: record?.format === "compact" ? "compact" : "peft",
     ...(head ? { head: [...head.values()].map((h) => ({ name: headAdapterKey(h.name), shape: h.shape, data: h.data })) } : {}),
   });
+  // The default checkpoint beside the output only serves to finish this run; once the adapter is written it goes.
+  // A checkpoint folder the caller named is theirs and stays.
+  if (!opts.checkpointDir && fs.existsSync(checkpointDir)) {
+    fs.rmSync(checkpointDir, { recursive: true, force: true });
+    ctx.log?.info(`removed the finished run's checkpoint ${checkpointDir}`);
+  }
   if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "done", adapter: path.resolve(opts.outDir), steps: totalSteps }) + "\n");
   return {
     adapterDir: opts.outDir, device: session ? session.device : `${s.device} (streamed)`, steps: totalSteps, losses,
