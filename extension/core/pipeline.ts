@@ -25,6 +25,7 @@ import { recordMetadata } from "./dropRecord";
 import { SelectionRule } from "./selection";
 import { trainLora, evaluateLoss, TrainEvent, TrainResult, TrainOptions } from "./train/train";
 import { DeviceChoice } from "./session";
+import type { StreamChoice } from "./stream/memoryBudget";
 import { RunContext } from "./progress";
 import { PipelineReport, RunSummary, REPORT_SCHEMA, REPORT_VERSION, meanLastLoss, renderMarkdown, EvalMetrics } from "./report";
 import { evaluateClassifier } from "./train/classification";
@@ -65,6 +66,10 @@ export interface PipelineOptions {
   profileExamples?: number;
   /** Also train a full LoRA with the same steps for the comparison (default true). */
   compare?: boolean;
+  /** Bytes a streamed run may use, passed to every training and the profile (default: the engine's automatic budget). */
+  memoryBudget?: number;
+  /** Layer streaming of every training and the profile (default `auto`). */
+  stream?: StreamChoice;
   force?: boolean;
 }
 
@@ -125,6 +130,7 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
   const common: Omit<TrainOptions, "outDir"> = {
     modelDir: opts.modelDir, dataPath: opts.dataPath, r: opts.r, alpha: opts.loraAlpha, targets: opts.targets, lr: opts.lr,
     batchSize: opts.batchSize, maxLength, warmupSteps: opts.warmupSteps, seed, device: opts.device, threads: opts.threads,
+    memoryBudget: opts.memoryBudget, stream: opts.stream,
   };
   const train_ = async (phase: PipelinePhase, o: TrainOptions): Promise<TrainResult> => {
     throwIfCancelled(ctx.signal, "pipeline");
@@ -149,6 +155,7 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
     const profile = await profileAdapter({
       modelDir: opts.modelDir, adapterDir: at(PIPELINE_FILES.sample_adapter), dataPath: at(PIPELINE_FILES.sample),
       maxExamples: Math.min(sample.indices.length, opts.profileExamples ?? 64), maxTokens: maxLength, device: opts.device, threads: opts.threads,
+      memoryBudget: opts.memoryBudget, stream: opts.stream,
     }, { signal: ctx.signal, log: ctx.log, progress: ctx.progress });
     // Paths as they will be once the folder is in place, not the temporary folder's.
     profile.adapter.path = path.join(outAbs, PIPELINE_FILES.sample_adapter);

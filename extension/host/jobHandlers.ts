@@ -12,14 +12,19 @@ import { pruneAdapter } from "../core/prune";
 import { layersFor } from "../core/dropRecord";
 import { trainLora } from "../core/train/train";
 import { PIPELINE_FILES, PIPELINE_PHASES, runPipeline } from "../core/pipeline";
+import { LoraDropError } from "../core/errors";
+import { formatBytes } from "../core/stream/memoryBudget";
 import { phasedProgress } from "./progressText";
+import { jobProblem } from "./jobValidation";
 import type { Job, JobResults, PipelineJob, ProfileJob, PruneJob, TrainJob, TrainStep } from "./jobProtocol";
 
 /** The context a job gets: the engine's RunContext plus a per-step callback for training. */
 export type JobContext = RunContext & { onStep?: (step: TrainStep) => void };
 
-/** Runs one job in this process. */
+/** Runs one job in this process; a job whose fields have the wrong types fails with INVALID_ARGUMENT naming the field. */
 export async function runJobInProcess<J extends Job>(job: J, ctx: JobContext): Promise<JobResults[J["kind"]]> {
+  const problem = jobProblem(job);
+  if (problem) throw new LoraDropError("INVALID_ARGUMENT", `invalid ${String((job as { kind?: unknown })?.kind)} job: ${problem.message}`, undefined, problem.field);
   switch (job.kind) {
     case "profile":
       return (await runProfile(job, ctx)) as JobResults[J["kind"]];
@@ -36,7 +41,12 @@ export async function runJobInProcess<J extends Job>(job: J, ctx: JobContext): P
 
 async function runProfile(job: ProfileJob, ctx: JobContext): Promise<JobResults["profile"]> {
   const profile = await profileAdapter(
-    { modelDir: job.modelDir, adapterDir: job.adapterDir, dataPath: job.dataPath, maxExamples: job.maxExamples, maxTokens: job.maxTokens, device: job.device as DeviceChoice },
+    { modelDir: job.modelDir, adapterDir: job.adapterDir, dataPath: job.dataPath, maxExamples: job.maxExamples, maxTokens: job.maxTokens, device: job.device as DeviceChoice,
+      memoryBudget: job.memoryBudget, stream: job.stream,
+      // The budget behind the decision, in the log as the CLI prints it.
+      onPlan: (plan) => ctx.log?.info(plan.stream
+        ? `streaming: ${plan.layersPerBlock} layer(s) per block, ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`
+        : `not streaming: the model needs ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`) },
     ctx,
   );
   fs.mkdirSync(path.dirname(job.outFile), { recursive: true });
@@ -78,6 +88,7 @@ async function runTrain(job: TrainJob, ctx: JobContext): Promise<JobResults["tra
       modelDir: job.modelDir, dataPath: job.dataPath, outDir: job.outDir, initAdapterDir: job.adapterDir,
       r: job.r, alpha: job.alpha, targets: job.targets, epochs: job.epochs, lr: job.lr, batchSize: job.batchSize,
       maxLength: job.maxTokens, device: job.device as DeviceChoice, logFile: job.logFile, force: job.force,
+      memoryBudget: job.memoryBudget, stream: job.stream,
     },
     { ...ctx, onStep: (e) => ctx.onStep?.({ step: e.step, totalSteps: e.totalSteps, loss: e.loss, lr: e.lr, tokensPerSecond: e.tokensPerSecond }) },
   );
@@ -92,7 +103,7 @@ async function runPipelineJob(job: PipelineJob, ctx: JobContext): Promise<JobRes
     {
       modelDir: job.modelDir, dataPath: job.dataPath, outDir: job.outDir, alpha: job.sampleFraction, threshold: job.threshold,
       r: job.r, loraAlpha: job.alpha, targets: job.targets, lr: job.lr, batchSize: job.batchSize, maxLength: job.maxTokens,
-      device: job.device as DeviceChoice, force: job.force,
+      device: job.device as DeviceChoice, force: job.force, memoryBudget: job.memoryBudget, stream: job.stream,
     },
     {
       signal: ctx.signal,

@@ -5,10 +5,19 @@
  * Pure types and checks: no `vscode`, no engine imports.
  */
 import type { ProgressUpdate } from "../core/progress";
+import type { StreamChoice } from "../core/stream/memoryBudget";
 import type { SerializedError } from "./errorText";
 
+/** How a job that runs the model may use memory (settings `loraDrop.memoryBudget`, `loraDrop.stream`). */
+export interface StreamingFields {
+  /** Bytes the run may use (a positive integer); absent: the engine's automatic budget. */
+  memoryBudget?: number;
+  /** Layer streaming; absent: `auto`. */
+  stream?: StreamChoice;
+}
+
 /** A profile run; the worker writes the profile file itself so the large JSON never crosses the pipe. */
-export interface ProfileJob {
+export interface ProfileJob extends StreamingFields {
   kind: "profile";
   modelDir: string;
   adapterDir: string;
@@ -34,7 +43,7 @@ export interface PruneJob {
 }
 
 /** A LoRA training run. */
-export interface TrainJob {
+export interface TrainJob extends StreamingFields {
   kind: "train";
   modelDir: string;
   dataPath: string;
@@ -55,7 +64,7 @@ export interface TrainJob {
 }
 
 /** The whole LoRA-drop pipeline (sample, short training, profile, select, fine-tune, report). Always "share". */
-export interface PipelineJob {
+export interface PipelineJob extends StreamingFields {
   kind: "pipeline";
   modelDir: string;
   dataPath: string;

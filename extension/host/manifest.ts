@@ -76,9 +76,15 @@ export interface SettingSchema {
   minimum?: number;
   maximum?: number;
   exclusiveMinimum?: number;
+  /** A regular expression the settings editor checks the value against (no flags, so both cases are spelled out). */
+  pattern?: string;
+  patternErrorMessage?: string;
   scope?: "window" | "resource" | "machine-overridable";
   markdownDescription: string;
 }
+
+/** The sizes `loraDrop.memoryBudget` accepts (as the engine's parseSize: `6G`, `512M`, `1.5GiB`, bytes), or blank. */
+export const MEMORY_BUDGET_PATTERN = "^\\s*(\\d+(\\.\\d+)?\\s*[kmgtKMGT]?([iI]?[bB])?\\s*)?$";
 
 /** The contributed settings, keyed by their full name. */
 export const SETTINGS = {
@@ -89,6 +95,28 @@ export const SETTINGS = {
     enumDescriptions: ["CUDA if its provider is installed, else WebGPU, else CPU.", "NVIDIA GPU (CUDA 12).", "WebGPU (Dawn; Vulkan on Linux).", "CPU."],
     scope: "machine-overridable",
     markdownDescription: "Execution provider that runs the model.",
+  },
+  "loraDrop.memoryBudget": {
+    type: "string",
+    default: "",
+    // The grammar of the engine's parseSize (extension/core/stream/memoryBudget.ts), or empty.
+    pattern: MEMORY_BUDGET_PATTERN,
+    patternErrorMessage: "A size such as 6G, 1500M or 1.5GiB, or empty for the automatic budget.",
+    scope: "machine-overridable",
+    markdownDescription: "Memory a model run may use; a model whose float32 weights do not fit is streamed layer by layer within it. " +
+      "A size in binary units such as `6G`, `1500M` or `1.5GiB`. Empty: automatic, half the free memory and, on a GPU, at most 80 % of its free memory.",
+  },
+  "loraDrop.stream": {
+    type: "string",
+    default: "auto",
+    enum: ["auto", "on", "off"],
+    enumDescriptions: [
+      "Stream when the model's float32 weights do not fit the memory budget.",
+      "Always run the model block by block from its files (Llama, Mistral and Qwen2 models).",
+      "Never stream: load the whole model.",
+    ],
+    scope: "machine-overridable",
+    markdownDescription: "Layer streaming: run the model a few decoder layers at a time from its files, within `#loraDrop.memoryBudget#`.",
   },
   "loraDrop.threshold": {
     type: "number",

@@ -2,6 +2,7 @@
  * The `loraDrop.*` settings, read and validated. Pure: the caller passes a getter (VS Code's
  * `WorkspaceConfiguration.get`), so the defaults and the validation are unit-tested without VS Code.
  */
+import { parseSize, type StreamChoice } from "../core/stream/memoryBudget";
 import { SETTINGS, SettingKey } from "./manifest";
 
 /** The execution providers a user may ask for. */
@@ -10,6 +11,10 @@ export type DeviceSetting = "auto" | "cuda" | "webgpu" | "cpu";
 /** The settings, typed and within range. */
 export interface Settings {
   device: DeviceSetting;
+  /** Bytes a model run may use, or undefined for the engine's automatic budget (the setting is blank). */
+  memoryBudget: number | undefined;
+  /** Layer streaming: `auto` streams when the model does not fit the memory budget. */
+  stream: StreamChoice;
   threshold: number;
   sampleFraction: number;
   maxExamples: number;
@@ -52,9 +57,12 @@ export function readSettings(get: SettingGetter): { settings: Settings; problems
   const moduleList = (v: unknown): v is readonly string[] =>
     Array.isArray(v) && v.length > 0 && v.every((m) => typeof m === "string" && /^[A-Za-z_][A-Za-z0-9_]*$/.test(m)) && new Set(v).size === v.length;
   const relativeFolder = (v: unknown): v is string => typeof v === "string" && isRelativeFolder(v);
+  const size = (v: unknown): v is string => typeof v === "string" && (v.trim() === "" || memoryBudgetBytes(v) !== undefined);
   return {
     settings: {
       device: pick("loraDrop.device", oneOf<DeviceSetting>("loraDrop.device")),
+      memoryBudget: memoryBudgetBytes(pick("loraDrop.memoryBudget", size)),
+      stream: pick("loraDrop.stream", oneOf<StreamChoice>("loraDrop.stream")),
       threshold: pick("loraDrop.threshold", fraction),
       sampleFraction: pick("loraDrop.sampleFraction", fraction),
       maxExamples: pick("loraDrop.maxExamples", positiveInt),
@@ -73,6 +81,22 @@ export function readSettings(get: SettingGetter): { settings: Settings; problems
     },
     problems,
   };
+}
+
+/** The memory-budget and streaming fields of a model-running job, from the settings (no budget field when automatic). */
+export function streamingOf(settings: Pick<Settings, "memoryBudget" | "stream">): { memoryBudget?: number; stream: StreamChoice } {
+  return { ...(settings.memoryBudget !== undefined ? { memoryBudget: settings.memoryBudget } : {}), stream: settings.stream };
+}
+
+/** Bytes of a `loraDrop.memoryBudget` value (the engine's size grammar), or undefined when blank or not a size. */
+export function memoryBudgetBytes(text: string): number | undefined {
+  if (text.trim() === "") return undefined;
+  try {
+    const bytes = parseSize(text);
+    return Number.isSafeInteger(bytes) ? bytes : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -46,7 +46,7 @@ test("nothing the worker process loads imports vscode", () => {
 });
 
 test("the host's pure modules stay free of vscode (they are unit-tested without it)", () => {
-  const pure = ["manifest", "settings", "paths", "profileIndex", "errorText", "jobProtocol", "jobRunner", "progressText", "candidates", "commandArgs", "panelController"];
+  const pure = ["manifest", "settings", "paths", "profileIndex", "errorText", "jobProtocol", "jobValidation", "jobRunner", "progressText", "candidates", "commandArgs", "panelController"];
   for (const name of pure) {
     for (const [f, imports] of closure(path.join(REPO, "extension", "host", `${name}.ts`))) {
       assert.ok(!imports.includes("vscode"), `${path.relative(REPO, f)} (reached from host/${name}.ts) imports vscode`);

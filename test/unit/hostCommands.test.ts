@@ -149,3 +149,19 @@ test("training streams its loss curve to the panel; every message passes the web
   assert.equal(state.api().lastTrain()?.steps, 4);
   assert.equal(state.api().panel()?.trainSteps, 4);
 });
+
+test("the memory-budget and streaming settings reach the engine in the worker", async () => {
+  const { run } = setup();
+  // 2 KiB is less than one layer: streaming on, the engine refuses with the budget the setting gave.
+  fake.settings = { ...fake.settings, memoryBudget: "2K", stream: "on" };
+  const refused = await run("loraDrop.profile", { model: fx.modelDir, adapter: fx.adapterDir, data: fx.dataFile, open: false });
+  assert.equal(refused, undefined);
+  const errors = fake.shown.filter((s) => s.kind === "error");
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!.message, /memory budget 2\.0 KiB is smaller than one streamed decoder layer/);
+  // Streaming off: the same budget is not used, and the profile runs.
+  fake.settings = { ...fake.settings, memoryBudget: "2K", stream: "off" };
+  const profilePath = (await run("loraDrop.profile", { model: fx.modelDir, adapter: fx.adapterDir, data: fx.dataFile, open: false })) as string;
+  assert.ok(fs.existsSync(profilePath));
+  assert.match(fake.logLines.join("\n"), /not streaming: .* of a 2\.0 KiB budget/);
+});

@@ -8,9 +8,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ACTIVATION_EVENTS, COMMANDS, MENUS, PANEL_VIEW_TYPE, SETTINGS, contributes } from "../../extension/host/manifest";
+import { ACTIVATION_EVENTS, COMMANDS, MEMORY_BUDGET_PATTERN, MENUS, PANEL_VIEW_TYPE, SETTINGS, contributes } from "../../extension/host/manifest";
 import { commandTable } from "../../extension/host/commands";
-import { defaultSettings } from "../../extension/host/settings";
+import { defaultSettings, memoryBudgetBytes } from "../../extension/host/settings";
 import { TRAIN_DEFAULTS } from "../../extension/core/train/settings";
 import type { Services } from "../../extension/host/services";
 
@@ -53,7 +53,7 @@ test("settings: package.json defaults are the reader's defaults; the trainer's d
   assert.deepEqual(Object.keys(props).sort(), Object.keys(SETTINGS).sort());
   const d = defaultSettings();
   const flat: Record<string, unknown> = {
-    "loraDrop.device": d.device, "loraDrop.threshold": d.threshold, "loraDrop.sampleFraction": d.sampleFraction,
+    "loraDrop.device": d.device, "loraDrop.memoryBudget": d.memoryBudget ?? "", "loraDrop.stream": d.stream, "loraDrop.threshold": d.threshold, "loraDrop.sampleFraction": d.sampleFraction,
     "loraDrop.maxExamples": d.maxExamples, "loraDrop.maxTokens": d.maxTokens, "loraDrop.outputFolder": d.outputFolder,
     "loraDrop.mode": d.mode, "loraDrop.outputFormat": d.outputFormat,
     "loraDrop.train.rank": d.train.rank, "loraDrop.train.alpha": d.train.alpha, "loraDrop.train.targetModules": d.train.targetModules,
@@ -66,6 +66,22 @@ test("settings: package.json defaults are the reader's defaults; the trainer's d
   assert.equal(d.outputFolder, ".lora-drop");
   assert.deepEqual([d.train.rank, d.train.alpha, d.train.targetModules, d.train.epochs, d.train.learningRate, d.train.batchSize],
     [TRAIN_DEFAULTS.r, TRAIN_DEFAULTS.alpha, TRAIN_DEFAULTS.targets, TRAIN_DEFAULTS.epochs, TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.batchSize]);
+});
+
+test("the settings editor's memory-budget pattern accepts exactly the sizes the reader accepts", () => {
+  const props = pkg.contributes.configuration.properties as Record<string, { pattern?: string; default: unknown; enum?: string[] }>;
+  assert.equal(props["loraDrop.memoryBudget"]!.pattern, MEMORY_BUDGET_PATTERN);
+  assert.equal(props["loraDrop.memoryBudget"]!.default, "");
+  assert.deepEqual(props["loraDrop.stream"]!.enum, ["auto", "on", "off"]);
+  const pattern = new RegExp(MEMORY_BUDGET_PATTERN);
+  // Zero and sub-byte sizes match the grammar but are not positive: the reader alone rejects them.
+  const samples = ["", "  ", "6G", "6g", "1500M", "1.5GiB", "1.5gib", "512k", "512 KB", "4096", " 7 T ", "2tb", "6ib",
+    "6 gigs", "-1G", "G", "1e9", "6GB6", "1.G", ".5G", "6P", "6 G B", "auto"];
+  for (const text of samples) {
+    const reader = text.trim() === "" || memoryBudgetBytes(text) !== undefined;
+    assert.equal(pattern.test(text), reader, JSON.stringify(text));
+  }
+  assert.ok(pattern.test("0") && memoryBudgetBytes("0") === undefined);
 });
 
 test("entry point, extension kind, engine and panel activation", () => {

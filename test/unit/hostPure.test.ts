@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { readSettings } from "../../extension/host/settings";
+import { memoryBudgetBytes, readSettings, streamingOf } from "../../extension/host/settings";
 import { parseInvocation, parseThresholdInput, profileArgs, pruneArgs } from "../../extension/host/commandArgs";
 import { classifyCandidates, rememberedFirst } from "../../extension/host/candidates";
 import { phasedProgress, ProgressTracker } from "../../extension/host/progressText";
@@ -35,6 +35,35 @@ test("settings: valid values pass, invalid ones fall back to the default and are
   assert.equal(r.settings.outputFormat, "peft");
   assert.deepEqual(r.settings.train.targetModules, ["q_proj", "v_proj"]);
   assert.match(r.problems.join("\n"), /loraDrop\.device = "tpu"/);
+});
+
+test("settings: the memory budget takes the engine's sizes, blank is automatic; streaming is auto, on or off", () => {
+  const read = (values: Record<string, unknown>) => readSettings((k) => values[k]);
+  const defaults = read({});
+  assert.equal(defaults.settings.memoryBudget, undefined, "automatic by default");
+  assert.equal(defaults.settings.stream, "auto");
+  assert.deepEqual(streamingOf(defaults.settings), { stream: "auto" }, "no budget field when automatic");
+  const sizes: [string, number][] = [["6G", 6 * 1024 ** 3], ["1500M", 1500 * 1024 ** 2], ["1.5GiB", 1.5 * 1024 ** 3], [" 512k ", 512 * 1024], ["4096", 4096], ["2tb", 2 * 1024 ** 4]];
+  for (const [text, bytes] of sizes) {
+    const r = read({ memoryBudget: text, stream: "on" });
+    assert.deepEqual(r.problems, [], text);
+    assert.equal(r.settings.memoryBudget, bytes, text);
+    assert.deepEqual(streamingOf(r.settings), { memoryBudget: bytes, stream: "on" });
+  }
+  assert.deepEqual(read({ memoryBudget: "   ", stream: "off" }), { settings: { ...defaults.settings, stream: "off" }, problems: [] }, "blank is automatic, not a problem");
+  for (const bad of ["6 gigs", "0", "0.0001", "-1G", "G", "1e9", "6GB6", "99999999999T", 6442450944, ["6G"]]) {
+    const r = read({ memoryBudget: bad });
+    assert.equal(r.settings.memoryBudget, undefined, String(bad));
+    assert.equal(r.problems.length, 1, String(bad));
+    assert.match(r.problems[0]!, /^loraDrop\.memoryBudget = .* is not valid; using ""$/);
+  }
+  for (const bad of ["yes", "ON", true, 1]) {
+    const r = read({ stream: bad });
+    assert.equal(r.settings.stream, "auto");
+    assert.match(r.problems.join(), /loraDrop\.stream = /);
+  }
+  assert.equal(memoryBudgetBytes("1.5GiB"), 1610612736);
+  assert.equal(memoryBudgetBytes("nope"), undefined);
 });
 
 test("command arguments: palette, Explorer selection, options object", () => {

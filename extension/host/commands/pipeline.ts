@@ -12,6 +12,7 @@ import { parseInvocation, pipelineArgs } from "../commandArgs";
 import { Pickers } from "../pickers";
 import { timeStamp } from "../paths";
 import type { Services } from "../services";
+import { streamingOf } from "../settings";
 import { ProfilePanel } from "../panel";
 import { openInPanel, showPanel } from "./panelOpener";
 
@@ -35,7 +36,7 @@ export async function pipelineCommand(s: Services, rawArgs: readonly unknown[]):
         threshold: args.threshold ?? settings.threshold, sampleFraction: settings.sampleFraction,
         r: settings.train.rank, alpha: settings.train.alpha, targets: settings.train.targetModules,
         lr: settings.train.learningRate, batchSize: settings.train.batchSize, device: settings.device, maxTokens: settings.maxTokens,
-        force: args.overwrite ?? false,
+        force: args.overwrite ?? false, ...streamingOf(settings),
       },
       // Three trainings run in turn (sample, LoRA-drop, LoRA); each restarts the panel's loss curve.
       { trainStep: (step) => curve().trainStep(step) },

@@ -9,6 +9,7 @@ import { parseInvocation, profileArgs } from "../commandArgs";
 import { adapterDirOf, profileFileName } from "../paths";
 import { Pickers } from "../pickers";
 import type { Services } from "../services";
+import { streamingOf } from "../settings";
 import { openInPanel } from "./panelOpener";
 
 /** Runs the command; resolves to the profile file written. */
@@ -39,6 +40,7 @@ export async function profileCommand(s: Services, rawArgs: readonly unknown[]): 
     maxTokens: args.maxTokens ?? settings.maxTokens,
     device: args.device ?? settings.device,
     outFile,
+    ...streamingOf(settings),
   });
   await s.recordProfile(adapter, result.profilePath);
   s.test.update((t) => (t.lastProfilePath = result.profilePath));

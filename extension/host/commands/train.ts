@@ -12,7 +12,7 @@ import { ProfilePanel } from "../panel";
 import { Pickers } from "../pickers";
 import { slug, timeStamp } from "../paths";
 import type { Services } from "../services";
-import type { Settings } from "../settings";
+import { streamingOf, type Settings } from "../settings";
 import { showPanel } from "./panelOpener";
 
 /** Runs the command; resolves to what was trained. */
@@ -37,7 +37,7 @@ export async function trainCommand(s: Services, rawArgs: readonly unknown[]): Pr
         kind: "train", modelDir: model, dataPath: data, outDir, ...(adapter ? { adapterDir: adapter } : {}),
         r: settings.train.rank, alpha: settings.train.alpha, targets: settings.train.targetModules, epochs: args.epochs ?? settings.train.epochs,
         lr: settings.train.learningRate, batchSize: settings.train.batchSize, device: settings.device, maxTokens: settings.maxTokens,
-        logFile: path.join(path.dirname(outDir), `${path.basename(outDir)}.train.jsonl`), force: args.overwrite ?? false,
+        logFile: path.join(path.dirname(outDir), `${path.basename(outDir)}.train.jsonl`), force: args.overwrite ?? false, ...streamingOf(settings),
       },
       // Closed and reopened during the run: the steps go to the panel on screen.
       { trainStep: (step) => (ProfilePanel.current ?? panel).controller.trainStep(step) },
