@@ -4,7 +4,7 @@
  * that once first to generate .cache/bench-7b). `--layers N` keeps only the first N decoder layers, for a
  * shorter run. Prints each run's wall time and the time the main thread spent reading or waiting for weights.
  *
- * Usage: node out/scripts/bench/benchStreamGrad.js [--layers 8] [--tokens 256] [--rounds 1] [--threads N] [--cache DIR]
+ * Usage: node out/scripts/bench/benchStreamGrad.js [--layers 8] [--tokens 256] [--rounds 1] [--on-first] [--threads N] [--cache DIR]
  */
 import * as os from "node:os";
 import * as path from "node:path";
@@ -20,7 +20,7 @@ import { streamedLoraGradients } from "../../extension/core/stream/streamGrad";
 async function main(): Promise<void> {
   const { values: a } = parseArgs({ options: {
     layers: { type: "string", default: "8" }, tokens: { type: "string", default: "256" }, rounds: { type: "string", default: "1" },
-    threads: { type: "string" }, cache: { type: "string", default: path.join(process.cwd(), ".cache", "bench-7b") },
+    threads: { type: "string" }, "on-first": { type: "boolean", default: false }, cache: { type: "string", default: path.join(process.cwd(), ".cache", "bench-7b") },
   } });
   const model = loadHfModel(path.join(a.cache!, "model"));
   const layers = Math.min(Number(a.layers), model.config.numLayers);
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   console.log(`streamed training step: ${layers} of ${model.config.numLayers} layers (Llama-2-7B shape, BF16), ${batch.seq} tokens, 1 layer per block; ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   const losses: number[] = [];
   for (let round = 0; round < Number(a.rounds); round++) {
-    for (const prefetch of [false, true]) {
+    for (const prefetch of a["on-first"] ? [true, false] : [false, true]) {
       const started = Date.now();
       const r = await streamedLoraGradients(cut, loras.map(slotOf), params, [batch], countTargets(batch),
         { device: "cpu", threads: a.threads ? Number(a.threads) : undefined, layersPerBlock: 1, prefetch });
