@@ -11,7 +11,7 @@ import { trainLora, TrainOptions } from "../../extension/core/train/train";
 import { loadHfModel } from "../../extension/core/hfModel";
 import { loadAdapter } from "../../extension/core/peftAdapter";
 import { LoraDropError } from "../../extension/core/errors";
-import { planStreaming } from "../../extension/core/stream/memoryBudget";
+import { blockBytes, planStreaming, trainingExtraBytes } from "../../extension/core/stream/memoryBudget";
 import { makeFixture, maxRelErr } from "../helpers";
 
 /** A tiny 3-layer Llama (BF16, two shards) and 8 pre-tokenised sequences of uneven length. */
@@ -88,4 +88,32 @@ test("stream auto streams exactly when the float32 weights do not fit the budget
   assert.match(tight.device, /streamed/);
   const fits = await trainLora({ ...opts, outDir: path.join(fx.root, "fits"), memoryBudget: whole });
   assert.doesNotMatch(fits.device, /streamed/);
+});
+
+test("the training plan counts the LM head and saved block inputs, and prefetches only when two blocks fit", async () => {
+  const fx = setup();
+  const cfg = loadHfModel(fx.modelDir).config;
+  const shape = { batch: 2, seq: 12, totalTokens: 24, layers: 3 };
+  const extra = trainingExtraBytes(cfg, shape);
+  assert.equal(extra, 4 * cfg.vocabSize * cfg.hiddenSize + 8 * 24 * cfg.vocabSize + 4 * 4 * 24 * cfg.hiddenSize);
+  const one = blockBytes(cfg, shape, 1).total + extra;
+  const onePrefetched = blockBytes(cfg, shape, 1, true).total + extra;
+  const opts: TrainOptions = { modelDir: fx.modelDir, dataPath: fx.data, outDir: "", steps: 2, batchSize: 2, device: "cpu", stream: "on" };
+  const run = async (name: string, memoryBudget: number) => {
+    const infos: string[] = [];
+    const r = await trainLora({ ...opts, outDir: path.join(fx.root, name), memoryBudget }, { log: { ...silent, info: (m: string) => infos.push(m) } });
+    return { r, plan: infos.find((m) => m.startsWith("streaming:")) ?? "" };
+  };
+  const single = await run("single", one);
+  assert.match(single.plan, /^streaming: 1 layer\(s\) per block, ~/);
+  assert.doesNotMatch(single.plan, /prefetching/, "one block's room: no prefetch");
+  const double = await run("double", onePrefetched);
+  assert.match(double.plan, /1 layer\(s\) per block, prefetching the next/);
+  // Prefetching changes when weights are read, not the result.
+  assert.deepEqual(double.r.losses.map((l) => l.loss), single.r.losses.map((l) => l.loss));
+  await assert.rejects(trainLora({ ...opts, outDir: path.join(fx.root, "small"), memoryBudget: one - 1 }), (e: unknown) => {
+    assert.ok(e instanceof LoraDropError && e.code === "MEMORY_BUDGET");
+    assert.match(e.message, /for the LM head and the saved block inputs/);
+    return true;
+  });
 });

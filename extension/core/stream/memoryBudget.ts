@@ -99,20 +99,33 @@ export interface StreamPlan {
   needed: number;
 }
 
-/** Chooses streaming and the block size for a budget; throws MEMORY_BUDGET when one layer does not fit. */
-export function planStreaming(cfg: ModelConfig, shape: RunShape, budget: number, choice: StreamChoice): StreamPlan {
+/**
+ * What streamed training holds besides the block: the LM head in float32 with the logits and their gradient, and
+ * each block's saved input for the backward pass (activation checkpointing at block boundaries).
+ */
+export function trainingExtraBytes(cfg: ModelConfig, shape: RunShape): number {
+  const head = 4 * cfg.vocabSize * cfg.hiddenSize + 2 * 4 * shape.totalTokens * cfg.vocabSize;
+  return head + 4 * (shape.layers + 1) * shape.totalTokens * cfg.hiddenSize;
+}
+
+/**
+ * Chooses streaming and the block size for a budget; throws MEMORY_BUDGET when one layer does not fit. `extra`
+ * is memory held throughout a streamed run besides the block (trainingExtraBytes for training).
+ */
+export function planStreaming(cfg: ModelConfig, shape: RunShape, budget: number, choice: StreamChoice, extra = 0): StreamPlan {
   const whole = 4 * (shape.layers * layerWeightElements(cfg) + cfg.vocabSize * cfg.hiddenSize) + blockBytes(cfg, shape, 0).activations;
   if (choice === "off" || (choice === "auto" && whole <= budget)) return { stream: false, layersPerBlock: shape.layers, prefetch: false, budget, needed: whole };
   const one = blockBytes(cfg, shape, 1);
-  if (one.total > budget) {
+  if (one.total + extra > budget) {
     throw new LoraDropError("MEMORY_BUDGET",
-      `the memory budget ${formatBytes(budget)} is smaller than one streamed decoder layer: at least ${formatBytes(one.total)} is needed ` +
-      `(${formatBytes(one.weights)} of float32 weights, ${formatBytes(one.activations)} of activations for ${shape.totalTokens} tokens in batches of ${shape.batch}×${shape.seq}); ` +
+      `the memory budget ${formatBytes(budget)} is smaller than one streamed decoder layer: at least ${formatBytes(one.total + extra)} is needed ` +
+      `(${formatBytes(one.weights)} of float32 weights, ${formatBytes(one.activations)} of activations for ${shape.totalTokens} tokens in batches of ${shape.batch}×${shape.seq}` +
+      `${extra ? `, ${formatBytes(extra)} for the LM head and the saved block inputs` : ""}); ` +
       `raise --memory-budget or lower --batch-size/--max-tokens`, undefined, "memory-budget");
   }
   // Prefetching hides most of the read time, so it comes before larger blocks (which gain little on a CPU).
-  const prefetch = shape.layers > 1 && blockBytes(cfg, shape, 1, true).total <= budget;
+  const prefetch = shape.layers > 1 && blockBytes(cfg, shape, 1, true).total + extra <= budget;
   let k = 1;
-  while (k < Math.min(shape.layers, MAX_LAYERS_PER_BLOCK) && blockBytes(cfg, shape, k + 1, prefetch).total <= budget) k++;
-  return { stream: true, layersPerBlock: k, prefetch, budget, needed: blockBytes(cfg, shape, k, prefetch).total };
+  while (k < Math.min(shape.layers, MAX_LAYERS_PER_BLOCK) && blockBytes(cfg, shape, k + 1, prefetch).total + extra <= budget) k++;
+  return { stream: true, layersPerBlock: k, prefetch, budget, needed: blockBytes(cfg, shape, k, prefetch).total + extra };
 }

@@ -18,7 +18,7 @@ import { RunContext } from "../progress";
 import { LoraDropError, throwIfCancelled } from "../errors";
 import { Rng } from "../random";
 import { LossSession, LoraParam, ParamGrads, countTargets } from "./trainGraph";
-import { defaultMemoryBudget, formatBytes, planStreaming, StreamChoice, STREAMED_ARCHITECTURES } from "../stream/memoryBudget";
+import { defaultMemoryBudget, formatBytes, planStreaming, StreamChoice, StreamPlan, STREAMED_ARCHITECTURES, trainingExtraBytes } from "../stream/memoryBudget";
 import { streamedLoraGradients } from "../stream/streamGrad";
 import { checkClassLabels } from "./classification";
 import { defaultTargets, isEncoder, pairEncoding, tokensFor } from "../models/arch";
@@ -139,12 +139,13 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   }
 
   const slots = layout.modules.map(slotOf);
-  const streamBlock = streamLayersPerBlock(model, opts, s, examples, dropoutP, ctx.log);
+  const streamPlan = streamedTrainingPlan(model, opts, s, examples, dropoutP, ctx.log);
+  const streamBlock = streamPlan?.layersPerBlock ?? 0;
   // Streaming never builds the whole graph: that is the memory it saves.
   const session = streamBlock ? undefined : await LossSession.create(model, slots, { gradients: true, dropout: dropoutP > 0, device: s.device, threads: opts.threads, prepack: opts.prepack, trainHead: head !== undefined, log: ctx.log });
   const engine: LossEngine = session
     ? { countTargets: (b) => session.countTargets(b), run: (bs, den, params) => runEach(session, bs, den, params, head) }
-    : { countTargets: (b) => countTargets(b), run: (bs, den, params) => streamedLoraGradients(model, slots, params, bs, den, { device: s.device, threads: opts.threads, layersPerBlock: streamBlock! }) };
+    : { countTargets: (b) => countTargets(b), run: (bs, den, params) => streamedLoraGradients(model, slots, params, bs, den, { device: s.device, threads: opts.threads, layersPerBlock: streamBlock, prefetch: streamPlan!.prefetch }) };
   let finalEvalLoss: number | undefined;
   try {
     const loopStart = Date.now();
@@ -352,12 +353,12 @@ async function runEach(session: LossSession, batches: Batch[], denominator: numb
 }
 
 /**
- * Layers per streamed block, or 0 for the whole graph. Streaming needs the Llama-family block graph, the causal-LM
+ * The streaming plan (layers per block, prefetching within the budget), or undefined for the whole graph. Streaming needs the Llama-family block graph, the causal-LM
  * loss and no LoRA dropout; `on` without them is an error, `auto` falls back to the whole graph with a log line.
  */
-function streamLayersPerBlock(model: HfModel, opts: TrainOptions, s: TrainSettings, examples: TokenizedExample[], dropoutP: number, log?: RunContext["log"]): number {
+function streamedTrainingPlan(model: HfModel, opts: TrainOptions, s: TrainSettings, examples: TokenizedExample[], dropoutP: number, log?: RunContext["log"]): StreamPlan | undefined {
   const choice = opts.stream ?? "auto";
-  if (choice === "off") return 0;
+  if (choice === "off") return undefined;
   const arch = model.config.architecture;
   const why = !(STREAMED_ARCHITECTURES as readonly string[]).includes(arch) ? `layer streaming supports ${STREAMED_ARCHITECTURES.join(", ")} models, not ${arch}`
     : model.config.head === "seq-cls" ? "layer streaming computes the causal-LM loss only, not a classification loss"
@@ -372,16 +373,16 @@ function streamLayersPerBlock(model: HfModel, opts: TrainOptions, s: TrainSettin
     if (choice === "on") throw new LoraDropError("INVALID_ARGUMENT", why, opts.modelDir, "stream");
     // Too small a budget even for one streamed layer (MEMORY_BUDGET) is no reason to stop: the whole graph runs anyway.
     let wanted = true;
-    try { wanted = planStreaming(model.config, shape, budget, "auto").stream; } catch { /* wanted stays true */ }
-    if (!wanted) return 0;
+    try { wanted = planStreaming(model.config, shape, budget, "auto", trainingExtraBytes(model.config, shape)).stream; } catch { /* wanted stays true */ }
+    if (!wanted) return undefined;
     log?.info(`the model does not fit the memory budget of ${formatBytes(budget)}, but ${why}: training with the whole graph`);
-    return 0;
+    return undefined;
   }
-  const plan = planStreaming(model.config, shape, budget, choice);
+  const plan = planStreaming(model.config, shape, budget, choice, trainingExtraBytes(model.config, shape));
   log?.info(plan.stream
-    ? `streaming: ${plan.layersPerBlock} layer(s) per block, ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`
+    ? `streaming: ${plan.layersPerBlock} layer(s) per block${plan.prefetch ? ", prefetching the next" : ""}, ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`
     : `not streaming: the model needs ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`);
-  return plan.stream ? plan.layersPerBlock : 0;
+  return plan.stream ? plan : undefined;
 }
 
 /** Mean loss over all target tokens of `examples`, with no dropout. */
