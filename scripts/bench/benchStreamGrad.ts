@@ -5,10 +5,12 @@
  * shorter run. Prints each run's wall time and the time the main thread spent reading or waiting for weights.
  *
  * Usage: node out/scripts/bench/benchStreamGrad.js [--layers 8] [--tokens 256] [--rounds 1] [--on-first] [--threads N] [--cache DIR]
+ *        [--device cpu|webgpu|cuda]
  */
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import type { DeviceChoice } from "../../extension/core/session";
 import { loadHfModel } from "../../extension/core/hfModel";
 import { loadAdapter } from "../../extension/core/peftAdapter";
 import { slotOf } from "../../extension/core/loraRunner";
@@ -20,7 +22,7 @@ import { streamedLoraGradients } from "../../extension/core/stream/streamGrad";
 async function main(): Promise<void> {
   const { values: a } = parseArgs({ options: {
     layers: { type: "string", default: "8" }, tokens: { type: "string", default: "256" }, rounds: { type: "string", default: "1" },
-    threads: { type: "string" }, "on-first": { type: "boolean", default: false }, cache: { type: "string", default: path.join(process.cwd(), ".cache", "bench-7b") },
+    threads: { type: "string" }, "on-first": { type: "boolean", default: false }, device: { type: "string", default: "cpu" }, cache: { type: "string", default: path.join(process.cwd(), ".cache", "bench-7b") },
   } });
   const model = loadHfModel(path.join(a.cache!, "model"));
   const layers = Math.min(Number(a.layers), model.config.numLayers);
@@ -37,7 +39,7 @@ async function main(): Promise<void> {
     for (const prefetch of a["on-first"] ? [true, false] : [false, true]) {
       const started = Date.now();
       const r = await streamedLoraGradients(cut, loras.map(slotOf), params, [batch], countTargets(batch),
-        { device: "cpu", threads: a.threads ? Number(a.threads) : undefined, layersPerBlock: 1, prefetch });
+        { device: a.device as DeviceChoice, threads: a.threads ? Number(a.threads) : undefined, layersPerBlock: 1, prefetch });
       const seconds = (Date.now() - started) / 1000;
       losses.push(r.loss);
       console.log(`  prefetch ${prefetch ? "on " : "off"}: ${seconds.toFixed(1)} s, ${r.readSeconds.toFixed(1)} s reading/waiting for weights, loss ${r.loss.toFixed(4)}; load ${os.loadavg()[0]!.toFixed(2)}`);
