@@ -1,6 +1,7 @@
 /**
  * Shared test helpers: temporary folders and fixture models generated on demand.
  */
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -43,4 +44,19 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e
     if (e > err || Number.isNaN(e)) { err = Number.isNaN(e) ? Infinity : e; at = i; }
   }
   return { err, at };
+}
+
+/**
+ * SHA-256 of every file under a folder (or of one file), by relative path, plus what `extra` says of each file's
+ * stat (its mtime or mode, to see that a file was not rewritten or re-permissioned either).
+ */
+export function treeHashes(p: string, extra?: (st: fs.Stats) => string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (f: string, rel: string): void => {
+    const st = fs.statSync(f);
+    if (st.isDirectory()) for (const e of fs.readdirSync(f).sort()) walk(path.join(f, e), path.join(rel, e));
+    else out[rel] = `${crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex")}${extra ? ` ${extra(st)}` : ""}`;
+  };
+  walk(p, ".");
+  return out;
 }

@@ -7,11 +7,10 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn, spawnSync } from "node:child_process";
-import { makeFixture } from "../helpers";
+import { makeFixture, treeHashes } from "../helpers";
 
 const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
 const ENV = { ...process.env, ORT_DISABLE_TELEMETRY: "1" };
@@ -22,16 +21,6 @@ after(() => {
   for (const dir of mounted) spawnSync("umount", [dir]);
 });
 
-/** SHA-256 of every file under a folder (or of one file), by relative path. */
-function hashes(p: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (f: string, rel: string): void => {
-    if (fs.statSync(f).isDirectory()) for (const e of fs.readdirSync(f).sort()) walk(path.join(f, e), path.join(rel, e));
-    else out[rel] = crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex");
-  };
-  walk(p, ".");
-  return out;
-}
 
 /** Total bytes of the files under a folder (or of one file). */
 function bytesOf(p: string): number {
@@ -93,7 +82,7 @@ test("a full disk: prune, train and profile fail with the output's name and 'the
     refSize[name] = bytesOf(out);
   }
   const inputs = [fx.modelDir, fx.adapterDir, data, profile];
-  const before = inputs.map(hashes);
+  const before = inputs.map((p) => treeHashes(p));
 
   const cases: { name: string; cmd: string; force?: boolean }[] = [
     { name: "prune", cmd: "prune" },
@@ -111,7 +100,7 @@ test("a full disk: prune, train and profile fail with the output's name and 'the
       const skip = mountTmpfs(mnt, refSize[c.cmd]! / 2 + (c.force ? bytesOf(old) + 2 * PAGE : 0));
       if (skip) return st.skip(skip);
       if (c.force) fs.cpSync(old, out, { recursive: true });
-      const oldHash = c.force ? hashes(out) : undefined;
+      const oldHash = c.force ? treeHashes(out) : undefined;
       const r = await runWatching([...commands[c.cmd]!(out), ...(c.force ? ["--force"] : [])], mnt);
       seenReport.push(`${c.name}: ${r.stderr.trim()}`);
       assert.equal(r.code, 2, r.stderr);
@@ -124,7 +113,7 @@ test("a full disk: prune, train and profile fail with the output's name and 'the
       assert.ok(temps.length > 0, `the write started (a temporary appeared): saw ${[...r.seen].join(", ")}`);
       if (c.force) {
         assert.deepEqual(fs.readdirSync(mnt), ["out"], "only the older output is left");
-        assert.deepEqual(hashes(out), oldHash, "the older output is intact");
+        assert.deepEqual(treeHashes(out), oldHash, "the older output is intact");
       } else {
         assert.deepEqual(fs.readdirSync(mnt), [], "no temporary and no partial output is left");
         const free = fs.statfsSync(mnt);
@@ -133,5 +122,5 @@ test("a full disk: prune, train and profile fail with the output's name and 'the
     });
   }
   t.diagnostic(`messages: ${seenReport.join(" | ")}`);
-  assert.deepEqual(inputs.map(hashes), before, "the model, adapter, dataset and profile are unchanged");
+  assert.deepEqual(inputs.map((p) => treeHashes(p)), before, "the model, adapter, dataset and profile are unchanged");
 });

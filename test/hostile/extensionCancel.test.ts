@@ -9,7 +9,6 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { runJob, defaultWorkerPath } from "../../extension/host/jobRunner";
@@ -19,20 +18,10 @@ import { loadAdapter, Adapter } from "../../extension/core/peftAdapter";
 import { loadHfModel } from "../../extension/core/hfModel";
 import { profileAdapter } from "../../extension/core/profile";
 import { writeProfile } from "../../extension/core/profileFile";
-import { makeFixture } from "../helpers";
+import { makeFixture, treeHashes } from "../helpers";
 
 const ENV = { ORT_DISABLE_TELEMETRY: "1" };
 
-/** SHA-256 of every file under a folder (or of one file), by relative path. */
-function hashes(p: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (f: string, rel: string): void => {
-    if (fs.statSync(f).isDirectory()) for (const e of fs.readdirSync(f).sort()) walk(path.join(f, e), path.join(rel, e));
-    else out[rel] = crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex");
-  };
-  walk(p, ".");
-  return out;
-}
 
 /** Yields to the event loop (IPC from the worker keeps flowing) until `cond` holds or `ms` pass. */
 async function until(cond: () => boolean, ms: number): Promise<boolean> {
@@ -86,7 +75,7 @@ test("cancel from the extension while prune or train writes: CancelledError, the
   writeProfile(profile, await profileAdapter({ modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: data, maxExamples: 4, maxTokens: 8, device: "cpu", threads: 1 }));
   const modelConfig = loadHfModel(fx.modelDir).config;
   const inputs = [fx.modelDir, fx.adapterDir, data, profile];
-  const before = inputs.map(hashes);
+  const before = inputs.map((p) => treeHashes(p));
   // A worker that drops `cancel` messages, as one stuck in native code would: only the grace-period kill stops it.
   const stubborn = path.join(fx.root, "stubbornWorker.js");
   fs.writeFileSync(stubborn, `const on = process.on.bind(process);
@@ -176,6 +165,6 @@ require(${JSON.stringify(defaultWorkerPath())});
     }
   }
   t.diagnostic(`outcomes: ${Object.entries(tally).map(([k, v]) => `${v}× ${k}`).join("; ")}`);
-  assert.deepEqual(inputs.map(hashes), before, "the model, adapter, dataset and profile are unchanged");
+  assert.deepEqual(inputs.map((p) => treeHashes(p)), before, "the model, adapter, dataset and profile are unchanged");
   assert.ok(Object.keys(tally).some((k) => k.startsWith("cancelled")), "at least one cancel landed while the job ran");
 });

@@ -6,25 +6,18 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
-import { makeFixture, Fixture } from "../helpers";
+import { makeFixture, Fixture, treeHashes } from "../helpers";
 
 const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
 const ENV = { ...process.env, ORT_DISABLE_TELEMETRY: "1" };
 
-/** SHA-256 (and, for inputs, mtime) of every file under a folder or of one file, by relative path. */
+
+/** Hashes (and, for inputs, mtimes) of the files under a folder or of one file. */
 function snapshot(p: string, withTimes = true): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (f: string, rel: string): void => {
-    const st = fs.statSync(f);
-    if (st.isDirectory()) for (const e of fs.readdirSync(f).sort()) walk(path.join(f, e), path.join(rel, e));
-    else out[rel] = `${crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex")}${withTimes ? ` ${st.mtimeMs}` : ""}`;
-  };
-  walk(p, ".");
-  return out;
+  return treeHashes(p, withTimes ? (st) => String(st.mtimeMs) : undefined);
 }
 
 function cli(args: string[]) {

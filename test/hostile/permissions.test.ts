@@ -7,30 +7,22 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { writeTinyModel, writeTinyAdapter, writeSyntheticDataset } from "../../extension/core/fixtures/tinyModel";
+import { treeHashes } from "../helpers";
 
 const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
 const NOBODY = 65534;
 const ENV = { ...process.env, ORT_DISABLE_TELEMETRY: "1" };
 
-/** SHA-256 and mode of every file under a folder, by relative path. */
-function snapshot(p: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (f: string, rel: string): void => {
-    const st = fs.statSync(f);
-    if (st.isDirectory()) for (const e of fs.readdirSync(f).sort()) walk(path.join(f, e), path.join(rel, e));
-    else out[rel] = `${crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex")} ${st.mode.toString(8)}`;
-  };
-  walk(p, ".");
-  return out;
-}
 
 /** Runs the CLI as `nobody`. */
+/** Hashes and modes of the files under a folder. */
+const snapshot = (p: string) => treeHashes(p, (st) => st.mode.toString(8));
+
 function asNobody(args: string[]) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: ENV, uid: NOBODY, gid: NOBODY, timeout: 120_000 });
 }

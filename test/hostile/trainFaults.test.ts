@@ -7,11 +7,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
-import { makeFixture, Fixture } from "../helpers";
+import { makeFixture, Fixture, treeHashes } from "../helpers";
 import { loadHfModel } from "../../extension/core/hfModel";
 import { loadAdapter } from "../../extension/core/peftAdapter";
 import { readCheckpoint } from "../../extension/core/train/checkpoint";
@@ -20,17 +19,9 @@ const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
 const ENV = { ...process.env, ORT_DISABLE_TELEMETRY: "1" };
 const STEPS = 24;
 
-/** SHA-256 and mtime of every file under a folder or of one file, by relative path. */
-function snapshot(p: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (f: string, rel: string): void => {
-    const st = fs.statSync(f);
-    if (st.isDirectory()) for (const e of fs.readdirSync(f).sort()) walk(path.join(f, e), path.join(rel, e));
-    else out[rel] = `${crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex")} ${st.mtimeMs}`;
-  };
-  walk(p, ".");
-  return out;
-}
+
+/** Hashes and mtimes of the files under a folder or of one file. */
+const snapshot = (p: string) => treeHashes(p, (st) => String(st.mtimeMs));
 
 function cli(args: string[]) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: ENV });

@@ -13,8 +13,9 @@ import { LossSession, LoraParam, countTargets } from "../../extension/core/train
 import { streamedLoraGradients } from "../../extension/core/stream/streamGrad";
 import { makeFixture, maxRelErr } from "../helpers";
 
-test("streamed LoRA gradients equal the whole training graph's (blocks of 1 and 2 layers, BF16 shards)", async () => {
-  const fx = makeFixture({ numLayers: 3, dtype: "BF16", shards: 2 }, { targets: ["q_proj", "v_proj", "down_proj"], layersToTransform: [0, 2] }, { count: 4 });
+/** A 3-layer BF16 Llama (two shards) with q/v/down_proj LoRA on `layers`, its parameters and two batches of a step. */
+function setup(layers: number[]) {
+  const fx = makeFixture({ numLayers: 3, dtype: "BF16", shards: 2 }, { targets: ["q_proj", "v_proj", "down_proj"], layersToTransform: layers }, { count: 4 });
   const model = loadHfModel(fx.modelDir);
   const adapter = loadAdapter(fx.adapterDir, model.config);
   const slots = adapter.loras.map(slotOf);
@@ -22,6 +23,11 @@ test("streamed LoRA gradients equal the whole training graph's (blocks of 1 and 
   for (const l of adapter.loras) params.set(l.param, { name: l.param, r: l.r, inFeatures: l.inFeatures, outFeatures: l.outFeatures, A: l.A, B: l.B });
   const batches = batchesOf(loadExamples(model, fx.dataFile, 4, 32), 2).map((g) => makeBatch(g));
   const denominator = batches.reduce((a, b) => a + countTargets(b), 0);
+  return { fx, model, adapter, slots, params, batches, denominator };
+}
+
+test("streamed LoRA gradients equal the whole training graph's (blocks of 1 and 2 layers, BF16 shards)", async () => {
+  const { model, adapter, slots, params, batches, denominator } = setup([0, 2]);
   const whole = await LossSession.create(model, slots, { gradients: true, dropout: false, device: "cpu" });
   let wholeLoss = 0;
   const wholeGrads = new Map<string, { A: Float32Array; B: Float32Array }>();
@@ -58,14 +64,7 @@ test("streamed LoRA gradients equal the whole training graph's (blocks of 1 and 
 test("prefetching the next block in a worker gives the same streamed loss and gradients as reading in place", async () => {
   // Three layers in blocks of 1 (five loads), of 2 (a last block of 1: two block shapes in the load order) and of
   // 3 (one block, read once for forward and backward: nothing to prefetch).
-  const fx = makeFixture({ numLayers: 3, dtype: "BF16", shards: 2 }, { targets: ["q_proj", "v_proj", "down_proj"], layersToTransform: [0, 1, 2] }, { count: 4 });
-  const model = loadHfModel(fx.modelDir);
-  const adapter = loadAdapter(fx.adapterDir, model.config);
-  const slots = adapter.loras.map(slotOf);
-  const params = new Map<string, LoraParam>();
-  for (const l of adapter.loras) params.set(l.param, { name: l.param, r: l.r, inFeatures: l.inFeatures, outFeatures: l.outFeatures, A: l.A, B: l.B });
-  const batches = batchesOf(loadExamples(model, fx.dataFile, 4, 32), 2).map((g) => makeBatch(g));
-  const denominator = batches.reduce((a, b) => a + countTargets(b), 0);
+  const { model, slots, params, batches, denominator } = setup([0, 1, 2]);
   for (const k of [1, 2, 3]) {
     const plain = await streamedLoraGradients(model, slots, params, batches, denominator, { device: "cpu", layersPerBlock: k, prefetch: false });
     const pre = await streamedLoraGradients(model, slots, params, batches, denominator, { device: "cpu", layersPerBlock: k, prefetch: true });

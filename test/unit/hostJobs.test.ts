@@ -81,7 +81,7 @@ test("a crafted job fails with INVALID_ARGUMENT naming the field, in this proces
 test("profile job: the budget and the streaming choice reach the engine; streamed norms equal whole-model norms", async () => {
   const streamed = logged();
   const on = await runJobInProcess(profileJob({ memoryBudget: 64 * MiB, stream: "on" }), streamed.ctx);
-  assert.ok(streamed.lines.some((l) => /^streaming: [12] layer\(s\) per block, ~.* of a 64\.0 MiB budget$/.test(l)), streamed.lines.join("\n"));
+  assert.ok(streamed.lines.some((l) => /^streaming: [12] layer\(s\) per block(, prefetching the next)?, ~.* of a 64\.0 MiB budget$/.test(l)), streamed.lines.join("\n"));
   const whole = logged();
   const off = await runJobInProcess(profileJob({ memoryBudget: 64 * MiB, stream: "off" }), whole.ctx);
   assert.ok(whole.lines.some((l) => /^not streaming: .* of a 64\.0 MiB budget$/.test(l)), whole.lines.join("\n"));
@@ -98,7 +98,7 @@ test("profile job: the budget and the streaming choice reach the engine; streame
 test("train job: the budget and the streaming choice reach the trainer", async () => {
   const streamed = logged();
   const on = await runJobInProcess(trainJob({ memoryBudget: 48 * MiB, stream: "on" }), streamed.ctx);
-  assert.ok(streamed.lines.some((l) => /^streaming: [12] layer\(s\) per block, ~.* of a 48\.0 MiB budget$/.test(l)), streamed.lines.join("\n"));
+  assert.ok(streamed.lines.some((l) => /^streaming: [12] layer\(s\) per block(, prefetching the next)?, ~.* of a 48\.0 MiB budget$/.test(l)), streamed.lines.join("\n"));
   assert.match(on.device, /streamed/);
   const whole = logged();
   const off = await runJobInProcess(trainJob({ memoryBudget: 48 * MiB, stream: "off" }), whole.ctx);
@@ -112,7 +112,7 @@ test("train job: the budget and the streaming choice reach the trainer", async (
 test("pipeline job: every training and the profile get the budget and the streaming choice", async () => {
   const streamed = logged();
   await runJobInProcess(pipelineJob({ memoryBudget: 40 * MiB, stream: "on" }), streamed.ctx);
-  const trainPlans = streamed.lines.filter((l) => /^streaming: [12] layer\(s\) per block, ~.* of a 40\.0 MiB budget$/.test(l));
+  const trainPlans = streamed.lines.filter((l) => /^streaming: [12] layer\(s\) per block(, prefetching the next)?, ~.* of a 40\.0 MiB budget$/.test(l));
   assert.equal(trainPlans.length, 3, `sample, LoRA-drop and LoRA trainings stream:\n${streamed.lines.join("\n")}`);
   assert.ok(streamed.lines.some((l) => /^streaming \d+ layers in blocks of [12]/.test(l)), "the profile streams");
   await assert.rejects(runJobInProcess(pipelineJob({ memoryBudget: 2048, stream: "on" }), {}), (e) => isLoraDropError(e) && e.code === "MEMORY_BUDGET" && /2\.0 KiB/.test(e.message));
