@@ -27,6 +27,8 @@ export interface RunnerOptions {
   prepack?: boolean;
   /** Build only the layers up to the last LoRA layer (enough for norm taps). */
   truncateAfterLastLora?: boolean;
+  /** Decoder projections as MatMul with transposed weights (see ForwardOptions.linearAsMatMul). */
+  linearAsMatMul?: boolean;
   log?: Logger;
 }
 
@@ -52,7 +54,7 @@ export class LoraForwardRunner {
     const numLayers = opts.truncateAfterLastLora && !opts.logits && loras.length
       ? Math.max(...loras.map((l) => l.layer)) + 1
       : undefined;
-    const graph = buildForward(g, model, loras.map(slotOf), { logits: opts.logits, loraNorms: opts.loraNorms, numLayers });
+    const graph = buildForward(g, model, loras.map(slotOf), { logits: opts.logits, loraNorms: opts.loraNorms, numLayers, linearAsMatMul: opts.linearAsMatMul });
     if (graph.logits) g.output(graph.logits);
     if (graph.loraNorms) g.output(graph.loraNorms);
     // The profile graph's last layer is mostly dead (only the path to its last tap matters); ORT would run it all.

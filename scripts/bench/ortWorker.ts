@@ -5,7 +5,7 @@
  *
  * Usage: node out/scripts/bench/ortWorker.js --model DIR --adapter DIR --ids FILE --mode profile|forward
  *        --out FILE [--reps 3] [--threads N] [--prepack 0|1] [--config key=value ...] [--layers N] [--prune 0|1]
- *        [--device cpu|webgpu|cuda]
+ *        [--device cpu|webgpu|cuda] [--linear gemm|matmul]
  * (`--layers N` runs only the first N layers: quick A/B comparisons of settings while tuning.)
  */
 import * as fs from "node:fs";
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
       out: { type: "string" }, reps: { type: "string", default: "3" }, threads: { type: "string" },
       prepack: { type: "string", default: "1" },
       config: { type: "string", multiple: true, default: [] }, layers: { type: "string" }, prune: { type: "string", default: "1" },
-      device: { type: "string", default: "cpu" },
+      device: { type: "string", default: "cpu" }, linear: { type: "string", default: "gemm" },
     },
   });
   if (!a.model || !a.adapter || !a.ids || !a.out || (a.mode !== "profile" && a.mode !== "forward")) {
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   const layers = a.layers ? Number(a.layers) : forward ? model.config.numLayers : Math.max(...adapter.loras.map((l) => l.layer)) + 1;
   const g = new GraphBuilder();
   const graph = buildLlamaForward(g, model, adapter.loras.map(slotOf), {
-    logits: forward, loraNorms: true, numLayers: layers,
+    logits: forward, loraNorms: true, numLayers: layers, linearAsMatMul: a.linear === "matmul",
   });
   if (graph.logits) g.output(graph.logits);
   g.output(graph.loraNorms!);

@@ -19,11 +19,11 @@ function examples(): TokenizedExample[] {
   return SEQS.map((ids, i) => ({ ids, tokens: ids.map(String), special: ids.map(() => false), lossMask: ids.map((_, t) => t > 0), example: i }));
 }
 
-async function checkAgainstReference(name: string, m: TinyModelOptions, a: TinyAdapterOptions): Promise<void> {
+async function checkAgainstReference(name: string, m: TinyModelOptions, a: TinyAdapterOptions, linearAsMatMul = false): Promise<void> {
   const fx = makeFixture({ tokenizer: false, ...m }, a);
   const model = loadHfModel(fx.modelDir);
   const adapter = loadAdapter(fx.adapterDir, model.config);
-  const runner = await LoraForwardRunner.create(model, adapter.loras, { logits: true, loraNorms: true, device: "cpu" });
+  const runner = await LoraForwardRunner.create(model, adapter.loras, { logits: true, loraNorms: true, device: "cpu", linearAsMatMul });
   try {
     const batch = makeBatch(examples());
     const out = await runner.run(batch, adapter.loras);
@@ -56,6 +56,8 @@ test("tied embeddings, every target module, rsLoRA", () =>
   checkAgainstReference("tied", { tieWordEmbeddings: true, numKvHeads: 4 }, { targets: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], useRslora: true }));
 test("qwen2 with q/k/v biases, rank_pattern and alpha_pattern", () =>
   checkAgainstReference("qwen2", { architecture: "qwen2", numHeads: 4, numKvHeads: 1 }, { targets: ["q_proj", "k_proj", "v_proj"], rankPattern: { k_proj: 2 }, alphaPattern: { "layers.1.self_attn.q_proj": 32 } }));
+test("qwen2 with biases, projections built as MatMul with transposed weights (the WebGPU variant)", () =>
+  checkAgainstReference("qwen2-matmul", { architecture: "qwen2", numHeads: 4, numKvHeads: 2 }, { targets: ["q_proj", "v_proj", "down_proj"] }, true));
 test("mistral, F16 weights, sharded checkpoint", () =>
   checkAgainstReference("f16", { architecture: "mistral", dtype: "F16", shards: 3 }, { targets: ["q_proj", "down_proj"] }));
 test("BF16 weights, layers_to_transform, explicit head_dim, rope_theta", () =>

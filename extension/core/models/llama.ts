@@ -36,6 +36,12 @@ export interface ForwardOptions {
   /** An int64 [rows] value: compute logits only for these rows of the [batch*seq] positions (the loss's targets). */
   logitRows?: string;
   /**
+   * Decoder projections as MatMul with the weight transposed (folded at session creation) instead of Gemm(transB):
+   * for execution providers whose MatMul kernels are faster than their Gemm (measured on WebGPU). Costs a transposed
+   * copy of every projection weight; off by default.
+   */
+  linearAsMatMul?: boolean;
+  /**
    * Training a sequence classifier: the classification head's weights (PEFT's modules_to_save) become float32
    * graph inputs (`headInputs`) instead of frozen initializers, so the loss can be differentiated with respect to them.
    */
@@ -190,7 +196,8 @@ export function buildDecoderLayer(g: GraphBuilder, ctx: LayerContext, layer: num
   const linear = (x: string, module: string, inF: number, outF: number, bias: boolean) => {
     const prefix = `${moduleParent(module)}.${module}`;
     const c = bias ? weight(`${prefix}.bias`, [outF]) : undefined;
-    let y = o.gemm(x, weight(`${prefix}.weight`, [outF, inF]), { transB: true, c });
+    const w = weight(`${prefix}.weight`, [outF, inF]);
+    let y = !ctx.opts.linearAsMatMul ? o.gemm(x, w, { transB: true, c }) : c ? o.add(o.matmul(x, o.transpose(w, [1, 0])), c) : o.matmul(x, o.transpose(w, [1, 0]));
     const slot = ctx.slotAt.get(`${layer}.${module}`);
     if (!slot) return y;
     const p = ctx.paramInputs.get(slot.param)!;
