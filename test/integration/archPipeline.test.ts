@@ -296,3 +296,35 @@ test("training a classifier head resumes from a checkpoint to the same adapter, 
   await trainLora({ ...base, outDir: b, resume: true });
   assert.ok(fs.readFileSync(path.join(a, "adapter_model.safetensors")).equals(fs.readFileSync(path.join(b, "adapter_model.safetensors"))), "resumed adapter (LoRA and head) equals the uninterrupted one");
 });
+
+test("the gradient criterion on a classifier goes through the adapter's saved head, and needs labels", async () => {
+  const dir = tmpDir();
+  const bareDir = bareRoberta(dir, 8);
+  const fullDir = path.join(dir, "full"), adapterDir = path.join(dir, "adapter");
+  writeTinyArchAdapter(adapterDir, loadHfModel(fullDir).config, { head: true, seed: 4 });
+  const adapter = loadAdapter(adapterDir, loadHfModel(bareDir).config);
+  // The reference model: the full checkpoint with the adapter's head values in place of its own classifier.
+  const full = loadHfModel(fullDir);
+  const adapterIndex = readSafetensorsIndex(path.join(adapterDir, "adapter_model.safetensors"));
+  const merged = path.join(dir, "merged");
+  fs.mkdirSync(merged);
+  fs.copyFileSync(path.join(fullDir, "config.json"), path.join(merged, "config.json"));
+  fs.writeFileSync(path.join(merged, "model.safetensors"), encodeSafetensors([...full.shards[0]!.tensors.values()].map((e) => {
+    const h = adapter.head!.get(e.name);
+    const t = h ? readTensorF32(adapterIndex, h) : readTensorF32(full.shards[0]!, e.name);
+    return { name: e.name, dtype: "F32" as const, shape: t.shape, data: t.data };
+  }), { format: "pt" }));
+  const data = path.join(dir, "glue.jsonl");
+  writeGlueLikeDataset(data, { count: 12, vocabSize: 64 });
+  const viaHead = await profileAdapter({ modelDir: bareDir, adapterDir, dataPath: data, criterion: "gradient", device: "cpu" });
+  const reference = await profileAdapter({ modelDir: merged, adapterDir, dataPath: data, criterion: "gradient", device: "cpu" });
+  const scale = Math.max(...reference.importance.per_layer_raw);
+  assert.ok(scale > 0);
+  reference.importance.per_layer_raw.forEach((v, i) => assert.ok(Math.abs(viaHead.importance.per_layer_raw[i]! - v) <= 1e-5 * scale, `layer ${i}: ${viaHead.importance.per_layer_raw[i]} vs ${v}`));
+  const unlabelled = path.join(dir, "unlabelled.jsonl");
+  fs.writeFileSync(unlabelled, JSON.stringify({ input_ids: [0, 5, 6, 2] }) + "\n");
+  await assert.rejects(profileAdapter({ modelDir: bareDir, adapterDir, dataPath: unlabelled, criterion: "gradient", device: "cpu" }), (e: unknown) => {
+    assert.ok(e instanceof Error && (e as { code?: string }).code === "DATASET_INVALID" && /label/.test(e.message), String(e));
+    return true;
+  });
+});

@@ -1,6 +1,7 @@
 /**
  * The `gradient` importance criterion, for comparison with LoRA-drop's output criterion: each layer is scored by
- * the squared norm of the causal-LM loss's gradient with respect to its LoRA parameters,
+ * the squared norm of the loss's gradient (causal-LM, or a classifier's class cross-entropy through its saved head)
+ * with respect to its LoRA parameters,
  * g_i = Σ over batches and modules of ‖∂L/∂A_i‖² + ‖∂L/∂B_i‖², with L the mean loss of the batch. It runs the
  * training graph (loss + LoRA gradients) without updating anything, and writes a profile without per-token norms.
  */
@@ -14,15 +15,23 @@ import { RunContext } from "../progress";
 import { LoraDropError, throwIfCancelled } from "../errors";
 import { LossSession } from "./trainGraph";
 import { paramsOf } from "./train";
+import { isEncoder } from "../models/arch";
+import { withAdapterHead } from "../models";
 
 /** Profiles an adapter with the gradient criterion. */
 export async function profileGradient(opts: ProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
   const started = Date.now();
   const maxExamples = opts.maxExamples ?? 64;
   const maxTokens = opts.maxTokens ?? 128;
-  const model = loadHfModel(opts.modelDir);
-  const adapter = loadAdapter(opts.adapterDir, model.config);
+  const base = loadHfModel(opts.modelDir);
+  const adapter = loadAdapter(opts.adapterDir, base.config);
+  // A sequence classifier's loss goes through the head the adapter saved (modules_to_save), as training did.
+  const model = isEncoder(base.config.architecture) ? withAdapterHead(base, adapter) : base;
   const examples = loadExamples(model, opts.dataPath, maxExamples, maxTokens);
+  if (model.config.head === "seq-cls") {
+    const unlabelled = examples.find((e) => e.label === undefined);
+    if (unlabelled) throw new LoraDropError("DATASET_INVALID", `example ${unlabelled.example + 1} has no \`label\`: the gradient criterion on a sequence classifier needs the class of every example`, opts.dataPath, "label");
+  }
   const L = model.config.numLayers;
   const modules = adapter.modules;
   // Every module gets its own parameter here, even where a LoRA-drop adapter shares one, so each layer's gradient
