@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter, countLoraParams, peftKey } from "../../extension/core/peftAdapter";
+import { Adapter, loadAdapter, countLoraParams, peftKey } from "../../extension/core/peftAdapter";
 import { readSafetensorsIndex, readTensorBytes, readTensorF32, encodeSafetensors, TensorToWrite } from "../../extension/core/safetensors";
 import { withAdapterHead } from "../../extension/core/models";
 import { LoraForwardRunner } from "../../extension/core/loraRunner";
@@ -22,6 +22,24 @@ import { writeTinyArchModel, writeTinyArchAdapter } from "../../extension/core/f
 import { writeGlueLikeDataset } from "../../extension/core/fixtures/glueLike";
 import { encoderReference } from "../reference/archReference";
 import { tmpDir } from "../helpers";
+
+/**
+ * An independent model folder for the references: the full checkpoint in `fullDir` with the adapter's saved head
+ * values (modules_to_save) in place of its own classifier. Returns the folder.
+ */
+function mergeAdapterHead(fullDir: string, adapterDir: string, adapter: Adapter, dest: string): string {
+  const full = loadHfModel(fullDir);
+  const adapterIndex = readSafetensorsIndex(path.join(adapterDir, "adapter_model.safetensors"));
+  fs.mkdirSync(dest);
+  fs.copyFileSync(path.join(fullDir, "config.json"), path.join(dest, "config.json"));
+  const tensors: TensorToWrite[] = [...full.shards[0]!.tensors.values()].map((e) => {
+    const h = adapter.head!.get(e.name);
+    const t = h ? readTensorF32(adapterIndex, h) : readTensorF32(full.shards[0]!, e.name);
+    return { name: e.name, dtype: "F32", shape: t.shape, data: t.data };
+  });
+  fs.writeFileSync(path.join(dest, "model.safetensors"), encodeSafetensors(tensors, { format: "pt" }));
+  return dest;
+}
 
 test("prune keeps the most important layers of gpt2 and roberta adapters under their PEFT keys", async () => {
   for (const arch of ["gpt2", "roberta"] as const) {
@@ -61,16 +79,7 @@ test("a SEQ_CLS adapter's modules_to_save classifier replaces the base head in t
     assert.equal(adapter.head?.size, arch === "roberta" ? 4 : 2);
     // An independent model folder whose head holds the adapter's values, run through the plain-loop reference.
     const adapterIndex = readSafetensorsIndex(path.join(adapterDir, "adapter_model.safetensors"));
-    const baseIndex = model.shards[0]!;
-    const tensors: TensorToWrite[] = [...baseIndex.tensors.values()].map((e) => {
-      const fromAdapter = adapter.head!.get(e.name);
-      const t = fromAdapter ? readTensorF32(adapterIndex, fromAdapter) : readTensorF32(baseIndex, e.name);
-      return { name: e.name, dtype: "F32", shape: t.shape, data: t.data };
-    });
-    const merged = path.join(dir, "merged");
-    fs.mkdirSync(merged);
-    fs.copyFileSync(path.join(modelDir, "config.json"), path.join(merged, "config.json"));
-    fs.writeFileSync(path.join(merged, "model.safetensors"), encodeSafetensors(tensors, { format: "pt" }));
+    const merged = mergeAdapterHead(modelDir, adapterDir, adapter, path.join(dir, "merged"));
     const ids = [0, 7, 8, 9, 2];
     const ref = encoderReference(loadHfModel(merged), adapter.loras, ids);
     const base = encoderReference(model, adapter.loras, ids);
@@ -135,14 +144,7 @@ test("a bare encoder (…ForMaskedLM, original BERT gamma/beta names) with a SEQ
     const adapter = loadAdapter(adapterDir, bare.config);
     // The reference runs the full model with the adapter's head values in place of its own.
     const adapterIndex = readSafetensorsIndex(path.join(adapterDir, "adapter_model.safetensors"));
-    const merged = path.join(dir, "merged");
-    fs.mkdirSync(merged);
-    fs.copyFileSync(path.join(fullDir, "config.json"), path.join(merged, "config.json"));
-    fs.writeFileSync(path.join(merged, "model.safetensors"), encodeSafetensors([...full.shards[0]!.tensors.values()].map((e) => {
-      const h = adapter.head!.get(e.name);
-      const t = h ? readTensorF32(adapterIndex, h) : readTensorF32(full.shards[0]!, e.name);
-      return { name: e.name, dtype: "F32" as const, shape: t.shape, data: t.data };
-    }), { format: "pt" }));
+    const merged = mergeAdapterHead(fullDir, adapterDir, adapter, path.join(dir, "merged"));
     const ids = [0, 7, 8, 9, 10, 2];
     const ref = encoderReference(loadHfModel(merged), adapter.loras, ids);
     const withHead = withAdapterHead(bare, adapter);
@@ -304,16 +306,7 @@ test("the gradient criterion on a classifier goes through the adapter's saved he
   writeTinyArchAdapter(adapterDir, loadHfModel(fullDir).config, { head: true, seed: 4 });
   const adapter = loadAdapter(adapterDir, loadHfModel(bareDir).config);
   // The reference model: the full checkpoint with the adapter's head values in place of its own classifier.
-  const full = loadHfModel(fullDir);
-  const adapterIndex = readSafetensorsIndex(path.join(adapterDir, "adapter_model.safetensors"));
-  const merged = path.join(dir, "merged");
-  fs.mkdirSync(merged);
-  fs.copyFileSync(path.join(fullDir, "config.json"), path.join(merged, "config.json"));
-  fs.writeFileSync(path.join(merged, "model.safetensors"), encodeSafetensors([...full.shards[0]!.tensors.values()].map((e) => {
-    const h = adapter.head!.get(e.name);
-    const t = h ? readTensorF32(adapterIndex, h) : readTensorF32(full.shards[0]!, e.name);
-    return { name: e.name, dtype: "F32" as const, shape: t.shape, data: t.data };
-  }), { format: "pt" }));
+  const merged = mergeAdapterHead(fullDir, adapterDir, adapter, path.join(dir, "merged"));
   const data = path.join(dir, "glue.jsonl");
   writeGlueLikeDataset(data, { count: 12, vocabSize: 64 });
   const viaHead = await profileAdapter({ modelDir: bareDir, adapterDir, dataPath: data, criterion: "gradient", device: "cpu" });
