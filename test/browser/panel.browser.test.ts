@@ -4,14 +4,14 @@
  * Skips (does not fail) when /usr/bin/chromium is absent.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join, posix } from "node:path";
-import { after, before, describe, test } from "node:test";
-import type { Browser, Page } from "playwright-core";
+import { describe, test } from "node:test";
+import type { Page } from "playwright-core";
 import { parseWebviewMessage } from "../../extension/protocol";
 import type { ProfileFile } from "../../extension/core/profileSchema";
 import { HOSTILE_TOKENS, makeProfile } from "../unit/webviewFixtures";
-import { CHROMIUM, CHROMIUM_ARGS, expectedKept, openPanel, pageRecord, sendToPanel, startPanelServer, waitForPosted, type PanelServer } from "./panelHarness";
+import { expectedKept, SCREENSHOTS, SKIP_WITHOUT_CHROMIUM, useChromiumPanel, openPanel, pageRecord, sendToPanel, waitForPosted } from "./panelHarness";
 
 /*
  * The callbacks passed to page.evaluate run in the browser. The host's tsconfig has no DOM lib (on purpose),
@@ -33,8 +33,7 @@ declare const Event: new (type: string) => unknown;
 declare function requestAnimationFrame(callback: () => void): number;
 declare const performance: { now(): number };
 
-const SCREENSHOTS = join(__dirname, "..", "..", "..", "test-output", "screenshots");
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Chromium (apt-get install -y chromium) to run the browser tests.`;
+const skip = SKIP_WITHOUT_CHROMIUM;
 
 /** Parameters after LoRA-drop, counted directly from the profile. */
 function expectedParams(p: ProfileFile, kept: number[], mode: "share" | "drop"): { before: number; after: number } {
@@ -106,25 +105,14 @@ async function keptEverywhere(page: Page): Promise<{ canvas: number[]; bars: num
 }
 
 describe("LoRA-drop panel in Chromium", { skip }, () => {
-  let browser: Browser;
-  let server: PanelServer;
   const errors: string[] = [];
   // Layer 4 carries no LoRA at all: it must be neither kept nor shared.
   const profile = makeProfile({ seed: 42, layers: 6, sequenceLengths: [12, 9, 7], noLoraLayers: [4] });
 
-  before(async () => {
-    const { chromium } = await import("playwright-core");
-    server = await startPanelServer();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    mkdirSync(SCREENSHOTS, { recursive: true });
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  const env = useChromiumPanel();
 
   test("handshake, heatmap, tooltip, hostile tokens, threshold, apply, export, compare, training, state restore", async () => {
-    const page = await openPanel(browser, server.origin, "dark", undefined, errors);
+    const page = await openPanel(env.browser, env.server.origin, "dark", undefined, errors);
     await waitForPosted(page, "ready");
     // No data is in the page before the host sends it.
     assert.match(await page.textContent("#app") ?? "", /Waiting for a LoRA-drop profile/);
@@ -262,7 +250,7 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     const stateMsg = await waitForPosted(page, "stateChanged");
     assert.ok(parseWebviewMessage(stateMsg));
 
-    const restored = await openPanel(browser, server.origin, "light", saved, errors);
+    const restored = await openPanel(env.browser, env.server.origin, "light", saved, errors);
     await waitForPosted(restored, "ready");
     await sendToPanel(restored, { type: "profile", slot: "primary", profile, sourcePath: "/work/runs/demo.profile.json" });
     await restored.waitForSelector("canvas.heatmap-canvas[data-rows]");
@@ -284,7 +272,7 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
   });
 
   test("high contrast, a profile without per-token norms, an invalid message and a host error", async () => {
-    const page = await openPanel(browser, server.origin, "hc", undefined, errors);
+    const page = await openPanel(env.browser, env.server.origin, "hc", undefined, errors);
     await waitForPosted(page, "ready");
     // A message that fails validation is reported to the host and otherwise ignored.
     const bad = { ...profile, importance: { ...profile.importance, per_layer: [0.5] } };
@@ -329,7 +317,7 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
 
   test("80 layers × 4096 tokens renders quickly and stays responsive", async (t) => {
     const big = makeProfile({ seed: 9, layers: 80, sequenceLengths: [4096] });
-    const page = await openPanel(browser, server.origin, "dark", undefined, errors);
+    const page = await openPanel(env.browser, env.server.origin, "dark", undefined, errors);
     await waitForPosted(page, "ready");
     // Timed inside the page, from posting the message (structured clone included, as in VS Code) to the
     // first frame after the heatmap is laid out; the test's own transfer of the 13 MB profile is not counted.

@@ -6,14 +6,13 @@
  * Run with: npm run build && node --test --test-concurrency=1 out/test/browser
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import type { Browser, Page } from "playwright-core";
+import { describe, test } from "node:test";
+import type { Page } from "playwright-core";
 import type { ProfileFile } from "../../extension/core/profileSchema";
 import { parseWebviewMessage } from "../../extension/protocol";
 import { makeProfile } from "../unit/webviewFixtures";
-import { CHROMIUM, CHROMIUM_ARGS, expectedKept, openPanel, pageRecord, sendToPanel, startPanelServer, waitForPosted, type PanelServer, type TestTheme } from "./panelHarness";
+import { expectedKept, SCREENSHOTS, SKIP_WITHOUT_CHROMIUM, useChromiumPanel, openPanel, pageRecord, sendToPanel, waitForPosted, type TestTheme } from "./panelHarness";
 
 /* Browser globals the page callbacks touch (the host's tsconfig has no DOM lib, on purpose). */
 interface PageElement {
@@ -32,8 +31,7 @@ declare const window: { innerHeight: number; innerWidth: number; scrollTo(x: num
 declare function getComputedStyle(el: PageElement): { fill: string; stroke: string; fillOpacity: string; opacity: string; backgroundColor: string };
 declare function requestAnimationFrame(callback: () => void): number;
 
-const SCREENSHOTS = join(__dirname, "..", "..", "..", "test-output", "screenshots");
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Chromium (apt-get install -y chromium) to run the browser tests.`;
+const skip = SKIP_WITHOUT_CHROMIUM;
 
 /** The panel's state as window.__loraDropPanel reports it. */
 interface Snapshot {
@@ -79,24 +77,13 @@ async function tabTo(page: Page, name: string): Promise<void> {
 }
 
 describe("LoRA-drop panel controls in Chromium", { skip }, () => {
-  let browser: Browser;
-  let server: PanelServer;
   const errors: string[] = [];
   const profile = makeProfile({ seed: 42, layers: 6, sequenceLengths: [12, 9, 7], noLoraLayers: [4] });
 
-  before(async () => {
-    const { chromium } = await import("playwright-core");
-    server = await startPanelServer();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    mkdirSync(SCREENSHOTS, { recursive: true });
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  const env = useChromiumPanel();
 
   test("settings set the threshold and mode until the user moves them; the choice survives a reload", async () => {
-    const page = await openPanel(browser, server.origin, "dark", undefined, errors);
+    const page = await openPanel(env.browser, env.server.origin, "dark", undefined, errors);
     await waitForPosted(page, "ready");
     // The host sends the settings before the profile.
     await sendToPanel(page, { type: "settings", threshold: 0.6, mode: "drop" });
@@ -129,7 +116,7 @@ describe("LoRA-drop panel controls in Chromium", { skip }, () => {
     // A reloaded panel keeps the user's threshold over the settings.
     const saved = (await pageRecord(page)).savedState;
     await page.close();
-    const restored = await openPanel(browser, server.origin, "dark", saved, errors);
+    const restored = await openPanel(env.browser, env.server.origin, "dark", saved, errors);
     await waitForPosted(restored, "ready");
     await sendToPanel(restored, { type: "settings", threshold: 0.5, mode: "share" });
     await showProfile(restored, profile);
@@ -140,7 +127,7 @@ describe("LoRA-drop panel controls in Chromium", { skip }, () => {
   });
 
   test("every control is reached with Tab and works from the keyboard", async () => {
-    const page = await openPanel(browser, server.origin, "dark", undefined, errors);
+    const page = await openPanel(env.browser, env.server.origin, "dark", undefined, errors);
     await waitForPosted(page, "ready");
     await showProfile(page, profile);
     // One pass of Tab from the top: the controls in reading order, each once.
@@ -212,7 +199,7 @@ describe("LoRA-drop panel controls in Chromium", { skip }, () => {
   test("threshold, summary and Apply are on screen without scrolling, at editor sizes and with a tall heatmap", async () => {
     const tall = makeProfile({ seed: 3, layers: 40, sequenceLengths: [64, 20] });
     for (const [width, height, p, name] of [[1010, 790, profile, "6 layers"], [1400, 900, profile, "6 layers"], [1010, 790, tall, "40 layers"], [560, 700, tall, "40 layers, narrow"]] as const) {
-      const page = await openPanel(browser, server.origin, "light", undefined, errors);
+      const page = await openPanel(env.browser, env.server.origin, "light", undefined, errors);
       await page.setViewportSize({ width, height });
       await waitForPosted(page, "ready");
       await showProfile(page, p, "/a/very/long/path/to/the/workspace/.lora-drop/my-adapter-20261125-214109.profile.json");
@@ -240,7 +227,7 @@ describe("LoRA-drop panel controls in Chromium", { skip }, () => {
 
   test("chart colours keep their contrast with the background in the light, dark and high-contrast themes", async () => {
     for (const theme of ["light", "dark", "hc"] as TestTheme[]) {
-      const page = await openPanel(browser, server.origin, theme, undefined, errors);
+      const page = await openPanel(env.browser, env.server.origin, theme, undefined, errors);
       await waitForPosted(page, "ready");
       await showProfile(page, profile);
       await page.waitForSelector(".importance-bars rect.bar.shared");
@@ -290,7 +277,7 @@ describe("LoRA-drop panel controls in Chromium", { skip }, () => {
   });
 
   test("word-start marks are dimmed markers in the list and kept exactly in the tooltip; all-zero importance keeps every LoRA layer", async () => {
-    const page = await openPanel(browser, server.origin, "light", undefined, errors);
+    const page = await openPanel(env.browser, env.server.origin, "light", undefined, errors);
     await waitForPosted(page, "ready");
     await showProfile(page, profile);
     const list = await page.$$eval(".sequence-list .seq-preview", (els) => els.map((e) => {

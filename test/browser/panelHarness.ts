@@ -4,7 +4,8 @@
  * posts and saves. VS Code's theme variables come from a test stylesheet, which the panel's CSP allows
  * because it is served from the same origin as the panel's own files (VS Code's cspSource).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { after, before } from "node:test";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, normalize } from "node:path";
@@ -15,6 +16,31 @@ import { makeNonce, renderPanelHtml } from "../../extension/panelHtml";
 /** Where the test expects Chromium (CI installs the Debian package); LORA_DROP_CHROMIUM overrides it. */
 export const CHROMIUM = process.env.LORA_DROP_CHROMIUM || "/usr/bin/chromium";
 /** Flags for a quiet, sandbox-free headless run inside a container. */
+/** Where the browser tests write their screenshots and exports. */
+export const SCREENSHOTS = join(__dirname, "..", "..", "..", "test-output", "screenshots");
+
+/** The reason to skip the browser suites (Chromium missing), or false to run them. */
+export const SKIP_WITHOUT_CHROMIUM: string | false = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Chromium (apt-get install -y chromium) to run the browser tests.`;
+
+/**
+ * Starts the panel server and headless Chromium before a suite's tests and stops both after it; call inside a
+ * `describe`. The returned object's `browser` and `server` are set once the suite's `before` has run.
+ */
+export function useChromiumPanel(): { browser: Browser; server: PanelServer } {
+  const env = {} as { browser: Browser; server: PanelServer };
+  before(async () => {
+    const { chromium } = await import("playwright-core");
+    env.server = await startPanelServer();
+    env.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    mkdirSync(SCREENSHOTS, { recursive: true });
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.close();
+  });
+  return env;
+}
+
 export const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"];
 
 /* The init script runs in the browser; the host's tsconfig has no DOM lib, so declare what it touches. */
