@@ -3,10 +3,9 @@
  * the engine (extension/core/) is loaded only inside the worker process, so activation stays cheap.
  */
 import * as vscode from "vscode";
-import { TestState, type LoraDropTestApi } from "./testApi";
+import { TestState, type LoraDropTestApi } from "./host/testApi";
 import { watchAdapterFolders } from "./host/adapterFolders";
-import { registerCommands } from "./host/commands";
-import { revivePanel } from "./host/commands/panelOpener";
+import { registerCommands, wireCommands } from "./host/commands/table";
 import { createHostLog } from "./host/log";
 import { PANEL_VIEW_TYPE } from "./host/manifest";
 import { ProfilePanel } from "./host/panel";
@@ -17,12 +16,13 @@ export function activate(context: vscode.ExtensionContext): LoraDropTestApi {
   const log = createHostLog();
   const test = new TestState();
   const services = new Services(context, log, test);
+  const deps = wireCommands(services);
   context.subscriptions.push(
     log.channel,
-    ...registerCommands(services),
+    ...registerCommands(services, deps),
     vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, {
       deserializeWebviewPanel: async (panel) => {
-        revivePanel(services, panel);
+        deps.panels.revive(panel);
       },
     }),
     watchAdapterFolders(log),

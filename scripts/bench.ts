@@ -19,8 +19,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
-import { loadHfModel } from "../extension/core/hfModel";
-import { Rng } from "../extension/core/random";
+import { loadHfModel } from "../extension/core/models/hfModel";
+import { Rng } from "../extension/core/util/random";
 import { ensureBenchModel, describeShape, passFlops, TINYLLAMA_SHAPE } from "./bench/benchModel";
 import type { OrtWorkerResult } from "./bench/ortWorker";
 

@@ -13,20 +13,22 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
-import { loadHfModel, moduleDims, moduleParent, parseModelConfig, ModelConfig } from "../extension/core/hfModel";
-import { writeTinyAdapter } from "../extension/core/fixtures/tinyModel";
-import { profileAdapter } from "../extension/core/profile";
+import { loadHfModel, parseModelConfig } from "../extension/core/models/hfModel";
+import { writeTinyAdapter } from "../extension/core/demo/tinyModel";
+import { profileAdapter } from "../extension/core/importance/profile";
 import { parseSize, formatBytes } from "../extension/core/stream/memoryBudget";
 import { maxRssBytes } from "../extension/core/stream/peakMemory";
 import { passFlops } from "./bench/benchModel";
-import { loadAdapter } from "../extension/core/peftAdapter";
-import { slotOf } from "../extension/core/loraRunner";
-import { makeBatch } from "../extension/core/batch";
-import { loadExamples } from "../extension/core/profile";
-import { countTargets, LoraParam } from "../extension/core/train/trainGraph";
+import { loadAdapter } from "../extension/core/adapter/peftAdapter";
+import { slotOf } from "../extension/core/runtime/loraRunner";
+import { makeBatch } from "../extension/core/data/batch";
+import { countTargets, LoraParam } from "../extension/core/runtime/lossSession";
 import { streamedLoraGradients } from "../extension/core/stream/streamGrad";
 import { PeakRss } from "../extension/core/stream/peakMemory";
-import type { DeviceChoice } from "../extension/core/session";
+import type { DeviceChoice } from "../extension/core/runtime/session";
+import { ModelConfig } from "../extension/core/models/config";
+import { moduleDims, moduleParent } from "../extension/core/models/arch";
+import { loadExamples } from "../extension/core/data/examples";
 
 const LLAMA2_7B = {
   architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,

@@ -13,10 +13,11 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
-import { loadHfModel, ModelConfig } from "../extension/core/hfModel";
-import { Rng } from "../extension/core/random";
+import { loadHfModel } from "../extension/core/models/hfModel";
+import { Rng } from "../extension/core/util/random";
 import { ensureBenchModel, describeShape, passFlops, PassShape, TINYLLAMA_SHAPE } from "./bench/benchModel";
 import { trainLora } from "../extension/core/train/train";
+import { ModelConfig } from "../extension/core/models/config";
 
 const GIB = 1024 ** 3;
 
@@ -129,7 +130,7 @@ async function worker(modelDir: string, adapterDir: string, idsFile: string, rep
     const events: { loss: number; gradNorm: number }[] = [];
     await trainLora({
       modelDir, dataPath: data, outDir: path.join(dir, "out"), initAdapterDir: adapterDir, steps: reps + 1, batchSize: 1,
-      maxLength: ids.length, lr: 1e-4, schedule: "constant", maxGradNorm: 0, device: "cpu", threads,
+      maxTokens: ids.length, lr: 1e-4, schedule: "constant", maxGradNorm: 0, device: "cpu", threads,
       ...(prepack !== undefined ? { prepack: prepack !== "0" } : {}),
     }, { onStep: (e) => { stamps.push(performance.now()); events.push(e); } });
     // The first step is a warm-up (page faults of the memory-mapped weights, arena growth).

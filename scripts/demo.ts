@@ -8,8 +8,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { writeTinyModel, writeSyntheticDataset } from "../extension/core/fixtures/tinyModel";
-import { runPipeline, PipelineEvent, PIPELINE_PHASES, PipelineOptions } from "../extension/core/pipeline";
+import { writeTinyModel, writeSyntheticDataset } from "../extension/core/demo/tinyModel";
+import { runPipeline, PipelineEvent, PIPELINE_PHASES, PipelineOptions } from "../extension/core/pipeline/pipeline";
 import { pipelineSummary } from "../extension/cli/pipelineCommand";
 import { reportError } from "../extension/cli/terminal";
 
@@ -18,9 +18,9 @@ export const DEMO = {
   model: { seed: 11, numLayers: 16, hiddenSize: 64, intermediateSize: 128, numHeads: 4, numKvHeads: 2 },
   data: { seed: 12, count: 512 },
   run: {
-    alpha: 0.1, threshold: 0.9, stratifyBy: "topic", evalFraction: 0.1, r: 8, loraAlpha: 16,
+    sampleFraction: 0.1, threshold: 0.9, stratifyBy: "topic", evalFraction: 0.1, r: 8, loraAlpha: 16,
     targets: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    steps: 240, sampleSteps: 60, lr: 1e-2, batchSize: 8, maxLength: 64, warmupSteps: 10, seed: 42, device: "cpu" as const,
+    steps: 240, sampleSteps: 60, lr: 1e-2, batchSize: 8, maxTokens: 64, warmupSteps: 10, seed: 42, device: "cpu" as const,
   },
 };
 
@@ -59,8 +59,8 @@ async function main(): Promise<void> {
   const report = await runPipeline(opts, { onEvent });
   process.stdout.write(`\n${pipelineSummary(report)}\n`);
   process.stdout.write(`\nthe same from the command line:\n  npx lora-drop pipeline --model ${modelDir} --data ${dataFile} --out ${outDir} --force \\\n`
-    + `    --alpha ${opts.alpha} --threshold ${opts.threshold} --stratify-by ${opts.stratifyBy} --r ${opts.r} --lora-alpha ${opts.loraAlpha} \\\n`
-    + `    --targets ${opts.targets!.join(",")} --steps ${opts.steps} --sample-steps ${opts.sampleSteps} --lr ${opts.lr} --max-length ${opts.maxLength} --warmup-steps ${opts.warmupSteps} --device cpu\n`);
+    + `    --sample-fraction ${opts.sampleFraction} --threshold ${opts.threshold} --stratify-by ${opts.stratifyBy} --r ${opts.r} --lora-alpha ${opts.loraAlpha} \\\n`
+    + `    --targets ${opts.targets!.join(",")} --steps ${opts.steps} --sample-steps ${opts.sampleSteps} --lr ${opts.lr} --max-tokens ${opts.maxTokens} --warmup-steps ${opts.warmupSteps} --device cpu\n`);
   process.stdout.write(`demo finished in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 }
 

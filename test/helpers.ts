@@ -5,7 +5,13 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { writeTinyModel, writeTinyAdapter, writeSyntheticDataset, TinyModelOptions, TinyAdapterOptions } from "../extension/core/fixtures/tinyModel";
+import { writeTinyModel, writeTinyAdapter, writeSyntheticDataset, TinyModelOptions, TinyAdapterOptions } from "../extension/core/demo/tinyModel";
+
+/** The repository's root (tests run compiled, from out/test). */
+export const REPO_ROOT = path.resolve(__dirname, "..", "..");
+
+/** The CLI launcher, as `npx lora-drop` runs it. */
+export const BIN = path.join(REPO_ROOT, "bin", "lora-drop.js");
 
 /** A fresh temporary folder, removed when the process exits. */
 export function tmpDir(prefix = "lora-drop-test-"): string {

@@ -3,8 +3,8 @@
  * Views are dumb; every derived number (kept layers, parameter counts, comparison) is computed here once
  * per change from the pure modules in extension/viewModel, so all views show the same selection.
  */
-import type { ProfileFile } from "../extension/core/profileSchema";
-import { parseHostMessage, type HostToWebview, type WebviewToHost } from "../extension/protocol";
+import type { ProfileFile } from "../extension/core/importance/profileSchema";
+import { parseHostMessage, type HostToWebview, type WebviewToHost } from "../extension/viewModel/protocol";
 import { compareImportance } from "../extension/viewModel/compare";
 import { groupedInteger, runSummary } from "../extension/viewModel/format";
 import { countParameters, keptPositions, layerStatus, selectForProfile, type LayerSelection } from "../extension/viewModel/layerSelection";

@@ -1,8 +1,8 @@
 /**
  * Export: builds PNG, CSV and SVG content in the panel and posts it to the host, which asks where to save it.
  */
-import type { ProfileFile } from "../extension/core/profileSchema";
-import type { ExportFormat, PruneMode, WebviewToHost } from "../extension/protocol";
+import type { ProfileFile } from "../extension/core/importance/profileSchema";
+import type { ExportFormat, WebviewToHost } from "../extension/viewModel/protocol";
 import { heatmapCsv, importanceCsv } from "../extension/viewModel/csv";
 import { ALL_MODULES } from "../extension/viewModel/heatmapData";
 import { heatmapLayout, ROW_LABEL_WIDTH, type HeatmapLayout } from "../extension/viewModel/heatmapLayout";
@@ -10,6 +10,7 @@ import { exportFileName } from "../extension/viewModel/exportNames";
 import type { LayerStatus } from "../extension/viewModel/layerSelection";
 import { paintHeatmap, type CellImage } from "./heatmapPaint";
 import type { CanvasTheme } from "./theme";
+import type { PruneMode } from "../extension/core/adapter/dropRecord";
 
 /** Widest exported PNG in CSS pixels; wider sequences get narrower cells. */
 const MAX_EXPORT_WIDTH = 16000;

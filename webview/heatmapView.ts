@@ -2,7 +2,7 @@
  * The interactive heatmap: a viewport-sized canvas that scrolls over the columns, with hover tooltip,
  * click-to-pin and keyboard navigation (arrows move the pinned cell, Escape unpins).
  */
-import type { ProfileFile } from "../extension/core/profileSchema";
+import type { ProfileFile } from "../extension/core/importance/profileSchema";
 import { ALL_MODULES, gridValue, heatmapGrid, type HeatmapGrid } from "../extension/viewModel/heatmapData";
 import { cellAt, heatmapLayout, scrollToShow, type HeatmapLayout, type HeatmapZoom } from "../extension/viewModel/heatmapLayout";
 import { exactValue } from "../extension/viewModel/format";

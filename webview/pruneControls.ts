@@ -2,11 +2,11 @@
  * The LoRA-drop controls: threshold slider, share/drop mode, the resulting parameter counts, and the
  * "Apply drop-and-share" button that asks the host to prune.
  */
-import type { PruneMode } from "../extension/protocol";
 import { groupedInteger, percent } from "../extension/viewModel/format";
 import type { LayerSelection, ParameterCounts } from "../extension/viewModel/layerSelection";
 import { h } from "./dom";
 import { radioGroup, type RadioGroup } from "./radioGroup";
+import type { PruneMode } from "../extension/core/adapter/dropRecord";
 
 /** What the controls report back to the panel. */
 export interface PruneControlEvents {

@@ -1,5 +1,5 @@
 /** The sequence picker: a filter box and a keyboard-navigable list of sequence previews (text only). */
-import type { ProfileSequence } from "../extension/core/profileSchema";
+import type { ProfileSequence } from "../extension/core/importance/profileSchema";
 import { filterSequences, sequencePreview, WORD_START_MARKER, wordStartSegments } from "../extension/viewModel/tokenText";
 import { h } from "./dom";
 

@@ -1,7 +1,7 @@
 /**
  * The typed bridge to VS Code's webview API: messages out are WebviewToHost only, state is PanelState.
  */
-import type { WebviewToHost } from "../extension/protocol";
+import type { WebviewToHost } from "../extension/viewModel/protocol";
 
 /** The object acquireVsCodeApi() returns (it may be called once per page). */
 interface VsCodeWebviewApi {

@@ -16,6 +16,14 @@ export function memoryBudgetOption(): Option {
     "on a GPU provider at most 80 % of the GPU's free memory where nvidia-smi reports it)").argParser(parseSize);
 }
 
+/**
+ * A former spelling of an option, still accepted but left out of --help (e.g. `--max-length` for `--max-tokens`):
+ * the command reads it only when the current spelling was not given.
+ */
+export function formerOption(flags: string, parse: (v: string) => unknown): Option {
+  return new Option(flags).hideHelp().argParser(parse);
+}
+
 /** Parses a positive integer option. */
 export function intArg(v: string): number {
   const n = Number(v);

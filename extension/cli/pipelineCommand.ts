@@ -3,13 +3,13 @@
  * kept + shared structure, compare with full LoRA, report).
  */
 import { Command, Option } from "commander";
-import { runPipeline, PipelineEvent, PIPELINE_PHASES } from "../core/pipeline";
-import { PipelineReport, RunSummary, describeSets } from "../core/report";
-import { rankByImportance } from "../core/selection";
-import { layersFor } from "../core/dropRecord";
+import { runPipeline, PipelineEvent, PIPELINE_PHASES } from "../core/pipeline/pipeline";
+import { PipelineReport, RunSummary, describeSets } from "../core/pipeline/report";
+import { rankByImportance } from "../core/importance/selection";
+import { layersFor } from "../core/adapter/dropRecord";
 import { terminalContext, terminalProgress, pct } from "./terminal";
-import { deviceOption, intArg, floatArg, thresholdArg } from "./args";
-import { Progress } from "../core/progress";
+import { deviceOption, intArg, floatArg, formerOption, thresholdArg } from "./args";
+import { Progress } from "../core/util/progress";
 
 /** What a user needs to see after a run: importance, kept/shared, parameter reduction, losses, paths. */
 export function pipelineSummary(r: PipelineReport): string {
@@ -56,7 +56,8 @@ export function registerPipeline(program: Command): void {
     .requiredOption("--model <dir>", "base model folder (Hugging Face layout)")
     .requiredOption("--data <file>", "training data: .jsonl (text | prompt+completion | input_ids) or .txt")
     .requiredOption("--out <dir>", "new output folder (adapter/, profile.json, report.json, report.md, …)")
-    .option("--alpha <a>", "fraction of the training data sampled for the short run and the profile", floatArg, 0.1)
+    .option("--sample-fraction <a>", "fraction α of the training data sampled for the short run and the profile (default 0.1)", floatArg)
+    .addOption(formerOption("--alpha <a>", floatArg))
     .option("--threshold <t>", "keep layers until their cumulative importance reaches t", thresholdArg, 0.9)
     .option("--keep <n>", "keep the n most important layers instead", intArg)
     .option("--per-module", "select separately for each target module")
@@ -69,7 +70,8 @@ export function registerPipeline(program: Command): void {
     .option("--sample-steps <n>", "optimiser steps of the short run on the sample (default: one epoch of it)", intArg)
     .option("--lr <lr>", "peak learning rate", floatArg, 2e-4)
     .option("--batch-size <n>", "sequences per step", intArg, 8)
-    .option("--max-length <n>", "tokens per example at most", intArg, 512)
+    .option("--max-tokens <n>", "tokens per example at most (default 512)", intArg)
+    .addOption(formerOption("--max-length <n>", intArg))
     .option("--warmup-steps <n>", "linear warm-up steps", (v: string) => Number(v), 0)
     .option("--seed <n>", "seed of the sample, the split, the LoRA init and the data order", (v: string) => Number(v), 42)
     .option("--profile-examples <n>", "sampled examples profiled at most", intArg, 64)
@@ -91,9 +93,9 @@ export function registerPipeline(program: Command): void {
       };
       try {
         const report = await runPipeline({
-          modelDir: o.model, dataPath: o.data, outDir: o.out, alpha: o.alpha, threshold: o.threshold, keep: o.keep, perModule: o.perModule === true,
+          modelDir: o.model, dataPath: o.data, outDir: o.out, sampleFraction: o.sampleFraction ?? o.alpha, threshold: o.threshold, keep: o.keep, perModule: o.perModule === true,
           stratifyBy: o.stratifyBy, evalFraction: o.evalFraction, r: o.r, loraAlpha: o.loraAlpha, targets: o.targets, steps: o.steps,
-          sampleSteps: o.sampleSteps, lr: o.lr, batchSize: o.batchSize, maxLength: o.maxLength, warmupSteps: o.warmupSteps, seed: o.seed,
+          sampleSteps: o.sampleSteps, lr: o.lr, batchSize: o.batchSize, maxTokens: o.maxTokens ?? o.maxLength, warmupSteps: o.warmupSteps, seed: o.seed,
           device: o.device, threads: o.threads, profileExamples: o.profileExamples, compare: o.compare, force: o.force === true,
         }, { ...ctx, progress: { report: (u) => bar.report(u) }, onEvent });
         bar.stop();

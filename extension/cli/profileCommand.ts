@@ -4,13 +4,13 @@
 import * as fs from "node:fs";
 import { Command, Option } from "commander";
 import { deviceOption, intArg, memoryBudgetOption } from "./args";
-import { LoraDropError } from "../core/errors";
-import { profileAdapter } from "../core/profile";
-import { writeProfile } from "../core/profileFile";
-import { ProfileFile } from "../core/profileSchema";
-import { rankByImportance } from "../core/selection";
+import { LoraDropError } from "../core/util/errors";
+import { profileAdapter } from "../core/importance/profile";
+import { writeProfile } from "../core/importance/profileFile";
+import { ProfileFile } from "../core/importance/profileSchema";
+import { rankByImportance } from "../core/importance/selection";
 import { terminalContext, pct } from "./terminal";
-import { DeviceChoice } from "../core/session";
+import { DeviceChoice } from "../core/runtime/session";
 import { formatBytes, StreamChoice } from "../core/stream/memoryBudget";
 import { maxRssBytes } from "../core/stream/peakMemory";
 
@@ -57,9 +57,6 @@ export function registerProfile(program: Command): void {
           modelDir: o.model, adapterDir: o.adapter, dataPath: o.data, maxExamples: o.maxExamples, maxTokens: o.maxTokens,
           batchSize: o.batchSize, device: o.device as DeviceChoice, threads: o.threads, criterion: o.criterion,
           memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice,
-          onPlan: (plan) => ctx.log?.info(plan.stream
-            ? `streaming: ${plan.layersPerBlock} layer(s) per block, ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`
-            : `not streaming: the model needs ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`),
         }, ctx);
         ctx.done();
         writeProfile(o.out, profile);

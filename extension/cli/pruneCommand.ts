@@ -2,9 +2,9 @@
  * `lora-drop prune`: LoRA-drop's drop-and-share applied to an existing adapter, from its profile.
  */
 import { Command, Option } from "commander";
-import { pruneAdapter, PruneResult } from "../core/prune";
-import { layersFor } from "../core/dropRecord";
-import { rankByImportance } from "../core/selection";
+import { pruneAdapter, PruneResult } from "../core/prune/prune";
+import { layersFor } from "../core/adapter/dropRecord";
+import { rankByImportance } from "../core/importance/selection";
 import { terminalContext, pct } from "./terminal";
 import { intArg, thresholdArg } from "./args";
 

@@ -3,8 +3,8 @@
  * SIGINT mapped to an AbortSignal, and the rendering of engine errors as one clear line.
  */
 import { SingleBar, Presets } from "cli-progress";
-import { Progress, Logger, RunContext } from "../core/progress";
-import { isLoraDropError } from "../core/errors";
+import { Progress, Logger, RunContext } from "../core/util/progress";
+import { isLoraDropError } from "../core/util/errors";
 
 /** A progress reporter for the terminal. Call `stop()` when the phase ends. */
 export function terminalProgress(label: string, quiet = false): Progress & { stop(): void } {

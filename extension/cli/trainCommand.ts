@@ -5,13 +5,13 @@
 import { Command, Option, InvalidArgumentError } from "commander";
 import { trainLora, TrainResult } from "../core/train/train";
 import { TRAIN_DEFAULTS } from "../core/train/settings";
-import { SUPPORTED_ARCHITECTURES } from "../core/hfModel";
 import { archModules, targetMatches } from "../core/models/arch";
-import { DeviceChoice } from "../core/session";
-import { LoraDropError } from "../core/errors";
+import { DeviceChoice } from "../core/runtime/session";
+import { LoraDropError } from "../core/util/errors";
 import { terminalContext } from "./terminal";
-import { deviceOption, floatArg, intArg, memoryBudgetOption } from "./args";
+import { deviceOption, floatArg, formerOption, intArg, memoryBudgetOption } from "./args";
 import { StreamChoice } from "../core/stream/memoryBudget";
+import { SUPPORTED_ARCHITECTURES } from "../core/models/config";
 
 /** Parses a comma-separated list of target modules. */
 export function targetsArg(v: string): string[] {
@@ -62,7 +62,8 @@ export function registerTrain(program: Command): void {
     // No commander defaults for the structure: with --adapter it comes from the adapter, and the engine warns
     // about structure options given alongside it.
     .option("--r <n>", `LoRA rank (default ${d.r})`, intArg)
-    .option("--alpha <x>", `lora_alpha (default ${d.alpha})`, floatArg)
+    .option("--lora-alpha <x>", `lora_alpha; the LoRA output is scaled by alpha / r (default ${d.loraAlpha})`, floatArg)
+    .addOption(formerOption("--alpha <x>", floatArg))
     .option("--targets <list>", `target modules, comma-separated (default ${d.targets.join(",")})`, targetsArg)
     .option("--use-rslora", "scale by alpha/√r (rsLoRA)")
     .option("--shared-layers <list>", "layers that share one LoRA per module (LoRA-drop's share set)", layersArg)
@@ -71,7 +72,8 @@ export function registerTrain(program: Command): void {
     .option("--lr <x>", "peak learning rate", floatArg, d.lr)
     .option("--batch-size <n>", "sequences per micro-batch", intArg, d.batchSize)
     .option("--grad-accum <n>", "micro-batches per optimiser step", intArg, d.gradAccum)
-    .option("--max-length <n>", "tokens per example at most", intArg, d.maxLength)
+    .option("--max-tokens <n>", `tokens per example at most (default ${d.maxTokens})`, intArg)
+    .addOption(formerOption("--max-length <n>", intArg))
     .option("--warmup <n>", "linear warm-up steps", nonNegIntArg, d.warmupSteps)
     .addOption(new Option("--schedule <s>", "learning-rate decay after warm-up").choices(["linear", "cosine", "constant"]).default(d.schedule))
     .option("--weight-decay <x>", "AdamW weight decay", floatArg, d.weightDecay)
@@ -97,8 +99,8 @@ export function registerTrain(program: Command): void {
       try {
         const result = await trainLora({
           modelDir: o.model, dataPath: o.data, outDir: o.out, initAdapterDir: o.adapter,
-          r: o.r, alpha: o.alpha, targets: o.targets, useRslora: o.useRslora, loraDropout: o.loraDropout, sharedLayers: o.sharedLayers,
-          epochs: o.epochs, steps: o.steps, lr: o.lr, batchSize: o.batchSize, gradAccum: o.gradAccum, maxLength: o.maxLength,
+          r: o.r, loraAlpha: o.loraAlpha ?? o.alpha, targets: o.targets, useRslora: o.useRslora, loraDropout: o.loraDropout, sharedLayers: o.sharedLayers,
+          epochs: o.epochs, steps: o.steps, lr: o.lr, batchSize: o.batchSize, gradAccum: o.gradAccum, maxTokens: o.maxTokens ?? o.maxLength,
           warmupSteps: o.warmup, schedule: o.schedule, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm, seed: o.seed,
           device: o.device as DeviceChoice, threads: o.threads, prepack: o.prepack === true ? true : undefined, checkpointEvery: o.checkpointEvery, checkpointDir: o.checkpointDir,
           resume: o.resume === true, logFile: o.log, force: o.force === true,

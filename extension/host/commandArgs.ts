@@ -3,8 +3,10 @@
  * object (another command, a keybinding's `args`, or a test calling executeCommand). Pure: a Uri is recognised
  * by its shape, so this is unit-tested without VS Code. Invalid options are refused with a clear message.
  */
-import { isThreshold } from "../protocol";
+import { isThreshold } from "../viewModel/protocol";
 import { UserError } from "./errorText";
+import type { AdapterFormat, PruneMode } from "../core/adapter/dropRecord";
+import { DEVICE_CHOICES, type DeviceChoice } from "../core/runtime/session";
 
 /** What a command was invoked with. */
 export interface Invocation {
@@ -21,7 +23,7 @@ export interface ProfileArgs {
   data?: string;
   maxExamples?: number;
   maxTokens?: number;
-  device?: string;
+  device?: DeviceChoice;
   /** Open the panel when done (default true). */
   open?: boolean;
 }
@@ -31,8 +33,8 @@ export interface PruneArgs {
   adapter?: string;
   profile?: string;
   threshold?: number;
-  mode?: "share" | "drop";
-  format?: "peft" | "compact";
+  mode?: PruneMode;
+  format?: AdapterFormat;
   /** Replace an existing output folder without asking. */
   overwrite?: boolean;
 }
@@ -85,7 +87,7 @@ export function profileArgs(o: Record<string, unknown>): ProfileArgs {
     ...opt(o, "data", isString),
     ...opt(o, "maxExamples", isPositiveInt),
     ...opt(o, "maxTokens", isPositiveInt),
-    ...opt(o, "device", (v): v is string => typeof v === "string" && ["auto", "cpu", "cuda", "webgpu"].includes(v)),
+    ...opt(o, "device", (v): v is DeviceChoice => typeof v === "string" && (DEVICE_CHOICES as readonly string[]).includes(v)),
     ...opt(o, "open", isBoolean),
   };
 }
@@ -96,8 +98,8 @@ export function pruneArgs(o: Record<string, unknown>): PruneArgs {
     ...opt(o, "adapter", isString),
     ...opt(o, "profile", isString),
     ...opt(o, "threshold", isThreshold),
-    ...opt(o, "mode", (v): v is "share" | "drop" => v === "share" || v === "drop"),
-    ...opt(o, "format", (v): v is "peft" | "compact" => v === "peft" || v === "compact"),
+    ...opt(o, "mode", (v): v is PruneMode => v === "share" || v === "drop"),
+    ...opt(o, "format", (v): v is AdapterFormat => v === "peft" || v === "compact"),
     ...opt(o, "overwrite", isBoolean),
   };
 }

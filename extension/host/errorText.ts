@@ -3,7 +3,7 @@
  * wording is unit-tested. Engine errors (LoraDropError) already name the file and what is wrong; bugs keep
  * their stack for the log and get a short notice.
  */
-import { isLoraDropError, LoraDropError } from "../core/errors";
+import { isLoraDropError } from "../core/util/errors";
 
 /** A user-facing description of a failure. */
 export interface ErrorDescription {
@@ -13,37 +13,6 @@ export interface ErrorDescription {
   detail: string;
   /** True when the user cancelled: no error notification is due. */
   cancelled: boolean;
-}
-
-/** The shape an error has after crossing a process boundary (see jobProtocol). */
-export interface SerializedError {
-  name: string;
-  message: string;
-  code?: string;
-  file?: string;
-  field?: string;
-  stack?: string;
-}
-
-/** Flattens an error for a message between processes; LoraDropError keeps its code, file and field. */
-export function serializeError(e: unknown): SerializedError {
-  if (isLoraDropError(e)) return { name: e.name, message: e.message, code: e.code, file: e.file, field: e.field, stack: e.stack };
-  if (e instanceof Error) return { name: e.name, message: e.message, stack: e.stack };
-  return { name: "Error", message: String(e) };
-}
-
-/** Rebuilds an error received from another process: a LoraDropError again when it carried a code. */
-export function deserializeError(s: SerializedError): Error {
-  if (s.code) {
-    // The message already includes the file prefix; rebuild without doubling it.
-    const e = new LoraDropError(s.code as LoraDropError["code"], s.file && s.message.startsWith(`${s.file}: `) ? s.message.slice(s.file.length + 2) : s.message, s.file, s.field);
-    if (s.stack) e.stack = s.stack;
-    return e;
-  }
-  const e = new Error(s.message);
-  e.name = s.name;
-  if (s.stack) e.stack = s.stack;
-  return e;
 }
 
 /**

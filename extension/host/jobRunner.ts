@@ -7,10 +7,9 @@
 import { fork, type ChildProcess } from "node:child_process";
 import * as os from "node:os";
 import * as path from "node:path";
-import { CancelledError, LoraDropError } from "../core/errors";
-import type { Logger, ProgressUpdate } from "../core/progress";
-import { deserializeError } from "./errorText";
-import { parseWorkerMessage, type HostToWorker, type Job, type JobResults, type TrainStep } from "./jobProtocol";
+import { CancelledError, deserializeError, LoraDropError } from "../core/util/errors";
+import type { Logger, ProgressUpdate } from "../core/util/progress";
+import { parseWorkerMessage, type HostToWorker, type Job, type JobResults, type TrainStep } from "../worker/jobProtocol";
 
 /** How a job reports back and how it is stopped. */
 export interface JobHooks {
@@ -22,13 +21,13 @@ export interface JobHooks {
   env?: Record<string, string>;
   /** Grace period between `cancel` and a kill (default 10 s). */
   killAfterMs?: number;
-  /** The worker script (default: worker.js beside this file). */
+  /** The worker script (default: the compiled extension/worker/worker.js). */
   workerPath?: string;
 }
 
 /** The worker script compiled beside this module. */
 export function defaultWorkerPath(): string {
-  return path.join(__dirname, "worker.js");
+  return path.join(__dirname, "..", "worker", "worker.js");
 }
 
 /**

@@ -3,7 +3,7 @@
  * honours the user's log level setting.
  */
 import * as vscode from "vscode";
-import type { Logger } from "../core/progress";
+import type { Logger } from "../core/util/progress";
 
 /** The Output channel and a Logger writing to it. */
 export interface HostLog extends Logger {

@@ -5,13 +5,13 @@
  */
 import * as fs from "node:fs";
 import * as vscode from "vscode";
-import { readProfile } from "../core/profileFile";
-import type { ProfileFile } from "../core/profileSchema";
-import { makeNonce, renderPanelHtml } from "../panelHtml";
-import type { ExportFormat } from "../protocol";
+import { readProfile } from "../core/importance/profileFile";
+import type { ProfileFile } from "../core/importance/profileSchema";
+import { makeNonce, renderPanelHtml } from "./panelHtml";
+import type { ExportFormat } from "../viewModel/protocol";
 import { PANEL_VIEW_TYPE } from "./manifest";
 import { PanelController, type PanelHost, type PanelPrunePlan } from "./panelController";
-import type { PruneResult } from "./jobProtocol";
+import type { PruneResult } from "../worker/jobProtocol";
 import type { Services } from "./services";
 
 /** workspaceState key: the profile files the panel shows, so a revived panel can load them again. */

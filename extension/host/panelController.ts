@@ -5,15 +5,16 @@
  * rules are unit-tested under plain Node.
  */
 import * as path from "node:path";
-import { writeFileAtomic } from "../core/atomicWrite";
-import type { Logger } from "../core/progress";
-import type { ProfileFile } from "../core/profileSchema";
-import { parseWebviewMessage, type ExportFormat, type HostToWebview, type PanelSettings, type PruneMode, type WebviewToHost } from "../protocol";
+import { writeFileAtomic } from "../core/io/atomicWrite";
+import type { Logger } from "../core/util/progress";
+import type { ProfileFile } from "../core/importance/profileSchema";
+import { parseWebviewMessage, type ExportFormat, type HostToWebview, type PanelSettings, type WebviewToHost } from "../viewModel/protocol";
 import { countParameters, keptPositions, selectForProfile } from "../viewModel/layerSelection";
-import type { PanelReport } from "../testApi";
+import type { PanelReport } from "./testApi";
 import { UserError } from "./errorText";
-import type { PruneResult, TrainStep } from "./jobProtocol";
+import type { PruneResult, TrainStep } from "../worker/jobProtocol";
 import { checkInsideWorkspace, containingRoot, exportBytes, exportTarget, prunedAdapterDir } from "./paths";
+import type { PruneMode } from "../core/adapter/dropRecord";
 
 /** A prune the panel asked for, with every path decided by the host. */
 export interface PanelPrunePlan {

@@ -5,7 +5,8 @@
  * workspace.
  */
 import * as path from "node:path";
-import { isSafeExportName, type ExportFormat } from "../protocol";
+import { isSafeExportName, type ExportFormat } from "../viewModel/protocol";
+import type { PruneMode } from "../core/adapter/dropRecord";
 
 /** The files that identify a PEFT adapter folder when selected in the Explorer. */
 export const ADAPTER_FILES: readonly string[] = ["adapter_config.json", "adapter_model.safetensors"];
@@ -36,7 +37,7 @@ export function formatThreshold(threshold: number): string {
 }
 
 /** The pruned adapter's folder, next to the source: `<name>-lora-drop-T0.90` (`-drop` appended in drop mode). */
-export function prunedAdapterDir(adapterDir: string, threshold: number, mode: "share" | "drop"): string {
+export function prunedAdapterDir(adapterDir: string, threshold: number, mode: PruneMode): string {
   const src = path.resolve(adapterDir);
   const suffix = `-lora-drop-T${formatThreshold(threshold)}${mode === "drop" ? "-drop" : ""}`;
   return path.join(path.dirname(src), `${path.basename(src)}${suffix}`);

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { CancelledError } from "../core/errors";
+import { CancelledError } from "../core/util/errors";
 import { CANDIDATE_EXCLUDE, CANDIDATE_GLOB, classifyCandidates, rememberedFirst, type Candidates } from "./candidates";
 import type { Services } from "./services";
 

@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PROFILE_SCHEMA } from "../core/profileSchema";
+import { PROFILE_SCHEMA } from "../core/importance/profileSchema";
 
 /** How much of a file is read to find its header fields. */
 const HEAD_BYTES = 64 * 1024;

@@ -2,7 +2,7 @@
  * Converts the engine's absolute progress (step of total) into what VS Code's progress notification takes: an
  * increment since the previous report and a short message with the percentage and throughput. Pure.
  */
-import type { ProgressUpdate } from "../core/progress";
+import type { ProgressUpdate } from "../core/util/progress";
 
 /** One report for `Progress<{message, increment}>`. */
 export interface NotificationReport {
@@ -32,19 +32,4 @@ export function progressMessage(update: ProgressUpdate, pct: number): string {
   }
   if (update.message) parts.push(update.message);
   return parts.join(" · ");
-}
-
-/**
- * Progress of a run made of `phaseCount` phases of equal weight, each reporting its own step/total: the update
- * of phase `phase` (0-based) as a fraction of the whole run, in thousandths per phase.
- */
-export function phasedProgress(phase: number, phaseCount: number, update: ProgressUpdate, label: string): ProgressUpdate {
-  const slice = 1000;
-  const within = Math.min(1, Math.max(0, update.step / Math.max(update.total, 1)));
-  return {
-    step: phase * slice + Math.round(slice * within),
-    total: phaseCount * slice,
-    message: `${label}${update.message ? `: ${update.message}` : ""}`,
-    ...(update.tokensPerSecond !== undefined ? { tokensPerSecond: update.tokensPerSecond } : {}),
-  };
 }

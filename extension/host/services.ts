@@ -4,10 +4,10 @@
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { TestState } from "../testApi";
+import type { TestState } from "./testApi";
 import { describeError } from "./errorText";
 import { runJob } from "./jobRunner";
-import type { Job, JobResults, TrainStep } from "./jobProtocol";
+import type { Job, JobResults, TrainStep } from "../worker/jobProtocol";
 import type { HostLog } from "./log";
 import { containingRoot, outputFolderPath } from "./paths";
 import { ProgressTracker } from "./progressText";

@@ -4,13 +4,13 @@
  */
 import { parseSize, type StreamChoice } from "../core/stream/memoryBudget";
 import { SETTINGS, SettingKey } from "./manifest";
+import type { AdapterFormat, PruneMode } from "../core/adapter/dropRecord";
+import type { DeviceChoice } from "../core/runtime/session";
 
-/** The execution providers a user may ask for. */
-export type DeviceSetting = "auto" | "cuda" | "webgpu" | "cpu";
 
 /** The settings, typed and within range. */
 export interface Settings {
-  device: DeviceSetting;
+  device: DeviceChoice;
   /** Bytes a model run may use, or undefined for the engine's automatic budget (the setting is blank). */
   memoryBudget: number | undefined;
   /** Layer streaming: `auto` streams when the model does not fit the memory budget. */
@@ -20,9 +20,9 @@ export interface Settings {
   maxExamples: number;
   maxTokens: number;
   outputFolder: string;
-  mode: "share" | "drop";
-  outputFormat: "peft" | "compact";
-  train: { rank: number; alpha: number; targetModules: string[]; epochs: number; learningRate: number; batchSize: number };
+  mode: PruneMode;
+  outputFormat: AdapterFormat;
+  train: { rank: number; loraAlpha: number; targetModules: string[]; epochs: number; learningRate: number; batchSize: number };
 }
 
 /** Reads one setting by its short name (e.g. "threshold"), as `getConfiguration("loraDrop").get` does. */
@@ -60,7 +60,7 @@ export function readSettings(get: SettingGetter): { settings: Settings; problems
   const size = (v: unknown): v is string => typeof v === "string" && (v.trim() === "" || memoryBudgetBytes(v) !== undefined);
   return {
     settings: {
-      device: pick("loraDrop.device", oneOf<DeviceSetting>("loraDrop.device")),
+      device: pick("loraDrop.device", oneOf<DeviceChoice>("loraDrop.device")),
       memoryBudget: memoryBudgetBytes(pick("loraDrop.memoryBudget", size)),
       stream: pick("loraDrop.stream", oneOf<StreamChoice>("loraDrop.stream")),
       threshold: pick("loraDrop.threshold", fraction),
@@ -68,11 +68,11 @@ export function readSettings(get: SettingGetter): { settings: Settings; problems
       maxExamples: pick("loraDrop.maxExamples", positiveInt),
       maxTokens: pick("loraDrop.maxTokens", positiveInt),
       outputFolder: pick("loraDrop.outputFolder", relativeFolder),
-      mode: pick("loraDrop.mode", oneOf<"share" | "drop">("loraDrop.mode")),
-      outputFormat: pick("loraDrop.outputFormat", oneOf<"peft" | "compact">("loraDrop.outputFormat")),
+      mode: pick("loraDrop.mode", oneOf<PruneMode>("loraDrop.mode")),
+      outputFormat: pick("loraDrop.outputFormat", oneOf<AdapterFormat>("loraDrop.outputFormat")),
       train: {
         rank: pick("loraDrop.train.rank", positiveInt),
-        alpha: pick("loraDrop.train.alpha", nonNegative),
+        loraAlpha: pick("loraDrop.train.alpha", nonNegative),
         targetModules: [...pick("loraDrop.train.targetModules", moduleList)],
         epochs: pick("loraDrop.train.epochs", positiveInt),
         learningRate: pick("loraDrop.train.learningRate", positive),

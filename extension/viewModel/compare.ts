@@ -1,7 +1,7 @@
 /**
  * Comparison of two profiles' layer importance (before/after training, or output vs gradient criterion).
  */
-import type { ProfileFile } from "../core/profileSchema";
+import type { ProfileFile } from "../core/importance/profileSchema";
 import { selectForProfile } from "./layerSelection";
 
 /** Per-layer importance of both profiles, their difference, and how their LoRA-drop choices overlap. */

@@ -2,10 +2,10 @@
  * CSV export of the panel's numbers. RFC 4180 quoting; numbers written with JavaScript's shortest
  * round-trip form so a reader gets back the exact floats the panel shows.
  */
-import type { ProfileFile } from "../core/profileSchema";
-import type { PruneMode } from "../protocol";
+import type { ProfileFile } from "../core/importance/profileSchema";
 import { ALL_MODULES, heatmapGrid } from "./heatmapData";
 import { layerStatus, selectForProfile } from "./layerSelection";
+import type { PruneMode } from "../core/adapter/dropRecord";
 
 /**
  * Quotes one field. Text starting with = + - @ or a tab/CR is prefixed with an apostrophe, because

@@ -1,5 +1,5 @@
 /** Suggested file names for exports, derived from the profile's path but always a safe plain base name. */
-import type { ExportFormat } from "../protocol";
+import type { ExportFormat } from "./protocol";
 
 /**
  * Builds "<profile stem>-<parts…>.<format>": the stem is the source file's base name without extension;

@@ -2,7 +2,7 @@
  * The numbers behind the heatmap: one row per layer, one column per token of a sequence, for one module or
  * summed over all modules. Kept in a flat Float64Array so 80 layers × 4096 tokens stays cheap to redraw.
  */
-import type { ProfileFile } from "../core/profileSchema";
+import type { ProfileFile } from "../core/importance/profileSchema";
 
 /** The module selector's value meaning "sum over all target modules". */
 export const ALL_MODULES = "*";

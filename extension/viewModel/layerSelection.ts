@@ -2,9 +2,9 @@
  * LoRA-drop's layer selection and the parameter count it leads to. Pure functions, shared by every view
  * that marks kept vs shared layers, so the heatmap, the bars and the curve can never disagree.
  */
-import { cumulativeCurve, normalise, rankByImportance, selectAmong } from "../core/selection";
-import type { ProfileFile } from "../core/profileSchema";
-import type { PruneMode } from "../protocol";
+import { cumulativeCurve, normalise, rankByImportance, selectAmong } from "../core/importance/selection";
+import type { ProfileFile } from "../core/importance/profileSchema";
+import type { PruneMode } from "../core/adapter/dropRecord";
 
 /** Which layers LoRA-drop keeps at a threshold, with the ranking that led there. */
 export interface LayerSelection {

@@ -3,12 +3,14 @@
  * back as the user left it. Restored state is untrusted (older versions, other profiles), so it is sanitised
  * field by field and then fitted to the profile on screen.
  */
-import type { ProfileFile } from "../core/profileSchema";
-import { isThreshold, PRUNE_MODES, type PanelSettings, type PruneMode } from "../protocol";
+import type { ProfileFile } from "../core/importance/profileSchema";
+import { isThreshold, type PanelSettings } from "./protocol";
 import { isBoundedString, isCount, isObject, isOneOf } from "./guards";
 import { ALL_MODULES } from "./heatmapData";
 import { HEATMAP_ZOOMS, type HeatmapZoom } from "./heatmapLayout";
 import type { ScaleKind } from "./valueScale";
+import type { PruneMode } from "../core/adapter/dropRecord";
+import { PRUNE_MODES } from "../core/adapter/dropRecord";
 
 /** A heatmap cell identified by layer position and token index. */
 export interface CellRef {

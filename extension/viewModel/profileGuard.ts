@@ -5,7 +5,7 @@
  * the webview's defence: every array the panel indexes must have the length the profile claims, every
  * number must be finite, so rendering code can index without re-checking.
  */
-import { PROFILE_SCHEMA, PROFILE_VERSION, type ProfileFile } from "../core/profileSchema";
+import { PROFILE_SCHEMA, PROFILE_VERSION, type ProfileFile } from "../core/importance/profileSchema";
 import {
   isArrayOf,
   isArrayOfLength,

@@ -4,8 +4,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { writeTinyModel, writeTinyAdapter } from "../../extension/core/fixtures/tinyModel";
-import { ModelConfig } from "../../extension/core/hfModel";
+import { writeTinyModel, writeTinyAdapter } from "../../extension/core/demo/tinyModel";
+import { ModelConfig } from "../../extension/core/models/config";
 
 /** The model shape and adapter the benchmark uses. */
 export interface BenchShape {

@@ -8,9 +8,9 @@
  */
 import { parseArgs } from "node:util";
 import { Matrix, QrDecomposition } from "ml-matrix";
-import { colMajorZeros, HouseholderQr } from "../../extension/core/householderQr";
-import { LoraFactors, meanLowRank } from "../../extension/core/lowRank";
-import { Rng, normalArray } from "../../extension/core/random";
+import { colMajorZeros, HouseholderQr } from "../../extension/core/prune/householderQr";
+import { LoraFactors, meanLowRank } from "../../extension/core/prune/lowRank";
+import { Rng, normalArray } from "../../extension/core/util/random";
 
 /** Best of `reps` wall times, in seconds. */
 function timeIt(reps: number, f: () => void): number {

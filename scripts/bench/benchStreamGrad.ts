@@ -10,14 +10,14 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import type { DeviceChoice } from "../../extension/core/session";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { slotOf } from "../../extension/core/loraRunner";
-import { makeBatch } from "../../extension/core/batch";
-import { loadExamples } from "../../extension/core/profile";
-import { countTargets, LoraParam } from "../../extension/core/train/trainGraph";
+import type { DeviceChoice } from "../../extension/core/runtime/session";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { slotOf } from "../../extension/core/runtime/loraRunner";
+import { makeBatch } from "../../extension/core/data/batch";
+import { countTargets, LoraParam } from "../../extension/core/runtime/lossSession";
 import { streamedLoraGradients } from "../../extension/core/stream/streamGrad";
+import { loadExamples } from "../../extension/core/data/examples";
 
 async function main(): Promise<void> {
   const { values: a } = parseArgs({ options: {

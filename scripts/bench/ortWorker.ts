@@ -11,13 +11,13 @@
 import * as fs from "node:fs";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
 import { GraphBuilder } from "../../extension/core/onnx/builder";
 import { buildLlamaForward } from "../../extension/core/models/llama";
-import { slotOf } from "../../extension/core/loraRunner";
+import { slotOf } from "../../extension/core/runtime/loraRunner";
 import { pruneDeadNodes } from "../../extension/core/onnx/deadNodes";
-import { createSession, f32Tensor, i64Tensor } from "../../extension/core/session";
+import { createSession, f32Tensor, i64Tensor } from "../../extension/core/runtime/session";
 
 /** What the worker prints. */
 export interface OrtWorkerResult {

@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { writeTinyModel, writeTinyAdapter, writeSyntheticDataset } from "../../extension/core/fixtures/tinyModel";
+import { writeTinyModel, writeTinyAdapter, writeSyntheticDataset } from "../../extension/core/demo/tinyModel";
 
 /** What the test needs to know about the generated workspace. */
 export interface E2eFixture {

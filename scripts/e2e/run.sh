@@ -90,7 +90,7 @@ JSON
 "${CS[@]}" --install-extension "$VSIX" >"$OUT/install-extension.log" 2>&1 || { cat "$OUT/install-extension.log"; exit 1; }
 lap "extension installed from $(basename "$VSIX")"
 
-# The extension mirrors its test snapshot (extension/testApi.ts) to this file; the test reads state from it.
+# The extension mirrors its test snapshot (extension/host/testApi.ts) to this file; the test reads state from it.
 export LORA_DROP_TEST_STATE="$WORK/test-state.json"
 setsid "${CS[@]}" "$WORK/workspace" >"$OUT/server.log" 2>&1 &
 SERVER_PGID=$!

@@ -8,8 +8,8 @@ import { writeFileSync } from "node:fs";
 import { join, posix } from "node:path";
 import { describe, test } from "node:test";
 import type { Page } from "playwright-core";
-import { parseWebviewMessage } from "../../extension/protocol";
-import type { ProfileFile } from "../../extension/core/profileSchema";
+import { parseWebviewMessage } from "../../extension/viewModel/protocol";
+import type { ProfileFile } from "../../extension/core/importance/profileSchema";
 import { HOSTILE_TOKENS, makeProfile } from "../unit/webviewFixtures";
 import { expectedKept, SCREENSHOTS, SKIP_WITHOUT_CHROMIUM, useChromiumPanel, openPanel, pageRecord, sendToPanel, waitForPosted } from "./panelHarness";
 

@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { Page } from "playwright-core";
-import type { ProfileFile } from "../../extension/core/profileSchema";
-import { parseWebviewMessage } from "../../extension/protocol";
+import type { ProfileFile } from "../../extension/core/importance/profileSchema";
+import { parseWebviewMessage } from "../../extension/viewModel/protocol";
 import { makeProfile } from "../unit/webviewFixtures";
 import { expectedKept, SCREENSHOTS, SKIP_WITHOUT_CHROMIUM, useChromiumPanel, openPanel, pageRecord, sendToPanel, waitForPosted, type TestTheme } from "./panelHarness";
 

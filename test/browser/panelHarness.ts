@@ -10,14 +10,15 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, normalize } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import type { ProfileFile } from "../../extension/core/profileSchema";
-import { makeNonce, renderPanelHtml } from "../../extension/panelHtml";
+import type { ProfileFile } from "../../extension/core/importance/profileSchema";
+import { makeNonce, renderPanelHtml } from "../../extension/host/panelHtml";
+import { REPO_ROOT } from "../helpers";
 
 /** Where the test expects Chromium (CI installs the Debian package); LORA_DROP_CHROMIUM overrides it. */
 export const CHROMIUM = process.env.LORA_DROP_CHROMIUM || "/usr/bin/chromium";
 /** Flags for a quiet, sandbox-free headless run inside a container. */
 /** Where the browser tests write their screenshots and exports. */
-export const SCREENSHOTS = join(__dirname, "..", "..", "..", "test-output", "screenshots");
+export const SCREENSHOTS = join(REPO_ROOT, "test-output", "screenshots");
 
 /** The reason to skip the browser suites (Chromium missing), or false to run them. */
 export const SKIP_WITHOUT_CHROMIUM: string | false = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Chromium (apt-get install -y chromium) to run the browser tests.`;
@@ -51,7 +52,7 @@ declare const document: {
   addEventListener(type: "DOMContentLoaded", listener: () => void): void;
 };
 
-const REPO = join(__dirname, "..", "..", "..");
+const REPO = REPO_ROOT;
 const THEMES = join(REPO, "test", "browser", "themes");
 const DIST = join(REPO, "dist", "webview");
 

@@ -32,7 +32,7 @@ const shot = (name) => path.join(OUT, name);
 const t0 = performance.now();
 const lap = (label) => console.log(`[${((performance.now() - t0) / 1000).toFixed(2)}s] ${label}`);
 
-/** The extension's test snapshot (see extension/testApi.ts), or undefined before it wrote one. */
+/** The extension's test snapshot (see extension/host/testApi.ts), or undefined before it wrote one. */
 const state = () => (STATE ? readJson(STATE) : undefined);
 /** Waits until the command `id` has finished `count` times in total, and returns the last outcome. */
 async function commandFinished(id, count, timeout = 60_000) {

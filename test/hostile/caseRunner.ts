@@ -6,14 +6,14 @@
  */
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
-import { LoraDropError } from "../../extension/core/errors";
-import { readSafetensorsIndex, readTensorF32 } from "../../extension/core/safetensors";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { readDataset, tokenizeExamples } from "../../extension/core/dataset";
-import { readProfile } from "../../extension/core/profileFile";
-import { profileAdapter } from "../../extension/core/profile";
-import { TextTokenizer } from "../../extension/core/tokenize";
+import { LoraDropError } from "../../extension/core/util/errors";
+import { readSafetensorsIndex, readTensorF32 } from "../../extension/core/io/safetensors";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { readDataset, tokenizeExamples } from "../../extension/core/data/dataset";
+import { readProfile } from "../../extension/core/importance/profileFile";
+import { profileAdapter } from "../../extension/core/importance/profile";
+import { TextTokenizer } from "../../extension/core/data/tokenize";
 import { HostileCase } from "./corpus";
 
 /** What a case did. */

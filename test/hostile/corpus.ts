@@ -4,11 +4,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ErrorCode } from "../../extension/core/errors";
-import { Rng } from "../../extension/core/random";
-import { writeTinyModel, writeTinyAdapter, writeSyntheticDataset } from "../../extension/core/fixtures/tinyModel";
-import { ModelConfig } from "../../extension/core/hfModel";
+import { ErrorCode } from "../../extension/core/util/errors";
+import { Rng } from "../../extension/core/util/random";
+import { writeTinyModel, writeTinyAdapter, writeSyntheticDataset } from "../../extension/core/demo/tinyModel";
 import { pick, splitSafetensors, joinSafetensors, tensorsOf } from "./stMutate";
+import { ModelConfig } from "../../extension/core/models/config";
 
 /** Which public entry point a case goes through. */
 export type EntryPoint =

@@ -10,9 +10,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn, spawnSync } from "node:child_process";
-import { makeFixture, treeHashes } from "../helpers";
+import { makeFixture, treeHashes, BIN } from "../helpers";
 
-const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
 const ENV = { ...process.env, ORT_DISABLE_TELEMETRY: "1" };
 const PAGE = 4096;
 const mounted: string[] = [];

@@ -12,12 +12,12 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { runJob, defaultWorkerPath } from "../../extension/host/jobRunner";
-import type { PruneJob, TrainJob, Job } from "../../extension/host/jobProtocol";
-import { isLoraDropError } from "../../extension/core/errors";
-import { loadAdapter, Adapter } from "../../extension/core/peftAdapter";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { profileAdapter } from "../../extension/core/profile";
-import { writeProfile } from "../../extension/core/profileFile";
+import type { PruneJob, TrainJob, Job } from "../../extension/worker/jobProtocol";
+import { isLoraDropError } from "../../extension/core/util/errors";
+import { loadAdapter, Adapter } from "../../extension/core/adapter/peftAdapter";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { profileAdapter } from "../../extension/core/importance/profile";
+import { writeProfile } from "../../extension/core/importance/profileFile";
 import { makeFixture, treeHashes } from "../helpers";
 
 const ENV = { ORT_DISABLE_TELEMETRY: "1" };
@@ -85,7 +85,7 @@ require(${JSON.stringify(defaultWorkerPath())});
 
   const jobs: Record<"prune" | "train", (outDir: string, force?: boolean) => Job> = {
     prune: (outDir, force = false): PruneJob => ({ kind: "prune", adapterDir: fx.adapterDir, profilePath: profile, threshold: 0.9, mode: "share", format: "peft", outDir, force }),
-    train: (outDir, force = false): TrainJob => ({ kind: "train", modelDir: fx.modelDir, dataPath: data, outDir, r: 4, alpha: 8, targets: ["q_proj", "v_proj"],
+    train: (outDir, force = false): TrainJob => ({ kind: "train", modelDir: fx.modelDir, dataPath: data, outDir, r: 4, loraAlpha: 8, targets: ["q_proj", "v_proj"],
       epochs: 6, lr: 1e-2, batchSize: 2, device: "cpu", maxTokens: 16, force }),
   };
   // Uncancelled runs: what a complete output must equal.

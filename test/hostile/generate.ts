@@ -1,14 +1,14 @@
 /**
- * The seeded generator of the hostile corpus: from valid tiny fixtures (extension/core/fixtures/tinyModel.ts) it
+ * The seeded generator of the hostile corpus: from valid tiny fixtures (extension/core/demo/tinyModel.ts) it
  * writes a few hundred corrupted safetensors files, model folders, tokenizers, adapters, datasets and profiles into a folder,
  * each with the LoraDropError code the engine must answer. Nothing is written by hand case by case: every family
  * draws its variants (cut points, lengths, values, positions) from the seed, so another seed gives another corpus.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Rng } from "../../extension/core/random";
-import { ErrorCode } from "../../extension/core/errors";
-import { encodeSafetensors, readSafetensorsIndex, readTensorF32, TensorToWrite } from "../../extension/core/safetensors";
+import { Rng } from "../../extension/core/util/random";
+import { ErrorCode } from "../../extension/core/util/errors";
+import { encodeSafetensors, readSafetensorsIndex, readTensorF32, TensorToWrite } from "../../extension/core/io/safetensors";
 import { Bases, HostileCase, writeBases, cloneDir, CaseWriter } from "./corpus";
 import { allMutations, randomMutation, pick, deepList, toJson } from "./stMutate";
 import { adapterCases, datasetCases, profileCases } from "./generateInputs";

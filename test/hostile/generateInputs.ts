@@ -4,11 +4,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ErrorCode } from "../../extension/core/errors";
-import { profileAdapter } from "../../extension/core/profile";
-import { writeProfile } from "../../extension/core/profileFile";
-import { writeTinyAdapter } from "../../extension/core/fixtures/tinyModel";
-import { parseModelConfig } from "../../extension/core/hfModel";
+import { ErrorCode } from "../../extension/core/util/errors";
+import { profileAdapter } from "../../extension/core/importance/profile";
+import { writeProfile } from "../../extension/core/importance/profileFile";
+import { writeTinyAdapter } from "../../extension/core/demo/tinyModel";
+import { parseModelConfig } from "../../extension/core/models/hfModel";
 import { HostileCase, cloneDir, CaseWriter, poke } from "./corpus";
 import { randomMutation, pick, deepList, toJson, splitSafetensors, joinSafetensors, tensorsOf, invalidUtf8, StParts, RawJson } from "./stMutate";
 

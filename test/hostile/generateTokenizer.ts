@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ErrorCode } from "../../extension/core/errors";
+import { ErrorCode } from "../../extension/core/util/errors";
 import { cloneDir, CaseWriter } from "./corpus";
 import { pick, deepList, toJson, invalidUtf8 } from "./stMutate";
 

@@ -9,20 +9,19 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
-import { Rng } from "../../extension/core/random";
-import { tmpDir } from "../helpers";
+import { Rng } from "../../extension/core/util/random";
+import { tmpDir, BIN } from "../helpers";
 import { generateCorpus, DEFAULT_SEED } from "./generate";
 import { HostileCase, Category } from "./corpus";
 import { runCases, CaseResult } from "./harness";
 import { runCase } from "./caseRunner";
 import { allMutations } from "./stMutate";
-import { encodeSafetensors } from "../../extension/core/safetensors";
+import { encodeSafetensors } from "../../extension/core/io/safetensors";
 
 const SEED = Number(process.env.HOSTILE_SEED ?? DEFAULT_SEED);
 const CATEGORIES: Category[] = ["safetensors", "model", "tokenizer", "adapter", "dataset", "profile"];
 /** Peak memory the length-field and huge-file cases may add to the runner (they are refused from a few bytes). */
 const LOW_MEMORY_BUDGET_KB = 64 * 1024;
-const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
 
 /** Why a result is not a clean rejection, or undefined when it is one. */
 function problem(r: CaseResult): string | undefined {

@@ -9,9 +9,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
-import { makeFixture, Fixture, treeHashes } from "../helpers";
+import { makeFixture, Fixture, treeHashes, BIN } from "../helpers";
 
-const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
 const ENV = { ...process.env, ORT_DISABLE_TELEMETRY: "1" };
 
 

@@ -11,10 +11,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import { writeTinyModel, writeTinyAdapter, writeSyntheticDataset } from "../../extension/core/fixtures/tinyModel";
-import { treeHashes } from "../helpers";
+import { writeTinyModel, writeTinyAdapter, writeSyntheticDataset } from "../../extension/core/demo/tinyModel";
+import { treeHashes, BIN } from "../helpers";
 
-const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
 const NOBODY = 65534;
 const ENV = { ...process.env, ORT_DISABLE_TELEMETRY: "1" };
 

@@ -3,8 +3,8 @@
  * and data, one seeded mutation is applied, and the file is put back together. Each mutation family knows which
  * error code the strict reader must answer with, from how it built the file (never from running the reader).
  */
-import { Rng } from "../../extension/core/random";
-import { ErrorCode } from "../../extension/core/errors";
+import { Rng } from "../../extension/core/util/random";
+import { ErrorCode } from "../../extension/core/util/errors";
 
 /** JSON text inserted verbatim where a value or key is expected (deep nesting, escaped keys, duplicate fields). */
 export class RawJson {

@@ -10,12 +10,11 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
-import { makeFixture, Fixture, treeHashes } from "../helpers";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
+import { makeFixture, Fixture, treeHashes, BIN } from "../helpers";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
 import { readCheckpoint } from "../../extension/core/train/checkpoint";
 
-const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
 const ENV = { ...process.env, ORT_DISABLE_TELEMETRY: "1" };
 const STEPS = 24;
 

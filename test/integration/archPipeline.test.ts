@@ -7,21 +7,22 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { Adapter, loadAdapter, countLoraParams, peftKey } from "../../extension/core/peftAdapter";
-import { readSafetensorsIndex, readTensorBytes, readTensorF32, encodeSafetensors, TensorToWrite } from "../../extension/core/safetensors";
-import { withAdapterHead } from "../../extension/core/models";
-import { LoraForwardRunner } from "../../extension/core/loraRunner";
-import { makeBatch } from "../../extension/core/batch";
-import { profileAdapter } from "../../extension/core/profile";
-import { pruneAdapter } from "../../extension/core/prune";
-import { runPipeline, PIPELINE_FILES } from "../../extension/core/pipeline";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { Adapter, loadAdapter, peftKey } from "../../extension/core/adapter/peftAdapter";
+import { readSafetensorsIndex, readTensorBytes, readTensorF32, encodeSafetensors, TensorToWrite } from "../../extension/core/io/safetensors";
+import { LoraForwardRunner } from "../../extension/core/runtime/loraRunner";
+import { makeBatch } from "../../extension/core/data/batch";
+import { profileAdapter } from "../../extension/core/importance/profile";
+import { pruneAdapter } from "../../extension/core/prune/prune";
+import { runPipeline, PIPELINE_FILES } from "../../extension/core/pipeline/pipeline";
 import { trainLora } from "../../extension/core/train/train";
-import { readDataset } from "../../extension/core/dataset";
-import { writeTinyArchModel, writeTinyArchAdapter } from "../../extension/core/fixtures/tinyArch";
-import { writeGlueLikeDataset } from "../../extension/core/fixtures/glueLike";
+import { readDataset } from "../../extension/core/data/dataset";
+import { writeTinyArchModel, writeTinyArchAdapter } from "../fixtures/tinyArch";
+import { writeGlueLikeDataset } from "../fixtures/glueLike";
 import { encoderReference } from "../reference/archReference";
 import { tmpDir } from "../helpers";
+import { withAdapterHead } from "../../extension/core/adapter/adapterHead";
+import { countLoraParams } from "../../extension/core/adapter/loraModule";
 
 /**
  * An independent model folder for the references: the full checkpoint in `fullDir` with the adapter's saved head
@@ -196,7 +197,7 @@ test("pipeline on a synthetic GLUE-like task: report compares LoRA and LoRA-drop
   writeGlueLikeDataset(data, { count: 80, vocabSize: 64 });
   const out = path.join(dir, "run");
   const report = await runPipeline({
-    modelDir, dataPath: data, outDir: out, alpha: 0.5, keep: 2, stratifyBy: "label", evalFraction: 0.25,
+    modelDir, dataPath: data, outDir: out, sampleFraction: 0.5, keep: 2, stratifyBy: "label", evalFraction: 0.25,
     r: 4, loraAlpha: 8, lr: 2e-2, steps: 80, sampleSteps: 20, batchSize: 16, device: "cpu", seed: 7,
   });
   assert.ok(report.params.lora_drop < report.params.lora, `parameters ${report.params.lora_drop} < ${report.params.lora}`);
@@ -257,7 +258,7 @@ test("pipeline from a bare encoder (no classifier): both runs train a head, save
   writeGlueLikeDataset(data, { count: 64, vocabSize: 64 });
   const out = path.join(dir, "run");
   const report = await runPipeline({
-    modelDir, dataPath: data, outDir: out, alpha: 0.5, keep: 1, evalFraction: 0.25,
+    modelDir, dataPath: data, outDir: out, sampleFraction: 0.5, keep: 1, evalFraction: 0.25,
     r: 4, loraAlpha: 8, lr: 2e-2, steps: 40, sampleSteps: 10, batchSize: 16, device: "cpu", seed: 3,
   });
   assert.equal(report.settings.stratify_by, "label", "a classifier's data is stratified by label by default");
@@ -289,7 +290,7 @@ test("training a classifier head resumes from a checkpoint to the same adapter, 
   const modelDir = bareRoberta(dir, 6);
   const data = path.join(dir, "glue.jsonl");
   writeGlueLikeDataset(data, { count: 24, vocabSize: 64 });
-  const base = { modelDir, dataPath: data, r: 2, alpha: 4, lr: 1e-2, steps: 4, batchSize: 8, device: "cpu" as const, checkpointEvery: 2, seed: 11 };
+  const base = { modelDir, dataPath: data, r: 2, loraAlpha: 4, lr: 1e-2, steps: 4, batchSize: 8, device: "cpu" as const, checkpointEvery: 2, seed: 11 };
   const a = path.join(dir, "a"), b = path.join(dir, "b");
   await trainLora({ ...base, outDir: a });
   const controller = new AbortController();

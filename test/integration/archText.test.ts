@@ -8,18 +8,19 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { profileAdapter } from "../../extension/core/profile";
-import { trainLora, loadTrainingExamples } from "../../extension/core/train/train";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { profileAdapter } from "../../extension/core/importance/profile";
+import { trainLora } from "../../extension/core/train/train";
 import { evaluateClassifier } from "../../extension/core/train/classification";
-import { writeTinyArchModel, writeTinyArchAdapter } from "../../extension/core/fixtures/tinyArch";
-import { writeGlueLikeTextDataset } from "../../extension/core/fixtures/glueLike";
+import { writeTinyArchModel, writeTinyArchAdapter } from "../fixtures/tinyArch";
+import { writeGlueLikeTextDataset } from "../fixtures/glueLike";
 import { tmpDir } from "../helpers";
-import { LoraForwardRunner } from "../../extension/core/loraRunner";
-import { makeBatch } from "../../extension/core/batch";
-import { withAdapterHead } from "../../extension/core/models";
+import { LoraForwardRunner } from "../../extension/core/runtime/loraRunner";
+import { makeBatch } from "../../extension/core/data/batch";
 import { encoderReference } from "../reference/archReference";
+import { withAdapterHead } from "../../extension/core/adapter/adapterHead";
+import { loadTrainingExamples } from "../../extension/core/data/examples";
 
 test("profile tokens of roberta and bert include their special tokens, flagged as special", async () => {
   for (const arch of ["roberta", "bert"] as const) {
@@ -74,7 +75,7 @@ test("a roberta classifier trains on labelled sentence pairs", async () => {
   const modelDir = path.join(dir, "model"), data = path.join(dir, "pairs.jsonl"), out = path.join(dir, "adapter");
   writeTinyArchModel(modelDir, { architecture: "roberta", numLayers: 2, vocabSize: 64, tokenizer: true });
   writeGlueLikeTextDataset(data, { count: 32 });
-  const r = await trainLora({ modelDir, dataPath: data, outDir: out, r: 4, alpha: 8, lr: 2e-2, steps: 30, batchSize: 16, device: "cpu", seed: 1 });
+  const r = await trainLora({ modelDir, dataPath: data, outDir: out, r: 4, loraAlpha: 8, lr: 2e-2, steps: 30, batchSize: 16, device: "cpu", seed: 1 });
   const model = loadHfModel(modelDir);
   const examples = loadTrainingExamples(model, data, 64, undefined);
   const before = await evaluateClassifier(model, [], examples, { device: "cpu" });

@@ -7,10 +7,9 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { readProfile } from "../../extension/core/profileFile";
-import { makeFixture } from "../helpers";
+import { readProfile } from "../../extension/core/importance/profileFile";
+import { makeFixture, BIN } from "../helpers";
 
-const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
 
 function run(args: string[]) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, ORT_DISABLE_TELEMETRY: "1" } });

@@ -8,10 +8,10 @@ import { GraphBuilder } from "../../extension/core/onnx/builder";
 import { Ops } from "../../extension/core/onnx/ops";
 import { pruneDeadNodes } from "../../extension/core/onnx/deadNodes";
 import { buildLlamaForward } from "../../extension/core/models/llama";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { slotOf } from "../../extension/core/loraRunner";
-import { createSession, f32Tensor, i64Tensor } from "../../extension/core/session";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { slotOf } from "../../extension/core/runtime/loraRunner";
+import { createSession, f32Tensor, i64Tensor } from "../../extension/core/runtime/session";
 import { makeFixture, maxRelErr } from "../helpers";
 
 test("pruneDeadNodes drops nodes and initializers no output depends on", () => {

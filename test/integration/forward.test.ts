@@ -4,14 +4,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { LoraForwardRunner } from "../../extension/core/loraRunner";
-import { makeBatch } from "../../extension/core/batch";
-import { TokenizedExample } from "../../extension/core/dataset";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { LoraForwardRunner } from "../../extension/core/runtime/loraRunner";
+import { makeBatch } from "../../extension/core/data/batch";
+import { TokenizedExample } from "../../extension/core/data/dataset";
 import { referenceForward } from "../reference/llamaReference";
 import { makeFixture, maxRelErr } from "../helpers";
-import { TinyModelOptions, TinyAdapterOptions } from "../../extension/core/fixtures/tinyModel";
+import { TinyModelOptions, TinyAdapterOptions } from "../../extension/core/demo/tinyModel";
 
 const SEQS = [[1, 45, 66, 29, 33, 26], [1, 31, 181], [1, 2, 3, 4, 5, 6, 7, 8, 9]];
 

@@ -8,16 +8,17 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import { runPipeline, PipelineEvent, PIPELINE_FILES, PipelineOptions } from "../../extension/core/pipeline";
-import { PipelineReport } from "../../extension/core/report";
-import { readProfile } from "../../extension/core/profileFile";
-import { loadHfModel, HfModel } from "../../extension/core/hfModel";
-import { loadAdapter, LoraModule, ownParam } from "../../extension/core/peftAdapter";
-import { LoraDropError } from "../../extension/core/errors";
-import { writeTinyModel } from "../../extension/core/fixtures/tinyModel";
-import { Rng } from "../../extension/core/random";
+import { runPipeline, PipelineEvent, PIPELINE_FILES, PipelineOptions } from "../../extension/core/pipeline/pipeline";
+import { PipelineReport } from "../../extension/core/pipeline/report";
+import { readProfile } from "../../extension/core/importance/profileFile";
+import { loadHfModel, HfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { LoraDropError } from "../../extension/core/util/errors";
+import { writeTinyModel } from "../../extension/core/demo/tinyModel";
+import { Rng } from "../../extension/core/util/random";
 import { referenceForward } from "../reference/llamaReference";
-import { tmpDir } from "../helpers";
+import { tmpDir, BIN } from "../helpers";
+import { LoraModule, ownParam } from "../../extension/core/adapter/loraModule";
 
 const LABELS = ["red", "green", "blue"];
 
@@ -41,7 +42,7 @@ function fixture() {
 
 function options(fx: ReturnType<typeof fixture>, out: string, extra: Partial<PipelineOptions> = {}): PipelineOptions {
   return {
-    modelDir: fx.modelDir, dataPath: fx.dataFile, outDir: out, alpha: 0.25, threshold: 0.6, stratifyBy: "label", evalFraction: 0.2,
+    modelDir: fx.modelDir, dataPath: fx.dataFile, outDir: out, sampleFraction: 0.25, threshold: 0.6, stratifyBy: "label", evalFraction: 0.2,
     r: 2, loraAlpha: 4, targets: ["q_proj", "v_proj"], steps: 4, sampleSteps: 3, lr: 0.05, batchSize: 4, seed: 3, device: "cpu", threads: 1,
     ...extra,
   };
@@ -146,7 +147,7 @@ test("per-module selection, no comparison run, and refusals", async () => {
   assert.ok(report.data.strata.every((s) => s.key.startsWith("length ")), "stratified by token length without a field");
   await assert.rejects(runPipeline(options(fx, out)), (e: unknown) => e instanceof LoraDropError && e.code === "OUTPUT_EXISTS");
   await assert.rejects(runPipeline(options(fx, path.join(fx.root, "x"), { stratifyBy: "colour" })), /line 1 has no field "colour"/);
-  await assert.rejects(runPipeline(options(fx, path.join(fx.root, "x"), { alpha: 0 })), /alpha/);
+  await assert.rejects(runPipeline(options(fx, path.join(fx.root, "x"), { sampleFraction: 0 })), /sample fraction/);
 });
 
 test("cancelling leaves no output folder behind", async () => {
@@ -162,9 +163,9 @@ test("cancelling leaves no output folder behind", async () => {
 test("the CLI runs the pipeline and prints the summary", () => {
   const fx = fixture();
   const out = path.join(fx.root, "cli");
-  const bin = path.resolve(__dirname, "../../../bin/lora-drop.js");
+  const bin = BIN;
   const o = options(fx, out);
-  const r = spawnSync(process.execPath, [bin, "pipeline", "--model", fx.modelDir, "--data", fx.dataFile, "--out", out, "--alpha", "0.25", "--threshold", "0.6",
+  const r = spawnSync(process.execPath, [bin, "pipeline", "--model", fx.modelDir, "--data", fx.dataFile, "--out", out, "--sample-fraction", "0.25", "--threshold", "0.6",
     "--stratify-by", "label", "--r", "2", "--targets", "q_proj,v_proj", "--steps", String(o.steps), "--sample-steps", "2", "--lr", "0.05", "--batch-size", "4", "--device", "cpu", "--no-compare"], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /kept: [\d, ]+/);

@@ -6,13 +6,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { profileAdapter, loraWeightNorm } from "../../extension/core/profile";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { readProfile, writeProfile } from "../../extension/core/profileFile";
-import { LoraDropError } from "../../extension/core/errors";
+import { profileAdapter } from "../../extension/core/importance/profile";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { readProfile, writeProfile } from "../../extension/core/importance/profileFile";
+import { LoraDropError } from "../../extension/core/util/errors";
 import { referenceForward } from "../reference/llamaReference";
 import { makeFixture, maxRelErr } from "../helpers";
+import { loraWeightNorm } from "../../extension/core/importance/weight";
 
 test("importance sums to 1 and equals the reference's per-layer sums", async () => {
   const fx = makeFixture({ numLayers: 3 }, { targets: ["q_proj", "v_proj", "down_proj"] }, { count: 6 });

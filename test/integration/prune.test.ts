@@ -10,20 +10,21 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import { profileAdapter } from "../../extension/core/profile";
-import { writeProfile } from "../../extension/core/profileFile";
-import { pruneAdapter } from "../../extension/core/prune";
-import { meanLowRank } from "../../extension/core/lowRank";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter, LoraModule, countLoraParams, isTargeted, ownParam, peftKey } from "../../extension/core/peftAdapter";
-import { compactSharedKey } from "../../extension/core/dropRecord";
-import { readSafetensorsIndex, encodeSafetensors, readTensorF32 } from "../../extension/core/safetensors";
-import { LoraForwardRunner } from "../../extension/core/loraRunner";
-import { makeBatch } from "../../extension/core/batch";
-import { TokenizedExample } from "../../extension/core/dataset";
-import { LoraDropError } from "../../extension/core/errors";
+import { profileAdapter } from "../../extension/core/importance/profile";
+import { writeProfile } from "../../extension/core/importance/profileFile";
+import { pruneAdapter } from "../../extension/core/prune/prune";
+import { meanLowRank } from "../../extension/core/prune/lowRank";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter, isTargeted, peftKey } from "../../extension/core/adapter/peftAdapter";
+import { compactSharedKey } from "../../extension/core/adapter/dropRecord";
+import { readSafetensorsIndex, encodeSafetensors, readTensorF32 } from "../../extension/core/io/safetensors";
+import { LoraForwardRunner } from "../../extension/core/runtime/loraRunner";
+import { makeBatch } from "../../extension/core/data/batch";
+import { TokenizedExample } from "../../extension/core/data/dataset";
+import { LoraDropError } from "../../extension/core/util/errors";
 import { referenceForward } from "../reference/llamaReference";
-import { makeFixture, maxRelErr } from "../helpers";
+import { makeFixture, maxRelErr, BIN } from "../helpers";
+import { LoraModule, countLoraParams, ownParam } from "../../extension/core/adapter/loraModule";
 
 const SEQS = [[1, 45, 66, 29, 33, 26], [1, 31, 181, 7]];
 
@@ -227,7 +228,7 @@ test("refusals: existing output without --force, the source as output, edited sh
 test("the CLI prints kept/shared, the parameter reduction and the verification", async () => {
   const { fx, profileFile } = await profiled();
   const out = path.join(fx.root, "cli-out");
-  const bin = path.resolve(__dirname, "../../../bin/lora-drop.js");
+  const bin = BIN;
   const r = spawnSync(process.execPath, [bin, "prune", "--adapter", fx.adapterDir, "--profile", profileFile, "--out", out, "--threshold", "0.9"], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /kept: [\d, ]+; shared: [\d, ]+/);

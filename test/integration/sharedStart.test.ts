@@ -4,10 +4,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
 import { layoutFromAdapter } from "../../extension/core/train/loraSetup";
-import { meanLowRank } from "../../extension/core/lowRank";
+import { meanLowRank } from "../../extension/core/prune/lowRank";
 import { makeFixture } from "../helpers";
 
 /** s·B·A as a dense out×in array. */

@@ -4,17 +4,17 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { profileAdapter } from "../../extension/core/profile";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { LoraForwardRunner } from "../../extension/core/loraRunner";
-import { batchesOf, makeBatch } from "../../extension/core/batch";
-import { loadExamples } from "../../extension/core/profile";
+import { profileAdapter } from "../../extension/core/importance/profile";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { LoraForwardRunner } from "../../extension/core/runtime/loraRunner";
+import { batchesOf, makeBatch } from "../../extension/core/data/batch";
 import { streamedLoraNorms } from "../../extension/core/stream/streamForward";
 import { blockBytes, formatBytes, planStreaming, parseSize, RunShape } from "../../extension/core/stream/memoryBudget";
-import { LoraDropError } from "../../extension/core/errors";
+import { LoraDropError } from "../../extension/core/util/errors";
 import { referenceForward } from "../reference/llamaReference";
 import { makeFixture, maxRelErr } from "../helpers";
+import { loadExamples } from "../../extension/core/data/examples";
 
 test("streamed norms equal the whole-graph session's for blocks of 1, 2 and 3 layers, prefetched or not (BF16, sharded, biases)", async () => {
   const fx = makeFixture({ numLayers: 4, dtype: "BF16", shards: 3, architecture: "qwen2", tokenizer: true },

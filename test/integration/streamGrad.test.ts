@@ -4,14 +4,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { slotOf } from "../../extension/core/loraRunner";
-import { batchesOf, makeBatch } from "../../extension/core/batch";
-import { loadExamples } from "../../extension/core/profile";
-import { LossSession, LoraParam, countTargets } from "../../extension/core/train/trainGraph";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { slotOf } from "../../extension/core/runtime/loraRunner";
+import { batchesOf, makeBatch } from "../../extension/core/data/batch";
+import { LossSession, LoraParam, countTargets } from "../../extension/core/runtime/lossSession";
 import { streamedLoraGradients } from "../../extension/core/stream/streamGrad";
 import { makeFixture, maxRelErr } from "../helpers";
+import { loadExamples } from "../../extension/core/data/examples";
 
 /** A 3-layer BF16 Llama (two shards) with q/v/down_proj LoRA on `layers`, its parameters and two batches of a step. */
 function setup(layers: number[]) {

@@ -8,11 +8,14 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { readCheckpoint } from "../../extension/core/train/checkpoint";
-import { trainLora, evaluateLoss, loadTrainingExamples, TrainOptions } from "../../extension/core/train/train";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter, writeAdapter, countLoraParams } from "../../extension/core/peftAdapter";
-import { LoraDropError } from "../../extension/core/errors";
+import { trainLora, evaluateLoss } from "../../extension/core/train/train";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter, writeAdapter } from "../../extension/core/adapter/peftAdapter";
+import { LoraDropError } from "../../extension/core/util/errors";
 import { makeFixture, tmpDir } from "../helpers";
+import { countLoraParams } from "../../extension/core/adapter/loraModule";
+import { loadTrainingExamples } from "../../extension/core/data/examples";
+import { TrainOptions } from "../../extension/core/train/settings";
 
 /** A tiny model (vocab 256, no tokenizer) and a dataset of `count` pre-tokenised sequences. */
 function setup(count = 8, len = 12, model: Parameters<typeof makeFixture>[0] = {}) {

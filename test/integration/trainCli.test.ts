@@ -7,12 +7,11 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { readProfile } from "../../extension/core/profileFile";
-import { makeFixture } from "../helpers";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { readProfile } from "../../extension/core/importance/profileFile";
+import { makeFixture, BIN } from "../helpers";
 
-const BIN = path.resolve(__dirname, "../../../bin/lora-drop.js");
 
 function run(args: string[]) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, ORT_DISABLE_TELEMETRY: "1" } });

@@ -7,10 +7,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { profileGradient } from "../../extension/core/train/gradientCriterion";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { readProfile, writeProfile } from "../../extension/core/profileFile";
+import { profileGradient } from "../../extension/core/importance/gradient";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { readProfile, writeProfile } from "../../extension/core/importance/profileFile";
 import { makeFixture } from "../helpers";
 import { referenceLoss, float64Modules } from "./trainReference";
 

@@ -13,16 +13,16 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { makeBatch } from "../../extension/core/batch";
-import { TokenizedExample } from "../../extension/core/dataset";
-import { slotOf } from "../../extension/core/loraRunner";
-import { LossSession, LoraParam, countTargets } from "../../extension/core/train/trainGraph";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { makeBatch } from "../../extension/core/data/batch";
+import { TokenizedExample } from "../../extension/core/data/dataset";
+import { slotOf } from "../../extension/core/runtime/loraRunner";
+import { LossSession, LoraParam, countTargets } from "../../extension/core/runtime/lossSession";
 import { referenceLoss as lossOf, float64Modules as modulesFrom } from "./trainReference";
 import { makeFixture } from "../helpers";
-import { TinyModelOptions, TinyAdapterOptions } from "../../extension/core/fixtures/tinyModel";
-import { Rng } from "../../extension/core/random";
+import { TinyModelOptions, TinyAdapterOptions } from "../../extension/core/demo/tinyModel";
+import { Rng } from "../../extension/core/util/random";
 
 const SEQS = [[1, 45, 66, 29, 33, 26, 7], [1, 31, 181], [1, 2, 3, 4, 5, 6, 7, 8, 9]];
 // The second sequence is prompt/completion-like: only its last token is a target.

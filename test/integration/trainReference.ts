@@ -2,9 +2,9 @@
  * The causal-LM loss computed independently of the ONNX graphs: the plain-loop float64 reference forward pass
  * (test/reference) followed by a straightforward log-softmax, for finite-difference checks of the training graph.
  */
-import { HfModel } from "../../extension/core/hfModel";
-import { LoraModule } from "../../extension/core/peftAdapter";
+import { HfModel } from "../../extension/core/models/hfModel";
 import { referenceForward } from "../reference/llamaReference";
+import { LoraModule } from "../../extension/core/adapter/loraModule";
 
 /** Mean next-token cross-entropy over the target tokens (masks[s][t]: token t of sequence s is a target). */
 export function referenceLoss(model: HfModel, loras: LoraModule[], seqs: number[][], masks: boolean[][]): number {

@@ -7,12 +7,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { trainLora, TrainOptions } from "../../extension/core/train/train";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { LoraDropError } from "../../extension/core/errors";
+import { trainLora } from "../../extension/core/train/train";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { LoraDropError } from "../../extension/core/util/errors";
 import { blockBytes, planStreaming, trainingExtraBytes } from "../../extension/core/stream/memoryBudget";
 import { makeFixture, maxRelErr } from "../helpers";
+import { TrainOptions } from "../../extension/core/train/settings";
 
 /** A tiny 3-layer Llama (BF16, two shards) and 8 pre-tokenised sequences of uneven length. */
 function setup() {

@@ -14,15 +14,16 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { streamedLoraNorms } from "../../extension/core/stream/streamForward";
-import { trainLora, TrainOptions } from "../../extension/core/train/train";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { LoraForwardRunner } from "../../extension/core/loraRunner";
-import { providerLooksInstalled } from "../../extension/core/session";
-import { makeBatch } from "../../extension/core/batch";
-import { TokenizedExample } from "../../extension/core/dataset";
+import { trainLora } from "../../extension/core/train/train";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { LoraForwardRunner } from "../../extension/core/runtime/loraRunner";
+import { providerLooksInstalled } from "../../extension/core/runtime/session";
+import { makeBatch } from "../../extension/core/data/batch";
+import { TokenizedExample } from "../../extension/core/data/dataset";
 import { makeFixture, maxRelErr } from "../helpers";
-import { TinyModelOptions, TinyAdapterOptions } from "../../extension/core/fixtures/tinyModel";
+import { TinyModelOptions, TinyAdapterOptions } from "../../extension/core/demo/tinyModel";
+import { TrainOptions } from "../../extension/core/train/settings";
 
 const TOLERANCE = 1e-4;
 // Different lengths, so the batch has padding and the attention and tap masks are exercised.

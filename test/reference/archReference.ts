@@ -3,9 +3,9 @@
  * the RoBERTa/BERT sequence classifiers, with LoRA added as PEFT does (s · (x Aᵀ) Bᵀ on the module's output).
  * They follow Hugging Face's modeling_gpt2 / modeling_roberta / modeling_bert literally.
  */
-import { HfModel } from "../../extension/core/hfModel";
-import { readTensorF32 } from "../../extension/core/safetensors";
-import { LoraModule } from "../../extension/core/peftAdapter";
+import { HfModel } from "../../extension/core/models/hfModel";
+import { readTensorF32 } from "../../extension/core/io/safetensors";
+import { LoraModule } from "../../extension/core/adapter/loraModule";
 
 /** Output of a reference forward pass. */
 export interface ArchReferenceOutput {

@@ -3,10 +3,10 @@
  * time, no padding, no ONNX). Tests compare the ONNX graphs against it. It follows Hugging Face's modeling_llama
  * literally: RMSNorm, rotate_half RoPE, repeat_kv for GQA, SwiGLU, LoRA added as PEFT does (x @ Aᵀ @ Bᵀ · s).
  */
-import { HfModel } from "../../extension/core/hfModel";
-import { readTensorF32 } from "../../extension/core/safetensors";
-import { LoraModule } from "../../extension/core/peftAdapter";
+import { HfModel } from "../../extension/core/models/hfModel";
+import { readTensorF32 } from "../../extension/core/io/safetensors";
 import { ropeInvFreq } from "../../extension/core/models/llama";
+import { LoraModule } from "../../extension/core/adapter/loraModule";
 
 type Mat = Float64Array; // row-major
 

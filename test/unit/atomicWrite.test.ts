@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import { writeDirAtomic, writeFileAtomic, removeStaleTemps } from "../../extension/core/atomicWrite";
-import { LoraDropError } from "../../extension/core/errors";
+import { writeDirAtomic, writeFileAtomic, removeStaleTemps } from "../../extension/core/io/atomicWrite";
+import { LoraDropError } from "../../extension/core/util/errors";
 import { tmpDir } from "../helpers";
 
 /** A pid that is certainly not running: a child that has already exited. */

@@ -12,8 +12,8 @@ import { GraphBuilder, Shape } from "../../extension/core/onnx/builder";
 import { Ops } from "../../extension/core/onnx/ops";
 import { buildBackward } from "../../extension/core/onnx/autodiff";
 import { GRAD_RULES } from "../../extension/core/onnx/gradRules";
-import { ort } from "../../extension/core/session";
-import { Rng } from "../../extension/core/random";
+import { ort } from "../../extension/core/runtime/session";
+import { Rng } from "../../extension/core/util/random";
 
 interface InputSpec {
   shape: Shape;

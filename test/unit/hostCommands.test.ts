@@ -11,18 +11,18 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type * as vscodeTypes from "vscode";
-import { registerCommands } from "../../extension/host/commands";
+import { registerCommands } from "../../extension/host/commands/table";
 import { createHostLog } from "../../extension/host/log";
 import { Services } from "../../extension/host/services";
-import { TestState } from "../../extension/testApi";
-import { readProfile } from "../../extension/core/profileFile";
-import { loadAdapter } from "../../extension/core/peftAdapter";
-import { loadHfModel } from "../../extension/core/hfModel";
-import { parseHostMessage } from "../../extension/protocol";
-import { makeFixture, tmpDir } from "../helpers";
+import { TestState } from "../../extension/host/testApi";
+import { readProfile } from "../../extension/core/importance/profileFile";
+import { loadAdapter } from "../../extension/core/adapter/peftAdapter";
+import { loadHfModel } from "../../extension/core/models/hfModel";
+import { parseHostMessage } from "../../extension/viewModel/protocol";
+import { makeFixture, tmpDir, REPO_ROOT } from "../helpers";
 
 const fx = makeFixture({}, {}, { count: 16 });
-const extensionRoot = path.resolve(__dirname, "..", "..", "..");
+const extensionRoot = REPO_ROOT;
 
 function setup(): { services: Services; test: TestState; run: (id: string, ...args: unknown[]) => Promise<unknown> } {
   fake.reset();

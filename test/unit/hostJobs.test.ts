@@ -7,12 +7,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import { jobProblem } from "../../extension/host/jobValidation";
-import { runJobInProcess, type JobContext } from "../../extension/host/jobHandlers";
+import { jobProblem } from "../../extension/worker/jobValidation";
+import { runJobInProcess, type JobContext } from "../../extension/worker/jobHandlers";
 import { runJob } from "../../extension/host/jobRunner";
-import type { PipelineJob, ProfileJob, TrainJob } from "../../extension/host/jobProtocol";
-import { isLoraDropError } from "../../extension/core/errors";
-import { readProfile } from "../../extension/core/profileFile";
+import type { PipelineJob, ProfileJob, TrainJob } from "../../extension/worker/jobProtocol";
+import { isLoraDropError } from "../../extension/core/util/errors";
+import { readProfile } from "../../extension/core/importance/profileFile";
 import { makeFixture, maxRelErr, tmpDir } from "../helpers";
 
 const fx = makeFixture({}, {}, { count: 16 });
@@ -23,12 +23,12 @@ const profileJob = (extra: Partial<ProfileJob> = {}): ProfileJob => ({
   outFile: path.join(tmpDir(), "p.profile.json"), ...extra,
 });
 const trainJob = (extra: Partial<TrainJob> = {}): TrainJob => ({
-  kind: "train", modelDir: fx.modelDir, dataPath: fx.dataFile, outDir: path.join(tmpDir(), "adapter"), r: 4, alpha: 8, targets: ["q_proj", "v_proj"],
+  kind: "train", modelDir: fx.modelDir, dataPath: fx.dataFile, outDir: path.join(tmpDir(), "adapter"), r: 4, loraAlpha: 8, targets: ["q_proj", "v_proj"],
   epochs: 1, lr: 1e-3, batchSize: 4, device: "cpu", maxTokens: 16, force: false, ...extra,
 });
 const pipelineJob = (extra: Partial<PipelineJob> = {}): PipelineJob => ({
   kind: "pipeline", modelDir: fx.modelDir, dataPath: fx.dataFile, outDir: path.join(tmpDir(), "pipeline"), threshold: 0.9, sampleFraction: 0.5,
-  r: 4, alpha: 8, targets: ["q_proj", "v_proj"], lr: 1e-3, batchSize: 4, device: "cpu", maxTokens: 16, force: false, ...extra,
+  r: 4, loraAlpha: 8, targets: ["q_proj", "v_proj"], lr: 1e-3, batchSize: 4, device: "cpu", maxTokens: 16, force: false, ...extra,
 });
 
 /** A job context that keeps the engine's log lines. */
@@ -42,7 +42,7 @@ const isInvalid = (field: string) => (e: unknown) => isLoraDropError(e) && e.cod
 test("job checks: well-formed jobs pass; each bad field is named", () => {
   assert.equal(jobProblem(profileJob()), undefined);
   assert.equal(jobProblem(profileJob({ memoryBudget: 6 * 1024 ** 3, stream: "on" })), undefined);
-  assert.equal(jobProblem(trainJob({ memoryBudget: 1, stream: "off", adapterDir: fx.adapterDir })), undefined);
+  assert.equal(jobProblem(trainJob({ memoryBudget: 1, stream: "off", initAdapterDir: fx.adapterDir })), undefined);
   assert.equal(jobProblem(pipelineJob({ stream: "auto" })), undefined);
   assert.equal(jobProblem({ kind: "prune", adapterDir: "a", profilePath: "p", threshold: 0.9, mode: "share", format: "peft", outDir: "o", force: true }), undefined);
   const cases: [unknown, string][] = [
@@ -54,7 +54,7 @@ test("job checks: well-formed jobs pass; each bad field is named", () => {
     [pipelineJob({ memoryBudget: 2 ** 60 }), "memoryBudget"],
     [profileJob({ stream: "yes" as "on" }), "stream"],
     [trainJob({ stream: null as unknown as "on" }), "stream"],
-    [pipelineJob({ device: "tpu" }), "device"],
+    [pipelineJob({ device: "tpu" as "cpu" }), "device"],
     [{ ...profileJob(), maxTokens: "16" }, "maxTokens"],
     [{ ...trainJob(), targets: "q_proj" }, "targets"],
     [{ ...trainJob(), force: "no" }, "force"],
@@ -112,8 +112,7 @@ test("train job: the budget and the streaming choice reach the trainer", async (
 test("pipeline job: every training and the profile get the budget and the streaming choice", async () => {
   const streamed = logged();
   await runJobInProcess(pipelineJob({ memoryBudget: 40 * MiB, stream: "on" }), streamed.ctx);
-  const trainPlans = streamed.lines.filter((l) => /^streaming: [12] layer\(s\) per block(, prefetching the next)?, ~.* of a 40\.0 MiB budget$/.test(l));
-  assert.equal(trainPlans.length, 3, `sample, LoRA-drop and LoRA trainings stream:\n${streamed.lines.join("\n")}`);
-  assert.ok(streamed.lines.some((l) => /^streaming \d+ layers in blocks of [12]/.test(l)), "the profile streams");
+  const plans = streamed.lines.filter((l) => /^streaming: [12] layer\(s\) per block(, prefetching the next)?, ~.* of a 40\.0 MiB budget$/.test(l));
+  assert.equal(plans.length, 4, `the sample, LoRA-drop and LoRA trainings and the profile stream:\n${streamed.lines.join("\n")}`);
   await assert.rejects(runJobInProcess(pipelineJob({ memoryBudget: 2048, stream: "on" }), {}), (e) => isLoraDropError(e) && e.code === "MEMORY_BUDGET" && /2\.0 KiB/.test(e.message));
 });

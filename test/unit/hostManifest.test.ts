@@ -9,12 +9,13 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ACTIVATION_EVENTS, COMMANDS, MEMORY_BUDGET_PATTERN, MENUS, PANEL_VIEW_TYPE, SETTINGS, contributes } from "../../extension/host/manifest";
-import { commandTable } from "../../extension/host/commands";
+import { commandTable } from "../../extension/host/commands/table";
 import { defaultSettings, memoryBudgetBytes } from "../../extension/host/settings";
 import { TRAIN_DEFAULTS } from "../../extension/core/train/settings";
 import type { Services } from "../../extension/host/services";
+import { REPO_ROOT } from "../helpers";
 
-const root = path.resolve(__dirname, "..", "..", "..");
+const root = REPO_ROOT;
 const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
 
 test("package.json contributes exactly what manifest.ts declares (run scripts/syncManifest.mjs after changing it)", () => {
@@ -56,7 +57,7 @@ test("settings: package.json defaults are the reader's defaults; the trainer's d
     "loraDrop.device": d.device, "loraDrop.memoryBudget": d.memoryBudget ?? "", "loraDrop.stream": d.stream, "loraDrop.threshold": d.threshold, "loraDrop.sampleFraction": d.sampleFraction,
     "loraDrop.maxExamples": d.maxExamples, "loraDrop.maxTokens": d.maxTokens, "loraDrop.outputFolder": d.outputFolder,
     "loraDrop.mode": d.mode, "loraDrop.outputFormat": d.outputFormat,
-    "loraDrop.train.rank": d.train.rank, "loraDrop.train.alpha": d.train.alpha, "loraDrop.train.targetModules": d.train.targetModules,
+    "loraDrop.train.rank": d.train.rank, "loraDrop.train.alpha": d.train.loraAlpha, "loraDrop.train.targetModules": d.train.targetModules,
     "loraDrop.train.epochs": d.train.epochs, "loraDrop.train.learningRate": d.train.learningRate, "loraDrop.train.batchSize": d.train.batchSize,
   };
   for (const [key, value] of Object.entries(flat)) assert.deepEqual(props[key]!.default, value, key);
@@ -64,8 +65,8 @@ test("settings: package.json defaults are the reader's defaults; the trainer's d
   assert.equal(d.threshold, 0.9);
   assert.equal(d.sampleFraction, 0.1);
   assert.equal(d.outputFolder, ".lora-drop");
-  assert.deepEqual([d.train.rank, d.train.alpha, d.train.targetModules, d.train.epochs, d.train.learningRate, d.train.batchSize],
-    [TRAIN_DEFAULTS.r, TRAIN_DEFAULTS.alpha, TRAIN_DEFAULTS.targets, TRAIN_DEFAULTS.epochs, TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.batchSize]);
+  assert.deepEqual([d.train.rank, d.train.loraAlpha, d.train.targetModules, d.train.epochs, d.train.learningRate, d.train.batchSize],
+    [TRAIN_DEFAULTS.r, TRAIN_DEFAULTS.loraAlpha, TRAIN_DEFAULTS.targets, TRAIN_DEFAULTS.epochs, TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.batchSize]);
 });
 
 test("the settings editor's memory-budget pattern accepts exactly the sizes the reader accepts", () => {
@@ -87,7 +88,7 @@ test("the settings editor's memory-budget pattern accepts exactly the sizes the 
 test("entry point, extension kind, engine and panel activation", () => {
   assert.equal(pkg.main, "./out/extension/extension.js");
   assert.ok(fs.existsSync(path.join(root, pkg.main)), "the compiled entry point exists");
-  assert.ok(fs.existsSync(path.join(root, "out/extension/host/worker.js")), "the worker script is compiled beside the host");
+  assert.ok(fs.existsSync(path.join(root, "out/extension/worker/worker.js")), "the worker script is compiled");
   assert.deepEqual(pkg.extensionKind, ["workspace"]);
   assert.equal(pkg.engines.vscode, "^1.100.0");
   assert.ok(pkg.activationEvents.includes(`onWebviewPanel:${PANEL_VIEW_TYPE}`));

@@ -9,17 +9,17 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type * as vscodeTypes from "vscode";
-import { registerCommands } from "../../extension/host/commands";
+import { registerCommands } from "../../extension/host/commands/table";
 import { createHostLog } from "../../extension/host/log";
 import { Services } from "../../extension/host/services";
 import { ProfilePanel } from "../../extension/host/panel";
-import { TestState } from "../../extension/testApi";
-import { parseHostMessage } from "../../extension/protocol";
-import { profileAdapter } from "../../extension/core/profile";
-import { writeProfile } from "../../extension/core/profileFile";
-import { makeFixture, tmpDir } from "../helpers";
+import { TestState } from "../../extension/host/testApi";
+import { parseHostMessage } from "../../extension/viewModel/protocol";
+import { profileAdapter } from "../../extension/core/importance/profile";
+import { writeProfile } from "../../extension/core/importance/profileFile";
+import { makeFixture, tmpDir, REPO_ROOT } from "../helpers";
 
-const extensionRoot = path.resolve(__dirname, "..", "..", "..");
+const extensionRoot = REPO_ROOT;
 
 test("Open profile: strict page, limited resource roots, valid messages after ready, compare slot for a second file", async () => {
   const fx = makeFixture();

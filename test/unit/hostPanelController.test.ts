@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PanelController, type PanelHost, type PanelPrunePlan } from "../../extension/host/panelController";
-import { PROFILE_SCHEMA, PROFILE_VERSION, type ProfileFile } from "../../extension/core/profileSchema";
-import { parseHostMessage, type HostToWebview } from "../../extension/protocol";
-import { selectAmong } from "../../extension/core/selection";
-import { selectFromProfile } from "../../extension/core/dropShare";
+import { PROFILE_SCHEMA, PROFILE_VERSION, type ProfileFile } from "../../extension/core/importance/profileSchema";
+import { parseHostMessage, type HostToWebview } from "../../extension/viewModel/protocol";
+import { selectAmong } from "../../extension/core/importance/selection";
+import { selectFromProfile } from "../../extension/core/prune/dropShare";
 import { selectForProfile, keptPositions } from "../../extension/viewModel/layerSelection";
 import { tmpDir } from "../helpers";
 

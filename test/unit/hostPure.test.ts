@@ -9,11 +9,12 @@ import * as path from "node:path";
 import { memoryBudgetBytes, readSettings, streamingOf } from "../../extension/host/settings";
 import { parseInvocation, parseThresholdInput, profileArgs, pruneArgs } from "../../extension/host/commandArgs";
 import { classifyCandidates, rememberedFirst } from "../../extension/host/candidates";
-import { phasedProgress, ProgressTracker } from "../../extension/host/progressText";
-import { describeError, deserializeError, serializeError, UserError } from "../../extension/host/errorText";
+import { ProgressTracker } from "../../extension/host/progressText";
+import { phasedProgress } from "../../extension/core/util/progress";
+import { describeError, UserError } from "../../extension/host/errorText";
 import { latestProfileOf, parseProfileHead, readProfileHead } from "../../extension/host/profileIndex";
-import { TestState } from "../../extension/testApi";
-import { CancelledError, LoraDropError } from "../../extension/core/errors";
+import { TestState } from "../../extension/host/testApi";
+import { CancelledError, deserializeError, LoraDropError, serializeError } from "../../extension/core/util/errors";
 import { tmpDir } from "../helpers";
 
 test("settings: valid values pass, invalid ones fall back to the default and are named", () => {

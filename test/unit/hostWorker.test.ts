@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { runJob } from "../../extension/host/jobRunner";
-import { profileAdapter } from "../../extension/core/profile";
-import { readProfile } from "../../extension/core/profileFile";
-import { isLoraDropError } from "../../extension/core/errors";
-import type { ProgressUpdate } from "../../extension/core/progress";
+import { profileAdapter } from "../../extension/core/importance/profile";
+import { readProfile } from "../../extension/core/importance/profileFile";
+import { isLoraDropError } from "../../extension/core/util/errors";
+import type { ProgressUpdate } from "../../extension/core/util/progress";
 import { makeFixture, tmpDir } from "../helpers";
 
 const fx = makeFixture({}, {}, { count: 24 });

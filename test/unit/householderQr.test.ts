@@ -4,8 +4,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ColMajor, colMajorZeros, HouseholderQr } from "../../extension/core/householderQr";
-import { Rng, normalArray } from "../../extension/core/random";
+import { ColMajor, colMajorZeros, HouseholderQr } from "../../extension/core/prune/householderQr";
+import { Rng, normalArray } from "../../extension/core/util/random";
 
 function randomMatrix(seed: number, rows: number, cols: number, scale = 1): ColMajor {
   const a = colMajorZeros(rows, cols);

@@ -5,8 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
-import { meanLowRank, LoraFactors } from "../../extension/core/lowRank";
-import { Rng, normalArray } from "../../extension/core/random";
+import { meanLowRank, LoraFactors } from "../../extension/core/prune/lowRank";
+import { Rng, normalArray } from "../../extension/core/util/random";
 
 function randomLayers(seed: number, count: number, out: number, inF: number, r: number): LoraFactors[] {
   const rng = new Rng(seed);

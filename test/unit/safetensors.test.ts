@@ -5,9 +5,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { encodeSafetensors, readSafetensorsIndex, readTensorF32, halfToFloat, floatToHalf, floatToBf16 } from "../../extension/core/safetensors";
-import { LoraDropError } from "../../extension/core/errors";
-import { Rng, normalArray } from "../../extension/core/random";
+import { encodeSafetensors, readSafetensorsIndex, readTensorF32, halfToFloat, floatToHalf, floatToBf16 } from "../../extension/core/io/safetensors";
+import { LoraDropError } from "../../extension/core/util/errors";
+import { Rng, normalArray } from "../../extension/core/util/random";
 import { tmpDir } from "../helpers";
 
 const dir = tmpDir();

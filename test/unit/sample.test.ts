@@ -4,9 +4,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { strataOf, stratifiedSample, holdOut } from "../../extension/core/sample";
-import { RawExample } from "../../extension/core/dataset";
-import { LoraDropError } from "../../extension/core/errors";
+import { strataOf, stratifiedSample, holdOut } from "../../extension/core/data/sample";
+import { RawExample } from "../../extension/core/data/dataset";
+import { LoraDropError } from "../../extension/core/util/errors";
 
 function raws(labels: unknown[]): RawExample[] {
   return labels.map((label, i) => ({ line: i + 1, text: "x", fields: label === undefined ? { text: "x" } : { text: "x", label } }));

@@ -3,7 +3,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { normalise, selectByThreshold, selectTopK, cumulativeCurve, paramsAfter, rankByImportance } from "../../extension/core/selection";
+import { normalise, selectByThreshold, selectTopK, cumulativeCurve, paramsAfter, rankByImportance } from "../../extension/core/importance/selection";
 
 test("normalise sums to 1 and keeps zeros", () => {
   const n = normalise([3, 1, 0, 4]);

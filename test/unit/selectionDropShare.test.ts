@@ -4,12 +4,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { selectAmong, selectPerModule, selectByRule, paramsAfter } from "../../extension/core/selection";
-import { selectFromProfile, buildDropShare, dropConfig } from "../../extension/core/dropShare";
-import { parseLoraDropRecord, bindSharedPairs, recordMetadata, layersFor } from "../../extension/core/dropRecord";
-import { LoraModule, parseLoraConfig, isTargeted, countLoraParams, ownParam } from "../../extension/core/peftAdapter";
-import { ProfileFile } from "../../extension/core/profileSchema";
-import { LoraDropError } from "../../extension/core/errors";
+import { selectAmong, selectPerModule, selectByRule, paramsAfter } from "../../extension/core/importance/selection";
+import { selectFromProfile, buildDropShare, dropConfig } from "../../extension/core/prune/dropShare";
+import { parseLoraDropRecord, bindSharedPairs, recordMetadata, layersFor } from "../../extension/core/adapter/dropRecord";
+import { parseLoraConfig, isTargeted } from "../../extension/core/adapter/peftAdapter";
+import { ProfileFile } from "../../extension/core/importance/profileSchema";
+import { LoraDropError } from "../../extension/core/util/errors";
+import { LoraModule, countLoraParams, ownParam } from "../../extension/core/adapter/loraModule";
 
 function lora(layer: number, module: string, value: number, r = 2, n = 3, m = 4): LoraModule {
   return { layer, module, r, scale: 2, inFeatures: n, outFeatures: m, A: new Float32Array(r * n).fill(value), B: new Float32Array(m * r).fill(1), param: ownParam(layer, module) };

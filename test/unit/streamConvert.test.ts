@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { convertToF32 } from "../../extension/core/stream/layerWeights";
-import { floatToBf16, floatToHalf, toFloat32 } from "../../extension/core/safetensors";
+import { floatToBf16, floatToHalf, toFloat32 } from "../../extension/core/io/safetensors";
 
 test("convertToF32 matches toFloat32 for BF16, F16 and F32, aligned or not, even or odd lengths", () => {
   const values = [0, -0, 1, -2.5, 3.1415927, 1e-8, -6e4, 65504, 1e30, Infinity, -Infinity, 0.33333334, 7];

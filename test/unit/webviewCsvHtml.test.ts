@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { csvField, heatmapCsv, importanceCsv } from "../../extension/viewModel/csv";
 import { selectLayers } from "../../extension/viewModel/layerSelection";
-import { makeNonce, renderPanelHtml } from "../../extension/panelHtml";
+import { makeNonce, renderPanelHtml } from "../../extension/host/panelHtml";
 import { HOSTILE_TOKENS, makeProfile } from "./webviewFixtures";
 
 /** A small RFC 4180 reader, written independently of the writer under test. */

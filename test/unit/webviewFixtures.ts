@@ -2,7 +2,7 @@
  * A seeded generator of realistic ProfileFiles for the webview tests (unit and browser). Not a test itself.
  * Importance is derived from the generated norms exactly as the profile format defines it.
  */
-import { PROFILE_SCHEMA, PROFILE_VERSION, type ProfileFile } from "../../extension/core/profileSchema";
+import { PROFILE_SCHEMA, PROFILE_VERSION, type ProfileFile } from "../../extension/core/importance/profileSchema";
 
 /** Token strings that must never be interpreted as markup or reorder the display. */
 export const HOSTILE_TOKENS = {

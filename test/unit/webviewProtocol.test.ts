@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { isSafeExportName, MAX_EXPORT_CHARS, parseHostMessage, parseWebviewMessage } from "../../extension/protocol";
+import { isSafeExportName, MAX_EXPORT_CHARS, parseHostMessage, parseWebviewMessage } from "../../extension/viewModel/protocol";
 import { exportFileName } from "../../extension/viewModel/exportNames";
 import { makeProfile } from "./webviewFixtures";
 

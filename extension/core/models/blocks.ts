@@ -1,17 +1,15 @@
 /**
- * Building blocks shared by the GPT-2 and encoder graphs: LoRA parameter inputs, a linear layer with its LoRA and
- * norm tap, LayerNorm, the two GELUs and multi-head attention over 2-D [batch*seq, hidden] states. They follow the
- * conventions of models/llama.ts (same input names, tap layout and dropout inputs), so the profiler, the runner and
- * the training graph treat every architecture alike.
+ * Building blocks shared by the GPT-2 and encoder graphs: a linear layer with its LoRA (loraLinear.ts), LayerNorm,
+ * the two GELUs and multi-head attention over 2-D [batch*seq, hidden] states. They follow the contract of
+ * forward.ts, as models/llama.ts does, so the profiler, the runner and the training graph treat every architecture
+ * alike.
  */
 import { GraphBuilder } from "../onnx/builder";
 import { Ops } from "../onnx/ops";
-import { WeightBinder } from "../onnx/weights";
-import { HfModel } from "../hfModel";
-import type { ForwardGraph, ForwardOptions, HeadInput, LoraSlot } from "./llama";
-
-/** Symbolic name of the flattened token axis. */
-export const TOKENS = "batch*seq";
+import { WeightBinder } from "./weights";
+import type { HfModel } from "./hfModel";
+import { TOKENS, type ForwardGraph, type ForwardOptions, type HeadInput, type LoraSlot } from "./forward";
+import { LoraLinears, projection } from "./loraLinear";
 
 /** Shared state of one forward build: inputs, LoRA parameters, taps. */
 export class ForwardBlocks {
@@ -23,33 +21,18 @@ export class ForwardBlocks {
   readonly bsShape: string;
   /** float [batch*seq]: 1 at real tokens, 0 at padding. */
   readonly maskF: string;
-  readonly loraInputs: ForwardGraph["loraInputs"] = [];
-  readonly tapOrder: ForwardGraph["tapOrder"] = [];
-  readonly dropoutInputs: ForwardGraph["dropoutInputs"] = [];
   readonly headInputs: HeadInput[] = [];
-  private readonly taps: string[] = [];
-  private readonly paramInputs = new Map<string, { A: string; B: string }>();
-  private readonly slotAt: Map<string, LoraSlot>;
+  /** The LoRA inputs, slots and taps of this build. */
+  readonly lora: LoraLinears;
 
   constructor(readonly g: GraphBuilder, model: HfModel, slots: LoraSlot[], readonly opts: ForwardOptions) {
     this.o = new Ops(g);
     this.w = new WeightBinder(g, model);
     this.inputIds = g.input("input_ids", "int64", ["batch", "seq"]);
     this.attentionMask = g.input("attention_mask", "int64", ["batch", "seq"]);
-    for (const s of slots) {
-      const first = this.loraInputs.find((l) => l.param === s.param);
-      if (first) {
-        if (first.r !== s.r || first.inFeatures !== s.inFeatures || first.outFeatures !== s.outFeatures) throw new Error(`shared LoRA ${s.param} is used by modules of different shapes`);
-        continue;
-      }
-      const A = g.input(`lora.${s.param}.A`, "float32", [s.r, s.inFeatures]);
-      const B = g.input(`lora.${s.param}.B`, "float32", [s.outFeatures, s.r]);
-      this.paramInputs.set(s.param, { A, B });
-      this.loraInputs.push({ param: s.param, A, B, r: s.r, inFeatures: s.inFeatures, outFeatures: s.outFeatures });
-    }
-    this.slotAt = new Map(slots.map((s) => [`${s.layer}.${s.module}`, s]));
     this.bsShape = g.node("Shape", [this.inputIds], [{ dtype: "int64", shape: [2] }])[0]!;
     this.maskF = this.o.reshape(this.o.cast(this.attentionMask, "float32"), [-1], [TOKENS]);
+    this.lora = new LoraLinears(g, this.o, slots, opts, this.maskF);
   }
 
   /** Reshapes a [batch*seq, …] value to [batch, seq, ...tail] using the runtime batch and seq. */
@@ -83,25 +66,9 @@ export class ForwardBlocks {
    * [in, out] (GPT-2's Conv1D), so the Gemm reads it without transposing; LoRA A/B keep PEFT's [r, in]/[out, r].
    */
   linear(x: string, layer: number, module: string, weightPrefix: string, inF: number, outF: number, conv1d = false): string {
-    const o = this.o;
     const wt = this.w.weight(`${weightPrefix}.weight`, conv1d ? [inF, outF] : [outF, inF]);
-    let y = o.gemm(x, wt, { transB: !conv1d, c: this.w.weight(`${weightPrefix}.bias`, [outF]) });
-    const slot = this.slotAt.get(`${layer}.${module}`);
-    if (!slot) return y;
-    const p = this.paramInputs.get(slot.param)!;
-    let xin = x;
-    if (this.opts.loraDropout) {
-      const name = this.g.input(`dropout.${layer}.${module}`, "float32", [TOKENS, inF]);
-      this.dropoutInputs.push({ layer, module, name, inFeatures: inF });
-      xin = o.mul(x, name);
-    }
-    const lora = o.gemm(o.gemm(xin, p.A, { transB: true }), p.B, { transB: true, alpha: slot.scale });
-    y = o.add(y, lora);
-    if (this.opts.loraNorms) {
-      this.taps.push(o.mul(o.reduceSumSquare(lora, [1], false), this.maskF));
-      this.tapOrder.push({ layer, module });
-    }
-    return y;
+    const y = projection(this.o, x, wt, this.w.weight(`${weightPrefix}.bias`, [outF]), { conv1d });
+    return this.lora.add(x, y, layer, module, inF);
   }
 
   /** LayerNorm over the last axis with weight and bias `${prefix}.weight/.bias` (biased variance, as torch). */
@@ -146,7 +113,6 @@ export class ForwardBlocks {
     return o.where(o.unsqueeze(o.cast(this.attentionMask, "bool"), [1, 2]), this.g.f32(0), this.g.f32(-1e9));
   }
 
-  /** The finished graph description, stacking the taps into [n_taps, batch, seq]. */
   /** A classification-head weight: a graph input when the head is trained (`headInputs`), else the frozen weight. */
   headWeight(name: string, shape: number[]): string {
     if (!this.opts.headInputs) return this.w.weight(name, shape);
@@ -155,17 +121,15 @@ export class ForwardBlocks {
     return input;
   }
 
+  /** The finished graph description, with the taps stacked into [n_taps, batch, seq]. */
   finish(logits?: string): ForwardGraph {
-    const g = this.g;
+    const { lora } = this;
     const out: ForwardGraph = {
-      inputIds: this.inputIds, attentionMask: this.attentionMask, tapOrder: this.tapOrder, loraInputs: this.loraInputs,
-      dropoutInputs: this.dropoutInputs, headInputs: this.headInputs,
+      inputIds: this.inputIds, attentionMask: this.attentionMask, tapOrder: lora.tapOrder, loraInputs: lora.loraInputs,
+      dropoutInputs: lora.dropoutInputs, headInputs: this.headInputs,
     };
-    if (this.opts.loraNorms && this.taps.length) {
-      const stacked = this.o.concat(this.taps.map((t) => this.o.unsqueeze(t, [0])), 0);
-      const shape = g.node("Concat", [g.i64([this.taps.length]), this.bsShape], [{ dtype: "int64", shape: [3] }], { axis: 0 })[0]!;
-      out.loraNorms = g.node("Reshape", [stacked, shape], [{ dtype: "float32", shape: [this.taps.length, "batch", "seq"] }])[0]!;
-    }
+    const stacked = lora.stackedTaps(this.bsShape);
+    if (stacked) out.loraNorms = stacked;
     if (logits) out.logits = logits;
     return out;
   }

@@ -8,9 +8,9 @@
  * are an input (token_type_ids), RoBERTa has a single type.
  */
 import { GraphBuilder } from "../onnx/builder";
-import { HfModel } from "../hfModel";
-import type { ForwardGraph, ForwardOptions, LoraSlot } from "./llama";
-import { ForwardBlocks, TOKENS } from "./blocks";
+import type { HfModel } from "./hfModel";
+import { TOKENS, type ForwardGraph, type ForwardOptions, type LoraSlot } from "./forward";
+import { ForwardBlocks } from "./blocks";
 
 /** Builds the encoder forward pass (and, with `logits`, the classification head) into `g`. */
 export function buildEncoderForward(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: ForwardOptions): ForwardGraph {

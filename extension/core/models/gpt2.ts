@@ -5,10 +5,10 @@
  * puts it there (`target_modules: ["c_attn"]`, `fan_in_fan_out: true`).
  */
 import { GraphBuilder } from "../onnx/builder";
-import { HfModel } from "../hfModel";
-import { LoraDropError } from "../errors";
-import type { ForwardGraph, ForwardOptions, LoraSlot } from "./llama";
-import { ForwardBlocks, TOKENS } from "./blocks";
+import type { HfModel } from "./hfModel";
+import { LoraDropError } from "../util/errors";
+import { TOKENS, type ForwardGraph, type ForwardOptions, type LoraSlot } from "./forward";
+import { ForwardBlocks } from "./blocks";
 
 /** The weight-name root of a GPT-2 checkpoint: `transformer.` (GPT2LMHeadModel) or `` (GPT2Model, the original upload). */
 export function gpt2Root(model: HfModel): string {

@@ -5,70 +5,17 @@
  * stored [out, in] weight (no transposed copy). Attention reshapes to [batch, kv_heads, group, seq, head_dim] so
  * grouped-query attention broadcasts K and V instead of repeating them.
  *
- * LoRA parameters are graph inputs (`lora.<param>.A` [r, in], `lora.<param>.B` [out, r]), so one session serves any
- * adapter of the same shape and training can update them without rebuilding. Shared LoRA is the same input fed to
- * several modules. For each LoRA module the graph can emit ||s·B·A·x||² per token (the profile's tap).
+ * LoRA parameters are graph inputs (loraLinear.ts), so one session serves any adapter of the same shape and training
+ * can update them without rebuilding. Its config.json is parsed in llamaConfig.ts.
  */
 import { GraphBuilder } from "../onnx/builder";
 import { Ops } from "../onnx/ops";
-import { WeightBinder } from "../onnx/weights";
-import { HfModel, ModelConfig, moduleParent } from "../hfModel";
-
-/** The shape of one LoRA module as the graph sees it (no data). */
-export interface LoraSlot {
-  layer: number;
-  module: string;
-  param: string;
-  r: number;
-  scale: number;
-  inFeatures: number;
-  outFeatures: number;
-}
-
-/** Which outputs to build. */
-export interface ForwardOptions {
-  logits: boolean;
-  loraNorms: boolean;
-  /** Stop after this many layers (profiling needs only up to the last LoRA layer). Default: all. */
-  numLayers?: number;
-  /** Training: feed a dropout mask input per LoRA module (values 0 or 1/(1-p)), applied to x before A. */
-  loraDropout?: boolean;
-  /** An int64 [rows] value: compute logits only for these rows of the [batch*seq] positions (the loss's targets). */
-  logitRows?: string;
-  /**
-   * Decoder projections as MatMul with the weight transposed (folded at session creation) instead of Gemm(transB):
-   * for execution providers whose MatMul kernels are faster than their Gemm (measured on WebGPU). Costs a transposed
-   * copy of every projection weight; off by default.
-   */
-  linearAsMatMul?: boolean;
-  /**
-   * Training a sequence classifier: the classification head's weights (PEFT's modules_to_save) become float32
-   * graph inputs (`headInputs`) instead of frozen initializers, so the loss can be differentiated with respect to them.
-   */
-  headInputs?: boolean;
-}
-
-/** Names of the values a forward build produced. */
-export interface ForwardGraph {
-  inputIds: string;
-  attentionMask: string;
-  /** int64 [batch, seq] token type (segment) ids, for models that take them (BERT). */
-  tokenTypeIds?: string;
-  /** [batch, seq, vocab] when requested; [rows, vocab] with `logitRows`. */
-  logits?: string;
-  /** [n_taps, batch, seq] squared LoRA output norms, taps in `tapOrder`. Padding positions are zero. */
-  loraNorms?: string;
-  tapOrder: { layer: number; module: string }[];
-  /** LoRA parameter inputs, one per distinct param. */
-  loraInputs: { param: string; A: string; B: string; r: number; inFeatures: number; outFeatures: number }[];
-  /** Dropout mask inputs ([batch*seq, in]) per tap, when loraDropout. */
-  dropoutInputs: { layer: number; module: string; name: string; inFeatures: number }[];
-  /** The classification head's weight inputs (with `headInputs`): base-model weight name, input name, shape. */
-  headInputs: HeadInput[];
-}
-
-/** A head weight fed as a graph input. */
-export interface HeadInput { name: string; input: string; shape: number[] }
+import { WeightBinder } from "./weights";
+import type { HfModel } from "./hfModel";
+import type { ModelConfig } from "./config";
+import { moduleParent } from "./arch";
+import { TOKENS, type ForwardGraph, type ForwardOptions, type LoraSlot } from "./forward";
+import { LoraLinears, projection } from "./loraLinear";
 
 /** RoPE inverse frequencies as HF computes them, including linear and llama3 scaling. */
 export function ropeInvFreq(cfg: ModelConfig): number[] {
@@ -101,46 +48,22 @@ export interface LayerContext {
   attnBias: string;
   cos: string;
   sin: string;
-  /** LoRA parameter inputs by param name. */
-  paramInputs: Map<string, { A: string; B: string }>;
-  /** LoRA slots by `${layer}.${module}`. */
-  slotAt: Map<string, LoraSlot>;
+  /** The LoRA inputs, slots and taps the layers fill. */
+  lora: LoraLinears;
   opts: ForwardOptions;
-  /** Filled by the layers: tap values and their order, dropout inputs. */
-  taps: string[];
-  tapOrder: ForwardGraph["tapOrder"];
-  dropoutInputs: ForwardGraph["dropoutInputs"];
 }
 
 /** Creates the LoRA parameter inputs (one pair per distinct param) and the shared per-batch values. */
-export function buildLayerContext(g: GraphBuilder, cfg: ModelConfig, attentionMask: string, slots: LoraSlot[], opts: ForwardOptions):
-  { ctx: LayerContext; loraInputs: ForwardGraph["loraInputs"] } {
+export function buildLayerContext(g: GraphBuilder, cfg: ModelConfig, attentionMask: string, slots: LoraSlot[], opts: ForwardOptions): LayerContext {
   const o = new Ops(g);
   const D = cfg.headDim;
-  const N = "batch*seq";
-  const loraInputs: ForwardGraph["loraInputs"] = [];
-  const paramInputs = new Map<string, { A: string; B: string }>();
-  for (const s of slots) {
-    const have = paramInputs.get(s.param);
-    if (have) {
-      const first = loraInputs.find((l) => l.param === s.param)!;
-      if (first.r !== s.r || first.inFeatures !== s.inFeatures || first.outFeatures !== s.outFeatures) {
-        throw new Error(`shared LoRA ${s.param} is used by modules of different shapes`);
-      }
-      continue;
-    }
-    const A = g.input(`lora.${s.param}.A`, "float32", [s.r, s.inFeatures]);
-    const B = g.input(`lora.${s.param}.B`, "float32", [s.outFeatures, s.r]);
-    paramInputs.set(s.param, { A, B });
-    loraInputs.push({ param: s.param, A, B, r: s.r, inFeatures: s.inFeatures, outFeatures: s.outFeatures });
-  }
-  const slotAt = new Map(slots.map((s) => [`${s.layer}.${s.module}`, s]));
-
+  const N = TOKENS;
   // Runtime sizes: [batch, seq] and seq alone (the mask has the ids' shape).
   const bsShape = g.node("Shape", [attentionMask], [{ dtype: "int64", shape: [2] }])[0]!;
   const seqLen = g.node("Gather", [bsShape, g.i64([1])], [{ dtype: "int64", shape: [1] }], { axis: 0 })[0]!;
 
   const maskF = o.reshape(o.cast(attentionMask, "float32"), [-1], [N]);
+  const lora = new LoraLinears(g, o, slots, opts, maskF);
 
   // Attention bias [batch, 1, 1, seq, seq]: 0 where causal and the key is not padding, -1e9 elsewhere.
   const ss = g.node("Concat", [seqLen, seqLen], [{ dtype: "int64", shape: [2] }], { axis: 0 })[0]!;
@@ -160,8 +83,7 @@ export function buildLayerContext(g: GraphBuilder, cfg: ModelConfig, attentionMa
   const emb = o.concat([freqs, freqs], -1);
   const cos = o.reshape(g.node("Cos", [emb], [{ dtype: "float32", shape: ["seq", D] }])[0]!, [-1, 1, 1, D], ["seq", 1, 1, D]);
   const sin = o.reshape(g.node("Sin", [emb], [{ dtype: "float32", shape: ["seq", D] }])[0]!, [-1, 1, 1, D], ["seq", 1, 1, D]);
-  const ctx: LayerContext = { cfg, o, bsShape, maskF, attnBias, cos, sin, paramInputs, slotAt, opts, taps: [], tapOrder: [], dropoutInputs: [] };
-  return { ctx, loraInputs };
+  return { cfg, o, bsShape, maskF, attnBias, cos, sin, lora, opts };
 }
 
 /** Reshapes a [batch*seq, …] value to [batch, seq, …tail] using the runtime batch and seq. */
@@ -186,7 +108,7 @@ function rmsNorm(g: GraphBuilder, ctx: LayerContext, x: string, weight: string):
 export function buildDecoderLayer(g: GraphBuilder, ctx: LayerContext, layer: number, h: string, weight: (suffix: string, shape: number[]) => string): string {
   const { cfg, o } = ctx;
   const H = cfg.hiddenSize, D = cfg.headDim, nH = cfg.numHeads, nKV = cfg.numKvHeads, grp = nH / nKV;
-  const N = "batch*seq";
+  const N = TOKENS;
   const rope = (x: string) => {
     const x1 = o.slice(x, -1, 0, D / 2);
     const x2 = o.slice(x, -1, D / 2, D);
@@ -195,25 +117,8 @@ export function buildDecoderLayer(g: GraphBuilder, ctx: LayerContext, layer: num
   };
   const linear = (x: string, module: string, inF: number, outF: number, bias: boolean) => {
     const prefix = `${moduleParent(module)}.${module}`;
-    const c = bias ? weight(`${prefix}.bias`, [outF]) : undefined;
-    const w = weight(`${prefix}.weight`, [outF, inF]);
-    let y = !ctx.opts.linearAsMatMul ? o.gemm(x, w, { transB: true, c }) : c ? o.add(o.matmul(x, o.transpose(w, [1, 0])), c) : o.matmul(x, o.transpose(w, [1, 0]));
-    const slot = ctx.slotAt.get(`${layer}.${module}`);
-    if (!slot) return y;
-    const p = ctx.paramInputs.get(slot.param)!;
-    let xin = x;
-    if (ctx.opts.loraDropout) {
-      const name = g.input(`dropout.${layer}.${module}`, "float32", [N, inF]);
-      ctx.dropoutInputs.push({ layer, module, name, inFeatures: inF });
-      xin = o.mul(x, name);
-    }
-    const lora = o.gemm(o.gemm(xin, p.A, { transB: true }), p.B, { transB: true, alpha: slot.scale });
-    y = o.add(y, lora);
-    if (ctx.opts.loraNorms) {
-      ctx.taps.push(o.mul(o.reduceSumSquare(lora, [1], false), ctx.maskF));
-      ctx.tapOrder.push({ layer, module });
-    }
-    return y;
+    const y = projection(o, x, weight(`${prefix}.weight`, [outF, inF]), bias ? weight(`${prefix}.bias`, [outF]) : undefined, { asMatMul: ctx.opts.linearAsMatMul });
+    return ctx.lora.add(x, y, layer, module, inF);
   };
   const x = rmsNorm(g, ctx, h, weight("input_layernorm.weight", [H]));
   const q = linear(x, "q_proj", H, nH * D, cfg.qkvBias);
@@ -233,25 +138,15 @@ export function buildDecoderLayer(g: GraphBuilder, ctx: LayerContext, layer: num
   return o.add(h, linear(act, "down_proj", cfg.intermediateSize, H, cfg.mlpBias));
 }
 
-/** Stacks the taps into [n_taps, batch, seq], or undefined when there are none. */
-export function stackTaps(g: GraphBuilder, ctx: LayerContext): string | undefined {
-  const taps = ctx.taps;
-  if (!taps.length) return undefined;
-  const o = ctx.o;
-  const stacked = o.concat(taps.map((t) => o.unsqueeze(t, [0])), 0);
-  return g.node("Reshape", [stacked, g.node("Concat", [g.i64([taps.length]), ctx.bsShape], [{ dtype: "int64", shape: [3] }], { axis: 0 })[0]!],
-    [{ dtype: "float32", shape: [taps.length, "batch", "seq"] }])[0]!;
-}
-
 /** Builds the decoder forward pass into `g`. The caller marks outputs. */
 export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: ForwardOptions): ForwardGraph {
   const cfg = model.config;
   const w = new WeightBinder(g, model);
   const H = cfg.hiddenSize;
-  const N = "batch*seq";
+  const N = TOKENS;
   const inputIds = g.input("input_ids", "int64", ["batch", "seq"]);
   const attentionMask = g.input("attention_mask", "int64", ["batch", "seq"]);
-  const { ctx, loraInputs } = buildLayerContext(g, cfg, attentionMask, slots, opts);
+  const ctx = buildLayerContext(g, cfg, attentionMask, slots, opts);
   const o = ctx.o;
 
   const embed = w.weight("model.embed_tokens.weight", [cfg.vocabSize, H]);
@@ -261,11 +156,10 @@ export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSl
     h = buildDecoderLayer(g, ctx, i, h, (suffix, shape) => w.weight(`model.layers.${i}.${suffix}`, shape));
   }
 
-  const out: ForwardGraph = { inputIds, attentionMask, tapOrder: ctx.tapOrder, loraInputs, dropoutInputs: ctx.dropoutInputs, headInputs: [] };
-  if (opts.loraNorms) {
-    const stacked = stackTaps(g, ctx);
-    if (stacked) out.loraNorms = stacked;
-  }
+  const { lora } = ctx;
+  const out: ForwardGraph = { inputIds, attentionMask, tapOrder: lora.tapOrder, loraInputs: lora.loraInputs, dropoutInputs: lora.dropoutInputs, headInputs: [] };
+  const stacked = lora.stackedTaps(ctx.bsShape);
+  if (stacked) out.loraNorms = stacked;
   if (opts.logits) {
     const hn = rmsNorm(g, ctx, opts.logitRows ? o.gather(h, opts.logitRows) : h, w.weight("model.norm.weight", [H]));
     const head = cfg.tieWordEmbeddings || !w.has("lm_head.weight") ? embed : w.weight("lm_head.weight", [cfg.vocabSize, H]);

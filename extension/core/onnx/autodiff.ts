@@ -9,38 +9,7 @@
  */
 import { AttrValue, ConstTensor, DType, GraphBuilder, GraphNode, Shape } from "./builder";
 import { Ops } from "./ops";
-import { GRAD_RULES } from "./gradRules";
-
-/** What a gradient rule may use: the builder, op helpers and shape utilities bound to the graph being built. */
-export interface GradContext {
-  g: GraphBuilder;
-  o: Ops;
-  /** needs[i]: input i of the node being differentiated wants a gradient (rules skip the others). */
-  needs: boolean[];
-  /** The node's output values (so rules can reuse y = f(x) instead of recomputing it). */
-  outputs: string[];
-  /** A scalar constant of a dtype. */
-  scalar(value: number, dtype: DType): string;
-  /** A runtime int64 shape tensor for a symbolic shape, built from graph inputs' shapes (keeps no activation alive). */
-  shapeTensor(shape: Shape, fallbackLike?: string): string;
-  /** A float scalar equal to the product of some dims (static or resolved at runtime from the inputs' shapes). */
-  dimProduct(dims: Shape, dtype: DType): string;
-  /** Reshapes x to a symbolic shape, with a static spec where possible. */
-  reshapeTo(x: string, shape: Shape, like: string): string;
-  /** Broadcasts x to a symbolic shape. */
-  expandTo(x: string, shape: Shape, like: string): string;
-  /** The integer values of a constant input (axes, starts…); throws when the input is computed at runtime. */
-  constInts(name: string): number[];
-  /** Reads an attribute as a number (with a default). */
-  intAttr(node: GraphNode, name: string, fallback: number): number;
-}
-
-/**
- * A gradient rule: given the node and the gradient of each of its outputs (null where none reaches it), returns
- * one gradient per input (null where the input needs none or is not differentiable). A returned gradient may have
- * the broadcast (output) shape; the walk reduces it to the input's shape.
- */
-export type GradRule = (ctx: GradContext, node: GraphNode, gradOutputs: (string | null)[]) => (string | null)[];
+import { GRAD_RULES, type GradContext } from "./gradRules";
 
 /** Appends the backward pass of `loss` (a scalar) with respect to the graph inputs `wrt`; returns their gradients (null: no path). */
 export function buildBackward(g: GraphBuilder, loss: string, wrt: string[]): Map<string, string | null> {

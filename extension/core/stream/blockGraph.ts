@@ -4,8 +4,9 @@
  * serves every block of the same shape. Hidden states come in and go out as [batch*seq, hidden].
  */
 import { GraphBuilder } from "../onnx/builder";
-import { buildDecoderLayer, buildLayerContext, stackTaps, LoraSlot } from "../models/llama";
-import { ModelConfig } from "../hfModel";
+import { buildDecoderLayer, buildLayerContext } from "../models/llama";
+import { ModelConfig } from "../models/config";
+import { LoraSlot } from "../models/forward";
 
 /** One weight input of a block graph. */
 export interface BlockWeightInput {
@@ -47,7 +48,7 @@ export function blockKey(local: LoraSlot[], k: number): string {
 export function buildBlockGraph(g: GraphBuilder, cfg: ModelConfig, local: LoraSlot[], k: number, loraNorms: boolean): BlockGraph {
   const hidden = g.input("hidden", "float32", ["batch*seq", cfg.hiddenSize]);
   const attentionMask = g.input("attention_mask", "int64", ["batch", "seq"]);
-  const { ctx, loraInputs } = buildLayerContext(g, cfg, attentionMask, local, { logits: false, loraNorms });
+  const ctx = buildLayerContext(g, cfg, attentionMask, local, { logits: false, loraNorms });
   const weights: BlockWeightInput[] = [];
   let h = hidden;
   for (let j = 0; j < k; j++) {
@@ -63,11 +64,9 @@ export function buildBlockGraph(g: GraphBuilder, cfg: ModelConfig, local: LoraSl
     });
   }
   const hiddenOut = g.node("Identity", [h], [{ dtype: "float32", shape: ["batch*seq", cfg.hiddenSize] }])[0]!;
-  const out: BlockGraph = { hidden, attentionMask, hiddenOut, tapOrder: ctx.tapOrder, weights, loraInputs };
-  if (loraNorms) {
-    const stacked = stackTaps(g, ctx);
-    if (stacked) out.loraNorms = stacked;
-  }
+  const out: BlockGraph = { hidden, attentionMask, hiddenOut, tapOrder: ctx.lora.tapOrder, weights, loraInputs: ctx.lora.loraInputs };
+  const stacked = ctx.lora.stackedTaps(ctx.bsShape);
+  if (stacked) out.loraNorms = stacked;
   return out;
 }
 

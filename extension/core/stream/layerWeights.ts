@@ -4,9 +4,9 @@
  * one block's worth however many layers the model has; the raw bytes pass through one scratch buffer.
  */
 import * as fs from "node:fs";
-import { HfModel, WeightRef } from "../hfModel";
-import { LoraDropError } from "../errors";
-import { halfToFloat } from "../safetensors";
+import { HfModel, WeightRef } from "../models/hfModel";
+import { LoraDropError } from "../util/errors";
+import { halfToFloat } from "../io/safetensors";
 import { BlockWeightInput } from "./blockGraph";
 
 let halfTable: Float32Array | undefined;

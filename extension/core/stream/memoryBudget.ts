@@ -4,13 +4,15 @@
  * streaming is needed at all.
  */
 import * as os from "node:os";
-import { ModelConfig } from "../hfModel";
-import { LoraDropError } from "../errors";
-import type { DeviceChoice } from "../session";
+import { LoraDropError } from "../util/errors";
+import type { DeviceChoice } from "../runtime/session";
 import { nvidiaFreeMemory } from "./gpuMemory";
+import { ModelConfig } from "../models/config";
 
+/** Layer streaming: when the float32 model exceeds the budget (`auto`), always, or never. */
+export const STREAM_CHOICES = ["auto", "on", "off"] as const;
 /** Whether to stream: `auto` streams when the whole model's float32 weights do not fit the budget. */
-export type StreamChoice = "auto" | "on" | "off";
+export type StreamChoice = (typeof STREAM_CHOICES)[number];
 
 /** Architectures whose decoder layers the streamed path builds (models/llama.ts). */
 export const STREAMED_ARCHITECTURES = ["llama", "mistral", "qwen2"] as const;
@@ -97,6 +99,13 @@ export interface StreamPlan {
   budget: number;
   /** Bytes a block of `layersPerBlock` layers needs (streaming), or the whole model's float32 weights (not). */
   needed: number;
+}
+
+/** The plan in one line for the log: "streaming: 2 layer(s) per block, prefetching the next, ~1.2 GiB of a 6 GiB budget". */
+export function describePlan(plan: StreamPlan): string {
+  return plan.stream
+    ? `streaming: ${plan.layersPerBlock} layer(s) per block${plan.prefetch ? ", prefetching the next" : ""}, ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`
+    : `not streaming: the model needs ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`;
 }
 
 /**

@@ -5,11 +5,11 @@
  */
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import { LoraDropError } from "../errors";
-import { ModelConfig } from "../hfModel";
+import { LoraDropError } from "../util/errors";
 import { BlockWeightInput, blockWeightInputs } from "./blockGraph";
 import { LayerWeightReader } from "./layerWeights";
 import type { PrefetchItem, PrefetchReply } from "./prefetchWorker";
+import { ModelConfig } from "../models/config";
 
 /** A block's weights as they will arrive: input name → float32 buffer. */
 export type BlockWeights = Map<string, Float32Array>;

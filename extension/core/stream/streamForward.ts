@@ -6,17 +6,17 @@
  */
 import type * as Ort from "onnxruntime-node";
 import { GraphBuilder } from "../onnx/builder";
-import { HfModel } from "../hfModel";
-import { LoraModule } from "../peftAdapter";
-import { slotOf } from "../loraRunner";
-import { createSession, DeviceChoice, f32Tensor, i64Tensor } from "../session";
-import { Batch } from "../batch";
-import { RunContext } from "../progress";
-import { throwIfCancelled } from "../errors";
+import { HfModel } from "../models/hfModel";
+import { slotOf } from "../runtime/loraRunner";
+import { createSession, DeviceChoice, f32Tensor, i64Tensor } from "../runtime/session";
+import { Batch } from "../data/batch";
+import { RunContext } from "../util/progress";
+import { throwIfCancelled } from "../util/errors";
 import { BlockGraph, blockKey, blockSlots, blockWeightInputs, buildBlockGraph } from "./blockGraph";
 import { BlockWeights, WeightPrefetcher } from "./prefetch";
 import { LayerWeightReader } from "./layerWeights";
 import { PeakRss } from "./peakMemory";
+import { LoraModule } from "../adapter/loraModule";
 
 /** Options of a streamed run. */
 export interface StreamedForwardOptions {

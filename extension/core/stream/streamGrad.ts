@@ -12,14 +12,14 @@ import type * as Ort from "onnxruntime-node";
 import { GraphBuilder } from "../onnx/builder";
 import { Ops } from "../onnx/ops";
 import { buildBackward } from "../onnx/autodiff";
-import { LoraSlot } from "../models/llama";
-import { HfModel } from "../hfModel";
-import { Batch } from "../batch";
-import { createSession, DeviceChoice, f32Tensor, i64Tensor, ort } from "../session";
-import { lossTargets, LoraParam, ParamGrads } from "../train/trainGraph";
+import { HfModel } from "../models/hfModel";
+import { Batch } from "../data/batch";
+import { createSession, DeviceChoice, f32Tensor, i64Tensor, ort } from "../runtime/session";
+import { lossTargets, LoraParam, ParamGrads } from "../runtime/lossSession";
 import { BlockGraph, blockKey, blockSlots, buildBlockGraph } from "./blockGraph";
 import { LayerWeightReader } from "./layerWeights";
 import { BlockSpan, BlockWeightQueue, BlockWeights } from "./prefetch";
+import { LoraSlot } from "../models/forward";
 
 /** Options of a streamed gradient computation. */
 export interface StreamedGradOptions {

@@ -5,12 +5,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { writeDirAtomic } from "../atomicWrite";
-import { encodeSafetensors, readSafetensorsIndex, readTensorF32, TensorToWrite } from "../safetensors";
-import { LoraDropError } from "../errors";
+import { writeDirAtomic } from "../io/atomicWrite";
+import { encodeSafetensors, readSafetensorsIndex, readTensorF32, TensorToWrite } from "../io/safetensors";
+import { LoraDropError } from "../util/errors";
 import { AdamW } from "./optim";
-import { LoraParam } from "./trainGraph";
-import type { HeadParam } from "./classifierHead";
+import { LoraParam, type HeadParam } from "../runtime/lossSession";
 
 /** The format version of checkpoints this code writes and reads. */
 export const CHECKPOINT_VERSION = 1;

@@ -1,28 +1,13 @@
 /**
- * Sequence classification (RoBERTa/BERT heads): label checks for training data, and the evaluation metrics the
- * paper reports on GLUE — accuracy, and Matthews correlation for a binary task (as CoLA is scored).
+ * Sequence classification (RoBERTa/BERT heads): the evaluation metrics the paper reports on GLUE — accuracy, and Matthews correlation for a binary task (as CoLA is scored).
  */
-import { LoraDropError, describeValue } from "../errors";
-import { RawExample, TokenizedExample } from "../dataset";
-import { HfModel } from "../hfModel";
-import { LoraModule } from "../peftAdapter";
-import { LoraForwardRunner } from "../loraRunner";
-import { batchesOf, makeBatch } from "../batch";
-import { DeviceChoice } from "../session";
-
-/** Checks that every example has an integer `label` in [0, numLabels); returns the examples unchanged. */
-export function checkClassLabels(dataPath: string, examples: TokenizedExample[], raw: RawExample[], numLabels: number): TokenizedExample[] {
-  for (const e of examples) {
-    const r = raw[e.example];
-    if (e.label === undefined || e.label >= numLabels) {
-      const line = r ? `line ${r.line}` : `example ${e.example}`;
-      throw new LoraDropError("DATASET_INVALID",
-        `${line}: a sequence classifier with ${numLabels} classes needs an integer \`label\` in 0–${numLabels - 1}, got ${describeValue(r?.fields.label)}`, dataPath, line);
-    }
-  }
-  if (examples.length === 0) throw new LoraDropError("DATASET_EMPTY", "no labelled example", dataPath);
-  return examples;
-}
+import { LoraDropError, describeValue } from "../util/errors";
+import { RawExample, TokenizedExample } from "../data/dataset";
+import { HfModel } from "../models/hfModel";
+import { LoraForwardRunner } from "../runtime/loraRunner";
+import { batchesOf, makeBatch } from "../data/batch";
+import { DeviceChoice } from "../runtime/session";
+import { LoraModule } from "../adapter/loraModule";
 
 /** Accuracy, and for two classes Matthews correlation (0 when a margin of the confusion matrix is empty, as sklearn). */
 export interface ClassificationMetrics {

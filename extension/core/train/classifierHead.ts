@@ -5,17 +5,11 @@
  * else the base model's classifier, else — a bare encoder such as …ForMaskedLM has none — Hugging Face's own
  * initialisation (weights N(0, 0.02²), biases 0).
  */
-import { HfModel } from "../hfModel";
-import { readTensorF32 } from "../safetensors";
-import { LoraDropError } from "../errors";
-import { normalArray, Rng } from "../random";
-
-/** One trained head tensor, by its base-model weight name (e.g. `classifier.out_proj.weight`). */
-export interface HeadParam {
-  name: string;
-  shape: number[];
-  data: Float32Array;
-}
+import { HfModel } from "../models/hfModel";
+import { readTensorF32 } from "../io/safetensors";
+import { LoraDropError } from "../util/errors";
+import { normalArray, Rng } from "../util/random";
+import type { HeadParam } from "../runtime/lossSession";
 
 /** PretrainedConfig.initializer_range's default, which RoBERTa and BERT configs keep. */
 export const HEAD_INIT_STD = 0.02;

@@ -4,7 +4,7 @@
  * does), so every epoch covers every example exactly once. The whole state is a few numbers and the current
  * permutation, which checkpoints save.
  */
-import { Rng } from "../random";
+import { Rng } from "../util/random";
 
 /** Optimiser steps in one epoch of `size` examples. */
 export function stepsPerEpoch(size: number, batchSize: number, gradAccum: number): number {

@@ -4,14 +4,15 @@
  * adapter_config.json the result is written with.
  */
 import * as path from "node:path";
-import { meanLowRank } from "../lowRank";
-import { ModelConfig, moduleDims } from "../hfModel";
-import { archModules, isEncoder, targetMatches } from "../models/arch";
-import { Adapter, LoraConfig, LoraModule, ownParam, rankAndScale, isTargeted, parseLoraConfig } from "../peftAdapter";
-import { LoraDropError } from "../errors";
-import { sharedParam } from "../dropRecord";
-import { Rng } from "../random";
-import { LoraParam } from "./trainGraph";
+import { meanLowRank } from "../prune/lowRank";
+import { archModules, isEncoder, targetMatches, moduleDims } from "../models/arch";
+import { Adapter, LoraConfig, rankAndScale, isTargeted, parseLoraConfig } from "../adapter/peftAdapter";
+import { LoraDropError } from "../util/errors";
+import { sharedParam } from "../adapter/dropRecord";
+import { Rng } from "../util/random";
+import { LoraParam } from "../runtime/lossSession";
+import { ModelConfig } from "../models/config";
+import { LoraModule, ownParam } from "../adapter/loraModule";
 
 /** Modules and their parameter pairs. */
 export interface LoraLayout {
@@ -25,7 +26,7 @@ export interface LoraLayout {
 /** Options of a fresh LoRA. */
 export interface NewLoraOptions {
   r: number;
-  alpha: number;
+  loraAlpha: number;
   targets: string[];
   useRslora: boolean;
   loraDropout: number;
@@ -71,7 +72,7 @@ export function newLoraLayout(cfg: ModelConfig, o: NewLoraOptions, shared: Share
     task_type: isEncoder(cfg.architecture) ? "SEQ_CLS" : "CAUSAL_LM",
     base_model_name_or_path: o.baseModel,
     r: o.r,
-    lora_alpha: o.alpha,
+    lora_alpha: o.loraAlpha,
     lora_dropout: o.loraDropout,
     target_modules: archModules(cfg.architecture).filter((m) => o.targets.includes(m)).concat(o.targets.filter((t) => !archModules(cfg.architecture).includes(t))),
     bias: "none",

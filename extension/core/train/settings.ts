@@ -3,23 +3,66 @@
  * a run's trajectory (a resume with a different fingerprint is refused rather than silently diverging).
  */
 import * as path from "node:path";
-import { LoraDropError } from "../errors";
-import { DeviceChoice } from "../session";
+import { LoraDropError } from "../util/errors";
+import { DeviceChoice } from "../runtime/session";
 import { ScheduleKind } from "./schedule";
-import type { TrainOptions } from "./train";
+import type { StreamChoice } from "../stream/memoryBudget";
+import type { SharedLayers } from "./loraSetup";
+
+/** What to train and how. Defaults (TRAIN_DEFAULTS): r 8, lora alpha 16, q_proj + v_proj, 1 epoch, lr 2e-4, batch 8, linear schedule. */
+export interface TrainOptions {
+  modelDir: string; dataPath: string; outDir: string;
+  /** Start from an existing adapter's values and structure (r, lora alpha, targets come from it). */
+  initAdapterDir?: string;
+  r?: number; loraAlpha?: number; targets?: string[]; useRslora?: boolean; loraDropout?: number;
+  /** LoRA-drop share set: these layers (per module if a record) use ONE shared LoRA per module. */
+  sharedLayers?: SharedLayers;
+  /** Train only on these dataset examples (indices into readDataset order). */
+  exampleIndices?: number[];
+  steps?: number; epochs?: number; lr?: number; batchSize?: number; gradAccum?: number; maxTokens?: number;
+  warmupSteps?: number; schedule?: ScheduleKind; weightDecay?: number; maxGradNorm?: number; seed?: number;
+  device?: DeviceChoice; threads?: number;
+  /** MLAS weight prepacking in the training session (default off: see LossSessionOptions.prepack). */
+  prepack?: boolean;
+  /** Write a checkpoint every N optimiser steps (0: never). */
+  checkpointEvery?: number;
+  /** Default: `<outDir>.checkpoint` beside the output folder, removed once the adapter is written. */
+  checkpointDir?: string;
+  /** Continue from the checkpoint when there is one. */
+  resume?: boolean;
+  /** JSONL log of every step. */
+  logFile?: string;
+  /** Extra adapter_config.json fields (e.g. the lora_drop record). */
+  configOverrides?: Record<string, unknown>;
+  /** safetensors __metadata__. */
+  metadata?: Record<string, string>;
+  /** Replace an existing output folder. */
+  force?: boolean;
+  /** Bytes the streamed working set may use (default: half the available memory). */
+  memoryBudget?: number;
+  /** Layer streaming (streamed gradients, activation checkpointing at block boundaries); auto: when the float32 weights do not fit the budget. */
+  stream?: StreamChoice;
+  /** After training, compute the mean loss over all training examples with the final values (TrainResult.finalEvalLoss). */
+  finalEval?: boolean;
+  /**
+   * Sequence classifiers: train the classification head with the LoRA (PEFT's modules_to_save; default true) and
+   * save it in the adapter. `false` keeps the head frozen (the adapter's saved head, else the base model's).
+   */
+  trainHead?: boolean;
+}
 
 /** TrainOptions with defaults applied. */
 export interface TrainSettings {
-  r: number; alpha: number; targets: string[];
-  epochs: number; lr: number; batchSize: number; gradAccum: number; maxLength: number;
+  r: number; loraAlpha: number; targets: string[];
+  epochs: number; lr: number; batchSize: number; gradAccum: number; maxTokens: number;
   warmupSteps: number; schedule: ScheduleKind; weightDecay: number; maxGradNorm: number; seed: number;
   device: DeviceChoice; checkpointEvery: number;
 }
 
 /** The defaults (PEFT's common LoRA recipe; Hugging Face Trainer's optimiser defaults). */
 export const TRAIN_DEFAULTS: TrainSettings = {
-  r: 8, alpha: 16, targets: ["q_proj", "v_proj"],
-  epochs: 1, lr: 2e-4, batchSize: 8, gradAccum: 1, maxLength: 512,
+  r: 8, loraAlpha: 16, targets: ["q_proj", "v_proj"],
+  epochs: 1, lr: 2e-4, batchSize: 8, gradAccum: 1, maxTokens: 512,
   warmupSteps: 0, schedule: "linear", weightDecay: 0, maxGradNorm: 1, seed: 42,
   device: "auto", checkpointEvery: 0,
 };
@@ -28,9 +71,9 @@ export const TRAIN_DEFAULTS: TrainSettings = {
 export function resolveSettings(o: TrainOptions): TrainSettings {
   const d = TRAIN_DEFAULTS;
   const s: TrainSettings = {
-    r: o.r ?? d.r, alpha: o.alpha ?? d.alpha, targets: o.targets ?? d.targets,
+    r: o.r ?? d.r, loraAlpha: o.loraAlpha ?? d.loraAlpha, targets: o.targets ?? d.targets,
     epochs: o.epochs ?? d.epochs, lr: o.lr ?? d.lr, batchSize: o.batchSize ?? d.batchSize, gradAccum: o.gradAccum ?? d.gradAccum,
-    maxLength: o.maxLength ?? d.maxLength, warmupSteps: o.warmupSteps ?? d.warmupSteps, schedule: o.schedule ?? d.schedule,
+    maxTokens: o.maxTokens ?? d.maxTokens, warmupSteps: o.warmupSteps ?? d.warmupSteps, schedule: o.schedule ?? d.schedule,
     weightDecay: o.weightDecay ?? d.weightDecay, maxGradNorm: o.maxGradNorm ?? d.maxGradNorm, seed: o.seed ?? d.seed,
     device: o.device ?? d.device, checkpointEvery: o.checkpointEvery ?? d.checkpointEvery,
   };
@@ -39,9 +82,9 @@ export function resolveSettings(o: TrainOptions): TrainSettings {
   };
   const posInt = (v: number, f: string) => { if (!Number.isInteger(v) || v <= 0) bad(f, `a positive integer, got ${v}`); };
   const nonNeg = (v: number, f: string) => { if (!Number.isFinite(v) || v < 0) bad(f, `a non-negative number, got ${v}`); };
-  posInt(s.r, "r"); posInt(s.epochs, "epochs"); posInt(s.batchSize, "batchSize"); posInt(s.gradAccum, "gradAccum"); posInt(s.maxLength, "maxLength");
+  posInt(s.r, "r"); posInt(s.epochs, "epochs"); posInt(s.batchSize, "batchSize"); posInt(s.gradAccum, "gradAccum"); posInt(s.maxTokens, "maxTokens");
   if (o.steps !== undefined) posInt(o.steps, "steps");
-  nonNeg(s.lr, "lr"); nonNeg(s.weightDecay, "weightDecay"); nonNeg(s.maxGradNorm, "maxGradNorm"); nonNeg(s.alpha, "alpha");
+  nonNeg(s.lr, "lr"); nonNeg(s.weightDecay, "weightDecay"); nonNeg(s.maxGradNorm, "maxGradNorm"); nonNeg(s.loraAlpha, "loraAlpha");
   if (!Number.isInteger(s.warmupSteps) || s.warmupSteps < 0) bad("warmupSteps", `a non-negative integer, got ${s.warmupSteps}`);
   if (!Number.isInteger(s.checkpointEvery) || s.checkpointEvery < 0) bad("checkpointEvery", `a non-negative integer, got ${s.checkpointEvery}`);
   if (!Number.isInteger(s.seed)) bad("seed", `an integer, got ${s.seed}`);
@@ -50,14 +93,17 @@ export function resolveSettings(o: TrainOptions): TrainSettings {
   return s;
 }
 
-/** The settings that decide a run's trajectory (device, threads and streaming excluded: they change rounding, not the maths). */
+/**
+ * The settings that decide a run's trajectory (device, threads and streaming excluded: they change rounding, not the
+ * maths). The keys are what checkpoints store, so they keep their first names (`alpha`, `maxLength`).
+ */
 export function fingerprintOf(o: TrainOptions, s: TrainSettings, totalSteps: number, examples: number): Record<string, unknown> {
   return {
     model: path.resolve(o.modelDir), data: path.resolve(o.dataPath), examples, exampleIndices: o.exampleIndices ?? null,
     initAdapter: o.initAdapterDir ? path.resolve(o.initAdapterDir) : null,
-    r: s.r, alpha: s.alpha, targets: s.targets, useRslora: o.useRslora ?? false, loraDropout: o.loraDropout ?? null,
+    r: s.r, alpha: s.loraAlpha, targets: s.targets, useRslora: o.useRslora ?? false, loraDropout: o.loraDropout ?? null,
     sharedLayers: o.sharedLayers ?? null, totalSteps, lr: s.lr, batchSize: s.batchSize, gradAccum: s.gradAccum,
-    maxLength: s.maxLength, warmupSteps: s.warmupSteps, schedule: s.schedule, weightDecay: s.weightDecay,
+    maxLength: s.maxTokens, warmupSteps: s.warmupSteps, schedule: s.schedule, weightDecay: s.weightDecay,
     maxGradNorm: s.maxGradNorm, seed: s.seed, trainHead: o.trainHead ?? null,
   };
 }

@@ -7,71 +7,31 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { loadHfModel, HfModel } from "../hfModel";
-import { Adapter, loadAdapter, LoraModule, writeAdapter, countLoraParams } from "../peftAdapter";
-import { readDataset, tokenizeExamples, TokenizedExample } from "../dataset";
-import { makeBatch, batchesOf, Batch } from "../batch";
-import { modelTokenizer } from "../profile";
-import { slotOf } from "../loraRunner";
-import { DeviceChoice } from "../session";
-import { RunContext } from "../progress";
-import { LoraDropError, throwIfCancelled } from "../errors";
-import { Rng } from "../random";
-import { LossSession, LoraParam, ParamGrads, countTargets } from "./trainGraph";
-import { defaultMemoryBudget, formatBytes, planStreaming, StreamChoice, StreamPlan, STREAMED_ARCHITECTURES, trainingExtraBytes } from "../stream/memoryBudget";
+import { loadHfModel, HfModel } from "../models/hfModel";
+import { Adapter, loadAdapter, writeAdapter } from "../adapter/peftAdapter";
+import { readDataset, tokenizeExamples, TokenizedExample } from "../data/dataset";
+import { makeBatch, batchesOf, Batch } from "../data/batch";
+import { slotOf } from "../runtime/loraRunner";
+import { DeviceChoice } from "../runtime/session";
+import { RunContext } from "../util/progress";
+import { LoraDropError, throwIfCancelled } from "../util/errors";
+import { Rng } from "../util/random";
+import { LossSession, LoraParam, ParamGrads, countTargets, HeadParam, paramsOf } from "../runtime/lossSession";
+import { defaultMemoryBudget, describePlan, formatBytes, planStreaming, StreamChoice, StreamPlan, STREAMED_ARCHITECTURES, trainingExtraBytes } from "../stream/memoryBudget";
 import { streamedLoraGradients } from "../stream/streamGrad";
-import { checkClassLabels } from "./classification";
 import { defaultTargets, isEncoder, pairEncoding, tokensFor } from "../models/arch";
-import { withAdapterHead } from "../models";
 import { AdamW, ADAMW_DEFAULTS, clipGradNorm } from "./optim";
 import { learningRate, ScheduleKind } from "./schedule";
 import { DataOrder, DataOrderState, stepsPerEpoch } from "./dataOrder";
 import { LoraLayout, newLoraLayout, layoutFromAdapter, SharedLayers } from "./loraSetup";
-import { HeadParam, headAdapterKey, headParamCount, headTensorShapes, initialHead, SEQ_CLS_MODULES_TO_SAVE } from "./classifierHead";
+import { headAdapterKey, headParamCount, headTensorShapes, initialHead, SEQ_CLS_MODULES_TO_SAVE } from "./classifierHead";
 import { CheckpointState, CHECKPOINT_VERSION, headKey, readCheckpoint, restoreTensors, writeCheckpoint } from "./checkpoint";
-import { resolveSettings, TrainSettings, fingerprintOf } from "./settings";
-
-/** What to train and how. Defaults: r 8, alpha 16, q_proj + v_proj, 1 epoch, lr 2e-4, batch 8, linear schedule. */
-export interface TrainOptions {
-  modelDir: string; dataPath: string; outDir: string;
-  /** Start from an existing adapter's values and structure (r, alpha, targets come from it). */
-  initAdapterDir?: string;
-  r?: number; alpha?: number; targets?: string[]; useRslora?: boolean; loraDropout?: number;
-  /** LoRA-drop share set: these layers (per module if a record) use ONE shared LoRA per module. */
-  sharedLayers?: SharedLayers;
-  /** Train only on these dataset examples (indices into readDataset order). */
-  exampleIndices?: number[];
-  steps?: number; epochs?: number; lr?: number; batchSize?: number; gradAccum?: number; maxLength?: number;
-  warmupSteps?: number; schedule?: ScheduleKind; weightDecay?: number; maxGradNorm?: number; seed?: number;
-  device?: DeviceChoice; threads?: number;
-  /** MLAS weight prepacking in the training session (default off: see LossSessionOptions.prepack). */
-  prepack?: boolean;
-  /** Write a checkpoint every N optimiser steps (0: never). */
-  checkpointEvery?: number;
-  /** Default: `<outDir>.checkpoint` beside the output folder, removed once the adapter is written. */
-  checkpointDir?: string;
-  /** Continue from the checkpoint when there is one. */
-  resume?: boolean;
-  /** JSONL log of every step. */
-  logFile?: string;
-  /** Extra adapter_config.json fields (e.g. the lora_drop record). */
-  configOverrides?: Record<string, unknown>;
-  /** safetensors __metadata__. */
-  metadata?: Record<string, string>;
-  /** Replace an existing output folder. */
-  force?: boolean;
-  /** Bytes the streamed working set may use (default: half the available memory). */
-  memoryBudget?: number;
-  /** Layer streaming (streamed gradients, activation checkpointing at block boundaries); auto: when the float32 weights do not fit the budget. */
-  stream?: StreamChoice;
-  /** After training, compute the mean loss over all training examples with the final values (TrainResult.finalEvalLoss). */
-  finalEval?: boolean;
-  /**
-   * Sequence classifiers: train the classification head with the LoRA (PEFT's modules_to_save; default true) and
-   * save it in the adapter. `false` keeps the head frozen (the adapter's saved head, else the base model's).
-   */
-  trainHead?: boolean;
-}
+import { resolveSettings, TrainOptions, TrainSettings, fingerprintOf } from "./settings";
+import { withAdapterHead } from "../adapter/adapterHead";
+import { LoraModule, countLoraParams } from "../adapter/loraModule";
+import { modelTokenizer, checkClassLabels } from "../data/examples";
+import { loadTrainingExamples } from "../data/examples";
+import { removeDirAtomic } from "../io/atomicWrite";
 
 /** One optimiser step, as reported to `onStep` and the log. */
 export interface TrainEvent { step: number; totalSteps: number; loss: number; lr: number; tokensPerSecond: number; etaSeconds: number; gradNorm: number }
@@ -97,7 +57,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   let model = loadHfModel(opts.modelDir);
   // A SEQ_CLS adapter's saved classifier (modules_to_save) is the head the loss goes through; it stays frozen.
   if (opts.initAdapterDir && isEncoder(model.config.architecture)) model = withAdapterHead(model, loadAdapter(opts.initAdapterDir, model.config));
-  const examples = loadTrainingExamples(model, opts.dataPath, s.maxLength, opts.exampleIndices, ctx);
+  const examples = loadTrainingExamples(model, opts.dataPath, s.maxTokens, opts.exampleIndices, ctx.log);
   const layout = makeLayout(model, opts, s, ctx.log);
   const head = classifierHeadToTrain(model, opts, s, ctx.log);
   const dropoutP = layout.config.loraDropout;
@@ -221,7 +181,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   // The default checkpoint beside the output only serves to finish this run; once the adapter is written it goes.
   // A checkpoint folder the caller named is theirs and stays.
   if (!opts.checkpointDir && fs.existsSync(checkpointDir)) {
-    fs.rmSync(checkpointDir, { recursive: true, force: true });
+    removeDirAtomic(checkpointDir);
     ctx.log?.info(`removed the finished run's checkpoint ${checkpointDir}`);
   }
   if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "done", adapter: path.resolve(opts.outDir), steps: totalSteps }) + "\n");
@@ -246,43 +206,15 @@ export async function evaluateLoss(modelDir: string, loras: LoraModule[], exampl
   }
 }
 
-/** The distinct parameter pairs of a list of LoRA modules (the first module's values for each param). */
-export function paramsOf(loras: LoraModule[]): Map<string, LoraParam> {
-  const params = new Map<string, LoraParam>();
-  for (const l of loras) {
-    if (!params.has(l.param)) params.set(l.param, { name: l.param, r: l.r, inFeatures: l.inFeatures, outFeatures: l.outFeatures, A: l.A, B: l.B });
-  }
-  return params;
-}
-
-/** Reads, selects and tokenises the training examples, dropping those with no target token (with a warning). */
-export function loadTrainingExamples(model: HfModel, dataPath: string, maxLength: number, indices: number[] | undefined, ctx: RunContext = {}): TokenizedExample[] {
-  const raw = readDataset(dataPath);
-  let picked = raw.map((_, i) => i);
-  if (indices) {
-    for (const i of indices) {
-      if (!Number.isInteger(i) || i < 0 || i >= raw.length) throw new LoraDropError("INVALID_ARGUMENT", `example index ${i} is outside the dataset's ${raw.length} examples`, dataPath, "exampleIndices");
-    }
-    picked = indices;
-  }
-  const tokenized = tokenizeExamples(dataPath, picked.map((i) => raw[i]!), modelTokenizer(model), model.config.vocabSize, tokensFor(model.config, maxLength), pairEncoding(model.config))
-    .map((e, k) => ({ ...e, example: picked[k]! }));
-  if (model.config.head === "seq-cls") return checkClassLabels(dataPath, tokenized, raw, model.config.numLabels ?? 2);
-  const usable = tokenized.filter((e) => e.lossMask.some((m, t) => m && t > 0));
-  if (usable.length < tokenized.length) ctx.log?.warn(`${tokenized.length - usable.length} examples have no target token (too short, or a prompt with no completion after truncation) and are skipped`);
-  if (usable.length === 0) throw new LoraDropError("DATASET_EMPTY", "no example has a token to predict", dataPath);
-  return usable;
-}
-
 function makeLayout(model: HfModel, opts: TrainOptions, s: TrainSettings, log?: RunContext["log"]): LoraLayout {
   if (opts.initAdapterDir) {
-    const given = (["r", "alpha", "targets", "useRslora"] as const).filter((k) => opts[k] !== undefined);
+    const given = (["r", "loraAlpha", "targets", "useRslora"] as const).filter((k) => opts[k] !== undefined);
     if (given.length) log?.warn(`${given.join(", ")} ignored: the LoRA structure comes from ${opts.initAdapterDir}`);
     const adapter = loadAdapter(opts.initAdapterDir, model.config);
     return layoutFromAdapter(adapter, model.config, opts.sharedLayers, opts.loraDropout);
   }
   return newLoraLayout(model.config, {
-    r: s.r, alpha: s.alpha, targets: opts.targets ?? defaultTargets(model.config.architecture, s.targets), useRslora: opts.useRslora ?? false, loraDropout: opts.loraDropout ?? 0,
+    r: s.r, loraAlpha: s.loraAlpha, targets: opts.targets ?? defaultTargets(model.config.architecture, s.targets), useRslora: opts.useRslora ?? false, loraDropout: opts.loraDropout ?? 0,
     baseModel: path.resolve(opts.modelDir),
   }, opts.sharedLayers, new Rng(s.seed));
 }
@@ -379,9 +311,7 @@ function streamedTrainingPlan(model: HfModel, opts: TrainOptions, s: TrainSettin
     return undefined;
   }
   const plan = planStreaming(model.config, shape, budget, choice, trainingExtraBytes(model.config, shape));
-  log?.info(plan.stream
-    ? `streaming: ${plan.layersPerBlock} layer(s) per block${plan.prefetch ? ", prefetching the next" : ""}, ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`
-    : `not streaming: the model needs ~${formatBytes(plan.needed)} of a ${formatBytes(plan.budget)} budget`);
+  log?.info(describePlan(plan));
   return plan.stream ? plan : undefined;
 }
 

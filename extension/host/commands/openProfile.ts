@@ -5,16 +5,16 @@
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { CancelledError } from "../../core/errors";
-import { readProfile } from "../../core/profileFile";
+import { CancelledError } from "../../core/util/errors";
+import { readProfile } from "../../core/importance/profileFile";
 import { openProfileArgs, parseInvocation } from "../commandArgs";
 import { UserError } from "../errorText";
 import { listJsonFiles, readProfileHead, type ProfileHead } from "../profileIndex";
 import type { Services } from "../services";
-import { openInPanel } from "./panelOpener";
+import type { CommandDeps } from "./deps";
 
 /** Runs the command; resolves to the files shown. */
-export async function openProfileCommand(s: Services, rawArgs: readonly unknown[]): Promise<{ primary: string; compare?: string }> {
+export async function openProfileCommand(s: Services, deps: CommandDeps, rawArgs: readonly unknown[]): Promise<{ primary: string; compare?: string }> {
   const inv = parseInvocation(rawArgs);
   const args = openProfileArgs(inv.options);
   let files = args.profile ? [args.profile, ...(args.compare ? [args.compare] : [])] : inv.resources;
@@ -22,8 +22,8 @@ export async function openProfileCommand(s: Services, rawArgs: readonly unknown[
   if (files.length > 2) throw new UserError(`Select one profile, or two to compare (${files.length} were selected).`);
   // Both are read (and validated) before the panel changes, so a bad second file leaves the panel as it was.
   const profiles = files.map((f) => readProfile(f));
-  openInPanel(s, files[0]!, profiles[0]!, "primary");
-  if (files[1]) openInPanel(s, files[1], profiles[1]!, "compare");
+  deps.panels.open(files[0]!, profiles[0]!, "primary");
+  if (files[1]) deps.panels.open(files[1], profiles[1]!, "compare");
   s.test.update((t) => (t.lastProfilePath = files[0]));
   return { primary: files[0]!, ...(files[1] ? { compare: files[1] } : {}) };
 }

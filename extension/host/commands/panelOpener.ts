@@ -1,25 +1,30 @@
 /**
- * Opens profiles in the heatmap panel, wiring the panel's "Apply drop-and-share" button to the prune flow.
- * Its own module so the profile, open and train commands need not depend on each other.
+ * Opens profiles in the heatmap panel. The panel's "Apply drop-and-share" button runs the prune flow it is given,
+ * so no command module imports another: the command table wires them together (commands/deps.ts).
  */
-import type { ProfileFile } from "../../core/profileSchema";
-import { ProfilePanel } from "../panel";
+import type * as vscode from "vscode";
+import type { ProfileFile } from "../../core/importance/profileSchema";
+import { ProfilePanel, type PanelPruneRunner } from "../panel";
 import type { Services } from "../services";
-import { runPanelPrune } from "./prune";
 
-/** Reveals the panel (creating it if needed). */
-export function showPanel(s: Services): ProfilePanel {
-  return ProfilePanel.createOrShow(s, (plan) => runPanelPrune(s, plan));
-}
+/** Shows, fills and revives the one heatmap panel. */
+export class PanelOpener {
+  constructor(private readonly s: Services, private readonly prune: PanelPruneRunner) {}
 
-/** Shows a profile in the panel, in the given slot. */
-export function openInPanel(s: Services, file: string, profile: ProfileFile, slot: "primary" | "compare"): ProfilePanel {
-  const panel = showPanel(s);
-  panel.show(file, profile, slot);
-  return panel;
-}
+  /** Reveals the panel (creating it if needed). */
+  show(): ProfilePanel {
+    return ProfilePanel.createOrShow(this.s, this.prune);
+  }
 
-/** Restores a panel VS Code kept across a reload. */
-export function revivePanel(s: Services, webviewPanel: import("vscode").WebviewPanel): ProfilePanel {
-  return ProfilePanel.revive(webviewPanel, s, (plan) => runPanelPrune(s, plan));
+  /** Shows a profile in the panel, in the given slot. */
+  open(file: string, profile: ProfileFile, slot: "primary" | "compare"): ProfilePanel {
+    const panel = this.show();
+    panel.show(file, profile, slot);
+    return panel;
+  }
+
+  /** Restores a panel VS Code kept across a reload. */
+  revive(webviewPanel: vscode.WebviewPanel): ProfilePanel {
+    return ProfilePanel.revive(webviewPanel, this.s, this.prune);
+  }
 }

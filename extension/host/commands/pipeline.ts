@@ -5,19 +5,19 @@
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { isLoraDropError } from "../../core/errors";
-import { readProfile } from "../../core/profileFile";
-import type { JobResults } from "../jobProtocol";
+import { isLoraDropError } from "../../core/util/errors";
+import { readProfile } from "../../core/importance/profileFile";
+import type { JobResults } from "../../worker/jobProtocol";
 import { parseInvocation, pipelineArgs } from "../commandArgs";
 import { Pickers } from "../pickers";
 import { timeStamp } from "../paths";
 import type { Services } from "../services";
+import type { CommandDeps } from "./deps";
 import { streamingOf } from "../settings";
 import { ProfilePanel } from "../panel";
-import { openInPanel, showPanel } from "./panelOpener";
 
 /** Runs the command; resolves to the pipeline's output folder. */
-export async function pipelineCommand(s: Services, rawArgs: readonly unknown[]): Promise<string> {
+export async function pipelineCommand(s: Services, deps: CommandDeps, rawArgs: readonly unknown[]): Promise<string> {
   const inv = parseInvocation(rawArgs);
   const args = pipelineArgs(inv.options);
   const pickers = new Pickers(s);
@@ -25,7 +25,7 @@ export async function pipelineCommand(s: Services, rawArgs: readonly unknown[]):
   const data = args.data ?? (await pickers.pick("dataset", "2/2"));
   const settings = s.settings(data);
   const outDir = args.out ?? path.join(s.outputFolderFor(data), "pipeline", `${path.basename(model)}-${timeStamp(new Date())}`);
-  const panel = showPanel(s);
+  const panel = deps.panels.show();
   const curve = () => (ProfilePanel.current ?? panel).controller;
   let result: JobResults["pipeline"];
   try {
@@ -34,7 +34,7 @@ export async function pipelineCommand(s: Services, rawArgs: readonly unknown[]):
       {
         kind: "pipeline", modelDir: model, dataPath: data, outDir,
         threshold: args.threshold ?? settings.threshold, sampleFraction: settings.sampleFraction,
-        r: settings.train.rank, alpha: settings.train.alpha, targets: settings.train.targetModules,
+        r: settings.train.rank, loraAlpha: settings.train.loraAlpha, targets: settings.train.targetModules,
         lr: settings.train.learningRate, batchSize: settings.train.batchSize, device: settings.device, maxTokens: settings.maxTokens,
         force: args.overwrite ?? false, ...streamingOf(settings),
       },
@@ -49,7 +49,7 @@ export async function pipelineCommand(s: Services, rawArgs: readonly unknown[]):
   curve().trainDone("completed");
   s.test.update((t) => (t.lastPipelineOutDir = result.outDir));
   if (result.profilePath) {
-    openInPanel(s, result.profilePath, readProfile(result.profilePath), "primary");
+    deps.panels.open(result.profilePath, readProfile(result.profilePath), "primary");
     s.test.update((t) => (t.lastProfilePath = result.profilePath));
   }
   const report = result.reportPath;

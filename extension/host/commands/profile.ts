@@ -4,16 +4,16 @@
  * opens it in the heatmap panel.
  */
 import * as path from "node:path";
-import { readProfile } from "../../core/profileFile";
+import { readProfile } from "../../core/importance/profileFile";
 import { parseInvocation, profileArgs } from "../commandArgs";
 import { adapterDirOf, profileFileName } from "../paths";
 import { Pickers } from "../pickers";
 import type { Services } from "../services";
+import type { CommandDeps } from "./deps";
 import { streamingOf } from "../settings";
-import { openInPanel } from "./panelOpener";
 
 /** Runs the command; resolves to the profile file written. */
-export async function profileCommand(s: Services, rawArgs: readonly unknown[]): Promise<string> {
+export async function profileCommand(s: Services, deps: CommandDeps, rawArgs: readonly unknown[]): Promise<string> {
   const inv = parseInvocation(rawArgs);
   const args = profileArgs(inv.options);
   const pickers = new Pickers(s);
@@ -45,6 +45,6 @@ export async function profileCommand(s: Services, rawArgs: readonly unknown[]): 
   await s.recordProfile(adapter, result.profilePath);
   s.test.update((t) => (t.lastProfilePath = result.profilePath));
   s.log.info(`profile: ${result.sequences} sequences, ${result.tokens} tokens in ${result.seconds.toFixed(1)} s (${result.tokensPerSecond.toFixed(0)} tok/s) on ${result.device}${result.peakRssBytes ? `, peak memory ${(result.peakRssBytes / 1024 ** 3).toFixed(2)} GiB` : ""}; saved ${result.profilePath}`);
-  if (args.open !== false) openInPanel(s, result.profilePath, readProfile(result.profilePath), "primary");
+  if (args.open !== false) deps.panels.open(result.profilePath, readProfile(result.profilePath), "primary");
   return result.profilePath;
 }

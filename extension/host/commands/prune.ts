@@ -6,31 +6,32 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { CancelledError } from "../../core/errors";
-import { readProfile } from "../../core/profileFile";
+import { CancelledError } from "../../core/util/errors";
+import { readProfile } from "../../core/importance/profileFile";
 import { selectForProfile, countParameters, keptPositions } from "../../viewModel/layerSelection";
-import type { PruneReport } from "../../testApi";
+import type { PruneReport } from "../testApi";
 import { parseInvocation, parseThresholdInput, pruneArgs } from "../commandArgs";
 import { UserError } from "../errorText";
-import type { PruneResult } from "../jobProtocol";
+import type { PruneResult } from "../../worker/jobProtocol";
 import type { PanelPrunePlan } from "../panelController";
 import { adapterDirOf, formatThreshold, prunedAdapterDir } from "../paths";
 import { Pickers } from "../pickers";
 import { findLatestProfile } from "../profileIndex";
 import type { Services } from "../services";
-import { profileCommand } from "./profile";
+import type { CommandDeps } from "./deps";
+import type { AdapterFormat, PruneMode } from "../../core/adapter/dropRecord";
 
 /** Profiles up to this size are read in the extension host to preview the kept layers while typing T. */
 const PREVIEW_MAX_BYTES = 32 * 2 ** 20;
 
 /** A prune to run, with every choice made. */
 interface PrunePlan extends PanelPrunePlan {
-  format: "peft" | "compact";
+  format: AdapterFormat;
   overwrite: boolean;
 }
 
 /** Runs the command; resolves to what was written. */
-export async function pruneCommand(s: Services, rawArgs: readonly unknown[]): Promise<PruneReport> {
+export async function pruneCommand(s: Services, deps: CommandDeps, rawArgs: readonly unknown[]): Promise<PruneReport> {
   const inv = parseInvocation(rawArgs);
   const args = pruneArgs(inv.options);
   const selected = args.adapter ?? inv.resources[0];
@@ -38,7 +39,7 @@ export async function pruneCommand(s: Services, rawArgs: readonly unknown[]): Pr
   if (!fs.existsSync(path.join(adapterDir, "adapter_config.json"))) {
     throw new UserError(`${adapterDir} is not a PEFT adapter folder (it has no adapter_config.json).`);
   }
-  const profilePath = args.profile ?? (await latestOrNewProfile(s, adapterDir));
+  const profilePath = args.profile ?? (await latestOrNewProfile(s, deps, adapterDir));
   const settings = s.settings(adapterDir);
   const mode = args.mode ?? settings.mode;
   const threshold = args.threshold ?? (await askThreshold(settings.threshold, profilePath, mode));
@@ -105,7 +106,7 @@ function report(s: Services, plan: PanelPrunePlan, r: PruneResult, source: "comm
 }
 
 /** The adapter's latest profile: recorded by the profile command, or the newest in the output folders; else offer to run one. */
-async function latestOrNewProfile(s: Services, adapterDir: string): Promise<string> {
+async function latestOrNewProfile(s: Services, deps: CommandDeps, adapterDir: string): Promise<string> {
   const recorded = s.recordedProfile(adapterDir);
   const found = recorded && fs.existsSync(recorded) ? recorded : findLatestProfile(s.allOutputFolders(), adapterDir);
   if (found) {
@@ -118,11 +119,11 @@ async function latestOrNewProfile(s: Services, adapterDir: string): Promise<stri
     "Profile now",
   );
   if (choice !== "Profile now") throw new CancelledError("prune");
-  return profileCommand(s, [{ adapter: adapterDir, open: false }]);
+  return deps.profile({ adapter: adapterDir, open: false });
 }
 
 /** Asks for T, prefilled from the settings; for a small profile, shows what each value keeps while typing. */
-async function askThreshold(initial: number, profilePath: string, mode: "share" | "drop"): Promise<number> {
+async function askThreshold(initial: number, profilePath: string, mode: PruneMode): Promise<number> {
   let preview: ((t: number) => string) | undefined;
   try {
     if (fs.statSync(profilePath).size <= PREVIEW_MAX_BYTES) {

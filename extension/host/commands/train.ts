@@ -5,18 +5,18 @@
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { CancelledError, isLoraDropError } from "../../core/errors";
-import type { TrainReport } from "../../testApi";
+import { CancelledError, isLoraDropError } from "../../core/util/errors";
+import type { TrainReport } from "../testApi";
 import { parseInvocation, trainArgs } from "../commandArgs";
 import { ProfilePanel } from "../panel";
 import { Pickers } from "../pickers";
 import { slug, timeStamp } from "../paths";
 import type { Services } from "../services";
+import type { CommandDeps } from "./deps";
 import { streamingOf, type Settings } from "../settings";
-import { showPanel } from "./panelOpener";
 
 /** Runs the command; resolves to what was trained. */
-export async function trainCommand(s: Services, rawArgs: readonly unknown[]): Promise<TrainReport> {
+export async function trainCommand(s: Services, deps: CommandDeps, rawArgs: readonly unknown[]): Promise<TrainReport> {
   const inv = parseInvocation(rawArgs);
   const args = trainArgs(inv.options);
   const pickers = new Pickers(s);
@@ -29,13 +29,13 @@ export async function trainCommand(s: Services, rawArgs: readonly unknown[]): Pr
   const adaptersDir = path.join(s.outputFolderFor(data), "adapters");
   const outDir = args.out ?? path.join(adaptersDir, `${name}-${stamp}`);
 
-  const panel = showPanel(s);
+  const panel = deps.panels.show();
   try {
     const result = await s.runJob(
       `LoRA-drop: training ${adapter ? path.basename(adapter) : `a new LoRA on ${path.basename(model)}`}`,
       {
-        kind: "train", modelDir: model, dataPath: data, outDir, ...(adapter ? { adapterDir: adapter } : {}),
-        r: settings.train.rank, alpha: settings.train.alpha, targets: settings.train.targetModules, epochs: args.epochs ?? settings.train.epochs,
+        kind: "train", modelDir: model, dataPath: data, outDir, ...(adapter ? { initAdapterDir: adapter } : {}),
+        r: settings.train.rank, loraAlpha: settings.train.loraAlpha, targets: settings.train.targetModules, epochs: args.epochs ?? settings.train.epochs,
         lr: settings.train.learningRate, batchSize: settings.train.batchSize, device: settings.device, maxTokens: settings.maxTokens,
         logFile: path.join(path.dirname(outDir), `${path.basename(outDir)}.train.jsonl`), force: args.overwrite ?? false, ...streamingOf(settings),
       },
@@ -63,7 +63,7 @@ async function pickStart(s: Services, settings: Settings): Promise<string | unde
   const t = settings.train;
   type Item = vscode.QuickPickItem & { adapter?: string; browse?: boolean };
   const items: Item[] = [
-    { label: "$(add) New LoRA adapter", description: `r ${t.rank}, alpha ${t.alpha}, on ${t.targetModules.join(", ")}` },
+    { label: "$(add) New LoRA adapter", description: `r ${t.rank}, alpha ${t.loraAlpha}, on ${t.targetModules.join(", ")}` },
     { label: "$(folder-opened) Continue an existing adapter…", browse: true },
   ];
   const chosen = await vscode.window.showQuickPick(items, { title: "LoRA-drop: Train (3/3)", placeHolder: "Start from a new LoRA or continue an adapter", ignoreFocusOut: true });

@@ -1,0 +1,84 @@
+/**
+ * Reading and writing profile files, with validation on read so that a hand-edited or foreign file gives a clear
+ * error instead of a crash deep inside the panel or the pruner.
+ */
+import * as fs from "node:fs";
+import { LoraDropError, describeValue } from "../util/errors";
+import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION } from "./profileSchema";
+import { writeFileAtomic } from "../io/atomicWrite";
+
+/** Writes a profile atomically. */
+export function writeProfile(file: string, profile: ProfileFile): void {
+  writeFileAtomic(file, JSON.stringify(profile));
+}
+
+/** Checks that a parsed value is a profile this version reads; returns it typed. */
+export function validateProfile(raw: unknown, file = "profile"): ProfileFile {
+  const bad = (msg: string, field?: string): never => { throw new LoraDropError("PROFILE_INVALID", msg, file, field); };
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) bad("not a JSON object");
+  const p = raw as Partial<ProfileFile>;
+  if (p.schema !== PROFILE_SCHEMA) bad(`not a LoRA-drop profile (schema ${describeValue(p.schema)})`, "schema");
+  if (p.version !== PROFILE_VERSION) bad(`profile version ${describeValue(p.version)} is not supported (this version reads ${PROFILE_VERSION})`, "version");
+  if (!Array.isArray(p.layers) || !p.layers.every((l) => Number.isInteger(l))) bad("layers must be a list of integers", "layers");
+  if (!Array.isArray(p.modules) || !p.modules.every((m) => typeof m === "string")) bad("modules must be a list of names", "modules");
+  if (new Set(p.modules).size !== p.modules!.length) bad("modules must not repeat a name", "modules");
+  const L = p.layers!.length;
+  const imp = p.importance;
+  if (typeof imp !== "object" || imp === null) bad("importance must be an object", "importance");
+  const numList = (v: unknown, n: number) => Array.isArray(v) && v.length === n && v.every((x) => typeof x === "number" && Number.isFinite(x) && x >= 0);
+  if (!imp || !numList(imp.per_layer, L) || !numList(imp.per_layer_raw, L)) bad(`importance.per_layer and per_layer_raw must be ${L} non-negative numbers`, "importance");
+  for (const m of p.modules!) {
+    if (!numList(imp!.per_module?.[m], L) || !numList(imp!.per_module_raw?.[m], L)) bad(`importance.per_module.${m} must be ${L} non-negative numbers`, "importance.per_module");
+    if (!numList(p.adapter?.params?.[m], L)) bad(`adapter.params.${m} must be ${L} non-negative numbers`, "adapter.params");
+  }
+  if (!Array.isArray(p.sequences)) bad("sequences must be a list", "sequences");
+  p.sequences!.forEach((s, i) => {
+    if (typeof s !== "object" || s === null) bad(`sequence ${i} is not an object`, `sequences[${i}]`);
+    if (!Array.isArray(s.ids) || !Array.isArray(s.tokens) || s.ids.length !== s.tokens.length || !s.tokens.every((t) => typeof t === "string")) {
+      bad(`sequence ${i} must have as many token strings as ids`, `sequences[${i}]`);
+    }
+    if (!s.ids.every((id) => Number.isInteger(id) && id >= 0)) bad(`sequence ${i} ids must be non-negative integers`, `sequences[${i}].ids`);
+    if (s.special !== undefined && (!Array.isArray(s.special) || s.special.length !== s.ids.length || !s.special.every((f) => typeof f === "boolean"))) {
+      bad(`sequence ${i} must have one special flag per token`, `sequences[${i}].special`);
+    }
+  });
+  if (p.norms !== undefined) {
+    if (typeof p.norms !== "object" || p.norms === null || Array.isArray(p.norms)) bad("norms must be an object", "norms");
+    for (const m of p.modules!) {
+      const nm = p.norms![m];
+      if (!Array.isArray(nm) || nm.length !== L) bad(`norms.${m} must have one entry per layer`, `norms.${m}`);
+      nm!.forEach((perSeq, l) => {
+        if (!Array.isArray(perSeq) || perSeq.length !== p.sequences!.length) bad(`norms.${m}[${l}] must have one entry per sequence`, `norms.${m}`);
+        perSeq.forEach((row, s) => {
+          if (!Array.isArray(row) || row.length !== p.sequences![s]!.ids.length) bad(`norms.${m}[${l}][${s}] must have one value per token`, `norms.${m}`);
+          if (!row.every((v) => typeof v === "number" && Number.isFinite(v) && v >= 0)) bad(`norms.${m}[${l}][${s}] must hold non-negative numbers`, `norms.${m}`);
+        });
+      });
+    }
+  }
+  return p as ProfileFile;
+}
+
+/** Largest profile file read; checked before reading (a profile of 64 sequences × 128 tokens × 7 modules × 80 layers is about 60 MB). */
+export const MAX_PROFILE_BYTES = 256 * 1024 * 1024;
+
+/** Reads and validates a profile file. */
+export function readProfile(file: string): ProfileFile {
+  let text: string;
+  try {
+    const size = fs.statSync(file).size;
+    if (size > MAX_PROFILE_BYTES) throw new LoraDropError("PROFILE_INVALID", `file is ${size} bytes, more than the ${MAX_PROFILE_BYTES}-byte limit for a profile`, file);
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e instanceof LoraDropError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", code === "ENOENT" ? "profile not found" : `cannot read (${code})`, file);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new LoraDropError("PROFILE_INVALID", `not valid JSON (${(e as Error).message})`, file);
+  }
+  return validateProfile(raw, file);
+}

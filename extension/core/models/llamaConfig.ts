@@ -1,0 +1,66 @@
+/**
+ * config.json of the Llama family (llama, mistral, qwen2): dimensions, grouped-query heads, RMSNorm epsilon, RoPE
+ * base and scaling (linear, llama3), biases (qwen2's q/k/v, llama's attention_bias and mlp_bias).
+ */
+import { LoraDropError, describeValue } from "../util/errors";
+import { positiveInt, type ModelConfig, type RopeScaling } from "./config";
+
+/** Parses a llama, mistral or qwen2 config.json into the engine's config. */
+export function parseLlamaConfig(file: string, c: Record<string, unknown>, modelType: "llama" | "mistral" | "qwen2"): ModelConfig {
+  const hiddenSize = positiveInt(file, c, "hidden_size", 1 << 16);
+  const numHeads = positiveInt(file, c, "num_attention_heads", 1024);
+  const numKvHeads = positiveInt(file, c, "num_key_value_heads", 1024, numHeads);
+  const numLayers = positiveInt(file, c, "num_hidden_layers", 1024);
+  const vocabSize = positiveInt(file, c, "vocab_size", 1 << 22);
+  const intermediateSize = positiveInt(file, c, "intermediate_size", 1 << 18);
+  if (numHeads % numKvHeads !== 0) {
+    throw new LoraDropError("CONFIG_INVALID", `num_attention_heads (${numHeads}) is not a multiple of num_key_value_heads (${numKvHeads})`, file, "num_key_value_heads");
+  }
+  let headDim: number;
+  if (c.head_dim !== undefined && c.head_dim !== null) headDim = positiveInt(file, c, "head_dim", 4096);
+  else {
+    if (hiddenSize % numHeads !== 0) throw new LoraDropError("CONFIG_INVALID", `hidden_size (${hiddenSize}) is not divisible by num_attention_heads (${numHeads})`, file, "hidden_size");
+    headDim = hiddenSize / numHeads;
+  }
+  if (headDim % 2 !== 0) throw new LoraDropError("CONFIG_INVALID", `head dimension ${headDim} must be even for rotary embeddings`, file, "head_dim");
+  const eps = c.rms_norm_eps ?? 1e-6;
+  if (typeof eps !== "number" || !(eps > 0 && eps < 1)) throw new LoraDropError("CONFIG_INVALID", `rms_norm_eps must be in (0, 1), got ${describeValue(eps)}`, file, "rms_norm_eps");
+  const theta = c.rope_theta ?? 10000;
+  if (typeof theta !== "number" || !(theta > 1) || !Number.isFinite(theta)) throw new LoraDropError("CONFIG_INVALID", `rope_theta must be > 1, got ${describeValue(theta)}`, file, "rope_theta");
+  const attentionBias = c.attention_bias === true;
+  return {
+    architecture: modelType,
+    hiddenSize, numLayers, numHeads, numKvHeads, headDim, intermediateSize, vocabSize,
+    rmsNormEps: eps, ropeTheta: theta,
+    ropeScaling: parseRopeScaling(file, c.rope_scaling),
+    tieWordEmbeddings: c.tie_word_embeddings === true,
+    qkvBias: modelType === "qwen2" || attentionBias,
+    oBias: attentionBias,
+    mlpBias: c.mlp_bias === true,
+  };
+}
+
+function parseRopeScaling(file: string, raw: unknown): RopeScaling | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new LoraDropError("CONFIG_INVALID", "rope_scaling must be an object", file, "rope_scaling");
+  const r = raw as Record<string, unknown>;
+  const type = r.rope_type ?? r.type;
+  const factor = r.factor;
+  if (type === "default") return undefined;
+  if (typeof factor !== "number" || !(factor > 0) || !Number.isFinite(factor)) throw new LoraDropError("CONFIG_INVALID", "rope_scaling.factor must be a positive number", file, "rope_scaling");
+  if (type === "linear") return { type: "linear", factor };
+  if (type === "llama3") {
+    const num = (key: string, fallback: number): number => {
+      const v = r[key] ?? fallback;
+      if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new LoraDropError("CONFIG_INVALID", `rope_scaling.${key} must be a positive number, got ${describeValue(v)}`, file, `rope_scaling.${key}`);
+      return v;
+    };
+    return {
+      type: "llama3", factor,
+      lowFreqFactor: num("low_freq_factor", 1),
+      highFreqFactor: num("high_freq_factor", 4),
+      originalMaxPositionEmbeddings: num("original_max_position_embeddings", 8192),
+    };
+  }
+  throw new LoraDropError("UNSUPPORTED_ARCHITECTURE", `rope_scaling type ${describeValue(type)} is not supported (supported: linear, llama3)`, file, "rope_scaling");
+}

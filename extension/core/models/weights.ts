@@ -1,0 +1,53 @@
+/**
+ * Binds a model's safetensors weights into a graph as external initializers that point at their byte offsets
+ * in the shard files, so weights never pass through JavaScript. F16/BF16 weights are cast to float32 in the graph.
+ */
+import { GraphBuilder, DType } from "../onnx/builder";
+import { Ops } from "../onnx/ops";
+import { HfModel, WeightRef } from "./hfModel";
+import { LoraDropError } from "../util/errors";
+
+const ST_TO_DTYPE: Record<string, DType> = { F32: "float32", F16: "float16", BF16: "bfloat16", F64: "float64" };
+
+/** The file name under which shard `i` is made visible to the session (see session.ts). */
+export function shardLocation(i: number): string {
+  return `shard${i}.safetensors`;
+}
+
+/** Resolves HF weight names to float32 graph values, creating each initializer once. */
+export class WeightBinder {
+  private bound = new Map<string, string>();
+
+  constructor(private readonly g: GraphBuilder, private readonly model: HfModel) {}
+
+  /** Whether the checkpoint has this tensor. */
+  has(name: string): boolean {
+    return this.model.weights.has(name);
+  }
+
+  /** The float32 graph value for a weight, checking its shape. */
+  weight(name: string, shape: number[]): string {
+    const done = this.bound.get(name);
+    if (done) return done;
+    const ref = this.model.weights.get(name);
+    if (!ref) throw new LoraDropError("TENSOR_MISSING", `weight ${name} is missing from the checkpoint`, this.model.dir, name);
+    checkShape(ref, name, shape);
+    const dtype = ST_TO_DTYPE[ref.entry.dtype];
+    if (!dtype) throw new LoraDropError("SAFETENSORS_BAD_DTYPE", `weight ${name} has dtype ${ref.entry.dtype}; expected F32, F16 or BF16`, ref.index.file, name);
+    const shard = this.model.shards.indexOf(ref.index);
+    const init = this.g.external(`w.${name}`, {
+      dtype, dims: ref.entry.shape,
+      external: { location: shardLocation(shard), offset: ref.index.dataStart + ref.entry.begin, length: ref.entry.end - ref.entry.begin },
+    });
+    const value = dtype === "float32" ? init : new Ops(this.g).cast(init, "float32");
+    this.bound.set(name, value);
+    return value;
+  }
+}
+
+function checkShape(ref: WeightRef, name: string, shape: number[]): void {
+  const s = ref.entry.shape;
+  if (s.length !== shape.length || s.some((d, i) => d !== shape[i])) {
+    throw new LoraDropError("SAFETENSORS_SHAPE_MISMATCH", `weight ${name} has shape [${s}] but config.json implies [${shape}]`, ref.index.file, name);
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * `lora-drop prune`: applies LoRA-drop to an already-trained adapter from its profile. Reads the source adapter
+ * (never writes to it), selects kept and shared layers, builds the pruned LoRA set, writes a new adapter folder
+ * atomically and verifies it by loading it back before the folder is put in place.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LoraDropError, throwIfCancelled } from "../util/errors";
+import { loadHfModel } from "../models/hfModel";
+import { loadAdapter, writeAdapter } from "../adapter/peftAdapter";
+import { readProfile } from "../importance/profileFile";
+import { ProfileFile } from "../importance/profileSchema";
+import { SelectionRule } from "../importance/selection";
+import { selectFromProfile, buildDropShare, dropShareRecord, dropConfig, DropShareSelection, SharedInit } from "./dropShare";
+import { LoraDropRecord, recordMetadata } from "../adapter/dropRecord";
+import { RunContext } from "../util/progress";
+import { ModelConfig } from "../models/config";
+import { countLoraParams, LoraModule } from "../adapter/loraModule";
+import type { AdapterFormat, PruneMode } from "../adapter/dropRecord";
+
+/** What to prune and how. */
+export interface PruneOptions {
+  adapterDir: string;
+  /** A profile file of this adapter (or the profile itself). */
+  profile: string | ProfileFile;
+  outDir: string;
+  /** The base model folder; defaults to the profile's `model.path`. */
+  modelDir?: string;
+  /** Cumulative-importance threshold in (0, 1] (default 0.9), unless `keep` is given. */
+  threshold?: number;
+  /** Keep this many layers (per module with perModule) instead of using a threshold. */
+  keep?: number;
+  perModule?: boolean;
+  mode?: PruneMode;
+  format?: AdapterFormat;
+  /** Replace an existing output folder. */
+  force?: boolean;
+}
+
+/** What a prune did. */
+export interface PruneResult {
+  outDir: string;
+  selection: DropShareSelection;
+  record: LoraDropRecord;
+  paramsBefore: number;
+  paramsAfter: number;
+  /** 1 − after/before. */
+  reduction: number;
+  sharedInit: SharedInit[];
+  /** The pruned LoRA modules as written (and verified). */
+  loras: LoraModule[];
+}
+
+/** Prunes an adapter with LoRA-drop and writes the result to a new folder. */
+export async function pruneAdapter(opts: PruneOptions, ctx: RunContext = {}): Promise<PruneResult> {
+  const profileFile = typeof opts.profile === "string" ? opts.profile : "profile";
+  const profile = typeof opts.profile === "string" ? readProfile(opts.profile) : opts.profile;
+  refuseSourceAsOutput(opts.adapterDir, opts.outDir);
+  if (fs.existsSync(opts.outDir) && !opts.force) {
+    throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
+  }
+  const modelDir = opts.modelDir ?? profile.model.path;
+  if (!fs.existsSync(path.join(modelDir, "config.json"))) {
+    throw new LoraDropError("FILE_NOT_FOUND", `the base model recorded in the profile is not there (${modelDir}); pass --model DIR`, profileFile, "model.path");
+  }
+  const config = loadHfModel(modelDir).config;
+  const adapter = loadAdapter(opts.adapterDir, config);
+  const rule: SelectionRule = opts.keep !== undefined ? { keep: opts.keep } : { threshold: opts.threshold ?? 0.9 };
+  const mode = opts.mode ?? "share";
+  const format = opts.format ?? "peft";
+  const selection = selectFromProfile(profile, adapter, rule, opts.perModule ?? false, profileFile);
+  ctx.log?.info(`kept ${JSON.stringify(selection.kept)}, shared ${JSON.stringify(selection.shared)}`);
+  await cancelPoint(ctx.signal);
+  const built = buildDropShare(adapter, selection, mode);
+  for (const s of built.sharedInit) ctx.log?.info(`shared ${s.module} over layers ${s.layers.join(", ")}: rank ${s.r} keeps ${(100 * s.energyKept).toFixed(1)}% of the mean update's energy`);
+  const record = dropShareRecord(selection, mode, format, path.resolve(opts.adapterDir), "mean-low-rank");
+  const overrides: Record<string, unknown> = { lora_drop: record, ...(mode === "drop" ? dropConfig(selection, adapter.modules) : {}) };
+  await cancelPoint(ctx.signal);
+  await writeAdapter(opts.outDir, adapter.config, built.loras, {
+    force: opts.force, format, configOverrides: overrides, metadata: recordMetadata(record),
+    // Verified in the temporary folder, so a failed check leaves no output behind.
+    beforeCommit: (tmp) => verifyWritten(tmp, config, built.loras),
+  });
+  const paramsBefore = countLoraParams(adapter.loras);
+  const paramsAfter = countLoraParams(built.loras);
+  return {
+    outDir: opts.outDir, selection, record, paramsBefore, paramsAfter,
+    reduction: paramsBefore > 0 ? 1 - paramsAfter / paramsBefore : 0, sharedInit: built.sharedInit, loras: built.loras,
+  };
+}
+
+/**
+ * Loads a written adapter back and checks it carries exactly `expected`: the same modules bound to the same
+ * parameters, bit-identical values (everything is written as F32) and the same trainable parameter count.
+ */
+export function verifyWritten(dir: string, config: ModelConfig, expected: LoraModule[]): void {
+  const got = loadAdapter(dir, config);
+  const fail = (msg: string): never => { throw new LoraDropError("WRITE_FAILED", `verification of the written adapter failed: ${msg}`, dir); };
+  if (got.loras.length !== expected.length) fail(`${got.loras.length} LoRA modules read back, ${expected.length} written`);
+  const byKey = new Map(got.loras.map((l) => [`${l.layer}.${l.module}`, l]));
+  for (const e of expected) {
+    const g = byKey.get(`${e.layer}.${e.module}`) ?? fail(`layer ${e.layer} ${e.module} is missing`);
+    if (g.param !== e.param) fail(`layer ${e.layer} ${e.module} is bound to ${g.param}, expected ${e.param}`);
+    if (g.r !== e.r || g.scale !== e.scale) fail(`layer ${e.layer} ${e.module} reads back with r=${g.r}, s=${g.scale} instead of r=${e.r}, s=${e.scale}`);
+    if (!sameValues(g.A, e.A) || !sameValues(g.B, e.B)) fail(`layer ${e.layer} ${e.module} reads back with different values`);
+  }
+  if (countLoraParams(got.loras) !== countLoraParams(expected)) fail("the trainable parameter count differs");
+}
+
+function sameValues(a: Float32Array, b: Float32Array): boolean {
+  return a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+}
+
+/** The source adapter is never modified: an output folder that is, or lies inside, the source is refused. */
+function refuseSourceAsOutput(adapterDir: string, outDir: string): void {
+  const src = path.resolve(adapterDir);
+  const out = path.resolve(outDir);
+  const real = (p: string) => (fs.existsSync(p) ? fs.realpathSync(p) : p);
+  if (out === src || real(out) === real(src) || out.startsWith(src + path.sep)) {
+    throw new LoraDropError("INVALID_ARGUMENT", "the output folder is the source adapter (or inside it); the source is never modified, choose another folder", outDir);
+  }
+}
+
+/**
+ * Lets a cancel that is waiting in the event queue (the worker's `cancel` message, the CLI's SIGINT) reach the
+ * AbortSignal, then throws if it fired. Prune's work is synchronous, so without this yield a cancel sent while it
+ * runs would only be seen after the output is written.
+ */
+async function cancelPoint(signal: AbortSignal | undefined): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  throwIfCancelled(signal, "prune");
+}
