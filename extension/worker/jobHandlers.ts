@@ -12,7 +12,6 @@ import { layersFor } from "../core/adapter/dropRecord";
 import { trainLora } from "../core/train/train";
 import { PIPELINE_FILES, PIPELINE_PHASES, runPipeline } from "../core/pipeline/pipeline";
 import { LoraDropError } from "../core/util/errors";
-import { formatBytes } from "../core/stream/memoryBudget";
 import { jobProblem } from "./jobValidation";
 import type { Job, JobResults, PipelineJob, ProfileJob, PruneJob, TrainJob, TrainStep } from "./jobProtocol";
 

@@ -10,7 +10,7 @@ import { describe, test } from "node:test";
 import type { Page } from "playwright-core";
 import { parseWebviewMessage } from "../../extension/viewModel/protocol";
 import type { ProfileFile } from "../../extension/core/importance/profileSchema";
-import { HOSTILE_TOKENS, makeProfile } from "../unit/webviewFixtures";
+import { HOSTILE_TOKENS, makeProfile } from "../unit/viewModel/fixtures";
 import { expectedKept, SCREENSHOTS, SKIP_WITHOUT_CHROMIUM, useChromiumPanel, openPanel, pageRecord, sendToPanel, waitForPosted } from "./panelHarness";
 
 /*

@@ -11,7 +11,7 @@ import { describe, test } from "node:test";
 import type { Page } from "playwright-core";
 import type { ProfileFile } from "../../extension/core/importance/profileSchema";
 import { parseWebviewMessage } from "../../extension/viewModel/protocol";
-import { makeProfile } from "../unit/webviewFixtures";
+import { makeProfile } from "../unit/viewModel/fixtures";
 import { expectedKept, SCREENSHOTS, SKIP_WITHOUT_CHROMIUM, useChromiumPanel, openPanel, pageRecord, sendToPanel, waitForPosted, type TestTheme } from "./panelHarness";
 
 /* Browser globals the page callbacks touch (the host's tsconfig has no DOM lib, on purpose). */

@@ -51,7 +51,6 @@ export function writeTinyModel(dir: string, o: TinyModelOptions = {}): ModelConf
   const H = o.hiddenSize ?? 32;
   const nH = o.numHeads ?? 4;
   const nKV = o.numKvHeads ?? 2;
-  const D = o.headDim ?? H / nH;
   const useTok = o.tokenizer ?? true;
   const raw = {
     architectures: [arch === "qwen2" ? "Qwen2ForCausalLM" : arch === "mistral" ? "MistralForCausalLM" : "LlamaForCausalLM"],

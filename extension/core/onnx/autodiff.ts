@@ -7,7 +7,7 @@
  * shape and sums the contributions of every consumer. Values that do not depend on a differentiated input (the
  * frozen base weights and everything computed only from them) never get a gradient, so no dW product is built.
  */
-import { AttrValue, ConstTensor, DType, GraphBuilder, GraphNode, Shape } from "./builder";
+import { AttrValue, ConstTensor, DType, GraphBuilder, Shape } from "./builder";
 import { Ops } from "./ops";
 import { GRAD_RULES, type GradContext } from "./gradRules";
 

@@ -31,7 +31,7 @@ import { PipelineReport, RunSummary, REPORT_SCHEMA, REPORT_VERSION, meanLastLoss
 import { evaluateClassifier } from "../train/classification";
 import { headTensorShapes } from "../train/classifierHead";
 import { withAdapterHead } from "../adapter/adapterHead";
-import { countLoraParams, LoraModule } from "../adapter/loraModule";
+import { countLoraParams } from "../adapter/loraModule";
 import { tokenizeFor } from "../data/examples";
 import { TrainOptions } from "../train/settings";
 
@@ -186,7 +186,6 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
       ? evaluateLoss(opts.modelDir, adapter?.loras ?? [], evalExamples, { device: opts.device, threads: opts.threads, batchSize: opts.batchSize, ...(adapter ? { adapter } : {}) }) : null);
     const dropAdapter = loadAdapter(at(PIPELINE_FILES.adapter), model.config);
     const loraAdapter = loraRun ? loadAdapter(at(PIPELINE_FILES.lora_adapter), model.config) : undefined;
-    const dropLoras = dropAdapter.loras;
     const dropEval = await evalOf(dropAdapter);
     const loraEval = loraAdapter ? await evalOf(loraAdapter) : null;
     // A bare encoder has no classifier of its own, so it has no base score.

@@ -1,8 +1,8 @@
 /**
  * Sequence classification (RoBERTa/BERT heads): the evaluation metrics the paper reports on GLUE — accuracy, and Matthews correlation for a binary task (as CoLA is scored).
  */
-import { LoraDropError, describeValue } from "../util/errors";
-import { RawExample, TokenizedExample } from "../data/dataset";
+import { LoraDropError } from "../util/errors";
+import { TokenizedExample } from "../data/dataset";
 import { HfModel } from "../models/hfModel";
 import { LoraForwardRunner } from "../runtime/loraRunner";
 import { batchesOf, makeBatch } from "../data/batch";

@@ -1,0 +1,118 @@
+/**
+ * Jobs as the worker receives them: the field checks (a crafted message fails with INVALID_ARGUMENT naming the
+ * field, in-process and through the real worker, which keeps answering), and the memory budget and streaming
+ * choice reaching the engine's profile, training and pipeline (seen in the plan the engine logs, in its
+ * MEMORY_BUDGET error, and in streamed results equal to whole-model ones).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { jobProblem } from "../../../extension/worker/jobValidation";
+import { runJobInProcess, type JobContext } from "../../../extension/worker/jobHandlers";
+import { runJob } from "../../../extension/host/jobRunner";
+import type { PipelineJob, ProfileJob, TrainJob } from "../../../extension/worker/jobProtocol";
+import { isLoraDropError } from "../../../extension/core/util/errors";
+import { readProfile } from "../../../extension/core/importance/profileFile";
+import { makeFixture, maxRelErr, tmpDir } from "../../helpers";
+
+const fx = makeFixture({}, {}, { count: 16 });
+const MiB = 1024 ** 2;
+
+const profileJob = (extra: Partial<ProfileJob> = {}): ProfileJob => ({
+  kind: "profile", modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: fx.dataFile, maxExamples: 6, maxTokens: 16, device: "cpu",
+  outFile: path.join(tmpDir(), "p.profile.json"), ...extra,
+});
+const trainJob = (extra: Partial<TrainJob> = {}): TrainJob => ({
+  kind: "train", modelDir: fx.modelDir, dataPath: fx.dataFile, outDir: path.join(tmpDir(), "adapter"), r: 4, loraAlpha: 8, targets: ["q_proj", "v_proj"],
+  epochs: 1, lr: 1e-3, batchSize: 4, device: "cpu", maxTokens: 16, force: false, ...extra,
+});
+const pipelineJob = (extra: Partial<PipelineJob> = {}): PipelineJob => ({
+  kind: "pipeline", modelDir: fx.modelDir, dataPath: fx.dataFile, outDir: path.join(tmpDir(), "pipeline"), threshold: 0.9, sampleFraction: 0.5,
+  r: 4, loraAlpha: 8, targets: ["q_proj", "v_proj"], lr: 1e-3, batchSize: 4, device: "cpu", maxTokens: 16, force: false, ...extra,
+});
+
+/** A job context that keeps the engine's log lines. */
+function logged(): { ctx: JobContext; lines: string[] } {
+  const lines: string[] = [];
+  return { ctx: { log: { info: (m) => lines.push(m), warn: (m) => lines.push(`warn: ${m}`) } }, lines };
+}
+
+const isInvalid = (field: string) => (e: unknown) => isLoraDropError(e) && e.code === "INVALID_ARGUMENT" && e.field === field;
+
+test("job checks: well-formed jobs pass; each bad field is named", () => {
+  assert.equal(jobProblem(profileJob()), undefined);
+  assert.equal(jobProblem(profileJob({ memoryBudget: 6 * 1024 ** 3, stream: "on" })), undefined);
+  assert.equal(jobProblem(trainJob({ memoryBudget: 1, stream: "off", initAdapterDir: fx.adapterDir })), undefined);
+  assert.equal(jobProblem(pipelineJob({ stream: "auto" })), undefined);
+  assert.equal(jobProblem({ kind: "prune", adapterDir: "a", profilePath: "p", threshold: 0.9, mode: "share", format: "peft", outDir: "o", force: true }), undefined);
+  const cases: [unknown, string][] = [
+    [profileJob({ memoryBudget: "6G" as unknown as number }), "memoryBudget"],
+    [profileJob({ memoryBudget: 0 }), "memoryBudget"],
+    [trainJob({ memoryBudget: -1024 }), "memoryBudget"],
+    [trainJob({ memoryBudget: 1.5 }), "memoryBudget"],
+    [pipelineJob({ memoryBudget: Number.POSITIVE_INFINITY }), "memoryBudget"],
+    [pipelineJob({ memoryBudget: 2 ** 60 }), "memoryBudget"],
+    [profileJob({ stream: "yes" as "on" }), "stream"],
+    [trainJob({ stream: null as unknown as "on" }), "stream"],
+    [pipelineJob({ device: "tpu" as "cpu" }), "device"],
+    [{ ...profileJob(), maxTokens: "16" }, "maxTokens"],
+    [{ ...trainJob(), targets: "q_proj" }, "targets"],
+    [{ ...trainJob(), force: "no" }, "force"],
+    [(({ outDir: _o, ...rest }) => rest)(pipelineJob()), "outDir"],
+    [{ kind: "format-disk" }, "kind"],
+    [{ kind: "toString" }, "kind"],
+    [null, "job"],
+    [[profileJob()], "job"],
+  ];
+  for (const [job, field] of cases) assert.equal(jobProblem(job)?.field, field, JSON.stringify(job));
+  assert.equal(jobProblem(profileJob({ memoryBudget: "6G" as unknown as number }))?.message, 'memoryBudget must be a positive integer, got "6G"');
+  assert.equal(jobProblem(profileJob({ stream: "yes" as "on" }))?.message, 'stream must be one of auto, on, off, got "yes"');
+});
+
+test("a crafted job fails with INVALID_ARGUMENT naming the field, in this process and in the worker, which keeps serving", async () => {
+  await assert.rejects(runJobInProcess(profileJob({ stream: "always" as "on" }), {}), isInvalid("stream"));
+  await assert.rejects(runJobInProcess(trainJob({ memoryBudget: "lots" as unknown as number }), {}), isInvalid("memoryBudget"));
+  await assert.rejects(runJob(pipelineJob({ memoryBudget: -5 }), { env: { ORT_DISABLE_TELEMETRY: "1" } }), (e) => isInvalid("memoryBudget")(e) && /got -5/.test((e as Error).message));
+  // The next job in a fresh worker runs normally.
+  const ok = await runJob(profileJob({ maxExamples: 2 }), { env: { ORT_DISABLE_TELEMETRY: "1" } });
+  assert.equal(ok.sequences, 2);
+});
+
+test("profile job: the budget and the streaming choice reach the engine; streamed norms equal whole-model norms", async () => {
+  const streamed = logged();
+  const on = await runJobInProcess(profileJob({ memoryBudget: 64 * MiB, stream: "on" }), streamed.ctx);
+  assert.ok(streamed.lines.some((l) => /^streaming: [12] layer\(s\) per block(, prefetching the next)?, ~.* of a 64\.0 MiB budget$/.test(l)), streamed.lines.join("\n"));
+  const whole = logged();
+  const off = await runJobInProcess(profileJob({ memoryBudget: 64 * MiB, stream: "off" }), whole.ctx);
+  assert.ok(whole.lines.some((l) => /^not streaming: .* of a 64\.0 MiB budget$/.test(l)), whole.lines.join("\n"));
+  assert.ok(!whole.lines.some((l) => l.startsWith("streaming")));
+  const a = readProfile(on.profilePath), b = readProfile(off.profilePath);
+  const [ia, ib] = [a.importance.per_layer_raw, b.importance.per_layer_raw];
+  assert.equal(ia.length, ib.length);
+  assert.ok(ib.some((v) => v > 0), "the LoRA outputs are not all zero");
+  assert.ok(maxRelErr(ia, ib).err < 1e-4, `importance ${ia} vs ${ib}`);
+  // A budget too small for one layer is the engine's MEMORY_BUDGET error, quoting the budget it was given.
+  await assert.rejects(runJobInProcess(profileJob({ memoryBudget: 2048, stream: "on" }), {}), (e) => isLoraDropError(e) && e.code === "MEMORY_BUDGET" && /memory budget 2\.0 KiB/.test(e.message));
+});
+
+test("train job: the budget and the streaming choice reach the trainer", async () => {
+  const streamed = logged();
+  const on = await runJobInProcess(trainJob({ memoryBudget: 48 * MiB, stream: "on" }), streamed.ctx);
+  assert.ok(streamed.lines.some((l) => /^streaming: [12] layer\(s\) per block(, prefetching the next)?, ~.* of a 48\.0 MiB budget$/.test(l)), streamed.lines.join("\n"));
+  assert.match(on.device, /streamed/);
+  const whole = logged();
+  const off = await runJobInProcess(trainJob({ memoryBudget: 48 * MiB, stream: "off" }), whole.ctx);
+  assert.ok(!whole.lines.some((l) => /streaming/.test(l)), whole.lines.join("\n"));
+  assert.doesNotMatch(off.device, /streamed/);
+  assert.equal(on.steps, off.steps);
+  assert.ok(Math.abs(on.finalLoss - off.finalLoss) < 1e-3 * Math.abs(off.finalLoss), `streamed loss ${on.finalLoss} vs whole ${off.finalLoss}`);
+  await assert.rejects(runJobInProcess(trainJob({ memoryBudget: 2048, stream: "on" }), {}), (e) => isLoraDropError(e) && e.code === "MEMORY_BUDGET" && /memory budget 2\.0 KiB/.test(e.message));
+});
+
+test("pipeline job: every training and the profile get the budget and the streaming choice", async () => {
+  const streamed = logged();
+  await runJobInProcess(pipelineJob({ memoryBudget: 40 * MiB, stream: "on" }), streamed.ctx);
+  const plans = streamed.lines.filter((l) => /^streaming: [12] layer\(s\) per block(, prefetching the next)?, ~.* of a 40\.0 MiB budget$/.test(l));
+  assert.equal(plans.length, 4, `the sample, LoRA-drop and LoRA trainings and the profile stream:\n${streamed.lines.join("\n")}`);
+  await assert.rejects(runJobInProcess(pipelineJob({ memoryBudget: 2048, stream: "on" }), {}), (e) => isLoraDropError(e) && e.code === "MEMORY_BUDGET" && /2\.0 KiB/.test(e.message));
+});
