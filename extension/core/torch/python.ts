@@ -45,10 +45,11 @@ export function torchPackageRoot(from: string = __dirname): string {
 
 /**
  * The child's environment: `base` with `extra` over it, the package first on PYTHONPATH (before any PYTHONPATH of
- * theirs), unbuffered UTF-8 streams, and no Hugging Face telemetry unless they say otherwise.
+ * theirs), unbuffered UTF-8 streams, no bytecode files written (the package may sit in a read-only extension
+ * folder), and no Hugging Face telemetry unless they say otherwise.
  */
 export function pythonEnvironment(base: NodeJS.ProcessEnv = process.env, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env = { ...base, ...extra };
   const rest = env.PYTHONPATH ? `${path.delimiter}${env.PYTHONPATH}` : "";
-  return { ...env, PYTHONPATH: `${torchPackageRoot()}${rest}`, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8", HF_HUB_DISABLE_TELEMETRY: env.HF_HUB_DISABLE_TELEMETRY ?? "1" };
+  return { ...env, PYTHONPATH: `${torchPackageRoot()}${rest}`, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8", PYTHONDONTWRITEBYTECODE: "1", HF_HUB_DISABLE_TELEMETRY: env.HF_HUB_DISABLE_TELEMETRY ?? "1" };
 }
