@@ -1,8 +1,9 @@
 /**
  * Training with the torch engine against the onnx engine, on the same step plan (CPU, float32): continuing a
  * PEFT-written Llama adapter as a LoRA-drop adapter (two layers sharing one pair, cosine schedule with warm-up,
- * weight decay, clipping, gradient accumulation) and a RoBERTa classifier whose head trains too. Per-step losses
- * agree within 1e-5 relative, the written adapters within 1e-4, and the shared layers stay identical. Then the
+ * weight decay, clipping, gradient accumulation) and a RoBERTa classifier whose head trains too; and continuing a
+ * pruned adapter in the compact LoRA-drop form, which PEFT alone cannot read. Per-step losses agree within 1e-5
+ * relative, the written adapters within 1e-4, and the shared layers stay identical. Then the
  * promises around a run: kill -9 mid-training leaves no adapter, and resuming from the checkpoint gives exactly the
  * uninterrupted run; a NaN stops with NUMERICAL and writes nothing; cancelling writes nothing.
  */
@@ -11,6 +12,9 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { trainLora, TrainOptions } from "../../extension/core/train/train";
+import { profileAdapter } from "../../extension/core/profile";
+import { pruneAdapter } from "../../extension/core/prune";
+import { torchProfile } from "../../extension/core/torch/torchProfile";
 import { loadHfModel } from "../../extension/core/hfModel";
 import { loadAdapter, Adapter } from "../../extension/core/peftAdapter";
 import { readSafetensorsIndex, readTensorF32 } from "../../extension/core/safetensors";
@@ -20,7 +24,7 @@ import { makeTorchFixtures, torchEnvOrSkip, TorchFixture } from "../torchEnv";
 import { tmpDir } from "../helpers";
 
 const { env, skip } = torchEnvOrSkip();
-const fixtures = env ? makeTorchFixtures(env, ["llama", "roberta"]) : undefined;
+const fixtures = env ? makeTorchFixtures(env, ["llama", "qwen2", "roberta"]) : undefined;
 const quiet = { log: { info() {}, warn() {} } };
 
 /** The same run for both engines: 10 examples, micro-batches of 3, two per step (the last step of an epoch has one). */
@@ -91,6 +95,27 @@ for (const arch of ["llama", "roberta"] as const) {
     }
   });
 }
+
+test("a compact LoRA-drop adapter: torch profile equals onnx profile, and training continues it as the onnx engine does", { skip }, async () => {
+  // Qwen2's fixture: one rank and scale everywhere (Llama's rank and alpha patterns forbid sharing).
+  const fx = fixtures!.qwen2;
+  const dir = tmpDir();
+  const pruned = path.join(dir, "pruned");
+  const profile = await profileAdapter({ modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: fx.dataFile, device: "cpu" });
+  await pruneAdapter({ adapterDir: fx.adapterDir, profile, outDir: pruned, modelDir: fx.modelDir, keep: 1, format: "compact" });
+  const [tp, op] = [await torchProfile({ modelDir: fx.modelDir, adapterDir: pruned, dataPath: fx.dataFile, device: "cpu", python: env!.python, env: env!.env }),
+    await profileAdapter({ modelDir: fx.modelDir, adapterDir: pruned, dataPath: fx.dataFile, device: "cpu" })];
+  tp.importance.per_layer.forEach((x, i) => assert.ok(Math.abs(x - op.importance.per_layer[i]!) <= 1e-5, `layer ${i} importance`));
+  const opts = { ...settings(fx, ""), initAdapterDir: pruned };
+  const onnx = await trainLora({ ...opts, outDir: path.join(dir, "onnx"), device: "cpu" });
+  const torch = await torchTrain({ ...torchOpts(opts), outDir: path.join(dir, "torch") }, quiet);
+  onnx.losses.forEach((l, i) => assert.ok(Math.abs(torch.losses[i]!.loss - l.loss) <= 1e-5 * l.loss, `step ${l.step}: ${torch.losses[i]!.loss} vs ${l.loss}`));
+  const cfg = loadHfModel(fx.modelDir).config;
+  const written = loadAdapter(path.join(dir, "torch"), cfg);
+  assert.equal(written.loraDrop?.format, "compact", "the compact form is kept");
+  assert.ok(adapterDistance(written, loadAdapter(path.join(dir, "onnx"), cfg)) <= 1e-4);
+  assert.ok([...torch.tensors.keys()].some((k) => k.startsWith("shared.")));
+});
 
 test("kill -9 during torch training leaves no adapter; the resumed run equals the uninterrupted one", { skip }, async () => {
   const fx = fixtures!.llama;
