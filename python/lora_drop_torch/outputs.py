@@ -6,7 +6,7 @@ from safetensors.torch import load_file, save_file
 
 
 def save_tensors(path, tensors, metadata=None):
-    """Writes {name: tensor} as float32-or-as-is safetensors, atomically."""
+    """Writes {name: tensor} (in each tensor's own dtype) as a safetensors file, atomically."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)

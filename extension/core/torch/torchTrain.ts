@@ -93,7 +93,7 @@ export async function torchTrain(opts: TorchTrainOptions, ctx: RunContext & { on
     const loopStart = Date.now();
     const res = (await runTorchEngine(request, work, {
       python: opts.python, launch: opts.launch, graceMs: opts.graceMs, env: opts.env, onSpawn: opts.onSpawn,
-      onStep: (st) => {
+      onStep: ({ type: _line, ...st }) => {
         const elapsed = (Date.now() - loopStart) / 1000;
         const event: TrainEvent = { ...st, etaSeconds: (elapsed / Math.max(1, st.step)) * (st.totalSteps - st.step) };
         ctx.onStep?.(event);
