@@ -92,9 +92,12 @@ class Batch:
             self.token_type_ids = self.token_type_ids.to(device)
         self.tokens = int(sum(len(e.ids) for e in examples))
 
-    def model_inputs(self):
-        """Keyword arguments for a transformers model."""
+    def model_inputs(self, task):
+        """Keyword arguments for a transformers model of `task`. A decoder is told not to build its key/value cache,
+        which only generation uses (and which costs memory and a deprecation warning per call)."""
         kw = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
         if self.token_type_ids is not None:
             kw["token_type_ids"] = self.token_type_ids
+        if task == "causal-lm":
+            kw["use_cache"] = False
         return kw

@@ -150,7 +150,7 @@ def loss_sum(model, batch, task):
     """The sum of the batch's cross-entropy terms, in float32: over its target tokens (causal LM, token t predicted
     from t-1), or over its examples' labels (sequence classification). Callers divide by the number of terms of the
     whole optimiser step, as the onnx engine does."""
-    logits = model(**batch.model_inputs()).logits.float()
+    logits = model(**batch.model_inputs(task)).logits.float()
     if task == "seq-cls":
         if batch.labels is None:
             raise EngineError("DATASET_INVALID", "an example has no label; a sequence classifier needs one", field="label")

@@ -44,7 +44,7 @@ def run(req, device, dtype):
         if c == "weight":
             results[c] = {"raw": weight_norms(pairs)}
         elif c == "output":
-            raw, norms = output_norms(peft_model, pairs, batches, examples, pad, device)
+            raw, norms = output_norms(peft_model, pairs, batches, examples, task, pad, device)
             norms_file = os.path.join(out_dir, "norms.safetensors")
             save_tensors(norms_file, {f"norms.{i}": t for i, t in enumerate(norms)})
             results[c] = {"raw": raw, "normsFile": norms_file}
@@ -72,7 +72,7 @@ def weight_norms(pairs):
     return out
 
 
-def output_norms(peft_model, pairs, batches, examples, pad, device):
+def output_norms(peft_model, pairs, batches, examples, task, pad, device):
     """Per-token ‖s·B·A·x‖² of every LoRA module over the batches (padding excluded), and their sums."""
     offsets, total = {}, 0
     for e in examples:
@@ -98,7 +98,7 @@ def output_norms(peft_model, pairs, batches, examples, pad, device):
             for group in batches:
                 batch = Batch(group, pad, device)
                 captured.clear()
-                backbone(**batch.model_inputs())
+                backbone(**batch.model_inputs(task))
                 mask = batch.attention_mask.bool()
                 for i in range(len(pairs)):
                     v = captured[i]

@@ -120,6 +120,8 @@ export async function runTorchEngine(request: TorchRequest, workDir: string, opt
     });
     child.once("close", (code, sig) => {
       r.exit = { code, signal: sig };
+      // A process gone without a word (killed, crashed) leaves the other ranks waiting in a collective: stop them.
+      if (code !== 0 && !failure) fail(diedError(r), r);
       resolve();
     });
   });
@@ -144,8 +146,7 @@ export async function runTorchEngine(request: TorchRequest, workDir: string, opt
 
   if (ctx.signal?.aborted) throw new CancelledError(`torch ${request.command}`);
   if (failure) throw failure;
-  const died = running.find((r) => r.exit && (r.exit.code !== 0 || r.exit.signal));
-  if (died || !result) throw diedError(died ?? running[0]!);
+  if (!result) throw diedError(running[0]!);
   return result;
 }
 
@@ -187,6 +188,7 @@ function spawnError(e: NodeJS.ErrnoException, what: string): LoraDropError {
 /** The error for a process that ended without a result or an error line. */
 function diedError(r: Running): LoraDropError {
   const how = r.exit?.signal ? `was killed by ${r.exit.signal}` : `exited with code ${r.exit?.code}`;
-  const last = [...r.stderr].reverse().find((l) => l.trim() !== "");
+  // A process killed by a signal was stopped from outside: its last words are about something else.
+  const last = r.exit?.signal ? undefined : [...r.stderr].reverse().find((l) => l.trim() !== "");
   return new LoraDropError("ENGINE_FAILED", `the torch engine (${r.spec.label}) ${how} before answering${last ? `; its last message: ${last.trim().slice(0, 300)}` : ""}`);
 }
