@@ -17,7 +17,7 @@ class Cancelled(BaseException):
     Exception cannot swallow it."""
 
 
-def oom_error(e, where):
+def oom_error(e, where=""):
     """The typed error for a device out-of-memory exception, or None when `e` is something else."""
     text = str(e)
     if type(e).__name__ != "OutOfMemoryError" and "out of memory" not in text.lower():
@@ -25,6 +25,6 @@ def oom_error(e, where):
     first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
     return EngineError(
         "MEMORY_BUDGET",
-        f"the device ran out of memory {where} ({first[:200]}); lower the batch size (keep the global batch with "
+        f"the device ran out of memory{' ' + where if where else ''} ({first[:200]}); lower the batch size (keep the global batch with "
         "more gradient accumulation), the maximum length, or use dtype bfloat16, or more GPUs",
         field="batchSize")

@@ -28,7 +28,7 @@ def main(argv):
         protocol.error(e.code, e.message, e.file, e.field)
         return EXIT_ERROR
     except Exception as e:  # noqa: BLE001 (every failure must become a protocol line)
-        typed = oom_error(e, "")
+        typed = oom_error(e)
         if typed:
             protocol.error(typed.code, typed.message, typed.file, typed.field)
             return EXIT_ERROR

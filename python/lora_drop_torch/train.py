@@ -18,7 +18,7 @@ import torch
 
 from . import checkpoint, protocol
 from .data import Batch, count_targets, read_examples
-from .errors import EngineError
+from .errors import EngineError, oom_error
 from .modeling import attach_lora, bind_shared, head_parameters, load_model, lora_config, lora_modules, loss_sum
 from .outputs import save_tensors
 
@@ -68,24 +68,13 @@ def run(req, device, dtype, world):
     rate = schedule.lr_lambdas[0]
     max_norm = req.number("maxGradNorm", 0)
 
-    start, losses, tokens = 0, [], 0
     torch.manual_seed(seed + DROPOUT_SEED_OFFSET)
     every = req.get("checkpointEvery", int, 0)
     ck_dir = req.get("checkpointDir", str, required=False)
     fingerprint = req.get("fingerprint", dict, {})
+    start, losses, tokens = 0, [], 0
     if req.get("resume", bool, False) and ck_dir:
-        restored = checkpoint.restore(ck_dir, fingerprint, named, optimizer, world.rank)
-        if restored:
-            state, rng = restored
-            start, losses, tokens = state["step"], state["losses"], state["tokens"]
-            if rng:
-                checkpoint.set_rng_state(rng, device)
-            elif world.rank == 0:
-                protocol.log("the checkpoint has no generator state for this rank: LoRA dropout masks will differ "
-                             "from the uninterrupted run", "warn")
-            protocol.log(f"resuming from {ck_dir} at step {start} of {total}")
-        else:
-            protocol.log(f"no checkpoint in {ck_dir}; starting from step 0")
+        start, losses, tokens = resume_from(ck_dir, fingerprint, named, optimizer, world, device, total)
 
     loop_start, tokens_run = time.time(), 0
     for step in range(start, total):
@@ -95,9 +84,12 @@ def run(req, device, dtype, world):
         for group in micro:
             mine = world.share(group)
             if mine:
-                s = loss_sum(peft_model, Batch(mine, pad, device), task) / denominator
-                s.backward()
-                loss += float(s.detach())
+                try:
+                    part = loss_sum(peft_model, Batch(mine, pad, device), task) / denominator
+                    part.backward()
+                except RuntimeError as e:
+                    raise oom_error(e, f"at step {step + 1}") or e
+                loss += float(part.detach())
             n_tok = sum(len(e.ids) for e in group)
             tokens, tokens_run = tokens + n_tok, tokens_run + n_tok
         for p in params:
@@ -140,6 +132,29 @@ def run(req, device, dtype, world):
             "tensorsFile": out_file, "steps": total, "losses": losses, "tokens": tokens,
             "trainableParams": lora_count, "headParams": sum(p.numel() for p in head.values()),
             "worldSize": world.size}
+
+
+def resume_from(ck_dir, fingerprint, named, optimizer, world, device, total):
+    """Restores the checkpoint in `ck_dir`, if there is one; returns (steps done, losses so far, tokens so far)."""
+    start, losses, tokens = 0, [], 0
+    restored = checkpoint.restore(ck_dir, fingerprint, named, optimizer, world.rank)
+    if restored:
+        state, rng = restored
+        start, losses, tokens = state["step"], state["losses"], state["tokens"]
+        if rng:
+            checkpoint.set_rng_state(rng, device)
+        elif world.rank == 0:
+            protocol.log("the checkpoint has no generator state for this rank: LoRA dropout masks will differ "
+                         "from the uninterrupted run", "warn")
+        protocol.log(f"resuming from {ck_dir} at step {start} of {total}")
+    else:
+        protocol.log(f"no checkpoint in {ck_dir}; starting from step 0")
+    # Each rank reads the checkpoint itself; ranks that see different ones (a folder local to one machine) would
+    # train different models.
+    if len(set(world.gather(start))) > 1:
+        raise EngineError("INVALID_ARGUMENT", "the ranks found different checkpoints; put the checkpoint folder on "
+                          "storage every machine shares", ck_dir, "checkpointDir")
+    return start, losses, tokens
 
 
 def clip(params, max_norm):
