@@ -36,7 +36,7 @@ export function findTorchEnv(): { env?: TorchEnv; reason?: string } {
     const last = (r.error?.message ?? r.stderr ?? "").trim().split("\n").pop();
     tried.push(`${python}: ${last}`);
   }
-  return (cached = { reason: `no Python with torch, transformers and peft (${tried.join("; ")}${extra.PYTHONPATH ? "" : "; no shared/pyenv found"})` });
+  return (cached = { reason: `no Python with torch, transformers and peft (${tried.join("; ")}${extra.PYTHONPATH ? "" : `; no usable shared/pyenv/env.sh (${pyenvDir() ?? "none found above the repository"})`})` });
 }
 
 /**
@@ -66,7 +66,12 @@ function pyenvVariables(): NodeJS.ProcessEnv {
   if (!dir) return {};
   const names = ["PYTHONPATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "TRANSFORMERS_NO_ADVISORY_WARNINGS", "TOKENIZERS_PARALLELISM", "PYTHONDONTWRITEBYTECODE"];
   const script = `source "$1" >/dev/null && for v in ${names.join(" ")}; do printf '%s=%s\\0' "$v" "\${!v}"; done`;
-  const out = execFileSync("bash", ["-c", script, "bash", path.join(dir, "env.sh")], { encoding: "utf8", env: { ...process.env, PYTHONPATH: "" } });
+  let out: string;
+  try {
+    out = execFileSync("bash", ["-c", script, "bash", path.join(dir, "env.sh")], { encoding: "utf8", env: { ...process.env, PYTHONPATH: "" }, stdio: ["ignore", "pipe", "pipe"] });
+  } catch {
+    return {};
+  }
   const vars: NodeJS.ProcessEnv = {};
   for (const pair of out.split("\0").filter(Boolean)) {
     const eq = pair.indexOf("=");
