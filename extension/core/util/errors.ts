@@ -31,7 +31,9 @@ export type ErrorCode =
   | "DEVICE_UNAVAILABLE"
   | "CANCELLED"
   | "INVALID_ARGUMENT"
-  | "MEMORY_BUDGET";
+  | "MEMORY_BUDGET"
+  | "MISSING_DEPENDENCY"
+  | "ENGINE_FAILED";
 
 /** An error the user can act on: it carries a code, the file concerned and, where known, the field. */
 export class LoraDropError extends Error {
