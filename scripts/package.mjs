@@ -46,7 +46,7 @@ const vsce = createRequire(import.meta.url).resolve("@vscode/vsce/vsce");
 try {
   // A guard against stray files (a demo's output, a local model) slipping in: everything packaged must be
   // under one of these. .vscodeignore excludes by pattern; this names anything it missed.
-  const allowed = [/^package\.json$/, /^README\.md$/i, /^CHANGELOG\.md$/i, /^LICENSE(\.\w+)?$/i, /^media\/icon\.png$/, /^media\/panel\.css$/, /^dist\/webview\//, /^out\/extension\/.*\.js$/, /^node_modules\//];
+  const allowed = [/^package\.json$/, /^README\.md$/i, /^CHANGELOG\.md$/i, /^LICENSE(\.\w+)?$/i, /^media\/icon\.png$/, /^media\/panel\.css$/, /^dist\/webview\//, /^out\/extension\/.*\.js$/, /^python\/lora_drop_torch\/[\w]+\.py$/, /^node_modules\//];
   const listed = execFileSync(process.execPath, [vsce, "ls", "--ignoreFile", ignoreFile], { encoding: "utf8" }).split(/\r?\n/).filter(Boolean);
   const strays = listed.filter((f) => !allowed.some((re) => re.test(f)));
   if (strays.length) {
@@ -54,7 +54,7 @@ try {
     process.exit(1);
   }
   // No LICENSE file or repository URL exists yet; vsce would stop to ask about them.
-  execFileSync(process.execPath, [vsce, "package", "--target", target, "--ignoreFile", ignoreFile, "--out", out, "--skip-license", "--allow-missing-repository"], { stdio: "inherit" });
+  execFileSync(process.execPath, [vsce, "package", "--target", target, "--ignoreFile", ignoreFile, "--out", out, "--skip-license", "--allow-missing-repository", "--no-rewrite-relative-links"], { stdio: "inherit" });
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -18,9 +18,10 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const require = createRequire(import.meta.url);
 // The engine, as compiled by `npm run build`: the test checks the extension's output with the same readers a user
 // of the CLI has, and recomputes the expected selection with the engine's selection module.
-const { loadAdapter, ownParam } = require(path.join(ROOT, "out/extension/core/peftAdapter.js"));
-const { loadHfModel } = require(path.join(ROOT, "out/extension/core/hfModel.js"));
-const { selectByThreshold } = require(path.join(ROOT, "out/extension/core/selection.js"));
+const { loadAdapter } = require(path.join(ROOT, "out/extension/core/adapter/peftAdapter.js"));
+const { ownParam } = require(path.join(ROOT, "out/extension/core/adapter/loraModule.js"));
+const { loadHfModel } = require(path.join(ROOT, "out/extension/core/models/hfModel.js"));
+const { selectByThreshold } = require(path.join(ROOT, "out/extension/core/importance/selection.js"));
 
 const URL_BASE = process.env.VSCODE_URL ?? "http://127.0.0.1:8080";
 const fx = JSON.parse(fs.readFileSync(process.env.FIXTURE ?? "", "utf8"));

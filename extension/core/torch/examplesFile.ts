@@ -7,7 +7,7 @@
  * needs explaining.
  */
 import * as fs from "node:fs";
-import type { TokenizedExample } from "../dataset";
+import type { TokenizedExample } from "../data/dataset";
 
 /** Writes examples, in order (the engine refers to them by line index). */
 export function writeExamplesFile(file: string, examples: TokenizedExample[]): void {

@@ -3,7 +3,7 @@
  * request file in, JSON lines out. Every stdout line of the child is one object with a `type`; each is validated
  * here before anything acts on it, and a line that does not fit is an ENGINE_FAILED error (never a guess).
  */
-import { ErrorCode, LoraDropError, describeValue } from "../errors";
+import { ErrorCode, LoraDropError, describeValue } from "../util/errors";
 
 /** Version of the request and answer formats; the Python side refuses another. */
 export const TORCH_PROTOCOL_VERSION = 1;

@@ -5,13 +5,15 @@
  */
 import * as path from "node:path";
 import { meanLowRank } from "../prune/lowRank";
-import { archModules, isEncoder, targetMatches, moduleDims } from "../models/arch";
-import { Adapter, LoraConfig, rankAndScale, isTargeted, parseLoraConfig } from "../adapter/peftAdapter";
+import { archModules, defaultTargets, isEncoder, targetMatches, moduleDims } from "../models/arch";
+import { Adapter, LoraConfig, rankAndScale, isTargeted, parseLoraConfig, loadAdapter } from "../adapter/peftAdapter";
 import { LoraDropError } from "../util/errors";
 import { sharedParam } from "../adapter/dropRecord";
 import { Rng } from "../util/random";
 import { LoraParam } from "../runtime/lossSession";
 import { ModelConfig } from "../models/config";
+import type { HfModel } from "../models/hfModel";
+import type { Logger } from "../util/progress";
 import { LoraModule, ownParam } from "../adapter/loraModule";
 
 /** Modules and their parameter pairs. */
@@ -164,4 +166,26 @@ function sharedStart(group: LoraModule[]): { A: Float32Array; B: Float32Array } 
     for (let i = 0; i < B.length; i++) B[i] = B[i]! + l.B[i]! / group.length;
   }
   return { A, B };
+}
+
+/** What a training run says about its LoRA structure (TrainOptions' fields). */
+export interface RunStructure {
+  modelDir: string;
+  /** Start from this adapter's structure and values; the fields below are then ignored (with a warning). */
+  initAdapterDir?: string;
+  r?: number; loraAlpha?: number; targets?: string[]; useRslora?: boolean; loraDropout?: number;
+  sharedLayers?: SharedLayers;
+}
+
+/** The LoRA layout of a run: from its initial adapter, or fresh (r, lora alpha and targets from the resolved settings). */
+export function layoutForRun(model: HfModel, o: RunStructure, s: { r: number; loraAlpha: number; targets: string[]; seed: number }, log?: Logger): LoraLayout {
+  if (o.initAdapterDir) {
+    const given = (["r", "loraAlpha", "targets", "useRslora"] as const).filter((k) => o[k] !== undefined);
+    if (given.length) log?.warn(`${given.join(", ")} ignored: the LoRA structure comes from ${o.initAdapterDir}`);
+    return layoutFromAdapter(loadAdapter(o.initAdapterDir, model.config), model.config, o.sharedLayers, o.loraDropout);
+  }
+  return newLoraLayout(model.config, {
+    r: s.r, loraAlpha: s.loraAlpha, targets: o.targets ?? defaultTargets(model.config.architecture, s.targets), useRslora: o.useRslora ?? false,
+    loraDropout: o.loraDropout ?? 0, baseModel: path.resolve(o.modelDir),
+  }, o.sharedLayers, new Rng(s.seed));
 }

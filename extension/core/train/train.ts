@@ -19,11 +19,11 @@ import { Rng } from "../util/random";
 import { LossSession, LoraParam, ParamGrads, countTargets, HeadParam, paramsOf } from "../runtime/lossSession";
 import { defaultMemoryBudget, describePlan, formatBytes, planStreaming, StreamPlan, STREAMED_ARCHITECTURES, trainingExtraBytes } from "../stream/memoryBudget";
 import { streamedLoraGradients } from "../stream/streamGrad";
-import { defaultTargets, isEncoder } from "../models/arch";
+import { isEncoder } from "../models/arch";
 import { AdamW, ADAMW_DEFAULTS, clipGradNorm } from "./optim";
 import { learningRate } from "./schedule";
 import { DataOrder, DataOrderState, stepsPerEpoch } from "./dataOrder";
-import { LoraLayout, newLoraLayout, layoutFromAdapter } from "./loraSetup";
+import { layoutForRun } from "./loraSetup";
 import { headAdapterKey, headParamCount, headTensorShapes, initialHead, SEQ_CLS_MODULES_TO_SAVE } from "./classifierHead";
 import { CheckpointState, CHECKPOINT_VERSION, headKey, readCheckpoint, restoreTensors, writeCheckpoint } from "./checkpoint";
 import { resolveSettings, TrainOptions, TrainSettings, fingerprintOf } from "./settings";
@@ -57,7 +57,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   // A SEQ_CLS adapter's saved classifier (modules_to_save) is the head the loss goes through; it stays frozen.
   if (opts.initAdapterDir && isEncoder(model.config.architecture)) model = withAdapterHead(model, loadAdapter(opts.initAdapterDir, model.config));
   const examples = loadTrainingExamples(model, opts.dataPath, s.maxTokens, opts.exampleIndices, ctx.log);
-  const layout = makeLayout(model, opts, s, ctx.log);
+  const layout = layoutForRun(model, opts, s, ctx.log);
   const head = classifierHeadToTrain(model, opts, s, ctx.log);
   const dropoutP = layout.config.loraDropout;
   if (!(dropoutP >= 0 && dropoutP < 1)) throw new LoraDropError("INVALID_ARGUMENT", `lora_dropout must be in [0, 1), got ${dropoutP}`, undefined, "loraDropout");
@@ -203,19 +203,6 @@ export async function evaluateLoss(modelDir: string, loras: LoraModule[], exampl
   } finally {
     await session.dispose();
   }
-}
-
-function makeLayout(model: HfModel, opts: TrainOptions, s: TrainSettings, log?: RunContext["log"]): LoraLayout {
-  if (opts.initAdapterDir) {
-    const given = (["r", "loraAlpha", "targets", "useRslora"] as const).filter((k) => opts[k] !== undefined);
-    if (given.length) log?.warn(`${given.join(", ")} ignored: the LoRA structure comes from ${opts.initAdapterDir}`);
-    const adapter = loadAdapter(opts.initAdapterDir, model.config);
-    return layoutFromAdapter(adapter, model.config, opts.sharedLayers, opts.loraDropout);
-  }
-  return newLoraLayout(model.config, {
-    r: s.r, loraAlpha: s.loraAlpha, targets: opts.targets ?? defaultTargets(model.config.architecture, s.targets), useRslora: opts.useRslora ?? false, loraDropout: opts.loraDropout ?? 0,
-    baseModel: path.resolve(opts.modelDir),
-  }, opts.sharedLayers, new Rng(s.seed));
 }
 
 /** Dropout masks for every LoRA module input of a batch: 0 with probability p, else 1/(1-p) (as torch's Dropout). */

@@ -9,11 +9,11 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { isLoraDropError, LoraDropError } from "../../extension/core/errors";
-import { torchProfile } from "../../extension/core/torch/torchProfile";
-import { torchPackageRoot } from "../../extension/core/torch/python";
-import { makeFixture, tmpDir } from "../helpers";
-import { torchEnvOrSkip } from "../torchEnv";
+import { isLoraDropError, LoraDropError } from "../../../extension/core/util/errors";
+import { torchProfile } from "../../../extension/core/importance/torchProfile";
+import { torchPackageRoot } from "../../../extension/core/torch/python";
+import { makeFixture, tmpDir } from "../../helpers";
+import { torchEnvOrSkip } from "../../torchEnv";
 
 const { env, skip } = torchEnvOrSkip();
 // The stand-in torch needs no real one: any Python 3 runs that case.

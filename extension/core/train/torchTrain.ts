@@ -7,23 +7,22 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { loadHfModel, HfModel } from "../hfModel";
-import { countLoraParams, loadAdapter, moduleName, writeAdapter } from "../peftAdapter";
-import { readSafetensorsIndex, readTensorF32 } from "../safetensors";
-import { LoraDropError } from "../errors";
-import { RunContext } from "../progress";
-import { Rng } from "../random";
-import { defaultTargets } from "../models/arch";
-import type { TrainOptions, TrainEvent } from "../train/train";
-import { loadTrainingExamples } from "../train/train";
-import { resolveSettings, fingerprintOf, TrainSettings } from "../train/settings";
-import { DataOrder, stepsPerEpoch } from "../train/dataOrder";
-import { layoutFromAdapter, LoraLayout, newLoraLayout } from "../train/loraSetup";
-import { headAdapterKey, headTensorShapes, SEQ_CLS_MODULES_TO_SAVE } from "../train/classifierHead";
-import { EngineRunOptions, runTorchEngine, TorchEngineOptions, withWorkDir } from "./engineProcess";
-import { writeExamplesFile } from "./examplesFile";
-import { TorchLaunch } from "./launcher";
-import { TORCH_PROTOCOL_VERSION, TorchTrainRequest, TorchTrainResult } from "./protocol";
+import { loadHfModel } from "../models/hfModel";
+import { moduleName, writeAdapter } from "../adapter/peftAdapter";
+import { readSafetensorsIndex, readTensorF32 } from "../io/safetensors";
+import { LoraDropError } from "../util/errors";
+import { RunContext } from "../util/progress";
+import type { TrainEvent } from "./train";
+import { resolveSettings, fingerprintOf, type TrainOptions } from "./settings";
+import { DataOrder, stepsPerEpoch } from "./dataOrder";
+import { layoutForRun, type LoraLayout } from "./loraSetup";
+import { headAdapterKey, headTensorShapes, SEQ_CLS_MODULES_TO_SAVE } from "./classifierHead";
+import { EngineRunOptions, runTorchEngine, TorchEngineOptions, withWorkDir } from "../torch/engineProcess";
+import { writeExamplesFile } from "../torch/examplesFile";
+import { TorchLaunch } from "../torch/launcher";
+import { TORCH_PROTOCOL_VERSION, TorchTrainRequest, TorchTrainResult } from "../torch/protocol";
+import { countLoraParams } from "../adapter/loraModule";
+import { loadTrainingExamples } from "../data/examples";
 
 /** TrainOptions (less the onnx engine's own: streaming, prepacking, its device list) plus the torch engine's. */
 export interface TorchTrainOptions extends Omit<TrainOptions, "device" | "threads" | "prepack" | "memoryBudget" | "stream" | "finalEval">, TorchEngineOptions {
@@ -50,8 +49,8 @@ export async function torchTrain(opts: TorchTrainOptions, ctx: RunContext & { on
   const s = resolveSettings(opts as TrainOptions);
   if (fs.existsSync(opts.outDir) && !opts.force) throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   const model = loadHfModel(opts.modelDir);
-  const examples = loadTrainingExamples(model, opts.dataPath, s.maxLength, opts.exampleIndices, ctx);
-  const layout = makeLayout(model, opts, s, ctx.log);
+  const examples = loadTrainingExamples(model, opts.dataPath, s.maxTokens, opts.exampleIndices, ctx.log);
+  const layout = layoutForRun(model, opts, s, ctx.log);
   const dropout = layout.config.loraDropout;
   if (!(dropout >= 0 && dropout < 1)) throw new LoraDropError("INVALID_ARGUMENT", `lora_dropout must be in [0, 1), got ${dropout}`, undefined, "loraDropout");
   const trainHead = model.config.head === "seq-cls" && opts.trainHead !== false;
@@ -123,19 +122,6 @@ export async function torchTrain(opts: TorchTrainOptions, ctx: RunContext & { on
   };
 }
 
-/** The layout as the onnx engine makes it: from the initial adapter, or fresh (PEFT initialises it on the Python side). */
-function makeLayout(model: HfModel, opts: TorchTrainOptions, s: TrainSettings, log?: RunContext["log"]): LoraLayout {
-  if (opts.initAdapterDir) {
-    const given = (["r", "alpha", "targets", "useRslora"] as const).filter((k) => opts[k] !== undefined);
-    if (given.length) log?.warn(`${given.join(", ")} ignored: the LoRA structure comes from ${opts.initAdapterDir}`);
-    return layoutFromAdapter(loadAdapter(opts.initAdapterDir, model.config), model.config, opts.sharedLayers, opts.loraDropout);
-  }
-  // The values drawn here are not used: the engine initialises a fresh LoRA as PEFT does, from torch's generator.
-  return newLoraLayout(model.config, {
-    r: s.r, alpha: s.alpha, targets: opts.targets ?? defaultTargets(model.config.architecture, s.targets), useRslora: opts.useRslora ?? false,
-    loraDropout: opts.loraDropout ?? 0, baseModel: path.resolve(opts.modelDir),
-  }, opts.sharedLayers, new Rng(s.seed));
-}
 
 /** A tensor as read back from the engine. */
 interface Trained { shape: number[]; data: Float32Array }

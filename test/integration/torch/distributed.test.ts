@@ -8,9 +8,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import { torchTrain, TorchTrainOptions } from "../../extension/core/torch/torchTrain";
-import { makeTorchFixtures, torchEnvOrSkip } from "../torchEnv";
-import { tmpDir } from "../helpers";
+import { torchTrain, TorchTrainOptions } from "../../../extension/core/train/torchTrain";
+import { makeTorchFixtures, torchEnvOrSkip } from "../../torchEnv";
+import { tmpDir } from "../../helpers";
 
 const { env, skip } = torchEnvOrSkip();
 const quiet = { log: { info() {}, warn() {} } };

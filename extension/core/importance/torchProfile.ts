@@ -5,17 +5,19 @@
  * so the profile schema has one writer.
  */
 import * as path from "node:path";
-import { loadHfModel } from "../hfModel";
-import { Adapter, loadAdapter, moduleName, writeAdapter } from "../peftAdapter";
-import { batchesOf } from "../batch";
-import { assembleProfile, loadExamples, ProfileOptions } from "../profile";
-import { Criterion, ProfileFile } from "../profileSchema";
-import { readSafetensorsIndex, readTensorF32 } from "../safetensors";
-import { LoraDropError } from "../errors";
-import { RunContext } from "../progress";
-import { runTorchEngine, TorchEngineOptions, withWorkDir } from "./engineProcess";
-import { writeExamplesFile } from "./examplesFile";
-import { TORCH_PROTOCOL_VERSION, TorchLoraEntry, TorchProfileRequest, TorchProfileResult } from "./protocol";
+import { loadHfModel } from "../models/hfModel";
+import { Adapter, loadAdapter, moduleName, writeAdapter } from "../adapter/peftAdapter";
+import { batchesOf } from "../data/batch";
+import { Criterion, ProfileFile } from "./profileSchema";
+import { readSafetensorsIndex, readTensorF32 } from "../io/safetensors";
+import { LoraDropError } from "../util/errors";
+import { RunContext } from "../util/progress";
+import { runTorchEngine, TorchEngineOptions, withWorkDir } from "../torch/engineProcess";
+import { writeExamplesFile } from "../torch/examplesFile";
+import { TORCH_PROTOCOL_VERSION, TorchLoraEntry, TorchProfileRequest, TorchProfileResult } from "../torch/protocol";
+import { assembleProfile } from "./assemble";
+import { loadExamples } from "../data/examples";
+import { ProfileOptions } from "./options";
 
 /** What to profile (as ProfileOptions) and how the torch engine runs. */
 export interface TorchProfileOptions extends Pick<ProfileOptions, "modelDir" | "adapterDir" | "dataPath" | "maxExamples" | "maxTokens" | "batchSize" | "criterion">, TorchEngineOptions {}

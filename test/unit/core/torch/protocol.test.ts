@@ -7,12 +7,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseTorchLine } from "../../extension/core/torch/protocol";
-import { launchSpecs } from "../../extension/core/torch/launcher";
-import { findPython, pythonEnvironment, torchPackageRoot } from "../../extension/core/torch/python";
-import { writeExamplesFile } from "../../extension/core/torch/examplesFile";
-import { isLoraDropError } from "../../extension/core/errors";
-import { tmpDir } from "../helpers";
+import { parseTorchLine } from "../../../../extension/core/torch/protocol";
+import { launchSpecs } from "../../../../extension/core/torch/launcher";
+import { findPython, pythonEnvironment, torchPackageRoot } from "../../../../extension/core/torch/python";
+import { writeExamplesFile } from "../../../../extension/core/torch/examplesFile";
+import { isLoraDropError } from "../../../../extension/core/util/errors";
+import { tmpDir } from "../../../helpers";
 
 const refused = (line: string, what: RegExp) => assert.throws(() => parseTorchLine(line, "python"),
   (e: unknown) => isLoraDropError(e) && e.code === "ENGINE_FAILED" && e.file === "python" && what.test(e.message));

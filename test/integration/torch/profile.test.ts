@@ -7,10 +7,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { profileAdapter } from "../../extension/core/profile";
-import { Criterion, ProfileFile } from "../../extension/core/profileSchema";
-import { torchProfiles } from "../../extension/core/torch/torchProfile";
-import { FixtureArch, makeTorchFixtures, torchEnvOrSkip } from "../torchEnv";
+import { profileAdapter } from "../../../extension/core/importance/profile";
+import { Criterion, ProfileFile } from "../../../extension/core/importance/profileSchema";
+import { torchProfiles } from "../../../extension/core/importance/torchProfile";
+import { FixtureArch, makeTorchFixtures, torchEnvOrSkip } from "../../torchEnv";
 
 const { env, skip } = torchEnvOrSkip();
 const ARCHS: FixtureArch[] = ["llama", "qwen2", "gpt2", "roberta"];
