@@ -46,7 +46,7 @@ const vsce = createRequire(import.meta.url).resolve("@vscode/vsce/vsce");
 try {
   // A guard against stray files (a demo's output, a local model) slipping in: everything packaged must be
   // under one of these. .vscodeignore excludes by pattern; this names anything it missed.
-  const allowed = [/^package\.json$/, /^README\.md$/i, /^CHANGELOG\.md$/i, /^LICENSE(\.\w+)?$/i, /^media\/icon\.png$/, /^media\/panel\.css$/, /^dist\/webview\//, /^out\/extension\/.*\.js$/, /^node_modules\//];
+  const allowed = [/^package\.json$/, /^README\.md$/i, /^CHANGELOG\.md$/i, /^LICENSE(\.\w+)?$/i, /^media\/icon\.png$/, /^media\/panel\.(css|png)$/, /^media\/walkthrough\/[\w-]+\.md$/, /^dist\/webview\//, /^out\/extension\/.*\.js$/, /^node_modules\//];
   const listed = execFileSync(process.execPath, [vsce, "ls", "--ignoreFile", ignoreFile], { encoding: "utf8" }).split(/\r?\n/).filter(Boolean);
   const strays = listed.filter((f) => !allowed.some((re) => re.test(f)));
   if (strays.length) {

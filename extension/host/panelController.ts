@@ -72,6 +72,7 @@ export class PanelController {
   private settings: PanelSettings;
   /** True once the page reported its own threshold and mode (`stateChanged`): from then on those are the panel's. */
   private pageReported = false;
+  private thresholdMoved = false;
   private trainSteps: TrainStep[] = [];
   private trainOutcome: { outcome: "completed" | "cancelled" | "failed"; message?: string } | undefined;
   private messagesReceived = 0;
@@ -179,6 +180,7 @@ export class PanelController {
       ...(this.primary ? { primaryPath: this.primary.file } : {}),
       ...(this.compare ? { comparePath: this.compare.file } : {}),
       threshold: this.threshold,
+      thresholdMoved: this.thresholdMoved,
       mode: this.mode,
       keptLayers: selection ? keptPositions(selection.kept) : [],
       paramsBefore: counts.before,
@@ -216,6 +218,7 @@ export class PanelController {
         this.replay();
         return;
       case "stateChanged":
+        if (msg.threshold !== this.threshold) this.thresholdMoved = true;
         this.threshold = msg.threshold;
         this.mode = msg.mode;
         this.pageReported = true;

@@ -240,8 +240,11 @@ mod._resolveFilename = function (request: string, ...rest: unknown[]) {
 };
 require.cache["vscode"] = { id: "vscode", filename: "vscode", loaded: true, exports: vscode } as unknown as NodeJS.Module;
 
-/** A fake ExtensionContext with in-memory workspace state. */
-export function fakeExtensionContext(extensionPath: string, storage: string): unknown {
+/**
+ * A fake ExtensionContext with in-memory workspace state, and global state that a test may share between two
+ * contexts (two windows of one VS Code).
+ */
+export function fakeExtensionContext(extensionPath: string, storage: string, globalState = new Map<string, unknown>()): unknown {
   const state = new Map<string, unknown>();
   return {
     extensionUri: FakeUri.file(extensionPath),
@@ -251,6 +254,10 @@ export function fakeExtensionContext(extensionPath: string, storage: string): un
       get: <T>(key: string, def?: T) => (state.has(key) ? (state.get(key) as T) : def),
       update: async (key: string, value: unknown) => void state.set(key, value),
     },
-    extension: { packageJSON: { version: "0.0.0-test" }, extensionKind: 2 },
+    globalState: {
+      get: <T>(key: string, def?: T) => (globalState.has(key) ? (globalState.get(key) as T) : def),
+      update: async (key: string, value: unknown) => void (value === undefined ? globalState.delete(key) : globalState.set(key, value)),
+    },
+    extension: { packageJSON: { version: "0.0.0-test", publisher: "lora-drop", name: "lora-drop" }, extensionKind: 2 },
   };
 }
