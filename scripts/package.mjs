@@ -53,8 +53,10 @@ try {
     console.error(`package: files outside the extension's folders would be packaged; add them to .vscodeignore:\n  ${strays.slice(0, 30).join("\n  ")}`);
     process.exit(1);
   }
-  // No LICENSE file or repository URL exists yet; vsce would stop to ask about them.
-  execFileSync(process.execPath, [vsce, "package", "--target", target, "--ignoreFile", ignoreFile, "--out", out, "--skip-license", "--allow-missing-repository"], { stdio: "inherit" });
+  // No LICENSE file or repository URL exists yet; vsce would stop to ask about them. Without a repository URL it
+  // cannot make the README's relative links absolute either, so they stay relative (the packaged README's image,
+  // media/panel.png, is in the package; links to docs/ work where the repository is).
+  execFileSync(process.execPath, [vsce, "package", "--target", target, "--ignoreFile", ignoreFile, "--out", out, "--skip-license", "--allow-missing-repository", "--no-rewrite-relative-links"], { stdio: "inherit" });
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -165,6 +165,12 @@ export class PanelController {
     this.publish();
   }
 
+  /** The threshold the user set on the page, when the page shows a profile of `adapterDir`; else undefined. */
+  chosenThreshold(adapterDir: string): number | undefined {
+    if (!this.primary || !this.thresholdMoved) return undefined;
+    return path.resolve(this.primary.profile.adapter.path) === path.resolve(adapterDir) ? this.threshold : undefined;
+  }
+
   /** The panel as the test API reports it. */
   report(): PanelReport {
     const p = this.primary?.profile;

@@ -10,7 +10,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  SEL, afterPaint, answerInput, explorerContextMenu, explorerRow, pickItem, readJson, recordToasts, runCommand, setColorTheme, toasts,
+  SEL, afterPaint, answerInput, clearNotifications, explorerContextMenu, explorerRow, pickItem, readJson, recordToasts, runCommand, setColorTheme, toasts,
   waitUntil, webviewFrame,
 } from "./workbench.mjs";
 
@@ -18,9 +18,10 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const require = createRequire(import.meta.url);
 // The engine, as compiled by `npm run build`: the test checks the extension's output with the same readers a user
 // of the CLI has, and recomputes the expected selection with the engine's selection module.
-const { loadAdapter, ownParam } = require(path.join(ROOT, "out/extension/core/peftAdapter.js"));
-const { loadHfModel } = require(path.join(ROOT, "out/extension/core/hfModel.js"));
-const { selectByThreshold } = require(path.join(ROOT, "out/extension/core/selection.js"));
+const { loadAdapter } = require(path.join(ROOT, "out/extension/core/adapter/peftAdapter.js"));
+const { ownParam } = require(path.join(ROOT, "out/extension/core/adapter/loraModule.js"));
+const { loadHfModel } = require(path.join(ROOT, "out/extension/core/models/hfModel.js"));
+const { selectByThreshold } = require(path.join(ROOT, "out/extension/core/importance/selection.js"));
 
 const URL_BASE = process.env.VSCODE_URL ?? "http://127.0.0.1:8080";
 const fx = JSON.parse(fs.readFileSync(process.env.FIXTURE ?? "", "utf8"));
@@ -137,6 +138,7 @@ try {
     assert.match(text, new RegExp(`Token ${col}:`));
     await page.mouse.move(5, 5); // leave the canvas so the tooltip does not cover the screenshot
     await tooltip.waitFor({ state: "hidden" });
+    await clearNotifications(page);
     await afterPaint(web);
     await page.screenshot({ path: shot("panel-dark.png") });
   });

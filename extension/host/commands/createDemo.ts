@@ -55,19 +55,19 @@ export async function resumeWalkthrough(s: Services): Promise<void> {
   const pending = s.context.globalState.get<string>(PENDING_WALKTHROUGH_KEY);
   if (!pending || !roots.some((r) => path.resolve(r) === path.resolve(pending))) return;
   await s.context.globalState.update(PENDING_WALKTHROUGH_KEY, undefined);
-  const id = walkthroughFullId(s.context.extension.packageJSON as { publisher: string; name: string });
-  await vscode.commands.executeCommand("workbench.action.openWalkthrough", { category: id, step: `${id}#profile` }, false);
+  await openWalkthrough(s, "profile");
 }
 
-/** "LoRA-drop: Get started": opens the walkthrough. */
-export async function openWalkthrough(s: Services): Promise<void> {
-  await vscode.commands.executeCommand("workbench.action.openWalkthrough", walkthroughFullId(s.context.extension.packageJSON as { publisher: string; name: string }), false);
+/** Opens the walkthrough at `step` (a step id of walkthrough.ts). */
+export async function openWalkthrough(s: Services, step = "createDemo"): Promise<void> {
+  const category = walkthroughFullId(s.context.extension.packageJSON as { publisher: string; name: string });
+  await vscode.commands.executeCommand("workbench.action.openWalkthrough", { category, step }, false);
 }
 
 async function askFolder(s: Services): Promise<string> {
   const root = s.roots()[0];
   const uris = await vscode.window.showOpenDialog({
-    title: "Folder for the LoRA-drop demo workspace (a new lora-drop-demo folder is made inside one that holds files)",
+    title: "Folder for the LoRA-drop demo workspace",
     openLabel: "Create demo here",
     canSelectFolders: true,
     canSelectFiles: false,

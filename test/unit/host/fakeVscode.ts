@@ -55,6 +55,8 @@ export const fake = {
   /** Answers for showQuickPick: a function picking an item (undefined: dismissed). */
   quickPicks: [] as ((items: { label: string }[]) => { label: string } | undefined)[],
   inputBoxes: [] as (string | undefined)[],
+  /** The value each input box was opened with (what it was prefilled with). */
+  inputBoxValues: [] as (string | undefined)[],
   saveDialogs: [] as (string | undefined)[],
   openDialogs: [] as (string[] | undefined)[],
   executed: [] as { command: string; args: unknown[] }[],
@@ -80,6 +82,7 @@ export const fake = {
     this.answers = [];
     this.quickPicks = [];
     this.inputBoxes = [];
+    this.inputBoxValues = [];
     this.saveDialogs = [];
     this.openDialogs = [];
     this.executed = [];
@@ -144,7 +147,10 @@ const vscode = {
       return task({ report: () => undefined }, token);
     },
     showQuickPick: async (items: { label: string }[]) => fake.quickPicks.shift()?.(await items),
-    showInputBox: async () => fake.inputBoxes.shift(),
+    showInputBox: async (options?: { value?: string }) => {
+      fake.inputBoxValues.push(options?.value);
+      return fake.inputBoxes.shift();
+    },
     showSaveDialog: async () => {
       const p = fake.saveDialogs.shift();
       return p === undefined ? undefined : FakeUri.file(p);
