@@ -92,3 +92,14 @@ test("the README's example commands run in an empty folder and do what it says",
     assert.ok(fs.existsSync(path.join(cwd, f)), `${f} written`);
   }
 });
+
+test("npm install builds the CLI (prepare), and a launcher without a build says in one line what to run", () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
+  assert.equal(pkg.scripts.prepare, "npm run build");
+  const bare = tmpDir("lora-drop-unbuilt-");
+  fs.mkdirSync(path.join(bare, "bin"));
+  fs.copyFileSync(BIN, path.join(bare, "bin", "lora-drop.js"));
+  const r = spawnSync(process.execPath, [path.join(bare, "bin", "lora-drop.js"), "--help"], { encoding: "utf8", env: ENV });
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr, `lora-drop: not built yet; run \`npm run build\` in ${bare} (npm install does it unless scripts are disabled)\n`);
+});
