@@ -6,6 +6,7 @@ import * as vscode from "vscode";
 import { TestState, type LoraDropTestApi } from "./host/testApi";
 import { watchAdapterFolders } from "./host/adapterFolders";
 import { registerCommands, wireCommands } from "./host/commands/table";
+import { resumeWalkthrough } from "./host/commands/createDemo";
 import { createHostLog } from "./host/log";
 import { PANEL_VIEW_TYPE } from "./host/manifest";
 import { ProfilePanel } from "./host/panel";
@@ -25,13 +26,15 @@ export function activate(context: vscode.ExtensionContext): LoraDropTestApi {
         deps.panels.revive(panel);
       },
     }),
-    watchAdapterFolders(log),
+    // A workspace with an adapter in it has what the walkthrough's first step would create.
+    watchAdapterFolders(log, () => void services.milestone("workspaceReady")),
     // A settings change is read at the next command; invalid values are reported when read.
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration("loraDrop")) services.settings();
     }),
   );
   services.settings();
+  void resumeWalkthrough(services).catch((e) => log.warn(`walkthrough: ${(e as Error).message}`));
   log.info(`LoRA-drop ${context.extension.packageJSON.version as string} activated (${context.extension.extensionKind === vscode.ExtensionKind.Workspace ? "workspace" : "UI"} host, ${process.platform}-${process.arch})`);
   return test.api();
 }

@@ -23,6 +23,7 @@ import { loadHfModel } from "../extension/core/models/hfModel";
 import { Rng } from "../extension/core/util/random";
 import { ensureBenchModel, describeShape, passFlops, TINYLLAMA_SHAPE } from "./bench/benchModel";
 import type { OrtWorkerResult } from "./bench/ortWorker";
+import { benchHeader } from "./bench/machine";
 
 const GIB = 1024 ** 3;
 
@@ -40,6 +41,7 @@ interface Measurement {
 }
 
 function main(): number {
+  const header = benchHeader("profile", "npm run bench");
   const { values: a } = parseArgs({
     options: {
       seq: { type: "string", default: "256" }, pass: { type: "string", default: "profile,forward" },
@@ -83,6 +85,7 @@ function main(): number {
 
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "lora-drop-bench-"));
   const results: Measurement[] = [];
+  const agreement: { seq: number; pass: string; taps: number; logits?: number }[] = [];
   let blasNote = "";
   try {
     for (const seq of seqs) {
@@ -104,7 +107,7 @@ function main(): number {
         const idleTorch = waitIdle(Number(a["wait-idle"]));
         const t = runJson<{ best: number; peak_rss_bytes: number; blas: string[]; torch: string; gpu_peak_bytes: number | null }>(python, [script, ...common, "--device", a["torch-device"]!, "--out", torchOut], torchEnv);
         blasNote = `torch ${t.torch}, BLAS loaded: ${t.blas.join(", ") || "none found"}`;
-        if (!t.blas.some((b) => b.includes("openblas"))) blasNote += " — WARNING: not OpenBLAS, the reference is not the fair one (see benchmarks.md)";
+        if (!t.blas.some((b) => b.includes("openblas"))) blasNote += " — WARNING: not OpenBLAS, the reference is not the fair one (see docs/benchmarks.md)";
         console.log(`  seq ${seq} ${pass}: pytorch ${(seq / t.best).toFixed(1)} tok/s`);
         const gpuMem = t.gpu_peak_bytes ? `, GPU peak ${(t.gpu_peak_bytes / GIB).toFixed(2)} GiB` : "";
         results.push(measurement("pytorch", seq, pass, t.best, t.peak_rss_bytes, flops, torchOut, `${a["torch-device"]}${gpuMem}${idleTorch}`));
@@ -113,8 +116,12 @@ function main(): number {
     console.log(`load average at end ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
     if (blasNote) console.log(blasNote);
     console.log();
-    printTable(results, peak, fx.weightBytes);
-    if (a.json) fs.writeFileSync(a.json, JSON.stringify({ shape, weightBytes: fx.weightBytes, peak, settings: ortFlags, results }, null, 2));
+    printTable(results, peak, fx.weightBytes, agreement);
+    if (a.json) {
+      const measured = results.map(({ outFile: _, ...m }) => m);
+      fs.writeFileSync(a.json, `${JSON.stringify({ ...header, shape, weightBytes: fx.weightBytes, peak, settings: ortFlags, torch: torchSkip ? { skipped: torchSkip } : { blas: blasNote }, results: measured, agreement }, null, 2)}\n`);
+      console.log(`wrote ${a.json}`);
+    }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -165,7 +172,7 @@ function scaledDiff(a: number[], b: number[]): number {
   return diff / scale;
 }
 
-function printTable(rs: Measurement[], peak: number, weightBytes: number): void {
+function printTable(rs: Measurement[], peak: number, weightBytes: number, agreement: { seq: number; pass: string; taps: number; logits?: number }[]): void {
   const head = ["seq", "pass", "engine", "tok/s", "GFLOP/s", "% peak", "peak RSS GiB", "RSS/weights", "notes"];
   const rows: string[][] = [head];
   const keys = [...new Set(rs.map((r) => `${r.seq}|${r.pass}`))];
@@ -180,6 +187,7 @@ function printTable(rs: Measurement[], peak: number, weightBytes: number): void 
     if (ort && torch) {
       const o = JSON.parse(fs.readFileSync(ort.outFile, "utf8")) as { taps: number[]; last_logits: number[] | null };
       const t = JSON.parse(fs.readFileSync(torch.outFile, "utf8")) as { taps: number[]; last_logits: number[] | null };
+      agreement.push({ seq: ort.seq, pass: ort.pass, taps: scaledDiff(o.taps, t.taps), ...(o.last_logits && t.last_logits ? { logits: scaledDiff(o.last_logits, t.last_logits) } : {}) });
       const agree = `taps differ by ${scaledDiff(o.taps, t.taps).toExponential(1)}` +
         (o.last_logits && t.last_logits ? `, logits by ${scaledDiff(o.last_logits, t.last_logits).toExponential(1)}` : "") + " of scale";
       rows.push(["", "", "ratio ORT/PyTorch", `${(ort.tokensPerSecond / torch.tokensPerSecond).toFixed(2)}×`, "", "",

@@ -29,6 +29,7 @@ import type { DeviceChoice } from "../extension/core/runtime/session";
 import { ModelConfig } from "../extension/core/models/config";
 import { moduleDims, moduleParent } from "../extension/core/models/arch";
 import { loadExamples } from "../extension/core/data/examples";
+import { benchHeader } from "./bench/machine";
 
 const LLAMA2_7B = {
   architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,
@@ -197,6 +198,7 @@ function main(): number {
     trainWorker(JSON.parse(a["train-worker"])).catch((e) => { console.error(e); process.exit(1); });
     return -1;
   }
+  const header = benchHeader("scale", "npm run bench:scale");
   const tokens = Number(a.tokens);
   const device = a.device as DeviceChoice;
   if (!["cpu", "webgpu", "cuda", "auto"].includes(device)) throw new Error(`--device ${device}: expected cpu, webgpu, cuda or auto`);
@@ -242,7 +244,7 @@ function main(): number {
       console.log(`${"training step (1 layer/block)".padEnd(26)} ${train.seconds!.toFixed(1)} s (CPU ${train.cpuSeconds!.toFixed(1)} s), loss ${train.loss!.toFixed(3)}, peak RSS ${formatBytes(train.peakSampledBytes!)} (max RSS ${formatBytes(train.maxRssBytes!)})`);
     }
   }
-  if (a.json) fs.writeFileSync(a.json, JSON.stringify({ ...r, budget, flops, train }, null, 2));
+  if (a.json) fs.writeFileSync(a.json, `${JSON.stringify({ ...header, profile: r, budget, flops, train }, null, 2)}\n`);
   return 0;
 }
 

@@ -18,6 +18,7 @@ import { Rng } from "../extension/core/util/random";
 import { ensureBenchModel, describeShape, passFlops, PassShape, TINYLLAMA_SHAPE } from "./bench/benchModel";
 import { trainLora } from "../extension/core/train/train";
 import { ModelConfig } from "../extension/core/models/config";
+import { benchHeader } from "./bench/machine";
 
 const GIB = 1024 ** 3;
 
@@ -56,6 +57,7 @@ function main(): number {
     void worker(a.model!, a.adapter!, a.ids!, Number(a.reps), a.threads ? Number(a.threads) : undefined, a.prepack);
     return 0;
   }
+  const header = benchHeader("train", "npm run bench:train");
   const seqs = a.seq.split(",").map(Number);
   const peak = Number(a["peak-gflops"]);
   const shape = TINYLLAMA_SHAPE;
@@ -112,7 +114,10 @@ function main(): number {
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
     for (const r of rows) console.log(r.map((cell, c) => (c < 2 || c === 7 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ").trimEnd());
     if (summary.length) console.log(`\n${summary.join("\n")}`);
-    if (a.json) fs.writeFileSync(a.json, JSON.stringify({ shape, weightBytes: fx.weightBytes, peak, results: json }, null, 2));
+    if (a.json) {
+      fs.writeFileSync(a.json, `${JSON.stringify({ ...header, shape, weightBytes: fx.weightBytes, peak, torch: torchSkip ? { skipped: torchSkip } : {}, results: json }, null, 2)}\n`);
+      console.log(`wrote ${a.json}`);
+    }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

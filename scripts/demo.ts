@@ -12,6 +12,7 @@ import { writeTinyModel, writeSyntheticDataset } from "../extension/core/demo/ti
 import { runPipeline, PipelineEvent, PIPELINE_PHASES, PipelineOptions } from "../extension/core/pipeline/pipeline";
 import { pipelineSummary } from "../extension/cli/pipelineCommand";
 import { reportError } from "../extension/cli/terminal";
+import { EtaClock, etaText } from "../extension/core/util/eta";
 
 /** The demo's settings: small enough for a laptop CPU, large enough for importance to differ between layers. */
 export const DEMO = {
@@ -47,13 +48,17 @@ async function main(): Promise<void> {
     steps: Number(arg("steps") ?? DEMO.run.steps), threads: Number(arg("threads") ?? 2),
   };
   let lastShown = 0;
+  // One estimate per training run: the step count going back to 1 starts a new one.
+  const clock = new EtaClock();
   const onEvent = (e: PipelineEvent) => {
     if (e.message !== undefined) {
       process.stdout.write(`[${PIPELINE_PHASES.indexOf(e.phase) + 1}/${PIPELINE_PHASES.length}] ${e.phase}: ${e.message}\n`);
       lastShown = 0;
-    } else if (e.step !== undefined && e.totalSteps !== undefined && (e.step - lastShown >= e.totalSteps / 6 || e.step === e.totalSteps)) {
+    } else if (e.step !== undefined && e.totalSteps !== undefined) {
+      const left = clock.secondsLeft(e.step, e.totalSteps);
+      if (e.step - lastShown < e.totalSteps / 6 && e.step !== e.totalSteps) return;
       lastShown = e.step;
-      process.stdout.write(`      step ${String(e.step).padStart(4)}/${e.totalSteps}  loss ${e.loss!.toFixed(4)}\n`);
+      process.stdout.write(`      step ${String(e.step).padStart(4)}/${e.totalSteps}  loss ${e.loss!.toFixed(4)}  ${etaText(left)}\n`);
     }
   };
   const report = await runPipeline(opts, { onEvent });

@@ -46,14 +46,16 @@ const vsce = createRequire(import.meta.url).resolve("@vscode/vsce/vsce");
 try {
   // A guard against stray files (a demo's output, a local model) slipping in: everything packaged must be
   // under one of these. .vscodeignore excludes by pattern; this names anything it missed.
-  const allowed = [/^package\.json$/, /^README\.md$/i, /^CHANGELOG\.md$/i, /^LICENSE(\.\w+)?$/i, /^media\/icon\.png$/, /^media\/panel\.css$/, /^dist\/webview\//, /^out\/extension\/.*\.js$/, /^python\/lora_drop_torch\/[\w]+\.py$/, /^node_modules\//];
+  const allowed = [/^package\.json$/, /^README\.md$/i, /^CHANGELOG\.md$/i, /^LICENSE(\.\w+)?$/i, /^media\/icon\.png$/, /^media\/panel\.(css|png)$/, /^media\/walkthrough\/[\w-]+\.md$/, /^dist\/webview\//, /^out\/extension\/.*\.js$/, /^python\/lora_drop_torch\/[\w]+\.py$/, /^node_modules\//];
   const listed = execFileSync(process.execPath, [vsce, "ls", "--ignoreFile", ignoreFile], { encoding: "utf8" }).split(/\r?\n/).filter(Boolean);
   const strays = listed.filter((f) => !allowed.some((re) => re.test(f)));
   if (strays.length) {
     console.error(`package: files outside the extension's folders would be packaged; add them to .vscodeignore:\n  ${strays.slice(0, 30).join("\n  ")}`);
     process.exit(1);
   }
-  // No LICENSE file or repository URL exists yet; vsce would stop to ask about them.
+  // No LICENSE file or repository URL exists yet; vsce would stop to ask about them. Without a repository URL it
+  // cannot make the README's relative links absolute either, so they stay relative (the packaged README's image,
+  // media/panel.png, is in the package; links to docs/ work where the repository is).
   execFileSync(process.execPath, [vsce, "package", "--target", target, "--ignoreFile", ignoreFile, "--out", out, "--skip-license", "--allow-missing-repository", "--no-rewrite-relative-links"], { stdio: "inherit" });
 } finally {
   rmSync(tmp, { recursive: true, force: true });

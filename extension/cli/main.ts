@@ -7,6 +7,7 @@ import { registerProfile } from "./profileCommand";
 import { registerPrune } from "./pruneCommand";
 import { registerPipeline } from "./pipelineCommand";
 import { registerTrain } from "./trainCommand";
+import { registerCreateDemo } from "./createDemoCommand";
 import { reportError } from "./terminal";
 
 /** Builds the program with every command registered. */
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerPrune(program);
   registerPipeline(program);
   registerTrain(program);
+  registerCreateDemo(program);
   return program;
 }
 

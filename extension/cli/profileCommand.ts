@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import { Command, Option } from "commander";
 import { deviceOption, intArg, memoryBudgetOption } from "./args";
+import * as path from "node:path";
 import { LoraDropError } from "../core/util/errors";
 import { profileAdapter } from "../core/importance/profile";
 import { writeProfile } from "../core/importance/profileFile";
@@ -13,6 +14,8 @@ import { terminalContext, pct } from "./terminal";
 import { DeviceChoice } from "../core/runtime/session";
 import { formatBytes, StreamChoice } from "../core/stream/memoryBudget";
 import { maxRssBytes } from "../core/stream/peakMemory";
+import { profileConclusion } from "../viewModel/profileSummary";
+import { thresholdArg } from "./args";
 
 /** The summary table printed after a profile: layers by importance with the cumulative share. */
 export function summaryTable(p: ProfileFile, top = 0): string {
@@ -25,6 +28,12 @@ export function summaryTable(p: ProfileFile, top = 0): string {
     lines.push(`${String(rank + 1).padStart(4)}  ${String(p.layers[i]).padStart(5)}  ${pct(p.importance.per_layer[i]!).padStart(10)}  ${pct(cum).padStart(10)}`);
   });
   return lines.join("\n");
+}
+
+/** The folder the printed prune command proposes: the adapter's name with the threshold, beside it. */
+export function prunedName(adapter: string, threshold: number): string {
+  const trimmed = adapter.replace(/[\\/]+$/, "");
+  return path.join(path.dirname(trimmed), `${path.basename(trimmed)}-lora-drop-T${threshold.toFixed(2)}`);
 }
 
 /** Registers the command. */
@@ -44,6 +53,7 @@ export function registerProfile(program: Command): void {
     .option("--threads <n>", "CPU threads", intArg)
     .addOption(memoryBudgetOption())
     .addOption(new Option("--stream <mode>", "run the model block by block from its files (auto: when it does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
+    .option("--threshold <t>", "the threshold T whose selection the closing summary describes", thresholdArg, 0.9)
     .option("--force", "overwrite an existing profile file")
     .option("--quiet", "no progress output")
     .option("--verbose", "log details (execution provider, timings)")
@@ -64,7 +74,10 @@ export function registerProfile(program: Command): void {
           process.stdout.write(`${summaryTable(profile)}\n`);
           process.stdout.write(`device: ${profile.device}; ${profile.sequences.length} sequences, ${profile.timing.tokens} tokens, ${profile.timing.tokens_per_second.toFixed(0)} tok/s\n`);
           if (profile.timing.peak_rss_bytes) process.stdout.write(`peak memory: ${formatBytes(profile.timing.peak_rss_bytes)} sampled RSS, ${formatBytes(maxRssBytes())} max RSS of the process\n`);
+          // The conclusion last, where the eye lands after a long table.
+          process.stdout.write(`${profileConclusion(profile, o.threshold).join("\n")}\n`);
           process.stdout.write(`wrote ${o.out}\n`);
+          process.stdout.write(`next: npx lora-drop prune --adapter ${o.adapter} --profile ${o.out} --out ${prunedName(o.adapter, o.threshold)}${o.threshold === 0.9 ? "" : ` --threshold ${o.threshold}`}\n`);
         }
       } finally {
         ctx.done();

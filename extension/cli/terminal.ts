@@ -5,30 +5,37 @@
 import { SingleBar, Presets } from "cli-progress";
 import { Progress, Logger, RunContext } from "../core/util/progress";
 import { isLoraDropError } from "../core/util/errors";
+import { EtaClock, progressLine, progressParts } from "../core/util/eta";
 
-/** A progress reporter for the terminal. Call `stop()` when the phase ends. */
+/**
+ * A progress reporter for the terminal: what is happening, how far along, and the time left. A bar on a
+ * terminal; otherwise (a pipe, a CI log) one line at the start, every 10 % and at the end. Call `stop()` when the
+ * phase ends.
+ */
 export function terminalProgress(label: string, quiet = false): Progress & { stop(): void } {
   if (quiet) return { report() {}, stop() {} };
+  const clock = new EtaClock();
   if (!process.stderr.isTTY) {
     let lastPct = -1;
     return {
       report(u) {
-        const pct = Math.floor((100 * u.step) / Math.max(u.total, 1));
-        if (pct >= lastPct + 10 || u.step === u.total) {
-          lastPct = pct;
-          process.stderr.write(`${label}: ${pct}%${u.message ? ` ${u.message}` : ""}\n`);
+        const parts = progressParts(u, clock.secondsLeft(u.step, u.total));
+        if (lastPct < 0 || parts.percent >= lastPct + 10 || (u.step === u.total && parts.percent > lastPct)) {
+          lastPct = Math.floor(parts.percent);
+          process.stderr.write(`${label}: ${progressLine(parts)}\n`);
         }
       },
       stop() {},
     };
   }
-  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% | {value}/{total} | {msg}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% | {msg} | {eta}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
   let started = false;
   return {
     report(u) {
-      const msg = [u.message, u.tokensPerSecond !== undefined ? `${u.tokensPerSecond.toFixed(0)} tok/s` : ""].filter(Boolean).join(" ");
-      if (!started) { bar.start(u.total, u.step, { msg }); started = true; }
-      else bar.update(u.step, { msg });
+      const parts = progressParts(u, clock.secondsLeft(u.step, u.total));
+      const payload = { msg: [parts.what, parts.rate].filter(Boolean).join(", "), eta: parts.eta };
+      if (!started) { bar.start(u.total, u.step, payload); started = true; }
+      else bar.update(u.step, payload);
       bar.setTotal(u.total);
     },
     stop() { if (started) bar.stop(); },

@@ -11,14 +11,15 @@ import { CANDIDATE_EXCLUDE } from "./candidates";
 /** Most adapters listed (the context key is sent to the renderer; keep it small). */
 const MAX_FOLDERS = 2000;
 
-/** Starts watching; dispose to stop. */
-export function watchAdapterFolders(log: { warn(m: string): void }): vscode.Disposable {
+/** Starts watching; dispose to stop. `found` hears of every scan that found at least one adapter. */
+export function watchAdapterFolders(log: { warn(m: string): void }, found?: (folders: string[]) => void): vscode.Disposable {
   let timer: NodeJS.Timeout | undefined;
   const refresh = async () => {
     try {
       const uris = await vscode.workspace.findFiles("**/adapter_config.json", CANDIDATE_EXCLUDE, MAX_FOLDERS);
       const folders = [...new Set(uris.map((u) => path.dirname(u.fsPath)))];
       await vscode.commands.executeCommand("setContext", ADAPTER_FOLDERS_CONTEXT_KEY, folders);
+      if (folders.length) found?.(folders);
     } catch (e) {
       log.warn(`could not list adapter folders: ${(e as Error).message}`);
     }

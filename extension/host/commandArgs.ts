@@ -60,6 +60,14 @@ export interface PipelineArgs {
   overwrite?: boolean;
 }
 
+/** Options of loraDrop.createDemo. */
+export interface DemoArgs {
+  /** The folder to write into (default: asked); a folder that holds something gets a new `lora-drop-demo` inside. */
+  folder?: string;
+  /** Open the written workspace (default true). */
+  open?: boolean;
+}
+
 /** Options of loraDrop.openProfile. */
 export interface OpenProfileArgs {
   profile?: string;
@@ -125,6 +133,11 @@ export function pipelineArgs(o: Record<string, unknown>): PipelineArgs {
     ...opt(o, "threshold", isThreshold),
     ...opt(o, "overwrite", isBoolean),
   };
+}
+
+/** Reads loraDrop.createDemo's options. */
+export function demoArgs(o: Record<string, unknown>): DemoArgs {
+  return { ...opt(o, "folder", isString), ...opt(o, "open", isBoolean) };
 }
 
 /** Reads loraDrop.openProfile's options. */

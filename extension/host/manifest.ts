@@ -1,8 +1,11 @@
 /**
- * The extension's contributions (commands, menus, settings, activation events) as data: the single source of
+ * The extension's contributions (commands, menus, settings, the walkthrough, activation events) as data: the single source of
  * truth for package.json's `contributes` (written by scripts/syncManifest.mjs) and for the host's defaults.
  * Pure: no `vscode` import, so unit tests can compare it with package.json under plain Node.
  */
+import { DEMO_MARKER } from "../core/demo/demoFiles";
+import { walkthroughContribution } from "./walkthrough";
+
 
 /** The ids of every command the extension contributes. */
 export type CommandId =
@@ -11,7 +14,9 @@ export type CommandId =
   | "loraDrop.openProfile"
   | "loraDrop.runPipeline"
   | "loraDrop.train"
-  | "loraDrop.showLog";
+  | "loraDrop.showLog"
+  | "loraDrop.createDemo"
+  | "loraDrop.getStarted";
 
 /** One contributed command. Titles carry the "LoRA-drop: " prefix themselves so context menus show it too. */
 export interface CommandContribution {
@@ -27,6 +32,8 @@ export const COMMANDS: readonly CommandContribution[] = [
   { command: "loraDrop.runPipeline", title: "LoRA-drop: Run LoRA-drop pipeline" },
   { command: "loraDrop.train", title: "LoRA-drop: Train LoRA adapter" },
   { command: "loraDrop.showLog", title: "LoRA-drop: Show log" },
+  { command: "loraDrop.createDemo", title: "LoRA-drop: Create demo workspace" },
+  { command: "loraDrop.getStarted", title: "LoRA-drop: Get started" },
 ];
 
 /** The id of the heatmap panel's webview type (also its serializer's activation event). */
@@ -214,11 +221,12 @@ export function configurationContribution(): { title: string; properties: Record
 
 /**
  * Activation: commands activate the extension implicitly (VS Code ≥ 1.74); the serializer needs its panel
- * event; a workspace with adapters activates early so the Explorer's adapter-folder context key is ready.
+ * event; a workspace with adapters activates early so the Explorer's adapter-folder context key is ready, and a
+ * demo workspace so that the walkthrough goes on in the window the demo command opened.
  */
-export const ACTIVATION_EVENTS: readonly string[] = [`onWebviewPanel:${PANEL_VIEW_TYPE}`, "workspaceContains:**/adapter_config.json"];
+export const ACTIVATION_EVENTS: readonly string[] = [`onWebviewPanel:${PANEL_VIEW_TYPE}`, "workspaceContains:**/adapter_config.json", `workspaceContains:${DEMO_MARKER}`];
 
 /** Everything package.json's `contributes` holds. */
 export function contributes(): Record<string, unknown> {
-  return { commands: COMMANDS, menus: MENUS, configuration: configurationContribution() };
+  return { commands: COMMANDS, menus: MENUS, configuration: configurationContribution(), walkthroughs: walkthroughContribution() };
 }

@@ -147,7 +147,12 @@ export class ProfilePanel {
       loadProfile: (file) => readProfile(file),
       reportError: (what, e) => services.reportError(what, e),
       log: services.log,
-      changed: (report) => services.test.update((s) => (s.panel = report)),
+      changed: (report) => {
+        services.test.update((s) => (s.panel = report));
+        // The walkthrough's "read the heatmap" and "choose T" steps complete on what the panel reports.
+        if (report.ready && report.primaryPath) void services.milestone("heatmapShown");
+        if (report.thresholdMoved) void services.milestone("thresholdChosen");
+      },
       exported: (file) => services.test.update((s) => (s.lastExportPath = file)),
     };
   }

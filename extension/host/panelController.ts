@@ -72,6 +72,7 @@ export class PanelController {
   private settings: PanelSettings;
   /** True once the page reported its own threshold and mode (`stateChanged`): from then on those are the panel's. */
   private pageReported = false;
+  private thresholdMoved = false;
   private trainSteps: TrainStep[] = [];
   private trainOutcome: { outcome: "completed" | "cancelled" | "failed"; message?: string } | undefined;
   private messagesReceived = 0;
@@ -164,6 +165,12 @@ export class PanelController {
     this.publish();
   }
 
+  /** The threshold the user set on the page, when the page shows a profile of `adapterDir`; else undefined. */
+  chosenThreshold(adapterDir: string): number | undefined {
+    if (!this.primary || !this.thresholdMoved) return undefined;
+    return path.resolve(this.primary.profile.adapter.path) === path.resolve(adapterDir) ? this.threshold : undefined;
+  }
+
   /** The panel as the test API reports it. */
   report(): PanelReport {
     const p = this.primary?.profile;
@@ -179,6 +186,7 @@ export class PanelController {
       ...(this.primary ? { primaryPath: this.primary.file } : {}),
       ...(this.compare ? { comparePath: this.compare.file } : {}),
       threshold: this.threshold,
+      thresholdMoved: this.thresholdMoved,
       mode: this.mode,
       keptLayers: selection ? keptPositions(selection.kept) : [],
       paramsBefore: counts.before,
@@ -216,6 +224,7 @@ export class PanelController {
         this.replay();
         return;
       case "stateChanged":
+        if (msg.threshold !== this.threshold) this.thresholdMoved = true;
         this.threshold = msg.threshold;
         this.mode = msg.mode;
         this.pageReported = true;

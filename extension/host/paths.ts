@@ -105,3 +105,20 @@ export function checkInsideWorkspace(file: string, roots: readonly string[]): st
   if (roots.length === 0) return "Open a folder first: LoRA-drop saves its files inside the workspace.";
   return containingRoot(file, roots) ? undefined : `${file} is outside the workspace; choose a location inside ${roots.join(" or ")}.`;
 }
+
+/** The folder name the demo workspace gets inside a folder that already holds something. */
+export const DEMO_FOLDER_NAME = "lora-drop-demo";
+
+/**
+ * Where the demo workspace goes when the user picks `picked`: that folder when it is new or empty, else a new
+ * `lora-drop-demo` (then `-2`, `-3`…) inside it, so nothing of the user's is mixed with it. `list` returns a
+ * folder's entries, or undefined when it does not exist.
+ */
+export function demoFolderFor(picked: string, list: (dir: string) => string[] | undefined): string {
+  const entries = list(picked);
+  if (entries === undefined || entries.length === 0) return path.resolve(picked);
+  for (let i = 1; ; i++) {
+    const name = i === 1 ? DEMO_FOLDER_NAME : `${DEMO_FOLDER_NAME}-${i}`;
+    if (!entries.includes(name)) return path.join(path.resolve(picked), name);
+  }
+}

@@ -12,6 +12,7 @@ import type { HostLog } from "./log";
 import { containingRoot, outputFolderPath } from "./paths";
 import { ProgressTracker } from "./progressText";
 import { readSettings, type Settings } from "./settings";
+import { milestoneContextKey, type Milestone } from "./walkthrough";
 
 /** workspaceState key: adapter folder → the latest profile written for it. */
 const LATEST_PROFILES_KEY = "loraDrop.latestProfiles";
@@ -100,6 +101,16 @@ export class Services {
         }
       }),
     );
+  }
+
+  /**
+   * Records that the user reached a walkthrough milestone: sets its context key, which completes the walkthrough
+   * step waiting for it. Context keys last for the window's life; VS Code remembers the completed step itself.
+   */
+  async milestone(m: Milestone): Promise<void> {
+    if (this.test.snapshot().milestones.includes(m)) return;
+    this.test.update((t) => t.milestones.push(m));
+    await vscode.commands.executeCommand("setContext", milestoneContextKey(m), true);
   }
 
   /** Shows one error notification with a "Show log" action, and logs the details. Cancellations are only logged. */

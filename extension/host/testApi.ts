@@ -24,6 +24,8 @@ export interface PanelReport {
   comparePath?: string;
   /** The panel's threshold and mode, as last reported by the webview (`stateChanged`) or the defaults. */
   threshold: number;
+  /** True once the user moved the threshold on the page (a `stateChanged` with another threshold). */
+  thresholdMoved: boolean;
   mode: PruneMode;
   /** Kept layer positions at that threshold, computed with the panel's own selection code. */
   keptLayers: number[];
@@ -72,6 +74,10 @@ export interface TestSnapshot {
   errors: string[];
   /** Information notifications shown, newest last (at most 50). */
   infos: string[];
+  /** Walkthrough milestones reached in this window, in order (walkthrough.ts). */
+  milestones: string[];
+  /** The last demo workspace written. */
+  lastDemoDir?: string;
 }
 
 /** The test API `activate` returns. */
@@ -88,7 +94,7 @@ export interface LoraDropTestApi {
 
 /** Keeps the snapshot, notifies waiters, and mirrors it to the file named by LORA_DROP_TEST_STATE. */
 export class TestState {
-  private state: TestSnapshot = { revision: 0, running: [], finished: [], errors: [], infos: [] };
+  private state: TestSnapshot = { revision: 0, running: [], finished: [], errors: [], infos: [], milestones: [] };
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly file: string | undefined = process.env[TEST_STATE_ENV] || undefined) {

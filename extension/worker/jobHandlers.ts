@@ -13,6 +13,8 @@ import { trainLora } from "../core/train/train";
 import { PIPELINE_FILES, PIPELINE_PHASES, runPipeline } from "../core/pipeline/pipeline";
 import { LoraDropError } from "../core/util/errors";
 import { jobProblem } from "./jobValidation";
+import { createDemoWorkspace } from "../core/demo/demoWorkspace";
+import { profileConclusion } from "../viewModel/profileSummary";
 import type { Job, JobResults, PipelineJob, ProfileJob, PruneJob, TrainJob, TrainStep } from "./jobProtocol";
 
 /** The context a job gets: the engine's RunContext plus a per-step callback for training. */
@@ -31,13 +33,15 @@ export async function runJobInProcess<J extends Job>(job: J, ctx: JobContext): P
       return (await runTrain(job, ctx)) as JobResults[J["kind"]];
     case "pipeline":
       return (await runPipelineJob(job, ctx)) as JobResults[J["kind"]];
+    case "demo":
+      return (await createDemoWorkspace(job.dir, ctx)) as JobResults[J["kind"]];
     default:
       throw new Error(`unknown job ${(job as Job).kind}`);
   }
 }
 
 async function runProfile(job: ProfileJob, ctx: JobContext): Promise<JobResults["profile"]> {
-  const { kind: _, outFile, ...options } = job;
+  const { kind: _, outFile, threshold, ...options } = job;
   const profile = await profileAdapter(options, ctx);
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   writeProfile(outFile, profile);
@@ -51,6 +55,7 @@ async function runProfile(job: ProfileJob, ctx: JobContext): Promise<JobResults[
     seconds: profile.timing.seconds,
     tokensPerSecond: profile.timing.tokens_per_second,
     peakRssBytes: profile.timing.peak_rss_bytes,
+    summary: profileConclusion(profile, threshold),
   };
 }
 

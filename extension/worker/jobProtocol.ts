@@ -16,7 +16,13 @@ import type { PruneMode } from "../core/adapter/dropRecord";
 type JobFields<Options, Always extends keyof Options, Maybe extends keyof Options = never> = Required<Pick<Options, Always>> & Pick<Options, Maybe>;
 
 /** A profile run; the worker writes the profile file itself so the large JSON never crosses the pipe. */
-export type ProfileJob = { kind: "profile"; /** Where the worker writes the profile JSON (atomically). */ outFile: string }
+export type ProfileJob = {
+  kind: "profile";
+  /** Where the worker writes the profile JSON (atomically). */
+  outFile: string;
+  /** The threshold T whose selection the result's summary describes (the loraDrop.threshold setting). */
+  threshold: number;
+}
   & JobFields<ProfileOptions, "modelDir" | "adapterDir" | "dataPath" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream">;
 
 /** A drop-and-share prune of an adapter using a saved profile; `force` replaces an existing output (the user confirmed). */
@@ -33,8 +39,11 @@ export type PipelineJob = { kind: "pipeline" }
   & JobFields<PipelineOptions, "modelDir" | "dataPath" | "outDir" | "threshold" | "sampleFraction" | "r" | "loraAlpha" | "targets" | "lr" | "batchSize" | "device" | "maxTokens" | "force",
     "memoryBudget" | "stream">;
 
+/** A demo workspace (tiny model, trained adapter, dataset) written into `dir`, which must be new or empty. */
+export type DemoJob = { kind: "demo"; dir: string };
+
 /** Any job. */
-export type Job = ProfileJob | PruneJob | TrainJob | PipelineJob;
+export type Job = ProfileJob | PruneJob | TrainJob | PipelineJob | DemoJob;
 
 /** What a profile job returns. */
 export interface ProfileResult {
@@ -47,6 +56,8 @@ export interface ProfileResult {
   tokensPerSecond: number;
   /** Peak resident memory of the worker during the profile, when measured. */
   peakRssBytes?: number;
+  /** What the profile found, in one or two sentences (viewModel/profileSummary.ts). */
+  summary: string[];
 }
 
 /** What a prune job returns. */
@@ -80,12 +91,24 @@ export interface PipelineResult {
   summary: string;
 }
 
+/** What a demo job returns: the paths written and how the adapter's training went. */
+export interface DemoResult {
+  dir: string;
+  modelDir: string;
+  adapterDir: string;
+  dataFile: string;
+  firstLoss: number;
+  finalLoss: number;
+  seconds: number;
+}
+
 /** The result type of each job kind. */
 export interface JobResults {
   profile: ProfileResult;
   prune: PruneResult;
   train: TrainResult;
   pipeline: PipelineResult;
+  demo: DemoResult;
 }
 
 /** One finished training step, as the panel's loss curve needs it. */
@@ -139,7 +162,7 @@ export function parseHostToWorker(x: unknown): HostToWorker | undefined {
   if (typeof x !== "object" || x === null) return undefined;
   const m = x as Record<string, unknown>;
   if (m.type === "cancel") return { type: "cancel" };
-  if (m.type === "start" && typeof m.job === "object" && m.job !== null && ["profile", "prune", "train", "pipeline"].includes((m.job as Job).kind)) {
+  if (m.type === "start" && typeof m.job === "object" && m.job !== null && ["profile", "prune", "train", "pipeline", "demo"].includes((m.job as Job).kind)) {
     return { type: "start", job: m.job as Job };
   }
   return undefined;

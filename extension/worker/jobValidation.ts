@@ -56,7 +56,7 @@ type FieldChecks<J> = { [F in Exclude<keyof J, "kind">]-?: undefined extends J[F
 
 const FIELDS: { [K in Job["kind"]]: FieldChecks<Extract<Job, { kind: K }>> } = {
   profile: {
-    modelDir: text, adapterDir: text, dataPath: text, maxExamples: count, maxTokens: count, device, outFile: text,
+    modelDir: text, adapterDir: text, dataPath: text, maxExamples: count, maxTokens: count, device, outFile: text, threshold: number,
     memoryBudget: optional(count), stream: optional(streamChoice),
   },
   prune: { adapterDir: text, profilePath: text, threshold: number, mode: oneOf(...PRUNE_MODES), format: oneOf(...ADAPTER_FORMATS), outDir: text, force: flag },
@@ -68,6 +68,7 @@ const FIELDS: { [K in Job["kind"]]: FieldChecks<Extract<Job, { kind: K }>> } = {
     modelDir: text, dataPath: text, outDir: text, threshold: number, sampleFraction: number, r: count, loraAlpha: number, targets: texts, lr: number,
     batchSize: count, device, maxTokens: count, force: flag, memoryBudget: optional(count), stream: optional(streamChoice),
   },
+  demo: { dir: text },
 };
 
 /** A short rendering of a bad value for the message (never the whole of a huge one). */

@@ -20,7 +20,7 @@ export interface BenchShape {
   loraTargets: string[];
 }
 
-/** TinyLlama-1.1B's shape with LoRA r=8 on q_proj/v_proj, the shape of the reference figures in benchmarks.md. */
+/** TinyLlama-1.1B's shape with LoRA r=8 on q_proj/v_proj, the shape of the figures in docs/benchmarks.md. */
 export const TINYLLAMA_SHAPE: BenchShape = {
   hiddenSize: 2048, numLayers: 22, numHeads: 32, numKvHeads: 4, intermediateSize: 5632, vocabSize: 32000,
   loraR: 8, loraAlpha: 16, loraTargets: ["q_proj", "v_proj"],
@@ -105,7 +105,7 @@ export interface PassShape {
 
 /**
  * Floating-point operations of the matmuls of one pass, counted as 2·M·N·K per matmul (the convention of
- * benchmarks.md): projections, LoRA's two thin matmuls, attention scores and context over the full seq×seq
+ * docs/benchmarks.md): projections, LoRA's two thin matmuls, attention scores and context over the full seq×seq
  * matrix (the graph computes it whole and masks), and the LM head when it runs.
  */
 export function passFlops(cfg: ModelConfig, p: PassShape): number {

@@ -4,9 +4,11 @@
  * QrDecomposition with its explicit Q (what lowRank.ts used before) against householderQr.ts with Q applied to
  * the r columns the result needs, then times the whole meanLowRank per module shape.
  *
- * Usage: node out/scripts/bench/benchQr.js [--k 256] [--r 8] [--reps 1] [--no-ml-matrix]
+ * Usage: npm run bench:qr -- [--k 256] [--r 8] [--reps 1] [--no-ml-matrix] [--json FILE]
  */
+import * as fs from "node:fs";
 import { parseArgs } from "node:util";
+import { benchHeader } from "./machine";
 import { Matrix, QrDecomposition } from "ml-matrix";
 import { colMajorZeros, HouseholderQr } from "../../extension/core/prune/householderQr";
 import { LoraFactors, meanLowRank } from "../../extension/core/prune/lowRank";
@@ -24,10 +26,13 @@ function timeIt(reps: number, f: () => void): number {
 }
 
 function main(): void {
+  const header = benchHeader("qr", "npm run bench:qr");
   const { values: a } = parseArgs({ options: {
     k: { type: "string", default: "256" }, r: { type: "string", default: "8" }, reps: { type: "string", default: "1" },
-    "no-ml-matrix": { type: "boolean", default: false },
+    "no-ml-matrix": { type: "boolean", default: false }, json: { type: "string" },
   } });
+  const qr: { rows: number; k: number; householderSeconds: number; mlMatrixSeconds?: number }[] = [];
+  const modules: { module: string; out: number; in: number; layers: number; r: number; seconds: number }[] = [];
   const k = Number(a.k), r = Number(a.r), reps = Number(a.reps);
   console.log(`QR of rows×${k} (float64), best of ${reps}; Q applied to ${r} columns`);
   for (const rows of [4096, 11008]) {
@@ -37,11 +42,13 @@ function main(): void {
     const x = colMajorZeros(k, r);
     for (let j = 0; j < r; j++) x.data[j * k + j] = 1;
     const ours = timeIt(reps, () => new HouseholderQr(col).applyQ(x));
+    qr.push({ rows, k, householderSeconds: ours });
     let line = `${`${rows}×${k}`.padEnd(10)} householderQr ${ours.toFixed(2)} s`;
     if (!a["no-ml-matrix"]) {
       const m = new Matrix(rows, k);
       for (let i = 0; i < rows; i++) for (let j = 0; j < k; j++) m.set(i, j, values[i * k + j]!);
       const theirs = timeIt(reps, () => { const qr = new QrDecomposition(m); qr.orthogonalMatrix; qr.upperTriangularMatrix; });
+      qr[qr.length - 1]!.mlMatrixSeconds = theirs;
       line += `, ml-matrix QrDecomposition + Q ${theirs.toFixed(2)} s (${(theirs / ours).toFixed(1)}×)`;
     }
     console.log(line);
@@ -54,6 +61,11 @@ function main(): void {
     }));
     const t = timeIt(reps, () => meanLowRank(group, r, 2));
     console.log(`meanLowRank ${name} (${out}×${inF}, ${layers} layers of rank ${r}): ${t.toFixed(2)} s per module`);
+    modules.push({ module: name, out, in: inF, layers, r, seconds: t });
+  }
+  if (a.json) {
+    fs.writeFileSync(a.json, `${JSON.stringify({ ...header, reps, qr, modules }, null, 2)}\n`);
+    console.log(`wrote ${a.json}`);
   }
 }
 

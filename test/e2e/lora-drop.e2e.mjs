@@ -10,7 +10,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  SEL, afterPaint, answerInput, explorerContextMenu, explorerRow, pickItem, readJson, recordToasts, runCommand, setColorTheme, toasts,
+  SEL, afterPaint, answerInput, clearNotifications, explorerContextMenu, explorerRow, pickItem, readJson, recordToasts, runCommand, setColorTheme, toasts,
   waitUntil, webviewFrame,
 } from "./workbench.mjs";
 
@@ -138,6 +138,7 @@ try {
     assert.match(text, new RegExp(`Token ${col}:`));
     await page.mouse.move(5, 5); // leave the canvas so the tooltip does not cover the screenshot
     await tooltip.waitFor({ state: "hidden" });
+    await clearNotifications(page);
     await afterPaint(web);
     await page.screenshot({ path: shot("panel-dark.png") });
   });

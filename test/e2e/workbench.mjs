@@ -170,6 +170,12 @@ export async function recordToasts(page) {
   return () => page.evaluate((key) => [...window[key]], key);
 }
 
+/** Dismisses every notification and waits until none is shown (for screenshots). */
+export async function clearNotifications(page) {
+  await runCommand(page, "Notifications: Clear All Notifications");
+  await waitUntil(async () => (await toasts(page).count()) === 0, { what: "no notifications" });
+}
+
 /** Switches the colour theme with "Preferences: Color Theme" and waits until the workbench wears it. */
 export async function setColorTheme(page, themeLabel, kind) {
   await runCommand(page, "Preferences: Color Theme");

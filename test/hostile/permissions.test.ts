@@ -3,7 +3,8 @@
  * world-readable folder. An output folder it may not write to, and each input made unreadable in turn (chmod 000,
  * or a folder it may not enter), must give exit code 2 and one line `error [CODE]: <that file>: …` — WRITE_FAILED
  * with "permission denied" for outputs, FILE_UNREADABLE for inputs — write nothing, and leave the inputs unchanged.
- * Needs root (to run a process as another user); skipped with that reason elsewhere.
+ * Needs root (to run a process as another user); skipped with that reason elsewhere. A checkout nobody cannot
+ * reach (a clone under a 0700 folder) is run from a world-readable copy of the CLI (nobodyCli.ts).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,22 +13,29 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { writeTinyModel, writeTinyAdapter, writeSyntheticDataset } from "../../extension/core/demo/tinyModel";
-import { treeHashes, BIN } from "../helpers";
+import { treeHashes } from "../helpers";
+import { cliFor } from "./nobodyCli";
 
 const NOBODY = 65534;
 const ENV = { ...process.env, ORT_DISABLE_TELEMETRY: "1" };
 
+/** The launcher nobody runs, chosen once root is known (see the test). */
+let bin = "";
 
-/** Runs the CLI as `nobody`. */
 /** Hashes and modes of the files under a folder. */
 const snapshot = (p: string) => treeHashes(p, (st) => st.mode.toString(8));
 
+/** Runs the CLI as `nobody`. */
 function asNobody(args: string[]) {
-  return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: ENV, uid: NOBODY, gid: NOBODY, timeout: 120_000 });
+  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", env: ENV, uid: NOBODY, gid: NOBODY, timeout: 120_000 });
 }
 
 test("as an unprivileged user: unwritable outputs and unreadable inputs give a typed error naming the file, and nothing is written", async (t) => {
   if (process.getuid?.() !== 0) return t.skip("needs root to run the CLI as another user (nobody)");
+  const cli = cliFor(NOBODY);
+  if ("skip" in cli) return t.skip(cli.skip);
+  bin = cli.bin;
+  if (cli.copied) t.diagnostic(`nobody cannot reach the checkout; running a copy of the CLI: ${bin}`);
   // Everything under a folder anyone may enter and read (os.tmpdir() subfolders from mkdtemp are 0700).
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "lora-drop-perm-"));
   process.on("exit", () => fs.rmSync(root, { recursive: true, force: true }));

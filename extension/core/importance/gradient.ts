@@ -55,7 +55,7 @@ export async function profileGradient(opts: ProfileOptions, ctx: RunContext = {}
       }
       done += group.reduce((a, e) => a + e.ids.length, 0);
       const secs = (Date.now() - started) / 1000;
-      ctx.progress?.report({ step: done, total: totalTokens, message: `${done}/${totalTokens} tokens`, tokensPerSecond: done / Math.max(secs, 1e-3) });
+      ctx.progress?.report({ step: done, total: totalTokens, message: `gradients: ${done}/${totalTokens} tokens`, tokensPerSecond: done / Math.max(secs, 1e-3) });
     }
   } finally {
     await session.dispose();

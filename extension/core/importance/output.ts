@@ -58,6 +58,8 @@ export async function profileOutput(opts: ProfileOptions, ctx: RunContext = {}):
       device = res.device;
       batches.forEach((batch, bi) => accumulate(batch, res.loraNorms[bi]!, res.tapOrder));
     } else {
+      // Building and compiling the graph can take seconds on a large model: say so before the first batch.
+      ctx.progress?.report({ step: 0, total: totalTokens, message: `preparing the model (${L} layers)` });
       const runner = await LoraForwardRunner.create(model, adapter.loras, {
         logits: false, loraNorms: true, device: opts.device ?? "auto", threads: opts.threads, truncateAfterLastLora: true, log: ctx.log,
       });
@@ -70,7 +72,7 @@ export async function profileOutput(opts: ProfileOptions, ctx: RunContext = {}):
           accumulate(batch, loraNorms!, runner.graph.tapOrder);
           done += batch.examples.reduce((a, e) => a + e.ids.length, 0);
           const secs = (Date.now() - started) / 1000;
-          ctx.progress?.report({ step: done, total: totalTokens, message: `${done}/${totalTokens} tokens`, tokensPerSecond: done / Math.max(secs, 1e-3) });
+          ctx.progress?.report({ step: done, total: totalTokens, message: `running the model: ${done}/${totalTokens} tokens`, tokensPerSecond: done / Math.max(secs, 1e-3) });
         }
       } finally {
         await runner.dispose();

@@ -100,16 +100,19 @@ export interface DropShareResult {
 /**
  * Builds the pruned LoRA modules. Kept layers keep their own pair. In "share" mode the shared layers of each
  * module are bound to one parameter `shared.{module}`, initialised as the best rank-r approximation of the mean of
- * their updates s_i·B_i·A_i (see lowRank.ts); in "drop" mode they get none.
+ * their updates s_i·B_i·A_i (see lowRank.ts); in "drop" mode they get none. `onModule` hears of each module before
+ * its shared LoRA is computed (the slow part on a large model), for progress.
  */
-export function buildDropShare(adapter: Pick<Adapter, "loras" | "modules">, sel: Pick<DropShareSelection, "kept" | "shared">, mode: PruneMode): DropShareResult {
+export function buildDropShare(adapter: Pick<Adapter, "loras" | "modules">, sel: Pick<DropShareSelection, "kept" | "shared">, mode: PruneMode,
+  onModule?: (module: string, index: number, count: number) => void): DropShareResult {
   const loras: LoraModule[] = [];
   const sharedInit: SharedInit[] = [];
   for (const l of adapter.loras) {
     if (layersFor(sel.kept, l.module).includes(l.layer)) loras.push({ ...l, param: ownParam(l.layer, l.module) });
   }
   if (mode === "share") {
-    for (const m of adapter.modules) {
+    for (const [index, m] of adapter.modules.entries()) {
+      onModule?.(m, index, adapter.modules.length);
       const shared = new Set(layersFor(sel.shared, m));
       const pairs = adapter.loras.filter((l) => l.module === m && shared.has(l.layer));
       if (pairs.length === 0) continue;

@@ -53,6 +53,10 @@ export interface PruneResult {
 
 /** Prunes an adapter with LoRA-drop and writes the result to a new folder. */
 export async function pruneAdapter(opts: PruneOptions, ctx: RunContext = {}): Promise<PruneResult> {
+  // Progress in units: reading, one per module's shared LoRA, writing and verifying.
+  let total = 2;
+  const report = (step: number, message: string) => ctx.progress?.report({ step, total, message });
+  report(0, "reading the adapter and its profile");
   const profileFile = typeof opts.profile === "string" ? opts.profile : "profile";
   const profile = typeof opts.profile === "string" ? readProfile(opts.profile) : opts.profile;
   refuseSourceAsOutput(opts.adapterDir, opts.outDir);
@@ -71,11 +75,14 @@ export async function pruneAdapter(opts: PruneOptions, ctx: RunContext = {}): Pr
   const selection = selectFromProfile(profile, adapter, rule, opts.perModule ?? false, profileFile);
   ctx.log?.info(`kept ${JSON.stringify(selection.kept)}, shared ${JSON.stringify(selection.shared)}`);
   await cancelPoint(ctx.signal);
-  const built = buildDropShare(adapter, selection, mode);
+  total = adapter.modules.length + 2;
+  report(1, "selecting layers");
+  const built = buildDropShare(adapter, selection, mode, (m, i, n) => report(1 + i, `shared LoRA of ${m} (${i + 1}/${n})`));
   for (const s of built.sharedInit) ctx.log?.info(`shared ${s.module} over layers ${s.layers.join(", ")}: rank ${s.r} keeps ${(100 * s.energyKept).toFixed(1)}% of the mean update's energy`);
   const record = dropShareRecord(selection, mode, format, path.resolve(opts.adapterDir), "mean-low-rank");
   const overrides: Record<string, unknown> = { lora_drop: record, ...(mode === "drop" ? dropConfig(selection, adapter.modules) : {}) };
   await cancelPoint(ctx.signal);
+  report(total - 1, "writing and verifying the new adapter");
   await writeAdapter(opts.outDir, adapter.config, built.loras, {
     force: opts.force, format, configOverrides: overrides, metadata: recordMetadata(record),
     // Verified in the temporary folder, so a failed check leaves no output behind.
@@ -83,6 +90,7 @@ export async function pruneAdapter(opts: PruneOptions, ctx: RunContext = {}): Pr
   });
   const paramsBefore = countLoraParams(adapter.loras);
   const paramsAfter = countLoraParams(built.loras);
+  report(total, "done");
   return {
     outDir: opts.outDir, selection, record, paramsBefore, paramsAfter,
     reduction: paramsBefore > 0 ? 1 - paramsAfter / paramsBefore : 0, sharedInit: built.sharedInit, loras: built.loras,

@@ -126,7 +126,7 @@ export async function createSession(modelBytes: Uint8Array, opts: SessionOptions
       }
     }
     throw new LoraDropError("DEVICE_UNAVAILABLE", `no execution provider could run the model (${errors.join("; ")})` +
-      (opts.device === "cuda" ? ". The CUDA provider needs CUDA 12 and the onnxruntime-node CUDA binaries (see README, GPU)." : ""));
+      (opts.device === "cuda" ? ". The CUDA provider needs CUDA 12 and the onnxruntime-node CUDA binaries (see docs/engines.md, CUDA)." : ""));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -126,7 +126,7 @@ export async function streamedLoraNorms(model: HfModel, loras: LoraModule[], bat
         }
         runMs += Date.now() - runStart;
         tapOrder.push(...graph.tapOrder.map((t) => ({ layer: t.layer + start, module: t.module })));
-        ctx.progress?.report({ step: start + k, total: L, message: `layer ${start + k}/${L}` });
+        ctx.progress?.report({ step: start + k, total: L, message: `streaming the model: layer ${start + k}/${L}` });
         prefetcher?.recycle(weights);
       }
     } finally {

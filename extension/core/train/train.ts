@@ -151,7 +151,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
       const etaSeconds = (elapsed / (n - startStep)) * (totalSteps - n);
       const event: TrainEvent = { step: n, totalSteps, loss, lr, tokensPerSecond, etaSeconds, gradNorm };
       ctx.onStep?.(event);
-      ctx.progress?.report({ step: n, total: totalSteps, message: `loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} ETA ${formatDuration(etaSeconds)}`, tokensPerSecond });
+      ctx.progress?.report({ step: n, total: totalSteps, message: `step ${n}/${totalSteps}, loss ${loss.toFixed(4)}`, tokensPerSecond });
       if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "step", ...event, time: new Date().toISOString() }) + "\n");
       if (s.checkpointEvery > 0 && n % s.checkpointEvery === 0 && n < totalSteps) {
         throwIfCancelled(ctx.signal, "training");
@@ -312,13 +312,4 @@ async function meanLoss(engine: LossEngine, examples: TokenizedExample[], params
     if (engine.countTargets(b) > 0) loss += (await engine.run([b], total, params)).loss;
   }
   return loss;
-}
-
-/** "1h02m", "3m05s", "12s". */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  const s = Math.round(seconds);
-  if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
-  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${s}s`;
 }

@@ -23,6 +23,11 @@ export class PanelOpener {
     return panel;
   }
 
+  /** The threshold chosen in the open panel for this adapter's profile, if the user moved it there. */
+  chosenThreshold(adapterDir: string): number | undefined {
+    return ProfilePanel.current?.controller.chosenThreshold(adapterDir);
+  }
+
   /** Restores a panel VS Code kept across a reload. */
   revive(webviewPanel: vscode.WebviewPanel): ProfilePanel {
     return ProfilePanel.revive(webviewPanel, this.s, this.prune);

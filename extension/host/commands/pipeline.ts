@@ -48,9 +48,11 @@ export async function pipelineCommand(s: Services, deps: CommandDeps, rawArgs: r
   }
   curve().trainDone("completed");
   s.test.update((t) => (t.lastPipelineOutDir = result.outDir));
+  await s.milestone("trained");
   if (result.profilePath) {
     deps.panels.open(result.profilePath, readProfile(result.profilePath), "primary");
     s.test.update((t) => (t.lastProfilePath = result.profilePath));
+    await s.milestone("profiled");
   }
   const report = result.reportPath;
   s.info(`LoRA-drop pipeline finished: ${result.summary}`, ...(report ? [{ title: "Open report", run: () => vscode.window.showTextDocument(vscode.Uri.file(report)) }] : []));

@@ -4,6 +4,7 @@
  * opens it in the heatmap panel.
  */
 import * as path from "node:path";
+import * as vscode from "vscode";
 import { readProfile } from "../../core/importance/profileFile";
 import { parseInvocation, profileArgs } from "../commandArgs";
 import { adapterDirOf, profileFileName } from "../paths";
@@ -40,11 +41,21 @@ export async function profileCommand(s: Services, deps: CommandDeps, rawArgs: re
     maxTokens: args.maxTokens ?? settings.maxTokens,
     device: args.device ?? settings.device,
     outFile,
+    threshold: settings.threshold,
     ...streamingOf(settings),
   });
   await s.recordProfile(adapter, result.profilePath);
   s.test.update((t) => (t.lastProfilePath = result.profilePath));
   s.log.info(`profile: ${result.sequences} sequences, ${result.tokens} tokens in ${result.seconds.toFixed(1)} s (${result.tokensPerSecond.toFixed(0)} tok/s) on ${result.device}${result.peakRssBytes ? `, peak memory ${(result.peakRssBytes / 1024 ** 3).toFixed(2)} GiB` : ""}; saved ${result.profilePath}`);
-  if (args.open !== false) deps.panels.open(result.profilePath, readProfile(result.profilePath), "primary");
+  if (args.open !== false) {
+    deps.panels.open(result.profilePath, readProfile(result.profilePath), "primary");
+    // What was found, in words, with where it was saved and the next step (a prune run from another command
+    // reports its own outcome instead).
+    s.info(`${result.summary.join(" ")} Profile saved to ${s.displayPath(result.profilePath)}.`, {
+      title: "Prune…",
+      run: () => vscode.commands.executeCommand("loraDrop.prune", { adapter, profile: result.profilePath }),
+    });
+  }
+  await s.milestone("profiled");
   return result.profilePath;
 }

@@ -42,7 +42,9 @@ export async function pruneCommand(s: Services, deps: CommandDeps, rawArgs: read
   const profilePath = args.profile ?? (await latestOrNewProfile(s, deps, adapterDir));
   const settings = s.settings(adapterDir);
   const mode = args.mode ?? settings.mode;
-  const threshold = args.threshold ?? (await askThreshold(settings.threshold, profilePath, mode));
+  // Prefilled with the T chosen in the panel for this adapter, else the setting.
+  const threshold = args.threshold ?? (await askThreshold(deps.panels.chosenThreshold(adapterDir) ?? settings.threshold, profilePath, mode));
+  await s.milestone("thresholdChosen");
   const plan: PrunePlan = {
     adapterDir, profilePath, threshold, mode,
     outDir: prunedAdapterDir(adapterDir, threshold, mode),
@@ -82,6 +84,7 @@ async function runPrune(s: Services, plan: PrunePlan): Promise<PruneResult> {
     // Outside the workspace the Explorer cannot show it; the notification names the folder anyway.
   });
   s.info(pruneSummary(result));
+  await s.milestone("pruned");
   return result;
 }
 

@@ -12,6 +12,7 @@ import { pipelineCommand } from "./pipeline";
 import { profileCommand } from "./profile";
 import { pruneCommand, runPanelPrune } from "./prune";
 import { trainCommand } from "./train";
+import { createDemoCommand, openWalkthrough } from "./createDemo";
 import type { CommandDeps } from "./deps";
 import { PanelOpener } from "./panelOpener";
 
@@ -36,6 +37,8 @@ export function commandTable(s: Services, deps: CommandDeps = wireCommands(s)): 
     "loraDrop.runPipeline": (args) => pipelineCommand(s, deps, args),
     "loraDrop.train": (args) => trainCommand(s, deps, args),
     "loraDrop.showLog": () => s.log.show(),
+    "loraDrop.createDemo": (args) => createDemoCommand(s, args),
+    "loraDrop.getStarted": () => openWalkthrough(s),
   };
 }
 

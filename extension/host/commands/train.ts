@@ -45,6 +45,7 @@ export async function trainCommand(s: Services, deps: CommandDeps, rawArgs: read
     (ProfilePanel.current ?? panel).controller.trainDone("completed");
     const report: TrainReport = { outDir: result.outDir, steps: result.steps, finalLoss: result.finalLoss };
     s.test.update((t) => (t.lastTrain = report));
+    await s.milestone("trained");
     void vscode.commands.executeCommand("revealInExplorer", vscode.Uri.file(result.outDir)).then(undefined, () => undefined);
     s.info(
       `Trained adapter written to ${path.basename(result.outDir)}: ${result.steps} steps, final loss ${result.finalLoss.toFixed(4)}, ${result.trainableParams.toLocaleString("en-US")} LoRA parameters (${result.seconds.toFixed(0)} s on ${result.device}).`,

@@ -55,6 +55,8 @@ export const fake = {
   /** Answers for showQuickPick: a function picking an item (undefined: dismissed). */
   quickPicks: [] as ((items: { label: string }[]) => { label: string } | undefined)[],
   inputBoxes: [] as (string | undefined)[],
+  /** The value each input box was opened with (what it was prefilled with). */
+  inputBoxValues: [] as (string | undefined)[],
   saveDialogs: [] as (string | undefined)[],
   openDialogs: [] as (string[] | undefined)[],
   executed: [] as { command: string; args: unknown[] }[],
@@ -80,6 +82,7 @@ export const fake = {
     this.answers = [];
     this.quickPicks = [];
     this.inputBoxes = [];
+    this.inputBoxValues = [];
     this.saveDialogs = [];
     this.openDialogs = [];
     this.executed = [];
@@ -144,7 +147,10 @@ const vscode = {
       return task({ report: () => undefined }, token);
     },
     showQuickPick: async (items: { label: string }[]) => fake.quickPicks.shift()?.(await items),
-    showInputBox: async () => fake.inputBoxes.shift(),
+    showInputBox: async (options?: { value?: string }) => {
+      fake.inputBoxValues.push(options?.value);
+      return fake.inputBoxes.shift();
+    },
     showSaveDialog: async () => {
       const p = fake.saveDialogs.shift();
       return p === undefined ? undefined : FakeUri.file(p);
@@ -240,8 +246,11 @@ mod._resolveFilename = function (request: string, ...rest: unknown[]) {
 };
 require.cache["vscode"] = { id: "vscode", filename: "vscode", loaded: true, exports: vscode } as unknown as NodeJS.Module;
 
-/** A fake ExtensionContext with in-memory workspace state. */
-export function fakeExtensionContext(extensionPath: string, storage: string): unknown {
+/**
+ * A fake ExtensionContext with in-memory workspace state, and global state that a test may share between two
+ * contexts (two windows of one VS Code).
+ */
+export function fakeExtensionContext(extensionPath: string, storage: string, globalState = new Map<string, unknown>()): unknown {
   const state = new Map<string, unknown>();
   return {
     extensionUri: FakeUri.file(extensionPath),
@@ -251,6 +260,10 @@ export function fakeExtensionContext(extensionPath: string, storage: string): un
       get: <T>(key: string, def?: T) => (state.has(key) ? (state.get(key) as T) : def),
       update: async (key: string, value: unknown) => void state.set(key, value),
     },
-    extension: { packageJSON: { version: "0.0.0-test" }, extensionKind: 2 },
+    globalState: {
+      get: <T>(key: string, def?: T) => (globalState.has(key) ? (globalState.get(key) as T) : def),
+      update: async (key: string, value: unknown) => void (value === undefined ? globalState.delete(key) : globalState.set(key, value)),
+    },
+    extension: { packageJSON: { version: "0.0.0-test", publisher: "lora-drop", name: "lora-drop" }, extensionKind: 2 },
   };
 }

@@ -14,6 +14,7 @@ import { defaultSettings, memoryBudgetBytes } from "../../../extension/host/sett
 import { TRAIN_DEFAULTS } from "../../../extension/core/train/settings";
 import type { Services } from "../../../extension/host/services";
 import { REPO_ROOT } from "../../helpers";
+import { WALKTHROUGH_STEPS, milestoneContextKey, type Milestone } from "../../../extension/host/walkthrough";
 
 const root = REPO_ROOT;
 const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
@@ -83,6 +84,21 @@ test("the settings editor's memory-budget pattern accepts exactly the sizes the 
     assert.equal(pattern.test(text), reader, JSON.stringify(text));
   }
   assert.ok(pattern.test("0") && memoryBudgetBytes("0") === undefined);
+});
+
+test("the walkthrough: its steps link to contributed commands, show files the package ships, and complete on milestones", () => {
+  const [walkthrough] = pkg.contributes.walkthroughs as { id: string; steps: { id: string; description: string; media: Record<string, string>; completionEvents: string[] }[] }[];
+  assert.deepEqual(walkthrough!.steps.map((s) => s.id), ["createDemo", "profile", "heatmap", "threshold", "prune", "train"]);
+  const ids = new Set(COMMANDS.map((c) => c.command));
+  const milestones: Milestone[] = ["workspaceReady", "profiled", "heatmapShown", "thresholdChosen", "pruned", "trained"];
+  walkthrough!.steps.forEach((step, i) => {
+    for (const [, id] of step.description.matchAll(/\(command:([\w.]+)\)/g)) assert.ok(ids.has(id as never), `${step.id} links to ${id}, a contributed command`);
+    const media = step.media.markdown ?? step.media.image;
+    assert.ok(media && fs.existsSync(path.join(root, media)), `${step.id}'s media ${media} exists`);
+    assert.deepEqual(step.completionEvents, [`onContext:${milestoneContextKey(milestones[i]!)}`], `${step.id} completes on its own milestone`);
+  });
+  assert.ok(walkthrough!.steps.slice(0, 5).every((s) => /\(command:loraDrop\./.test(s.description) || s.id === "threshold"), "every step but choosing T has a button");
+  assert.equal(WALKTHROUGH_STEPS.length, walkthrough!.steps.length);
 });
 
 test("entry point, extension kind, engine and panel activation", () => {

@@ -20,7 +20,7 @@ const MiB = 1024 ** 2;
 
 const profileJob = (extra: Partial<ProfileJob> = {}): ProfileJob => ({
   kind: "profile", modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: fx.dataFile, maxExamples: 6, maxTokens: 16, device: "cpu",
-  outFile: path.join(tmpDir(), "p.profile.json"), ...extra,
+  outFile: path.join(tmpDir(), "p.profile.json"), threshold: 0.9, ...extra,
 });
 const trainJob = (extra: Partial<TrainJob> = {}): TrainJob => ({
   kind: "train", modelDir: fx.modelDir, dataPath: fx.dataFile, outDir: path.join(tmpDir(), "adapter"), r: 4, loraAlpha: 8, targets: ["q_proj", "v_proj"],

@@ -1,0 +1,47 @@
+/**
+ * The benchmark figures in docs/benchmarks.md are the bench JSON's, rendered by scripts/docsBench.ts: the page is
+ * what the committed JSON gives (so a hand edit or a stale table fails), every JSON is shown, and each carries the
+ * machine, the date and the command it was measured with.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { readBench, renderBench, renderBenchDoc } from "../../../scripts/docsBench";
+import { benchHeader } from "../../../scripts/bench/machine";
+import { REPO_ROOT, tmpDir } from "../../helpers";
+
+const docs = path.join(REPO_ROOT, "docs");
+const benchDir = path.join(docs, "bench");
+
+test("docs/benchmarks.md is exactly what docs/bench/*.json render to (npm run docs:bench)", () => {
+  const doc = fs.readFileSync(path.join(docs, "benchmarks.md"), "utf8");
+  assert.equal(renderBenchDoc(doc, benchDir), doc);
+});
+
+test("every bench JSON is shown on the page and says where and when it was measured", () => {
+  const doc = fs.readFileSync(path.join(docs, "benchmarks.md"), "utf8");
+  const files = fs.readdirSync(benchDir).filter((f) => f.endsWith(".json"));
+  assert.ok(files.length >= 2, `bench results are committed (${files.join(", ")})`);
+  for (const f of files) {
+    assert.ok(doc.includes(`<!-- bench:${f} -->`), `${f} has a block on the page`);
+    const j = readBench(path.join(benchDir, f));
+    assert.ok(j.machine.cpu && j.machine.cores > 0 && j.machine.memoryBytes > 0, `${f} names the machine`);
+    assert.ok(!Number.isNaN(Date.parse(j.date)), `${f} has a date`);
+    assert.match(j.command, /^npm run bench/, `${f} records its command`);
+    const block = doc.slice(doc.indexOf(`<!-- bench:${f} -->`));
+    assert.ok(block.includes(j.machine.cpu) && block.includes(j.date.slice(0, 10)), `${f}'s tables say the machine and the date`);
+  }
+});
+
+test("the renderer refuses a JSON without its machine and date, and renders one with them", () => {
+  const dir = tmpDir();
+  const bare = path.join(dir, "bare.json");
+  fs.writeFileSync(bare, JSON.stringify({ bench: "qr", qr: [], modules: [] }));
+  assert.throws(() => readBench(bare), /machine, date and command/);
+  const json = { ...benchHeader("qr", "npm run bench:qr"), reps: 1, qr: [{ rows: 4096, k: 256, householderSeconds: 0.5, mlMatrixSeconds: 2 }], modules: [{ module: "q_proj", out: 4096, in: 4096, layers: 32, r: 8, seconds: 1.25 }] };
+  const text = renderBench(json, "qr.json");
+  assert.ok(text.startsWith(`*Measured on ${json.machine.cpu} (${json.machine.cores} cores`));
+  assert.match(text, /\| 4096×256 \| 0\.50 s \| 2\.00 s \| 4\.0× \|/);
+  assert.match(text, /\| q_proj \| 4096×4096 \| 32 × 8 \| 1\.25 s \|/);
+});
