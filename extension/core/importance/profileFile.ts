@@ -2,10 +2,10 @@
  * Reading and writing profile files, with validation on read so that a hand-edited or foreign file gives a clear
  * error instead of a crash deep inside the panel or the pruner.
  */
-import * as fs from "node:fs";
 import { LoraDropError, describeValue } from "../util/errors";
 import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION } from "./profileSchema";
 import { writeFileAtomic } from "../io/atomicWrite";
+import { readRegularText } from "../io/regularFile";
 
 /** Writes a profile atomically. */
 export function writeProfile(file: string, profile: ProfileFile): void {
@@ -64,16 +64,7 @@ export const MAX_PROFILE_BYTES = 256 * 1024 * 1024;
 
 /** Reads and validates a profile file. */
 export function readProfile(file: string): ProfileFile {
-  let text: string;
-  try {
-    const size = fs.statSync(file).size;
-    if (size > MAX_PROFILE_BYTES) throw new LoraDropError("PROFILE_INVALID", `file is ${size} bytes, more than the ${MAX_PROFILE_BYTES}-byte limit for a profile`, file);
-    text = fs.readFileSync(file, "utf8");
-  } catch (e) {
-    if (e instanceof LoraDropError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", code === "ENOENT" ? "profile not found" : `cannot read (${code})`, file);
-  }
+  const text = readRegularText(file, { maxBytes: MAX_PROFILE_BYTES, tooLargeCode: "PROFILE_INVALID", what: "a profile" });
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import { LoraDropError, describeValue } from "../util/errors";
 import { findDuplicateKey } from "./jsonDuplicates";
 import { writeFileAtomic } from "./atomicWrite";
+import { openRegularFile } from "./regularFile";
 
 /** Dtypes we read; others are rejected with SAFETENSORS_BAD_DTYPE. */
 export type StDtype = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
@@ -41,18 +42,9 @@ function fail(code: "SAFETENSORS_TRUNCATED" | "SAFETENSORS_HEADER_TOO_LARGE" | "
 
 /** Reads and validates the header of a safetensors file. Reads nothing but the header. */
 export function readSafetensorsIndex(file: string): SafetensorsIndex {
-  let fd: number;
+  // Non-blocking, regular files only: a FIFO or a device in the place of a weights file is refused, never waited on.
+  const { fd, size: fileSize } = openRegularFile(file, { maxBytes: Number.MAX_SAFE_INTEGER, what: "a safetensors file" });
   try {
-    fd = fs.openSync(file, "r");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", code === "ENOENT" ? "file not found" : `cannot open (${code})`, file);
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    // A folder opens fine on Linux but fails on read; say what it is instead.
-    if (!st.isFile()) fail("FILE_UNREADABLE", file, "not a regular file");
-    const fileSize = st.size;
     if (fileSize < 8) fail("SAFETENSORS_TRUNCATED", file, `file is ${fileSize} bytes, too short for a safetensors header`);
     const lenBuf = Buffer.alloc(8);
     fs.readSync(fd, lenBuf, 0, 8, 0);
@@ -144,10 +136,10 @@ export function readTensorBytes(index: SafetensorsIndex, name: string): Buffer {
   if (!t) throw new LoraDropError("TENSOR_MISSING", `tensor ${name} not found`, index.file, name);
   let fd: number;
   try {
-    fd = fs.openSync(index.file, "r");
+    fd = openRegularFile(index.file, { maxBytes: Number.MAX_SAFE_INTEGER, what: "a safetensors file" }).fd;
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", `cannot reopen to read tensor ${name} (${code})`, index.file, name);
+    const err = e as LoraDropError;
+    throw new LoraDropError(err.code, `cannot reopen to read tensor ${name}: ${err.message.slice(index.file.length + 2)}`, index.file, name);
   }
   try {
     // The file may have shrunk since its header was read; the size check keeps the allocation honest.

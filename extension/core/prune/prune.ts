@@ -14,6 +14,7 @@ import { SelectionRule } from "../importance/selection";
 import { selectFromProfile, buildDropShare, dropShareRecord, dropConfig, DropShareSelection, SharedInit } from "./dropShare";
 import { LoraDropRecord, recordMetadata } from "../adapter/dropRecord";
 import { RunContext } from "../util/progress";
+import { checkRunPaths } from "../io/outputGuard";
 import { ModelConfig } from "../models/config";
 import { countLoraParams, LoraModule } from "../adapter/loraModule";
 import type { AdapterFormat, PruneMode } from "../adapter/dropRecord";
@@ -55,12 +56,16 @@ export interface PruneResult {
 export async function pruneAdapter(opts: PruneOptions, ctx: RunContext = {}): Promise<PruneResult> {
   const profileFile = typeof opts.profile === "string" ? opts.profile : "profile";
   const profile = typeof opts.profile === "string" ? readProfile(opts.profile) : opts.profile;
-  refuseSourceAsOutput(opts.adapterDir, opts.outDir);
+  const modelDir = opts.modelDir ?? profile.model.path;
+  checkRunPaths([
+    { path: opts.adapterDir, role: "the source adapter", option: "--adapter" },
+    typeof opts.profile === "string" ? { path: opts.profile, role: "the profile", option: "--profile" } : undefined,
+    { path: modelDir, role: "the model folder", option: opts.modelDir !== undefined ? "--model" : "(the profile's model.path)" },
+  ], [{ path: opts.outDir, role: "the pruned adapter", option: "--out" }]);
   if (fs.existsSync(opts.outDir) && !opts.force) {
     throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   }
-  const modelDir = opts.modelDir ?? profile.model.path;
-  if (!fs.existsSync(path.join(modelDir, "config.json"))) {
+  if (opts.modelDir === undefined && !fs.existsSync(path.join(modelDir, "config.json"))) {
     throw new LoraDropError("FILE_NOT_FOUND", `the base model recorded in the profile is not there (${modelDir}); pass --model DIR`, profileFile, "model.path");
   }
   const config = loadHfModel(modelDir).config;
@@ -109,16 +114,6 @@ export function verifyWritten(dir: string, config: ModelConfig, expected: LoraMo
 
 function sameValues(a: Float32Array, b: Float32Array): boolean {
   return a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
-}
-
-/** The source adapter is never modified: an output folder that is, or lies inside, the source is refused. */
-function refuseSourceAsOutput(adapterDir: string, outDir: string): void {
-  const src = path.resolve(adapterDir);
-  const out = path.resolve(outDir);
-  const real = (p: string) => (fs.existsSync(p) ? fs.realpathSync(p) : p);
-  if (out === src || real(out) === real(src) || out.startsWith(src + path.sep)) {
-    throw new LoraDropError("INVALID_ARGUMENT", "the output folder is the source adapter (or inside it); the source is never modified, choose another folder", outDir);
-  }
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import * as path from "node:path";
 import { LoraDropError } from "../util/errors";
-import { DeviceChoice } from "../runtime/session";
+import { checkThreads, DeviceChoice } from "../runtime/session";
 import { ScheduleKind } from "./schedule";
 import type { StreamChoice } from "../stream/memoryBudget";
 import type { SharedLayers } from "./loraSetup";
@@ -90,6 +90,7 @@ export function resolveSettings(o: TrainOptions): TrainSettings {
   if (!Number.isInteger(s.seed)) bad("seed", `an integer, got ${s.seed}`);
   if (!["linear", "cosine", "constant"].includes(s.schedule)) bad("schedule", `linear, cosine or constant, got ${s.schedule}`);
   if (s.targets.length === 0) bad("targets", "a non-empty list of module names");
+  checkThreads(o.threads);
   return s;
 }
 
