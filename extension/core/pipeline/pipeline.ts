@@ -22,7 +22,6 @@ import { writeDirAtomic, writeFileAtomic } from "../io/atomicWrite";
 import { checkRunPaths } from "../io/outputGuard";
 import { strataOf, stratifiedSample, holdOut } from "../data/sample";
 import { selectFromProfile, dropShareRecord } from "../prune/dropShare";
-import { recordMetadata } from "../adapter/dropRecord";
 import { SelectionRule } from "../importance/selection";
 import { trainLora, evaluateLoss, TrainEvent, TrainResult } from "../train/train";
 import { checkThreads, DeviceChoice } from "../runtime/session";
@@ -179,7 +178,7 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
     // 5. The LoRA-drop fine-tune (fresh, kept + shared structure) and the full LoRA it is compared with.
     const dropRun = await train_("train-lora-drop", {
       ...common, exampleIndices: train, steps: opts.steps, outDir: at(PIPELINE_FILES.adapter), finalEval: true,
-      sharedLayers: selection.shared, configOverrides: { lora_drop: record }, metadata: recordMetadata(record),
+      sharedLayers: selection.shared, loraDrop: record,
     });
     const loraRun = compare ? await train_("train-lora", { ...common, exampleIndices: train, steps: opts.steps, outDir: at(PIPELINE_FILES.lora_adapter), finalEval: true }) : undefined;
 

@@ -12,7 +12,7 @@ import { readProfile } from "../importance/profileFile";
 import { ProfileFile } from "../importance/profileSchema";
 import { SelectionRule } from "../importance/selection";
 import { selectFromProfile, buildDropShare, dropShareRecord, dropConfig, DropShareSelection, SharedInit } from "./dropShare";
-import { LoraDropRecord, recordMetadata } from "../adapter/dropRecord";
+import { LoraDropRecord } from "../adapter/dropRecord";
 import { RunContext } from "../util/progress";
 import { checkRunPaths } from "../io/outputGuard";
 import { ModelConfig } from "../models/config";
@@ -79,10 +79,10 @@ export async function pruneAdapter(opts: PruneOptions, ctx: RunContext = {}): Pr
   const built = buildDropShare(adapter, selection, mode);
   for (const s of built.sharedInit) ctx.log?.info(`shared ${s.module} over layers ${s.layers.join(", ")}: rank ${s.r} keeps ${(100 * s.energyKept).toFixed(1)}% of the mean update's energy`);
   const record = dropShareRecord(selection, mode, format, path.resolve(opts.adapterDir), "mean-low-rank");
-  const overrides: Record<string, unknown> = { lora_drop: record, ...(mode === "drop" ? dropConfig(selection, adapter.modules) : {}) };
+  const overrides: Record<string, unknown> = mode === "drop" ? dropConfig(selection, adapter.modules, adapter.config.architecture) : {};
   await cancelPoint(ctx.signal);
   await writeAdapter(opts.outDir, adapter.config, built.loras, {
-    force: opts.force, format, configOverrides: overrides, metadata: recordMetadata(record),
+    force: opts.force, format, configOverrides: overrides, record,
     // Verified in the temporary folder, so a failed check leaves no output behind.
     beforeCommit: (tmp) => verifyWritten(tmp, config, built.loras),
   });

@@ -185,12 +185,12 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
     await session?.dispose();
   }
   throwIfCancelled(ctx.signal, "training");
-  // A LoRA-drop record asking for the compact form (stated by the caller, or carried over from the initial adapter) is honoured.
-  const record = (opts.configOverrides?.lora_drop ?? layout.config.raw.lora_drop) as { format?: string } | undefined;
+  // A LoRA-drop record (stated by the caller, or carried over from the initial adapter) is written, its form honoured.
+  const record = opts.loraDrop ?? layout.record;
   // A trained head is saved as PEFT saves modules_to_save, and the config says so.
   const headOverrides = head ? { modules_to_save: layout.config.raw.modules_to_save ?? SEQ_CLS_MODULES_TO_SAVE } : {};
   await writeAdapter(opts.outDir, layout.config, layout.modules, {
-    force: opts.force, configOverrides: { ...headOverrides, ...opts.configOverrides }, metadata: opts.metadata, format: record?.format === "compact" ? "compact" : "peft",
+    force: opts.force, configOverrides: headOverrides, ...(record ? { record } : {}), format: record?.format === "compact" ? "compact" : "peft",
     ...(head ? { head: [...head.values()].map((h) => ({ name: headAdapterKey(h.name), shape: h.shape, data: h.data })) } : {}),
   });
   // The default checkpoint beside the output only serves to finish this run; once the adapter is written it goes.
