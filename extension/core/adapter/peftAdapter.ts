@@ -98,8 +98,28 @@ export function parseLoraConfig(file: string, raw: unknown): LoraConfig {
     throw new LoraDropError("ADAPTER_INVALID", "target_modules must be a list of names or a regular expression", file, "target_modules");
   }
   if (typeof tm === "string") compileUntrustedPattern(`^(?:${tm})$`, { code: "ADAPTER_INVALID", file, field: "target_modules" });
+  // PEFT's flags are booleans: "false" or 0 would read as true in Python and as false here, so neither is guessed.
+  const flag = (key: string): boolean => {
+    const v = c[key];
+    if (v === undefined || v === null) return false;
+    if (typeof v !== "boolean") throw new LoraDropError("ADAPTER_INVALID", `${key} must be true or false, got ${describeValue(v)}`, file, key);
+    return v;
+  };
+  const [useRslora, useDora, fanInFanOut] = [flag("use_rslora"), flag("use_dora"), flag("fan_in_fan_out")];
+  flag("inference_mode");
   // DoRA adds magnitude vectors this engine does not apply: profiling such an adapter would measure something else.
-  if (c.use_dora === true) throw new LoraDropError("ADAPTER_INVALID", "use_dora: DoRA adapters are not supported", file, "use_dora");
+  if (useDora) throw new LoraDropError("ADAPTER_INVALID", "use_dora: DoRA adapters are not supported", file, "use_dora");
+  const dropout = c.lora_dropout ?? 0;
+  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) throw new LoraDropError("ADAPTER_INVALID", `lora_dropout must be a number in [0, 1), got ${describeValue(dropout)}`, file, "lora_dropout");
+  const strings = (key: string) => {
+    const v = c[key];
+    if (v !== undefined && v !== null && !(typeof v === "string" || (Array.isArray(v) && v.every((x) => typeof x === "string")))) {
+      throw new LoraDropError("ADAPTER_INVALID", `${key} must be a name, a list of names or null, got ${describeValue(v)}`, file, key);
+    }
+  };
+  strings("layers_pattern");
+  strings("modules_to_save");
+  if (c.task_type !== undefined && c.task_type !== null && typeof c.task_type !== "string") throw new LoraDropError("ADAPTER_INVALID", `task_type must be a string, got ${describeValue(c.task_type)}`, file, "task_type");
   let layers: number[] | undefined;
   const ltt = c.layers_to_transform;
   if (typeof ltt === "number") layers = [ltt];
@@ -119,12 +139,12 @@ export function parseLoraConfig(file: string, raw: unknown): LoraConfig {
   };
   return {
     r, loraAlpha: alpha, targetModules: tm as string[] | string,
-    useRslora: c.use_rslora === true,
+    useRslora,
     rankPattern: patterns("rank_pattern"),
     alphaPattern: patterns("alpha_pattern"),
     layersToTransform: layers,
-    fanInFanOut: c.fan_in_fan_out === true,
-    loraDropout: typeof c.lora_dropout === "number" ? c.lora_dropout : 0,
+    fanInFanOut,
+    loraDropout: dropout,
     raw: c,
   };
 }

@@ -3,7 +3,7 @@
  * error instead of a crash deep inside the panel or the pruner.
  */
 import { LoraDropError, describeValue } from "../util/errors";
-import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION } from "./profileSchema";
+import { ProfileFile, PROFILE_CRITERIA, PROFILE_SCHEMA, PROFILE_VERSION } from "./profileSchema";
 import { writeFileAtomic } from "../io/atomicWrite";
 import { readRegularText } from "../io/regularFile";
 
@@ -56,7 +56,41 @@ export function validateProfile(raw: unknown, file = "profile"): ProfileFile {
       });
     }
   }
+  checkImportance(p as ProfileFile, bad);
   return p as ProfileFile;
+}
+
+/** Relative tolerance of the importance checks (a profile written by this tool agrees to the last bit). */
+const IMPORTANCE_TOLERANCE = 1e-6;
+
+/**
+ * The importance numbers must be the ones their raw values give: per layer, the sum over modules; normalised, each
+ * raw value over the total, summing to 1 (or all zero when every raw value is). A hand-edited profile whose
+ * importance was changed without its raw values would otherwise prune by numbers nobody measured.
+ */
+function checkImportance(p: ProfileFile, bad: (msg: string, field?: string) => never): void {
+  if (!(PROFILE_CRITERIA as readonly string[]).includes(p.criterion)) bad(`criterion must be one of ${PROFILE_CRITERIA.join(", ")}, got ${describeValue(p.criterion)}`, "criterion");
+  if (new Set(p.layers).size !== p.layers.length || p.layers.some((l) => l < 0)) bad("layers must be distinct non-negative layer indices", "layers");
+  const close = (a: number, b: number) => Math.abs(a - b) <= IMPORTANCE_TOLERANCE * Math.max(Math.abs(a), Math.abs(b), 1e-30);
+  const imp = p.importance;
+  const normalised = (raw: number[], norm: number[], field: string) => {
+    const total = raw.reduce((a, b) => a + b, 0);
+    const sum = norm.reduce((a, b) => a + b, 0);
+    if (total > 0 && Math.abs(sum - 1) > IMPORTANCE_TOLERANCE) bad(`${field} sums to ${sum}, not 1`, field);
+    norm.forEach((v, i) => {
+      const want = total > 0 ? raw[i]! / total : 0;
+      if (!(Math.abs(v - want) <= IMPORTANCE_TOLERANCE)) bad(`${field}[${i}] is ${v} but its raw value gives ${want}`, field);
+    });
+  };
+  for (const m of p.modules) normalised(imp.per_module_raw[m]!, imp.per_module[m]!, `importance.per_module.${m}`);
+  imp.per_layer_raw.forEach((g, i) => {
+    const sum = p.modules.reduce((a, m) => a + imp.per_module_raw[m]![i]!, 0);
+    if (!close(g, sum)) bad(`importance.per_layer_raw[${i}] is ${g} but the modules' raw values sum to ${sum}`, "importance.per_layer_raw");
+  });
+  normalised(imp.per_layer_raw, imp.per_layer, "importance.per_layer");
+  for (const m of p.modules) {
+    if (!p.adapter.params[m]!.every((n) => Number.isSafeInteger(n))) bad(`adapter.params.${m} must hold whole parameter counts`, "adapter.params");
+  }
 }
 
 /** Largest profile file read; checked before reading (a profile of 64 sequences × 128 tokens × 7 modules × 80 layers is about 60 MB). */

@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import { LoraDropError, describeValue } from "../util/errors";
 import { findDuplicateKey } from "./jsonDuplicates";
+import { findNonIntegerNumber } from "./jsonIntegers";
 import { writeFileAtomic } from "./atomicWrite";
 import { openRegularFile } from "./regularFile";
 
@@ -78,6 +79,13 @@ export function parseHeader(file: string, headerBuf: Uint8Array, dataStart: numb
   const dup = findDuplicateKey(text);
   if (dup && dup.path.length === 0) fail("SAFETENSORS_DUPLICATE", file, `tensor ${describeValue(dup.key)} appears twice in the header`, dup.key);
   if (dup) fail("SAFETENSORS_HEADER_INVALID", file, `the entry for ${describeValue(dup.path[0])} has the field ${describeValue(dup.key)} twice`, dup.path[0]);
+  const float = findNonIntegerNumber(text);
+  // Only the integer fields: any other misplaced number is reported by the entry checks below, with their codes.
+  if (float && float.path.length === 2 && float.path[0] !== "__metadata__" && (float.path[1] === "shape" || float.path[1] === "data_offsets")) {
+    const [name, field] = float.path as [string, string];
+    fail(field === "data_offsets" ? "SAFETENSORS_BAD_OFFSETS" : "SAFETENSORS_HEADER_INVALID", file,
+      `tensor ${name} has ${field} written as ${float.token}; shapes and offsets are non-negative integers written without a fraction or exponent (as the reference requires)`, name);
+  }
   const tensors = new Map<string, TensorEntry>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {

@@ -89,6 +89,7 @@ export function resolveSettings(o: TrainOptions): TrainSettings {
   if (!Number.isInteger(s.seed)) bad("seed", `an integer, got ${s.seed}`);
   if (!["linear", "cosine", "constant"].includes(s.schedule)) bad("schedule", `linear, cosine or constant, got ${s.schedule}`);
   if (s.targets.length === 0) bad("targets", "a non-empty list of module names");
+  if (o.loraDropout !== undefined && !(o.loraDropout >= 0 && o.loraDropout < 1)) bad("loraDropout", `a number in [0, 1), got ${o.loraDropout}`);
   checkThreads(o.threads);
   return s;
 }
