@@ -69,6 +69,8 @@ const IMPORTANCE_TOLERANCE = 1e-6;
  * importance was changed without its raw values would otherwise prune by numbers nobody measured.
  */
 function checkImportance(p: ProfileFile, bad: (msg: string, field?: string) => never): void {
+  // prune reads the model folder from here when --model is not given.
+  if (typeof p.model !== "object" || p.model === null || typeof p.model.path !== "string" || p.model.path === "") bad(`model.path must be the model folder's path, got ${describeValue(p.model?.path)}`, "model.path");
   if (!(PROFILE_CRITERIA as readonly string[]).includes(p.criterion)) bad(`criterion must be one of ${PROFILE_CRITERIA.join(", ")}, got ${describeValue(p.criterion)}`, "criterion");
   if (new Set(p.layers).size !== p.layers.length || p.layers.some((l) => l < 0)) bad("layers must be distinct non-negative layer indices", "layers");
   const close = (a: number, b: number) => Math.abs(a - b) <= IMPORTANCE_TOLERANCE * Math.max(Math.abs(a), Math.abs(b), 1e-30);

@@ -55,13 +55,17 @@ export interface PruneResult {
 /** Prunes an adapter with LoRA-drop and writes the result to a new folder. */
 export async function pruneAdapter(opts: PruneOptions, ctx: RunContext = {}): Promise<PruneResult> {
   const profileFile = typeof opts.profile === "string" ? opts.profile : "profile";
-  const profile = typeof opts.profile === "string" ? readProfile(opts.profile) : opts.profile;
-  const modelDir = opts.modelDir ?? profile.model.path;
-  checkRunPaths([
+  const inputs = (modelDir?: string) => [
     { path: opts.adapterDir, role: "the source adapter", option: "--adapter" },
     typeof opts.profile === "string" ? { path: opts.profile, role: "the profile", option: "--profile" } : undefined,
-    { path: modelDir, role: "the model folder", option: opts.modelDir !== undefined ? "--model" : "(the profile's model.path)" },
-  ], [{ path: opts.outDir, role: "the pruned adapter", option: "--out" }]);
+    modelDir !== undefined ? { path: modelDir, role: "the model folder", option: opts.modelDir !== undefined ? "--model" : "(the profile's model.path)" } : undefined,
+  ];
+  const out = [{ path: opts.outDir, role: "the pruned adapter", option: "--out" }];
+  // Checked before the profile is read (it may be the output itself), and again with the model folder it names.
+  checkRunPaths(inputs(opts.modelDir), out);
+  const profile = typeof opts.profile === "string" ? readProfile(opts.profile) : opts.profile;
+  const modelDir = opts.modelDir ?? profile.model.path;
+  checkRunPaths(inputs(modelDir), out);
   if (fs.existsSync(opts.outDir) && !opts.force) {
     throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   }
