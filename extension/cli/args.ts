@@ -4,6 +4,7 @@
  */
 import { Option, InvalidArgumentError } from "commander";
 import { parseSize } from "../core/stream/memoryBudget";
+import { maxThreads } from "../core/runtime/session";
 
 /** The device option shared by the commands that run a model. */
 export function deviceOption(): Option {
@@ -27,20 +28,35 @@ export function formerOption(flags: string, parse: (v: string) => unknown): Opti
 /** Parses a positive integer option. */
 export function intArg(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got ${v}`);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got ${v}`);
+  return n;
+}
+
+/** Parses a non-negative integer option. */
+export function nonNegIntArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || v.trim() === "") throw new InvalidArgumentError(`expected a non-negative integer, got ${v}`);
+  return n;
+}
+
+/** Parses `--threads`: a positive integer no larger than the machine allows (see maxThreads). */
+export function threadsArg(v: string): number {
+  const n = intArg(v);
+  if (n > maxThreads()) throw new InvalidArgumentError(`expected at most ${maxThreads()} threads (four per CPU of this machine), got ${v}`);
   return n;
 }
 
 /** Parses a number option. */
 export function floatArg(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got ${v}`);
+  // Number("") is 0: an empty value is not a number.
+  if (!Number.isFinite(n) || v.trim() === "") throw new InvalidArgumentError(`expected a number, got ${JSON.stringify(v)}`);
   return n;
 }
 
 /** Parses a threshold in (0, 1]. */
 export function thresholdArg(v: string): number {
   const t = Number(v);
-  if (!(t > 0 && t <= 1)) throw new InvalidArgumentError(`expected a number in (0, 1], got ${v}`);
+  if (!(t > 0 && t <= 1) || v.trim() === "") throw new InvalidArgumentError(`expected a number in (0, 1], got ${v}`);
   return t;
 }

@@ -8,7 +8,7 @@ import { PipelineReport, RunSummary, describeSets } from "../core/pipeline/repor
 import { rankByImportance } from "../core/importance/selection";
 import { layersFor } from "../core/adapter/dropRecord";
 import { terminalContext, terminalProgress, pct } from "./terminal";
-import { deviceOption, intArg, floatArg, formerOption, thresholdArg } from "./args";
+import { deviceOption, intArg, floatArg, formerOption, nonNegIntArg, thresholdArg, threadsArg } from "./args";
 import { Progress } from "../core/util/progress";
 
 /** What a user needs to see after a run: importance, kept/shared, parameter reduction, losses, paths. */
@@ -72,12 +72,12 @@ export function registerPipeline(program: Command): void {
     .option("--batch-size <n>", "sequences per step", intArg, 8)
     .option("--max-tokens <n>", "tokens per example at most (default 512)", intArg)
     .addOption(formerOption("--max-length <n>", intArg))
-    .option("--warmup-steps <n>", "linear warm-up steps", (v: string) => Number(v), 0)
-    .option("--seed <n>", "seed of the sample, the split, the LoRA init and the data order", (v: string) => Number(v), 42)
+    .option("--warmup-steps <n>", "linear warm-up steps", nonNegIntArg, 0)
+    .option("--seed <n>", "seed of the sample, the split, the LoRA init and the data order", nonNegIntArg, 42)
     .option("--profile-examples <n>", "sampled examples profiled at most", intArg, 64)
     .option("--no-compare", "skip the full-LoRA run used for the comparison")
     .addOption(deviceOption())
-    .option("--threads <n>", "CPU threads", intArg)
+    .option("--threads <n>", "CPU threads", threadsArg)
     .option("--force", "replace the output folder if it exists")
     .option("--quiet", "print only errors")
     .option("--verbose", "log details")

@@ -1,13 +1,10 @@
 /**
  * `lora-drop profile`: runs the profiler and writes the profile JSON.
  */
-import * as fs from "node:fs";
 import { Command, Option } from "commander";
-import { deviceOption, intArg, memoryBudgetOption } from "./args";
 import * as path from "node:path";
-import { LoraDropError } from "../core/util/errors";
-import { profileAdapter } from "../core/importance/profile";
-import { writeProfile } from "../core/importance/profileFile";
+import { deviceOption, intArg, memoryBudgetOption, thresholdArg, threadsArg } from "./args";
+import { profileToFile } from "../core/importance/profile";
 import { ProfileFile } from "../core/importance/profileSchema";
 import { rankByImportance } from "../core/importance/selection";
 import { terminalContext, pct } from "./terminal";
@@ -15,7 +12,6 @@ import { DeviceChoice } from "../core/runtime/session";
 import { formatBytes, StreamChoice } from "../core/stream/memoryBudget";
 import { maxRssBytes } from "../core/stream/peakMemory";
 import { profileConclusion } from "../viewModel/profileSummary";
-import { thresholdArg } from "./args";
 
 /** The summary table printed after a profile: layers by importance with the cumulative share. */
 export function summaryTable(p: ProfileFile, top = 0): string {
@@ -50,7 +46,7 @@ export function registerProfile(program: Command): void {
     .option("--batch-size <n>", "sequences per run", intArg, 8)
     .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "gradient", "weight"]).default("output"))
     .addOption(deviceOption())
-    .option("--threads <n>", "CPU threads", intArg)
+    .option("--threads <n>", "CPU threads", threadsArg)
     .addOption(memoryBudgetOption())
     .addOption(new Option("--stream <mode>", "run the model block by block from its files (auto: when it does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
     .option("--threshold <t>", "the threshold T whose selection the closing summary describes", thresholdArg, 0.9)
@@ -58,18 +54,14 @@ export function registerProfile(program: Command): void {
     .option("--quiet", "no progress output")
     .option("--verbose", "log details (execution provider, timings)")
     .action(async (o) => {
-      if (!o.force && fs.existsSync(o.out)) {
-        throw new LoraDropError("OUTPUT_EXISTS", "the profile file already exists; choose another --out or pass --force", o.out);
-      }
       const ctx = terminalContext("profile", o);
       try {
-        const profile = await profileAdapter({
+        const profile = await profileToFile({
           modelDir: o.model, adapterDir: o.adapter, dataPath: o.data, maxExamples: o.maxExamples, maxTokens: o.maxTokens,
           batchSize: o.batchSize, device: o.device as DeviceChoice, threads: o.threads, criterion: o.criterion,
           memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice,
-        }, ctx);
+        }, o.out, o.force === true, ctx);
         ctx.done();
-        writeProfile(o.out, profile);
         if (!o.quiet) {
           process.stdout.write(`${summaryTable(profile)}\n`);
           process.stdout.write(`device: ${profile.device}; ${profile.sequences.length} sequences, ${profile.timing.tokens} tokens, ${profile.timing.tokens_per_second.toFixed(0)} tok/s\n`);

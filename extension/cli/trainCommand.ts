@@ -9,7 +9,7 @@ import { archModules, targetMatches } from "../core/models/arch";
 import { DeviceChoice } from "../core/runtime/session";
 import { LoraDropError } from "../core/util/errors";
 import { terminalContext } from "./terminal";
-import { deviceOption, floatArg, formerOption, intArg, memoryBudgetOption } from "./args";
+import { deviceOption, floatArg, formerOption, intArg, memoryBudgetOption, nonNegIntArg, threadsArg } from "./args";
 import { StreamChoice } from "../core/stream/memoryBudget";
 import { SUPPORTED_ARCHITECTURES } from "../core/models/config";
 
@@ -30,12 +30,6 @@ export function layersArg(v: string): number[] {
   const list = v.split(",").map((s) => Number(s.trim()));
   if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(`expected layer indices such as 3,5,7, got ${v}`);
   return list;
-}
-
-function nonNegIntArg(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got ${v}`);
-  return n;
 }
 
 /** The lines printed after training. */
@@ -82,7 +76,7 @@ export function registerTrain(program: Command): void {
     .option("--seed <n>", "random seed (init, data order, dropout)", nonNegIntArg, d.seed)
     .option("--freeze-head", "sequence classifiers: keep the classification head frozen (default: it trains with the LoRA, as PEFT's modules_to_save)")
     .addOption(deviceOption())
-    .option("--threads <n>", "CPU threads", intArg)
+    .option("--threads <n>", "CPU threads", threadsArg)
     .option("--prepack", "prepack the weights for the CPU's matrix kernels: faster steps, but the frozen weights are held twice")
     .addOption(memoryBudgetOption())
     .addOption(new Option("--stream <mode>", "train block by block from the model files, recomputing activations (auto: when the model does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))

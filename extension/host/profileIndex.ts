@@ -24,7 +24,9 @@ export interface ProfileHead {
 export function readProfileHead(file: string): ProfileHead | undefined {
   let fd: number | undefined;
   try {
-    fd = fs.openSync(file, "r");
+    // Non-blocking and regular files only, as the engine's readers: a FIFO named *.json must not block the host.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    if (!fs.fstatSync(fd).isFile()) return undefined;
     const buf = Buffer.alloc(HEAD_BYTES);
     const n = fs.readSync(fd, buf, 0, HEAD_BYTES, 0);
     const head = buf.subarray(0, n).toString("utf8");

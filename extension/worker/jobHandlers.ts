@@ -2,10 +2,8 @@
  * What the worker process does for each job kind: calls the engine and returns a small result. Runs inside the
  * worker (never in the extension host), and is callable in-process by tests.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
-import { profileAdapter } from "../core/importance/profile";
-import { writeProfile } from "../core/importance/profileFile";
+import { profileToFile } from "../core/importance/profile";
 import { phasedProgress, type RunContext } from "../core/util/progress";
 import { pruneAdapter } from "../core/prune/prune";
 import { layersFor } from "../core/adapter/dropRecord";
@@ -42,9 +40,8 @@ export async function runJobInProcess<J extends Job>(job: J, ctx: JobContext): P
 
 async function runProfile(job: ProfileJob, ctx: JobContext): Promise<JobResults["profile"]> {
   const { kind: _, outFile, threshold, ...options } = job;
-  const profile = await profileAdapter(options, ctx);
-  fs.mkdirSync(path.dirname(outFile), { recursive: true });
-  writeProfile(outFile, profile);
+  // The host picks a fresh name; an existing file there is replaced, but never one of the run's inputs.
+  const profile = await profileToFile(options, outFile, true, ctx);
   ctx.log?.info(`wrote ${outFile}`);
   return {
     profilePath: outFile,

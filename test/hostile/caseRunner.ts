@@ -14,13 +14,18 @@ import { readDataset, tokenizeExamples } from "../../extension/core/data/dataset
 import { readProfile } from "../../extension/core/importance/profileFile";
 import { profileAdapter } from "../../extension/core/importance/profile";
 import { TextTokenizer } from "../../extension/core/data/tokenize";
+import { pruneAdapter, PruneOptions } from "../../extension/core/prune/prune";
+import { trainLora } from "../../extension/core/train/train";
+import { TrainOptions } from "../../extension/core/train/settings";
 import { HostileCase } from "./corpus";
+import { cliError, runCliInProcess } from "./cliInProcess";
+import { inputsDigest } from "./inputsDigest";
 
 /** What a case did. */
 export interface CaseOutcome {
   id: string;
-  /** rejected: a LoraDropError; accepted: no error; threw: anything else (a bug). */
-  kind: "rejected" | "accepted" | "threw";
+  /** rejected: a LoraDropError; accepted: no error; threw: anything else (a bug); modified: an input changed. */
+  kind: "rejected" | "accepted" | "threw" | "modified";
   code?: string;
   message?: string;
   file?: string;
@@ -65,6 +70,20 @@ export async function runEntry(c: HostileCase): Promise<void> {
     case "run":
       await profileAdapter({ modelDir: c.modelDir!, adapterDir: c.adapterDir!, dataPath: c.dataFile!, criterion: c.criterion, maxExamples: 4, maxTokens: 16, device: "cpu", threads: 1 });
       return;
+    case "prune":
+      await pruneAdapter(c.options as unknown as PruneOptions);
+      return;
+    case "train":
+      await trainLora(c.options as unknown as TrainOptions);
+      return;
+    case "cli": {
+      const r = await runCliInProcess(c.argv!);
+      if (r.code === 0) return;
+      const e = cliError(r.stderr);
+      // Exit 2 with one typed line is a refusal; anything else (an internal error, exit 1) is a bug.
+      if (r.code === 2 && e) throw new LoraDropError(e.code as LoraDropError["code"], e.message);
+      throw new Error(`exit ${r.code}: ${r.stderr.slice(0, 2000)}`);
+    }
   }
 }
 
@@ -72,6 +91,7 @@ export async function runEntry(c: HostileCase): Promise<void> {
 export async function runCase(c: HostileCase): Promise<CaseOutcome> {
   const t0 = performance.now();
   let o: Pick<CaseOutcome, "kind" | "code" | "message" | "file">;
+  const before = inputsDigest(c.inputs ?? []);
   try {
     await runEntry(c);
     o = { kind: "accepted" };
@@ -80,6 +100,9 @@ export async function runCase(c: HostileCase): Promise<CaseOutcome> {
       ? { kind: "rejected", code: e.code, message: e.message, file: e.file }
       : { kind: "threw", message: e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ""}` : String(e) };
   }
+  const after = inputsDigest(c.inputs ?? []);
+  const changed = Object.keys({ ...before, ...after }).filter((k) => before[k] !== after[k]);
+  if (changed.length) o = { kind: "modified", message: `inputs changed: ${changed.slice(0, 5).join(", ")} (${o.kind}: ${o.message ?? ""})` };
   return { id: c.id, ...o, ms: performance.now() - t0, maxRssKb: process.resourceUsage().maxRSS };
 }
 

@@ -17,10 +17,14 @@ export type EntryPoint =
   | "adapter" // loadAdapter against the model in modelDir
   | "dataset" // readDataset + tokenizeExamples
   | "profile" // readProfile
-  | "run"; // profileAdapter (the whole profile command without the CLI)
+  | "run" // profileAdapter (the whole profile command without the CLI)
+  | "prune" // pruneAdapter with `options`
+  | "train" // trainLora with `options` (a resumed run when they say so)
+  | "cli"; // the CLI's main() in the runner process, with `argv`
 
 /** The kind of input a case corrupts; the report counts per category. */
-export type Category = "safetensors" | "model" | "tokenizer" | "adapter" | "dataset" | "profile";
+export type Category = "safetensors" | "model" | "tokenizer" | "adapter" | "dataset" | "profile"
+  | "special" | "output" | "checkpoint" | "train" | "options";
 
 /** One hostile input and what the engine must answer. JSON-serialisable: it crosses to the runner process. */
 export interface HostileCase {
@@ -36,13 +40,19 @@ export interface HostileCase {
   /** Dataset cases: tokenise with the tokenizer of this model folder (else no tokenizer). */
   tokenizerModelDir?: string;
   vocabSize?: number;
-  criterion?: "output" | "weight";
+  criterion?: "output" | "weight" | "gradient";
   /** The LoraDropError code the engine must throw. */
   expect: ErrorCode;
   /** A path the error message must contain. */
   names: string;
   /** Must be refused without allocating what the file claims; run first, in a fresh process, with memory measured. */
   lowMemory?: boolean;
+  /** Options of a prune or train entry (JSON: they cross to the runner). */
+  options?: Record<string, unknown>;
+  /** The command line of a cli entry (after `lora-drop`). */
+  argv?: string[];
+  /** Paths (files or folders) the case must leave byte-identical: the run's inputs. */
+  inputs?: string[];
 }
 
 /** The valid inputs the cases start from. */
@@ -63,6 +73,10 @@ export interface Bases {
   tokConfig: ModelConfig;
   /** A valid profile of model + adapter + idsData (written when the profile cases are generated). */
   profileFile?: string;
+  /** Pruned forms of `adapterDir` (written with the reliability cases): share (peft and compact) and drop. */
+  pruned?: { share: string; compact: string; drop: string };
+  /** A checkpoint folder of a 3-step run on model + idsData, and the options that made it (a resume must repeat them). */
+  checkpoint?: { dir: string; options: Record<string, unknown> };
 }
 
 /** Writes the valid starting points (deterministic for a seed). */

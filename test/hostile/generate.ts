@@ -1,7 +1,8 @@
 /**
  * The seeded generator of the hostile corpus: from valid tiny fixtures (extension/core/demo/tinyModel.ts) it
  * writes a few hundred corrupted safetensors files, model folders, tokenizers, adapters, datasets and profiles into a folder,
- * each with the LoraDropError code the engine must answer. Nothing is written by hand case by case: every family
+ * and hostile runs (special files, outputs over inputs, bad options, damaged checkpoints, runaway training; see
+ * generateStrict.ts and generateRuns.ts), each with the LoraDropError code the engine must answer. Nothing is written by hand case by case: every family
  * draws its variants (cut points, lengths, values, positions) from the seed, so another seed gives another corpus.
  */
 import * as fs from "node:fs";
@@ -13,6 +14,8 @@ import { Bases, HostileCase, writeBases, cloneDir, CaseWriter } from "./corpus";
 import { allMutations, randomMutation, pick, deepList, toJson } from "./stMutate";
 import { adapterCases, datasetCases, profileCases } from "./generateInputs";
 import { tokenizerCases } from "./generateTokenizer";
+import { floatIntegerCases, profileConsistencyCases, recordCases, strictAdapterCases, strictConfigCases, tokenizerBudgetCases } from "./generateStrict";
+import { checkpointCases, numericalCases, optionCases, outputCases, reliabilityBases, specialFileCases } from "./generateRuns";
 
 /** The seed `npm test` uses (override with HOSTILE_SEED). */
 export const DEFAULT_SEED = 20240207;
@@ -35,6 +38,18 @@ export async function generateCorpus(root: string, seed = DEFAULT_SEED): Promise
   adapterCases(w);
   datasetCases(w);
   await profileCases(w);
+  await reliabilityBases(w);
+  strictConfigCases(w);
+  strictAdapterCases(w);
+  recordCases(w);
+  floatIntegerCases(w);
+  profileConsistencyCases(w);
+  tokenizerBudgetCases(w);
+  await specialFileCases(w);
+  await outputCases(w);
+  optionCases(w);
+  checkpointCases(w);
+  numericalCases(w);
   return { root, seed, bases, cases: w.cases };
 }
 

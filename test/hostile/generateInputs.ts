@@ -219,7 +219,7 @@ export function datasetCases(w: CaseWriter): void {
   add("no-tokenizer", "text with a model that has no tokenizer.json", "TOKENIZER_MISSING", textLines.join("\n"));
   add("deep-line", "input_ids nested 100000 deep", "DATASET_INVALID", withLine(false, () => `{"input_ids":${deepList(100_000).text}}`));
   add("missing", "no such file", "FILE_NOT_FOUND", () => {});
-  add("folder", "a folder", "DATASET_INVALID", (f) => fs.mkdirSync(f));
+  add("folder", "a folder", "FILE_UNREADABLE", (f) => fs.mkdirSync(f));
 }
 
 /** Profiles with one field of a real profile (written by profileAdapter) made invalid, and broken files. */

@@ -19,7 +19,11 @@ import { allMutations } from "./stMutate";
 import { encodeSafetensors } from "../../extension/core/io/safetensors";
 
 const SEED = Number(process.env.HOSTILE_SEED ?? DEFAULT_SEED);
-const CATEGORIES: Category[] = ["safetensors", "model", "tokenizer", "adapter", "dataset", "profile"];
+const CATEGORIES: Category[] = ["safetensors", "model", "tokenizer", "adapter", "dataset", "profile", "special", "output", "checkpoint", "train", "options"];
+/** The most a case may take (the harness calls a case hung only after 60 s, for a busy machine). */
+const CASE_TIME_LIMIT_MS = 30_000;
+/** The most memory the runner process may reach over the whole corpus. */
+const RUNNER_MEMORY_LIMIT_KB = 1.5 * 1024 * 1024;
 /** Peak memory the length-field and huge-file cases may add to the runner (they are refused from a few bytes). */
 const LOW_MEMORY_BUDGET_KB = 64 * 1024;
 
@@ -56,6 +60,9 @@ test("hostile corpus: every generated input is refused cleanly", async (t) => {
       { id: "text", entry: "dataset", file: b.textData, vocabSize: b.tokConfig.vocabSize, tokenizerModelDir: b.tokModelDir },
       { id: "profile", entry: "profile", file: b.profileFile },
       { id: "run", entry: "run", modelDir: b.modelDir, adapterDir: b.adapterDir, dataFile: b.idsData, criterion: "weight" },
+      ...Object.entries(b.pruned!).map(([form, dir]) => ({ id: `pruned-${form}`, entry: "adapter", modelDir: b.modelDir, adapterDir: dir })),
+      { id: "resume", entry: "train", options: { ...b.checkpoint!.options, checkpointDir: copyOf(b.checkpoint!.dir), outDir: path.join(corpus.root, "resumed"), resume: true } },
+      { id: "cli-prune", entry: "cli", argv: ["prune", "--adapter", b.adapterDir, "--profile", b.profileFile!, "--model", b.modelDir, "--out", path.join(corpus.root, "cli-pruned"), "--quiet"] },
     ].map((c) => ({ category: "safetensors", family: "base", note: "valid", expect: "CONFIG_INVALID", names: "", ...c }) as HostileCase);
     for (const c of ok) {
       const r = await runCase(c);
@@ -73,9 +80,15 @@ test("hostile corpus: every generated input is refused cleanly", async (t) => {
       assert.equal(bad.length, 0, describeFailures(bad));
     });
   }
-  await t.test("no crash, no hang", () => {
-    const bad = results.filter((r) => r.kind === "crashed" || r.kind === "hung" || r.kind === "threw");
+  await t.test("no crash, no hang, no input changed", () => {
+    const bad = results.filter((r) => r.kind === "crashed" || r.kind === "hung" || r.kind === "threw" || r.kind === "modified");
     assert.equal(bad.length, 0, describeFailures(bad));
+  });
+  await t.test(`every case within ${CASE_TIME_LIMIT_MS / 1000} s and the runner within 1.5 GiB`, () => {
+    const slow = results.filter((r) => r.ms > CASE_TIME_LIMIT_MS);
+    assert.equal(slow.length, 0, slow.map((r) => `${r.case.id}: ${Math.round(r.ms)} ms`).join("\n"));
+    const peak = Math.max(...results.map((r) => r.maxRssKb ?? 0));
+    assert.ok(peak < RUNNER_MEMORY_LIMIT_KB, `the runner reached ${(peak / 1024).toFixed(0)} MB`);
   });
   await t.test("length fields and huge files are refused without allocating what they claim", () => {
     const peak = Math.max(lowStartKb, ...lowResults.map((r) => r.maxRssKb ?? 0));
@@ -89,7 +102,8 @@ test("hostile corpus: every generated input is refused cleanly", async (t) => {
   const slowest = results.reduce((a, r) => (r.ms > a.ms ? r : a));
   const perCategory = CATEGORIES.map((cat) => `${cat} ${results.filter((r) => r.case.category === cat).length}`).join(", ");
   const report = `hostile corpus (seed ${SEED}): ${results.length} inputs tried (${perCategory}), ${clean} rejected cleanly, ` +
-    `${count("crashed")} crashes, ${count("hung")} hangs, ${count("threw")} untyped errors, ${count("accepted")} accepted; ` +
+    `${count("crashed")} crashes, ${count("hung")} hangs, ${count("threw")} untyped errors, ${count("accepted")} accepted, ${count("modified")} inputs changed; ` +
+    `runner peak ${(Math.max(...results.map((r) => r.maxRssKb ?? 0)) / 1024).toFixed(0)} MB; ` +
     `slowest ${slowest.case.id} ${Math.round(slowest.ms)} ms; peak memory growth over the ${lowResults.length} length-field and huge-file cases ` +
     `${(Math.max(0, ...lowResults.map((r) => (r.maxRssKb ?? 0) - lowStartKb)) / 1024).toFixed(1)} MB`;
   t.diagnostic(report);
@@ -134,6 +148,13 @@ test("the safetensors mutations are a function of the seed", () => {
   assert.deepEqual(a.map((m) => m.bytes.toString("hex")), b.map((m) => m.bytes.toString("hex")));
   assert.notDeepEqual(a.map((m) => m.bytes.toString("hex")), c.map((m) => m.bytes.toString("hex")), "another seed draws other cases");
 });
+
+/** A copy of a folder (a valid resume writes into its checkpoint folder). */
+function copyOf(dir: string): string {
+  const to = `${dir}-copy-${process.pid}`;
+  fs.cpSync(dir, to, { recursive: true });
+  return to;
+}
 
 function runCli(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {

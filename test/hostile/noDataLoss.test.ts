@@ -1,8 +1,10 @@
 /**
  * Never lose the user's data: `lora-drop profile` and `lora-drop prune` leave the model, adapter, dataset and
- * profile byte-identical; prune refuses an existing output without --force; and a prune killed with SIGKILL at any
- * moment (timed kills, and kills triggered the instant the temporary folder, its files or the output appear)
- * leaves at the output path either the complete new adapter or nothing (or, with --force, the complete old one).
+ * profile byte-identical; every command refuses every one of its inputs as any of its outputs (OUTPUT_IS_INPUT),
+ * with and without --force, directly and through symlinks, and leaves them untouched; prune refuses an existing
+ * output without --force; and a prune killed with SIGKILL at any moment (timed kills, and kills triggered the
+ * instant the temporary folder, its files or the output appear) leaves at the output path either the complete new
+ * adapter or nothing (or, with --force, the complete old one).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
 import { makeFixture, Fixture, treeHashes, BIN } from "../helpers";
+import { runCliInProcess } from "./cliInProcess";
 
 const ENV = { ...process.env, ORT_DISABLE_TELEMETRY: "1" };
 
@@ -63,6 +66,71 @@ test("prune refuses an existing output without --force and leaves it untouched",
   const self = cli(["prune", "--adapter", fx.adapterDir, "--profile", profile, "--out", fx.adapterDir, "--quiet", "--force"]);
   assert.notEqual(self.status, 0, "the source adapter can never be the output");
   assert.equal(fs.readdirSync(fx.adapterDir).sort().join(), "adapter_config.json,adapter_model.safetensors");
+});
+
+test("every command refuses each of its inputs as each of its outputs, with and without --force, directly and through symlinks", async (t) => {
+  const { fx, data, profile } = profiled();
+  const input = { model: fx.modelDir, adapter: fx.adapterDir, data, profile };
+  const links = path.join(fx.root, "links");
+  fs.mkdirSync(links);
+  const before = Object.fromEntries(Object.entries(input).map(([k, p]) => [k, snapshot(p)]));
+  const fresh = (name: string) => path.join(fx.root, "fresh", name);
+  type Role = keyof typeof input;
+  // The command line of each command with every input given and its outputs at fresh paths, and which are which.
+  const commands: { cmd: string; inputs: Role[]; outputs: Record<string, string>; args: string[] }[] = [
+    { cmd: "profile", inputs: ["model", "adapter", "data"], outputs: { "--out": fresh("p.json") }, args: ["--model", fx.modelDir, "--adapter", fx.adapterDir, "--data", data, "--device", "cpu"] },
+    // No --model: the model folder recorded in the profile is an input all the same.
+    { cmd: "prune", inputs: ["adapter", "profile", "model"], outputs: { "--out": fresh("pruned") }, args: ["--adapter", fx.adapterDir, "--profile", profile] },
+    { cmd: "train", inputs: ["model", "data", "adapter"], outputs: { "--out": fresh("trained"), "--log": fresh("log.jsonl"), "--checkpoint-dir": fresh("ckpt") },
+      args: ["--model", fx.modelDir, "--data", data, "--adapter", fx.adapterDir, "--steps", "1", "--checkpoint-every", "1", "--device", "cpu"] },
+    { cmd: "pipeline", inputs: ["model", "data"], outputs: { "--out": fresh("run") }, args: ["--model", fx.modelDir, "--data", data, "--steps", "1", "--sample-steps", "1", "--device", "cpu"] },
+  ];
+  const ways: Record<string, (p: string, id: string) => string> = {
+    "is": (p) => p,
+    "is, through a symlink": (p, id) => { const l = path.join(links, id); fs.symlinkSync(p, l); return l; },
+    "contains": (p) => path.dirname(p),
+    "lies inside": (p) => path.join(p, "sub", "out"),
+    "lies inside, through a symlinked folder": (p, id) => { const l = path.join(links, `${id}-dir`); fs.symlinkSync(path.dirname(p), l); return path.join(l, path.basename(p), "x"); },
+  };
+  const failures: string[] = [];
+  let runs = 0;
+  const started = Date.now();
+  for (const c of commands) {
+    for (const option of Object.keys(c.outputs)) {
+      for (const role of c.inputs) {
+        for (const [way, make] of Object.entries(ways)) {
+          for (const force of [false, true]) {
+            const id = `${c.cmd}-${option.slice(2)}-${role}-${runs}`;
+            const out = make(input[role], id);
+            const outputs = { ...c.outputs, [option]: out };
+            const argv = [c.cmd, ...c.args, ...Object.entries(outputs).flat(), "--quiet", ...(force ? ["--force"] : [])];
+            const r = await runCliInProcess(argv);
+            runs++;
+            const label = `${c.cmd} ${option} ${way} ${role}${force ? " --force" : ""}`;
+            // A folder that contains this input also holds the others: the message names whichever it meets first.
+            const named = way === "contains" ? c.inputs.some((i) => r.stderr.includes(input[i])) : r.stderr.includes(input[role]);
+            if (r.code !== 2 || !r.stderr.startsWith(`error [OUTPUT_IS_INPUT]: ${out}: `) || !named || /internal error/.test(r.stderr)) {
+              failures.push(`${label}: exit ${r.code}, ${r.stderr.trim().slice(0, 300)}`);
+            }
+            for (const [k, p] of Object.entries(input)) {
+              if (!isDeepEqual(snapshot(p), before[k])) failures.push(`${label}: the ${k} changed`);
+            }
+            if (fs.existsSync(path.join(fx.root, "fresh"))) failures.push(`${label}: wrote an output although it was refused`);
+          }
+        }
+      }
+    }
+  }
+  t.diagnostic(`${runs} refused runs in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  assert.deepEqual(failures, []);
+  assert.equal(runs, 2 * Object.keys(ways).length * commands.reduce((a, c) => a + c.inputs.length * Object.keys(c.outputs).length, 0));
+  // The same refusal from the real command line, once per command.
+  for (const c of commands) {
+    const r = cli([c.cmd, ...c.args, ...Object.entries({ ...c.outputs, "--out": input[c.inputs[0]!] }).flat(), "--quiet", "--force"]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /^error \[OUTPUT_IS_INPUT\]: /);
+  }
+  for (const [k, p] of Object.entries(input)) assert.deepEqual(snapshot(p), before[k], `the ${k} is byte-identical`);
 });
 
 /** Busy-waits (the child runs in its own process meanwhile) until `cond` holds or `ms` pass; true if it held. */

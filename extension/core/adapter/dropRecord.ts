@@ -1,8 +1,10 @@
 /**
- * The LoRA-drop record stored with a pruned adapter: under the `lora_drop` key of adapter_config.json and, as JSON
- * strings, under `lora_drop.<field>` keys of the safetensors `__metadata__`, so tools can recognise a LoRA-drop
- * adapter and its structure. Also the key names of the compact form and the binding of the shared layers' pairs to
- * one parameter when an adapter is loaded.
+ * The LoRA-drop record stored with a pruned adapter: in a sidecar file `lora_drop.json` in the adapter folder and,
+ * as JSON strings, under `lora_drop.<field>` keys of the safetensors `__metadata__`, so tools can recognise a
+ * LoRA-drop adapter and its structure. adapter_config.json keeps only fields PEFT knows (PEFT 0.13 and older refuse
+ * an unknown key); adapters written before carry the record under its `lora_drop` key, which is still read (see
+ * recordFile.ts). Also the key names of the compact form and the binding of the shared layers' pairs to one
+ * parameter when an adapter is loaded.
  *
  * Compact form: the shared LoRA of module M is stored once, under
  *   base_model.model.lora_drop.shared.M.lora_A.weight   [r, in]
@@ -10,7 +12,7 @@
  * These names sit outside PEFT's `base_model.model.model.layers.N…` namespace on purpose: no PEFT loader mistakes
  * them for a layer's weights (this form is read by this engine only; `--format peft` is the portable one).
  */
-import { LoraDropError } from "../util/errors";
+import { LoraDropError, describeValue } from "../util/errors";
 import type { LoraModule } from "./loraModule";
 
 /** What happens to the layers below the threshold: they share one LoRA ("share", the paper's method) or lose theirs ("drop"). */
@@ -24,11 +26,17 @@ export type AdapterFormat = (typeof ADAPTER_FORMATS)[number];
 
 /** Version of the record's layout. */
 export const LORA_DROP_RECORD_VERSION = 1;
+/** The sidecar file holding the record, in the adapter folder. */
+export const RECORD_FILE = "lora_drop.json";
+/** How the shared LoRA can have been initialised. */
+export const SHARED_INITS = ["mean-low-rank", "fresh", "none"] as const;
+/** Criteria a record may name (the profile's). */
+export const RECORD_CRITERIA = ["output", "gradient", "weight"] as const;
 
 /** Kept or shared layer indices: one list for every module, or one list per module (`--per-module`). */
 export type LayerSets = number[] | Record<string, number[]>;
 
-/** What adapter_config.json's `lora_drop` key holds. Snake_case, as Python tools read it. */
+/** What lora_drop.json holds (and, in older adapters, adapter_config.json's `lora_drop` key). Snake_case, as Python tools read it. */
 export interface LoraDropRecord {
   version: number;
   /** Layers (or per module) that keep their own LoRA. */
@@ -78,17 +86,21 @@ export function recordMetadata(record: LoraDropRecord): Record<string, string> {
   return out;
 }
 
-/** Validates adapter_config.json's `lora_drop` value; undefined when the key is absent. */
-export function parseLoraDropRecord(file: string, raw: unknown): LoraDropRecord | undefined {
+/**
+ * Validates a record (lora_drop.json, the safetensors metadata, or an older adapter_config.json's `lora_drop` key);
+ * undefined when absent. Every field is checked for its type and range: a wrong one is an error, never a default.
+ * Consistency with the adapter's weights and the model is checked by checkRecordAgainstWeights (recordFile.ts).
+ */
+export function parseLoraDropRecord(file: string, raw: unknown, prefix = "lora_drop."): LoraDropRecord | undefined {
   if (raw === undefined || raw === null) return undefined;
-  const bad = (msg: string, field: string): never => { throw new LoraDropError("ADAPTER_INVALID", `lora_drop.${field}: ${msg}`, file, `lora_drop.${field}`); };
-  if (typeof raw !== "object" || Array.isArray(raw)) bad("must be an object", "");
+  const bad = (msg: string, field: string): never => { throw new LoraDropError("ADAPTER_INVALID", `${prefix}${field}: ${msg}`, file, `${prefix}${field}`); };
+  if (typeof raw !== "object" || Array.isArray(raw)) return bad("must be an object", "");
   const r = raw as Record<string, unknown>;
-  const ints = (v: unknown) => Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0);
+  const ints = (v: unknown) => Array.isArray(v) && v.every((x) => Number.isSafeInteger(x) && (x as number) >= 0) && new Set(v).size === v.length;
   const sets = (v: unknown, field: string): LayerSets => {
     if (ints(v)) return v as number[];
     if (typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every(ints)) return v as Record<string, number[]>;
-    return bad("must be a list of layer indices or an object mapping module names to such lists", field);
+    return bad("must be a list of distinct layer indices or an object mapping module names to such lists", field);
   };
   const kept = sets(r.kept_layers, "kept_layers");
   const shared = sets(r.shared_layers, "shared_layers");
@@ -99,20 +111,35 @@ export function parseLoraDropRecord(file: string, raw: unknown): LoraDropRecord 
     const both = layersFor(shared, m).filter((l) => k.has(l));
     if (both.length) bad(`layer ${both[0]} is both kept and shared${m ? ` for ${m}` : ""}`, "shared_layers");
   }
-  const mode = r.mode ?? "share";
-  if (mode !== "share" && mode !== "drop") bad(`must be "share" or "drop", got ${JSON.stringify(mode)}`, "mode");
-  const format = r.format ?? "peft";
-  if (format !== "peft" && format !== "compact") bad(`must be "peft" or "compact", got ${JSON.stringify(format)}`, "format");
-  const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  const oneOf = <T extends string>(field: string, values: readonly T[], fallback: T): T => {
+    const v = r[field] ?? fallback;
+    return typeof v === "string" && (values as readonly string[]).includes(v) ? (v as T) : bad(`must be one of ${values.map((x) => JSON.stringify(x)).join(", ")}, got ${describeValue(v)}`, field);
+  };
+  const mode = oneOf("mode", PRUNE_MODES, "share");
+  const format = oneOf("format", ADAPTER_FORMATS, "peft");
+  const criterion = oneOf("criterion", RECORD_CRITERIA, "output");
+  const version = r.version ?? LORA_DROP_RECORD_VERSION;
+  if (version !== LORA_DROP_RECORD_VERSION) bad(`version ${describeValue(version)} is not supported (this version reads ${LORA_DROP_RECORD_VERSION})`, "version");
+  const threshold = r.threshold ?? null;
+  if (threshold !== null && !(typeof threshold === "number" && threshold > 0 && threshold <= 1)) bad(`must be a number in (0, 1] or null, got ${describeValue(threshold)}`, "threshold");
+  const keep = r.keep ?? null;
+  if (keep !== null && !(Number.isSafeInteger(keep) && (keep as number) > 0)) bad(`must be a positive integer or null, got ${describeValue(keep)}`, "keep");
+  const importance = r.importance ?? [];
+  const numbers = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "number" && Number.isFinite(x) && x >= 0);
+  if (!numbers(importance) && !(typeof importance === "object" && importance !== null && !Array.isArray(importance) && Object.values(importance).every(numbers))) {
+    bad("must be a list of non-negative numbers, or an object mapping module names to such lists", "importance");
+  }
+  const source = r.source_adapter ?? null;
+  if (source !== null && typeof source !== "string") bad(`must be a path or null, got ${describeValue(source)}`, "source_adapter");
+  const sharedInit = r.shared_init;
+  if (sharedInit !== undefined && !(typeof sharedInit === "string" && (SHARED_INITS as readonly string[]).includes(sharedInit))) {
+    bad(`must be one of ${SHARED_INITS.join(", ")}, got ${describeValue(sharedInit)}`, "shared_init");
+  }
   return {
-    version: typeof r.version === "number" ? r.version : LORA_DROP_RECORD_VERSION,
-    kept_layers: kept, shared_layers: shared,
-    threshold: num(r.threshold), keep: num(r.keep),
-    criterion: typeof r.criterion === "string" ? r.criterion : "output",
-    importance: (r.importance ?? []) as LoraDropRecord["importance"],
-    mode: mode as LoraDropRecord["mode"], format: format as LoraDropRecord["format"],
-    source_adapter: typeof r.source_adapter === "string" ? r.source_adapter : null,
-    ...(typeof r.shared_init === "string" ? { shared_init: r.shared_init } : {}),
+    version: LORA_DROP_RECORD_VERSION, kept_layers: kept, shared_layers: shared,
+    threshold: threshold as number | null, keep: keep as number | null, criterion,
+    importance: importance as LoraDropRecord["importance"], mode, format, source_adapter: source as string | null,
+    ...(sharedInit !== undefined ? { shared_init: sharedInit as string } : {}),
   };
 }
 
@@ -133,7 +160,7 @@ export function bindSharedPairs(record: LoraDropRecord, loras: LoraModule[], fil
       const same = p.r === first.r && p.scale === first.scale && equalArrays(p.A, first.A) && equalArrays(p.B, first.B);
       if (!same) {
         throw new LoraDropError("ADAPTER_INVALID",
-          `lora_drop.mode is "share" but the ${module} LoRA of layer ${p.layer} differs from that of layer ${first.layer}; shared layers must carry one identical LoRA (remove the lora_drop key from adapter_config.json to load the layers independently)`,
+          `lora_drop.mode is "share" but the ${module} LoRA of layer ${p.layer} differs from that of layer ${first.layer}; shared layers must carry one identical LoRA (remove the lora_drop record, ${RECORD_FILE}, to load the layers independently)`,
           file, "lora_drop.shared_layers");
       }
       p.A = first.A;

@@ -8,7 +8,8 @@ import { LoraDropError, describeValue } from "../util/errors";
 import { compileUntrustedPattern, untrustedPatternMatches } from "../util/safeRegex";
 import { archModules, layerPrefix, layerWeightRe, modulePathInLayer, moduleDims } from "../models/arch";
 import { readSafetensorsIndex, readTensorF32, TensorToWrite } from "../io/safetensors";
-import { LoraDropRecord, parseLoraDropRecord, bindSharedPairs, compactSharedKey, COMPACT_KEY_RE, layersFor, sharedParam } from "./dropRecord";
+import { LoraDropRecord, bindSharedPairs, compactSharedKey, COMPACT_KEY_RE, layersFor, sharedParam, recordMetadata, RECORD_FILE } from "./dropRecord";
+import { readRecord, checkRecordAgainstWeights } from "./recordFile";
 import { Architecture, ModelConfig } from "../models/config";
 import { readJsonFile } from "../io/jsonFile";
 import { ownParam, type LoraModule } from "./loraModule";
@@ -42,7 +43,7 @@ export interface Adapter {
   modules: string[];
   /** All LoRA pairs, sorted by layer then module order. */
   loras: LoraModule[];
-  /** The LoRA-drop record (adapter_config.json's `lora_drop`), when the adapter is a LoRA-drop adapter. */
+  /** The LoRA-drop record (lora_drop.json, the safetensors metadata, or an older adapter_config.json's `lora_drop`), when the adapter is a LoRA-drop adapter. */
   loraDrop?: LoraDropRecord;
   /** Base-model weight name → adapter tensor name, for the head weights the adapter replaces (modules_to_save). */
   head?: Map<string, string>;
@@ -97,8 +98,28 @@ export function parseLoraConfig(file: string, raw: unknown): LoraConfig {
     throw new LoraDropError("ADAPTER_INVALID", "target_modules must be a list of names or a regular expression", file, "target_modules");
   }
   if (typeof tm === "string") compileUntrustedPattern(`^(?:${tm})$`, { code: "ADAPTER_INVALID", file, field: "target_modules" });
+  // PEFT's flags are booleans: "false" or 0 would read as true in Python and as false here, so neither is guessed.
+  const flag = (key: string): boolean => {
+    const v = c[key];
+    if (v === undefined || v === null) return false;
+    if (typeof v !== "boolean") throw new LoraDropError("ADAPTER_INVALID", `${key} must be true or false, got ${describeValue(v)}`, file, key);
+    return v;
+  };
+  const [useRslora, useDora, fanInFanOut] = [flag("use_rslora"), flag("use_dora"), flag("fan_in_fan_out")];
+  flag("inference_mode");
   // DoRA adds magnitude vectors this engine does not apply: profiling such an adapter would measure something else.
-  if (c.use_dora === true) throw new LoraDropError("ADAPTER_INVALID", "use_dora: DoRA adapters are not supported", file, "use_dora");
+  if (useDora) throw new LoraDropError("ADAPTER_INVALID", "use_dora: DoRA adapters are not supported", file, "use_dora");
+  const dropout = c.lora_dropout ?? 0;
+  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) throw new LoraDropError("ADAPTER_INVALID", `lora_dropout must be a number in [0, 1), got ${describeValue(dropout)}`, file, "lora_dropout");
+  const strings = (key: string) => {
+    const v = c[key];
+    if (v !== undefined && v !== null && !(typeof v === "string" || (Array.isArray(v) && v.every((x) => typeof x === "string")))) {
+      throw new LoraDropError("ADAPTER_INVALID", `${key} must be a name, a list of names or null, got ${describeValue(v)}`, file, key);
+    }
+  };
+  strings("layers_pattern");
+  strings("modules_to_save");
+  if (c.task_type !== undefined && c.task_type !== null && typeof c.task_type !== "string") throw new LoraDropError("ADAPTER_INVALID", `task_type must be a string, got ${describeValue(c.task_type)}`, file, "task_type");
   let layers: number[] | undefined;
   const ltt = c.layers_to_transform;
   if (typeof ltt === "number") layers = [ltt];
@@ -118,12 +139,12 @@ export function parseLoraConfig(file: string, raw: unknown): LoraConfig {
   };
   return {
     r, loraAlpha: alpha, targetModules: tm as string[] | string,
-    useRslora: c.use_rslora === true,
+    useRslora,
     rankPattern: patterns("rank_pattern"),
     alphaPattern: patterns("alpha_pattern"),
     layersToTransform: layers,
-    fanInFanOut: c.fan_in_fan_out === true,
-    loraDropout: typeof c.lora_dropout === "number" ? c.lora_dropout : 0,
+    fanInFanOut,
+    loraDropout: dropout,
     raw: c,
   };
 }
@@ -160,7 +181,6 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
   const configFile = path.join(dir, "adapter_config.json");
   const config = { ...parseLoraConfig(configFile, readJsonFile(configFile)), architecture: model.architecture };
   const modulesOfArch = archModules(model.architecture);
-  const loraDrop = parseLoraDropRecord(configFile, config.raw.lora_drop);
   const weightsFile = path.join(dir, "adapter_model.safetensors");
   if (!fs.existsSync(weightsFile)) {
     const bin = path.join(dir, "adapter_model.bin");
@@ -169,6 +189,8 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
       : "adapter_model.safetensors not found", weightsFile);
   }
   const index = readSafetensorsIndex(weightsFile);
+  const recordSource = readRecord(dir, config.raw, configFile, weightsFile, index.metadata);
+  const loraDrop = recordSource?.record;
   const found = new Map<string, { A?: string; B?: string; layer: number; module: string }>();
   for (const name of index.tensors.keys()) {
     const m = parseLoraKey(name, model.architecture);
@@ -190,12 +212,18 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
     e[which] = name;
     found.set(k, e);
   }
+  const own = [...found.values()].map(({ layer, module }) => ({ layer, module }));
+  const compactModules = new Set<string>();
   // Compact LoRA-drop form: each shared layer reads the module's one stored pair (validated per layer below).
   for (const name of index.tensors.keys()) {
     const m = COMPACT_KEY_RE.exec(name);
     if (!m) continue;
-    if (!loraDrop) throw new LoraDropError("ADAPTER_INVALID", `tensor ${name} is a compact LoRA-drop tensor but adapter_config.json has no lora_drop record`, configFile, "lora_drop");
     const module = m[1]!;
+    if (!modulesOfArch.includes(module)) {
+      throw new LoraDropError("ADAPTER_SHAPE_MISMATCH", `tensor ${name} is a compact shared LoRA of ${module}, which a ${model.architecture} layer does not have (${modulesOfArch.join(", ")})`, weightsFile, name);
+    }
+    if (!loraDrop) throw new LoraDropError("ADAPTER_INVALID", `tensor ${name} is a compact LoRA-drop tensor but the adapter has no lora_drop record (${RECORD_FILE})`, weightsFile, name);
+    compactModules.add(module);
     const pair = (w: "A" | "B") => (index.tensors.has(compactSharedKey(module, w)) ? compactSharedKey(module, w) : undefined);
     for (const layer of layersFor(loraDrop.shared_layers, module)) {
       const own = found.get(`${layer}.${module}`);
@@ -203,6 +231,7 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
       found.set(`${layer}.${module}`, { layer, module, A: pair("A"), B: pair("B") });
     }
   }
+  if (recordSource) checkRecordAgainstWeights(recordSource, { own, compact: [...compactModules], numLayers: model.numLayers, modules: modulesOfArch });
   const head = new Map<string, string>();
   for (const name of index.tensors.keys()) {
     const h = HEAD_KEY_RE.exec(name);
@@ -242,10 +271,10 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
 export interface WriteAdapterOptions {
   /** Replace an existing folder (only once the new one is complete). */
   force?: boolean;
-  /** Extra adapter_config.json fields (merged over the source config's raw fields). */
+  /** Extra adapter_config.json fields (merged over the source config's raw fields); only fields PEFT knows. */
   configOverrides?: Record<string, unknown>;
-  /** String metadata stored in the safetensors header. */
-  metadata?: Record<string, string>;
+  /** The LoRA-drop record: written to lora_drop.json and, field by field, to the safetensors metadata. */
+  record?: LoraDropRecord;
   /** "compact": pairs bound to a `shared.{module}` param are stored once under the LoRA-drop compact keys. */
   format?: "peft" | "compact";
   /** Called with the complete temporary folder before it is renamed into place (e.g. to verify it); throw to abandon the write. */
@@ -286,10 +315,12 @@ export async function writeAdapter(dir: string, config: LoraConfig, loras: LoraM
       tensors.push({ name, dtype, shape: e.shape, data: toFloat32(readTensorBytes(src, name), e.dtype, config.carry.file, name) });
     }
   }
-  const json = { ...config.raw, ...(opts.configOverrides ?? {}) };
+  // adapter_config.json keeps to PEFT's fields: an older adapter's `lora_drop` key moves to lora_drop.json.
+  const { lora_drop: _legacy, ...json } = { ...config.raw, ...(opts.configOverrides ?? {}) };
   await writeDirAtomic(dir, async (tmp) => {
     fs.writeFileSync(path.join(tmp, "adapter_config.json"), JSON.stringify(json, null, 2) + "\n");
-    fs.writeFileSync(path.join(tmp, "adapter_model.safetensors"), encodeSafetensors(tensors, { format: "pt", ...(opts.metadata ?? {}) }));
+    if (opts.record) fs.writeFileSync(path.join(tmp, RECORD_FILE), JSON.stringify(opts.record, null, 2) + "\n");
+    fs.writeFileSync(path.join(tmp, "adapter_model.safetensors"), encodeSafetensors(tensors, { format: "pt", ...(opts.record ? recordMetadata(opts.record) : {}) }));
     await opts.beforeCommit?.(tmp);
   }, opts.force);
 }

@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import { LoraDropError } from "../util/errors";
 import { TextTokenizer } from "./tokenize";
+import { openRegularFile } from "../io/regularFile";
 import type { PairEncoding } from "../models/arch";
 
 /** One dataset record as read. */
@@ -55,16 +56,8 @@ export interface ReadDatasetOptions {
  */
 export function readDataset(file: string, opts: ReadDatasetOptions = {}): RawExample[] {
   const maxExamples = opts.maxExamples ?? Infinity;
-  let fd: number;
-  try {
-    const st = fs.statSync(file);
-    if (!st.isFile()) throw new LoraDropError("DATASET_INVALID", "not a file", file);
-    fd = fs.openSync(file, "r");
-  } catch (e) {
-    if (e instanceof LoraDropError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", code === "ENOENT" ? "dataset file not found" : `cannot read (${code})`, file);
-  }
+  // Non-blocking and regular files only: a FIFO or a device named as the dataset is refused, never waited on.
+  const { fd } = openRegularFile(file, { maxBytes: Number.MAX_SAFE_INTEGER, what: "a dataset (.jsonl or .txt)" });
   const jsonl = /\.(jsonl|json)$/i.test(file);
   const decoder = new TextDecoder("utf-8", { fatal: true });
   const out: RawExample[] = [];

@@ -31,10 +31,14 @@ export function strataOf(raw: readonly RawExample[], lengths: readonly number[],
   if (field !== undefined) {
     for (const i of members) {
       const ex = raw[i]!;
-      if (!(field in ex.fields)) {
-        throw new LoraDropError("DATASET_INVALID", `line ${ex.line} has no field ${JSON.stringify(field)} to stratify by`, file, `line ${ex.line}`);
+      // Own fields only: `constructor` or `__proto__` must not be found on every record's prototype.
+      if (!Object.prototype.hasOwnProperty.call(ex.fields, field)) {
+        throw new LoraDropError("DATASET_INVALID", `line ${ex.line} has no field ${JSON.stringify(field)} to stratify by (--stratify-by names a field of every record)`, file, field);
       }
       const v = ex.fields[field];
+      if (typeof v === "object" && v !== null) {
+        throw new LoraDropError("DATASET_INVALID", `line ${ex.line}: field ${JSON.stringify(field)} holds ${Array.isArray(v) ? "a list" : "an object"}; stratify by a field with plain values (strings, numbers)`, file, field);
+      }
       add(typeof v === "string" ? v : JSON.stringify(v), i);
     }
   } else if (members.length > 0) {

@@ -6,8 +6,8 @@
  * the library relies on (the model, its vocabulary, merges and added tokens) checked as the Rust `tokenizers`
  * crate checks them. Every failure is a LoraDropError naming the file and the field.
  */
-import * as fs from "node:fs";
 import { describeValue, LoraDropError } from "../util/errors";
+import { readRegularFile } from "../io/regularFile";
 
 /** Largest tokenizer file read (the largest real ones, e.g. Gemma 3's, are about 33 MB). */
 export const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
@@ -36,19 +36,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function readUtf8(file: string): string {
-  let bytes: Buffer;
-  try {
-    // The size is checked before reading, so a multi-gigabyte file in the place of the tokenizer costs nothing.
-    const st = fs.statSync(file);
-    if (st.isDirectory()) throw Object.assign(new Error("is a folder"), { code: "EISDIR" });
-    if (st.size > MAX_TOKENIZER_BYTES) fail(file, `file is ${st.size} bytes, more than the ${MAX_TOKENIZER_BYTES}-byte limit for a tokenizer`);
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    if (e instanceof LoraDropError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new LoraDropError("FILE_NOT_FOUND", "file not found", file);
-    throw new LoraDropError("FILE_UNREADABLE", code === "EACCES" || code === "EPERM" ? "cannot read: permission denied" : `cannot read (${code ?? (e as Error).message})`, file);
-  }
+  // Non-blocking, regular files only, size checked before reading: a FIFO or /dev/zero in the place of the tokenizer costs nothing.
+  const bytes = readRegularFile(file, { maxBytes: MAX_TOKENIZER_BYTES, tooLargeCode: "TOKENIZER_INVALID", what: "a tokenizer" });
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {

@@ -37,12 +37,14 @@ export async function profileGradient(opts: ProfileOptions, ctx: RunContext = {}
 
   const session = await LossSession.create(model, loras.map(slotOf), { gradients: true, dropout: false, device: opts.device ?? "auto", threads: opts.threads, log: ctx.log });
   const totalTokens = examples.reduce((a, e) => a + e.ids.length, 0);
+  let targetsSeen = 0;
   try {
     let done = 0;
     for (const group of batchesOf(examples, opts.batchSize ?? PROFILE_DEFAULTS.batchSize)) {
       throwIfCancelled(ctx.signal, "profile");
       const batch = makeBatch(group);
       const targets = session.countTargets(batch);
+      targetsSeen += targets;
       if (targets > 0) {
         const { grads } = await session.run(batch, targets, params);
         for (const l of loras) {
@@ -59,6 +61,10 @@ export async function profileGradient(opts: ProfileOptions, ctx: RunContext = {}
     }
   } finally {
     await session.dispose();
+  }
+  // With nothing to predict the loss is empty and every gradient zero: a profile of zeros would rank nothing.
+  if (targetsSeen === 0) {
+    throw new LoraDropError("DATASET_INVALID", `none of the ${examples.length} examples has a token to predict (each is one token long, or its completion is cut off), so every gradient is zero; use longer examples or --criterion output`, opts.dataPath);
   }
   for (const [module, perLayer] of Object.entries(perModuleRaw)) {
     const layer = perLayer.findIndex((g) => !Number.isFinite(g));

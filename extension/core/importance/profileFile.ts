@@ -2,10 +2,10 @@
  * Reading and writing profile files, with validation on read so that a hand-edited or foreign file gives a clear
  * error instead of a crash deep inside the panel or the pruner.
  */
-import * as fs from "node:fs";
 import { LoraDropError, describeValue } from "../util/errors";
-import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION } from "./profileSchema";
+import { ProfileFile, PROFILE_CRITERIA, PROFILE_SCHEMA, PROFILE_VERSION } from "./profileSchema";
 import { writeFileAtomic } from "../io/atomicWrite";
+import { readRegularText } from "../io/regularFile";
 
 /** Writes a profile atomically. */
 export function writeProfile(file: string, profile: ProfileFile): void {
@@ -56,7 +56,43 @@ export function validateProfile(raw: unknown, file = "profile"): ProfileFile {
       });
     }
   }
+  checkImportance(p as ProfileFile, bad);
   return p as ProfileFile;
+}
+
+/** Relative tolerance of the importance checks (a profile written by this tool agrees to the last bit). */
+const IMPORTANCE_TOLERANCE = 1e-6;
+
+/**
+ * The importance numbers must be the ones their raw values give: per layer, the sum over modules; normalised, each
+ * raw value over the total, summing to 1 (or all zero when every raw value is). A hand-edited profile whose
+ * importance was changed without its raw values would otherwise prune by numbers nobody measured.
+ */
+function checkImportance(p: ProfileFile, bad: (msg: string, field?: string) => never): void {
+  // prune reads the model folder from here when --model is not given.
+  if (typeof p.model !== "object" || p.model === null || typeof p.model.path !== "string" || p.model.path === "") bad(`model.path must be the model folder's path, got ${describeValue(p.model?.path)}`, "model.path");
+  if (!(PROFILE_CRITERIA as readonly string[]).includes(p.criterion)) bad(`criterion must be one of ${PROFILE_CRITERIA.join(", ")}, got ${describeValue(p.criterion)}`, "criterion");
+  if (new Set(p.layers).size !== p.layers.length || p.layers.some((l) => l < 0)) bad("layers must be distinct non-negative layer indices", "layers");
+  const close = (a: number, b: number) => Math.abs(a - b) <= IMPORTANCE_TOLERANCE * Math.max(Math.abs(a), Math.abs(b), 1e-30);
+  const imp = p.importance;
+  const normalised = (raw: number[], norm: number[], field: string) => {
+    const total = raw.reduce((a, b) => a + b, 0);
+    const sum = norm.reduce((a, b) => a + b, 0);
+    if (total > 0 && Math.abs(sum - 1) > IMPORTANCE_TOLERANCE) bad(`${field} sums to ${sum}, not 1`, field);
+    norm.forEach((v, i) => {
+      const want = total > 0 ? raw[i]! / total : 0;
+      if (!(Math.abs(v - want) <= IMPORTANCE_TOLERANCE)) bad(`${field}[${i}] is ${v} but its raw value gives ${want}`, field);
+    });
+  };
+  for (const m of p.modules) normalised(imp.per_module_raw[m]!, imp.per_module[m]!, `importance.per_module.${m}`);
+  imp.per_layer_raw.forEach((g, i) => {
+    const sum = p.modules.reduce((a, m) => a + imp.per_module_raw[m]![i]!, 0);
+    if (!close(g, sum)) bad(`importance.per_layer_raw[${i}] is ${g} but the modules' raw values sum to ${sum}`, "importance.per_layer_raw");
+  });
+  normalised(imp.per_layer_raw, imp.per_layer, "importance.per_layer");
+  for (const m of p.modules) {
+    if (!p.adapter.params[m]!.every((n) => Number.isSafeInteger(n))) bad(`adapter.params.${m} must hold whole parameter counts`, "adapter.params");
+  }
 }
 
 /** Largest profile file read; checked before reading (a profile of 64 sequences × 128 tokens × 7 modules × 80 layers is about 60 MB). */
@@ -64,16 +100,7 @@ export const MAX_PROFILE_BYTES = 256 * 1024 * 1024;
 
 /** Reads and validates a profile file. */
 export function readProfile(file: string): ProfileFile {
-  let text: string;
-  try {
-    const size = fs.statSync(file).size;
-    if (size > MAX_PROFILE_BYTES) throw new LoraDropError("PROFILE_INVALID", `file is ${size} bytes, more than the ${MAX_PROFILE_BYTES}-byte limit for a profile`, file);
-    text = fs.readFileSync(file, "utf8");
-  } catch (e) {
-    if (e instanceof LoraDropError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", code === "ENOENT" ? "profile not found" : `cannot read (${code})`, file);
-  }
+  const text = readRegularText(file, { maxBytes: MAX_PROFILE_BYTES, tooLargeCode: "PROFILE_INVALID", what: "a profile" });
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -10,8 +10,10 @@ export const PROFILE_SCHEMA = "lora-drop.profile";
 /** The version of the profile format this code writes and reads. */
 export const PROFILE_VERSION = 1;
 
-/** How layer importance was measured. `output` is LoRA-drop's criterion. */
-export type Criterion = "output" | "gradient" | "weight";
+/** The importance criteria. `output` is LoRA-drop's. */
+export const PROFILE_CRITERIA = ["output", "gradient", "weight"] as const;
+/** How layer importance was measured. */
+export type Criterion = (typeof PROFILE_CRITERIA)[number];
 
 /** One profiled sequence: its token ids and their display strings. */
 export interface ProfileSequence {

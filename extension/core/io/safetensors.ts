@@ -6,7 +6,9 @@
 import * as fs from "node:fs";
 import { LoraDropError, describeValue } from "../util/errors";
 import { findDuplicateKey } from "./jsonDuplicates";
+import { findNonIntegerNumber } from "./jsonIntegers";
 import { writeFileAtomic } from "./atomicWrite";
+import { openRegularFile } from "./regularFile";
 
 /** Dtypes we read; others are rejected with SAFETENSORS_BAD_DTYPE. */
 export type StDtype = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
@@ -41,18 +43,9 @@ function fail(code: "SAFETENSORS_TRUNCATED" | "SAFETENSORS_HEADER_TOO_LARGE" | "
 
 /** Reads and validates the header of a safetensors file. Reads nothing but the header. */
 export function readSafetensorsIndex(file: string): SafetensorsIndex {
-  let fd: number;
+  // Non-blocking, regular files only: a FIFO or a device in the place of a weights file is refused, never waited on.
+  const { fd, size: fileSize } = openRegularFile(file, { maxBytes: Number.MAX_SAFE_INTEGER, what: "a safetensors file" });
   try {
-    fd = fs.openSync(file, "r");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", code === "ENOENT" ? "file not found" : `cannot open (${code})`, file);
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    // A folder opens fine on Linux but fails on read; say what it is instead.
-    if (!st.isFile()) fail("FILE_UNREADABLE", file, "not a regular file");
-    const fileSize = st.size;
     if (fileSize < 8) fail("SAFETENSORS_TRUNCATED", file, `file is ${fileSize} bytes, too short for a safetensors header`);
     const lenBuf = Buffer.alloc(8);
     fs.readSync(fd, lenBuf, 0, 8, 0);
@@ -86,6 +79,13 @@ export function parseHeader(file: string, headerBuf: Uint8Array, dataStart: numb
   const dup = findDuplicateKey(text);
   if (dup && dup.path.length === 0) fail("SAFETENSORS_DUPLICATE", file, `tensor ${describeValue(dup.key)} appears twice in the header`, dup.key);
   if (dup) fail("SAFETENSORS_HEADER_INVALID", file, `the entry for ${describeValue(dup.path[0])} has the field ${describeValue(dup.key)} twice`, dup.path[0]);
+  const float = findNonIntegerNumber(text);
+  // Only the integer fields: any other misplaced number is reported by the entry checks below, with their codes.
+  if (float && float.path.length === 2 && float.path[0] !== "__metadata__" && (float.path[1] === "shape" || float.path[1] === "data_offsets")) {
+    const [name, field] = float.path as [string, string];
+    fail(field === "data_offsets" ? "SAFETENSORS_BAD_OFFSETS" : "SAFETENSORS_HEADER_INVALID", file,
+      `tensor ${name} has ${field} written as ${float.token}; shapes and offsets are non-negative integers written without a fraction or exponent (as the reference requires)`, name);
+  }
   const tensors = new Map<string, TensorEntry>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
@@ -144,10 +144,10 @@ export function readTensorBytes(index: SafetensorsIndex, name: string): Buffer {
   if (!t) throw new LoraDropError("TENSOR_MISSING", `tensor ${name} not found`, index.file, name);
   let fd: number;
   try {
-    fd = fs.openSync(index.file, "r");
+    fd = openRegularFile(index.file, { maxBytes: Number.MAX_SAFE_INTEGER, what: "a safetensors file" }).fd;
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", `cannot reopen to read tensor ${name} (${code})`, index.file, name);
+    const err = e as LoraDropError;
+    throw new LoraDropError(err.code, `cannot reopen to read tensor ${name}: ${err.message.slice(index.file.length + 2)}`, index.file, name);
   }
   try {
     // The file may have shrunk since its header was read; the size check keeps the allocation honest.

@@ -3,7 +3,10 @@
  * exact GELU, absolute positions, token types, padding id and the number of labels.
  */
 import { LoraDropError, describeValue } from "../util/errors";
-import { epsilon, positiveInt, type ModelConfig } from "./config";
+import { activation, epsilon, optionalBool, positiveInt, requireFlag, type ModelConfig } from "./config";
+
+/** The activations the encoder's feed-forward implements. */
+export const ENCODER_ACTIVATIONS = ["gelu"] as const;
 
 /** Sequence-classification heads the engine builds, by `architectures[0]` of config.json. */
 export const SUPPORTED_HEADS = ["RobertaForSequenceClassification", "BertForSequenceClassification"] as const;
@@ -18,8 +21,10 @@ export function parseEncoderConfig(file: string, c: Record<string, unknown>, arc
   const H = positiveInt(file, c, "hidden_size", 1 << 16);
   const nH = positiveInt(file, c, "num_attention_heads", 1024);
   if (H % nH !== 0) throw new LoraDropError("CONFIG_INVALID", `hidden_size (${H}) is not divisible by num_attention_heads (${nH})`, file, "hidden_size");
-  const act = c.hidden_act ?? "gelu";
-  if (act !== "gelu") throw new LoraDropError("UNSUPPORTED_ARCHITECTURE", `hidden_act ${describeValue(act)} is not supported for ${arch} (supported: gelu)`, file, "hidden_act");
+  activation(file, c, "hidden_act", ENCODER_ACTIVATIONS, "gelu", arch);
+  requireFlag(file, c, "is_decoder", false, false, "the graph is a bidirectional encoder");
+  requireFlag(file, c, "add_cross_attention", false, false, "the graph has no cross-attention");
+  optionalBool(file, c, "tie_word_embeddings", true);
   const pet = c.position_embedding_type ?? "absolute";
   if (pet !== "absolute") throw new LoraDropError("UNSUPPORTED_ARCHITECTURE", `position_embedding_type ${describeValue(pet)} is not supported (supported: absolute)`, file, "position_embedding_type");
   const archs = c.architectures;

@@ -69,7 +69,13 @@ export function buildLayerContext(g: GraphBuilder, cfg: ModelConfig, attentionMa
   const ss = g.node("Concat", [seqLen, seqLen], [{ dtype: "int64", shape: [2] }], { axis: 0 })[0]!;
   const ones = g.node("ConstantOfShape", [ss], [{ dtype: "float32", shape: ["seq", "seq"] }],
     { value: { tensor: { dtype: "float32", dims: [1], data: Float32Array.of(1) } } })[0]!;
-  const causal = o.cast(g.node("Trilu", [ones], [{ dtype: "float32", shape: ["seq", "seq"] }], { upper: 0 })[0]!, "bool");
+  let causal = o.cast(g.node("Trilu", [ones], [{ dtype: "float32", shape: ["seq", "seq"] }], { upper: 0 })[0]!, "bool");
+  if (cfg.slidingWindow !== undefined) {
+    // Mistral's window, as transformers masks it: query i sees keys j with i − window < j ≤ i (Trilu keeps j − i ≥ k).
+    const k = g.constant({ dtype: "int64", dims: [], data: BigInt64Array.of(BigInt(1 - cfg.slidingWindow)) });
+    const band = o.cast(g.node("Trilu", [ones, k], [{ dtype: "float32", shape: ["seq", "seq"] }], { upper: 1 })[0]!, "bool");
+    causal = g.node("And", [causal, band], [{ dtype: "bool", shape: ["seq", "seq"] }])[0]!;
+  }
   const keyValid = o.unsqueeze(o.cast(attentionMask, "bool"), [1, 2, 3]);
   const allowed = g.node("And", [causal, keyValid], [{ dtype: "bool", shape: ["batch", 1, 1, "seq", "seq"] }])[0]!;
   const attnBias = o.where(allowed, g.f32(0), g.f32(-1e9));

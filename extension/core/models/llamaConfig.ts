@@ -3,7 +3,16 @@
  * base and scaling (linear, llama3), biases (qwen2's q/k/v, llama's attention_bias and mlp_bias).
  */
 import { LoraDropError, describeValue } from "../util/errors";
-import { positiveInt, type ModelConfig, type RopeScaling } from "./config";
+import { activation, checkArchitectures, optionalBool, positiveInt, type ModelConfig, type RopeScaling } from "./config";
+
+/** The Hugging Face classes whose checkpoints hold a Llama-family decoder with its LM head (or the bare decoder). */
+export const CAUSAL_CLASSES = {
+  llama: ["LlamaForCausalLM", "LlamaModel"],
+  mistral: ["MistralForCausalLM", "MistralModel"],
+  qwen2: ["Qwen2ForCausalLM", "Qwen2Model"],
+} as const;
+/** The activations the decoder's MLP implements (Hugging Face's ACT2FN names for SiLU). */
+export const DECODER_ACTIVATIONS = ["silu", "swish"] as const;
 
 /** Parses a llama, mistral or qwen2 config.json into the engine's config. */
 export function parseLlamaConfig(file: string, c: Record<string, unknown>, modelType: "llama" | "mistral" | "qwen2"): ModelConfig {
@@ -27,16 +36,29 @@ export function parseLlamaConfig(file: string, c: Record<string, unknown>, model
   if (typeof eps !== "number" || !(eps > 0 && eps < 1)) throw new LoraDropError("CONFIG_INVALID", `rms_norm_eps must be in (0, 1), got ${describeValue(eps)}`, file, "rms_norm_eps");
   const theta = c.rope_theta ?? 10000;
   if (typeof theta !== "number" || !(theta > 1) || !Number.isFinite(theta)) throw new LoraDropError("CONFIG_INVALID", `rope_theta must be > 1, got ${describeValue(theta)}`, file, "rope_theta");
-  const attentionBias = c.attention_bias === true;
+  checkArchitectures(file, c, CAUSAL_CLASSES[modelType], modelType);
+  activation(file, c, "hidden_act", DECODER_ACTIVATIONS, "silu", modelType);
+  const attentionBias = optionalBool(file, c, "attention_bias", false);
+  const mlpBias = optionalBool(file, c, "mlp_bias", false);
+  const tie = optionalBool(file, c, "tie_word_embeddings", false);
+  if (c.max_position_embeddings !== undefined && c.max_position_embeddings !== null) positiveInt(file, c, "max_position_embeddings", 1 << 24);
+  // Mistral masks attention outside its window (transformers' eager and SDPA paths do); Qwen2's eager path ignores
+  // its window, so only the type of its fields is checked.
+  const slidingWindow = modelType === "mistral" && c.sliding_window !== undefined && c.sliding_window !== null ? positiveInt(file, c, "sliding_window", 1 << 24) : undefined;
+  if (modelType === "qwen2") {
+    optionalBool(file, c, "use_sliding_window", false);
+    if (c.sliding_window !== undefined && c.sliding_window !== null) positiveInt(file, c, "sliding_window", 1 << 24);
+  }
   return {
     architecture: modelType,
     hiddenSize, numLayers, numHeads, numKvHeads, headDim, intermediateSize, vocabSize,
     rmsNormEps: eps, ropeTheta: theta,
     ropeScaling: parseRopeScaling(file, c.rope_scaling),
-    tieWordEmbeddings: c.tie_word_embeddings === true,
+    tieWordEmbeddings: tie,
     qkvBias: modelType === "qwen2" || attentionBias,
     oBias: attentionBias,
-    mlpBias: c.mlp_bias === true,
+    mlpBias,
+    ...(slidingWindow !== undefined ? { slidingWindow } : {}),
   };
 }
 

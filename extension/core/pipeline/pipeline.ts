@@ -19,12 +19,12 @@ import { readDataset } from "../data/dataset";
 import { profileAdapter } from "../importance/profile";
 import { writeProfile } from "../importance/profileFile";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomicWrite";
+import { checkRunPaths } from "../io/outputGuard";
 import { strataOf, stratifiedSample, holdOut } from "../data/sample";
 import { selectFromProfile, dropShareRecord } from "../prune/dropShare";
-import { recordMetadata } from "../adapter/dropRecord";
 import { SelectionRule } from "../importance/selection";
 import { trainLora, evaluateLoss, TrainEvent, TrainResult } from "../train/train";
-import { DeviceChoice } from "../runtime/session";
+import { checkThreads, DeviceChoice } from "../runtime/session";
 import type { StreamChoice } from "../stream/memoryBudget";
 import { RunContext } from "../util/progress";
 import { PipelineReport, RunSummary, REPORT_SCHEMA, REPORT_VERSION, meanLastLoss, renderMarkdown, EvalMetrics } from "./report";
@@ -110,6 +110,11 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
   if (rule.threshold !== undefined && !(rule.threshold > 0 && rule.threshold <= 1)) throw new LoraDropError("INVALID_ARGUMENT", `threshold must be in (0, 1], got ${rule.threshold}`, undefined, "threshold");
   const evalFraction = opts.evalFraction ?? 0.1;
   if (!(evalFraction >= 0 && evalFraction <= 0.5)) throw new LoraDropError("INVALID_ARGUMENT", `the held-out fraction must be in [0, 0.5], got ${evalFraction}`, undefined, "evalFraction");
+  checkRunPaths([
+    { path: opts.modelDir, role: "the model folder", option: "--model" },
+    { path: opts.dataPath, role: "the dataset", option: "--data" },
+  ], [{ path: opts.outDir, role: "the output folder", option: "--out" }]);
+  checkThreads(opts.threads);
   if (fs.existsSync(opts.outDir) && !opts.force) throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   const emit = (e: PipelineEvent) => ctx.onEvent?.(e);
   const outAbs = path.resolve(opts.outDir);
@@ -173,7 +178,7 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
     // 5. The LoRA-drop fine-tune (fresh, kept + shared structure) and the full LoRA it is compared with.
     const dropRun = await train_("train-lora-drop", {
       ...common, exampleIndices: train, steps: opts.steps, outDir: at(PIPELINE_FILES.adapter), finalEval: true,
-      sharedLayers: selection.shared, configOverrides: { lora_drop: record }, metadata: recordMetadata(record),
+      sharedLayers: selection.shared, loraDrop: record,
     });
     const loraRun = compare ? await train_("train-lora", { ...common, exampleIndices: train, steps: opts.steps, outDir: at(PIPELINE_FILES.lora_adapter), finalEval: true }) : undefined;
 

@@ -9,7 +9,8 @@ import { ProfileFile } from "../importance/profileSchema";
 import { SelectionRule, selectAmong, Selection } from "../importance/selection";
 import { meanLowRank } from "./lowRank";
 import { LoraDropRecord, LORA_DROP_RECORD_VERSION, sharedParam, layersFor, LayerSets } from "../adapter/dropRecord";
-import { moduleParent } from "../models/arch";
+import { layerPrefix, modulePathInLayer } from "../models/arch";
+import type { Architecture } from "../models/config";
 import { LoraModule, ownParam } from "../adapter/loraModule";
 import type { AdapterFormat, PruneMode } from "../adapter/dropRecord";
 
@@ -148,14 +149,30 @@ export function dropShareRecord(sel: DropShareSelection, mode: PruneMode, format
 /**
  * adapter_config.json fields that make PEFT skip the dropped layers. PEFT's `layers_to_transform` is one list
  * for the whole adapter, so it expresses a per-layer drop; a per-module drop (different layers per module) is
- * written as `target_modules`, a regular expression over full module names, which PEFT full-matches.
+ * written as `target_modules`, a regular expression over full module names, which PEFT full-matches. The names are
+ * the architecture's own (`model.layers.3.self_attn.q_proj`, `transformer.h.3.attn.c_attn`,
+ * `roberta.encoder.layer.3.attention.self.query`), with every dot escaped; GPT-2's `transformer.` root is optional,
+ * so the pattern also matches a bare GPT2Model.
  */
-export function dropConfig(sel: Pick<DropShareSelection, "kept" | "perModule">, modules: readonly string[]): Record<string, unknown> {
+export function dropConfig(sel: Pick<DropShareSelection, "kept" | "perModule">, modules: readonly string[], arch: Architecture = "llama"): Record<string, unknown> {
   if (!Array.isArray(sel.kept)) {
     const kept = sel.kept;
     const alternatives = modules.filter((m) => (kept[m] ?? []).length > 0)
-      .map((m) => `model\\.layers\\.(?:${kept[m]!.join("|")})\\.${moduleParent(m)}\\.${m}`);
+      .map((m) => `${layerPattern(arch, kept[m]!)}\\.${escapeRegExp(modulePathInLayer(arch, m))}`);
     return { target_modules: alternatives.join("|"), layers_to_transform: null, layers_pattern: null };
   }
   return { layers_to_transform: [...sel.kept] };
+}
+
+/** The pattern of the module-name prefix of the given layers, e.g. `model\.layers\.(?:1|3)`. */
+function layerPattern(arch: Architecture, layers: number[]): string {
+  const SENTINEL = 987654321;
+  const [before, after] = layerPrefix(arch, SENTINEL).split(String(SENTINEL)) as [string, string];
+  const root = arch === "gpt2" && before.startsWith("transformer.") ? `(?:transformer\\.)?${escapeRegExp(before.slice("transformer.".length))}` : escapeRegExp(before);
+  return `${root}(?:${layers.join("|")})${escapeRegExp(after)}`;
+}
+
+/** `s` with every regular-expression metacharacter escaped. */
+export function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

@@ -12,8 +12,9 @@ import { readProfile } from "../importance/profileFile";
 import { ProfileFile } from "../importance/profileSchema";
 import { SelectionRule } from "../importance/selection";
 import { selectFromProfile, buildDropShare, dropShareRecord, dropConfig, DropShareSelection, SharedInit } from "./dropShare";
-import { LoraDropRecord, recordMetadata } from "../adapter/dropRecord";
+import { LoraDropRecord } from "../adapter/dropRecord";
 import { RunContext } from "../util/progress";
+import { checkRunPaths } from "../io/outputGuard";
 import { ModelConfig } from "../models/config";
 import { countLoraParams, LoraModule } from "../adapter/loraModule";
 import type { AdapterFormat, PruneMode } from "../adapter/dropRecord";
@@ -58,13 +59,21 @@ export async function pruneAdapter(opts: PruneOptions, ctx: RunContext = {}): Pr
   const report = (step: number, message: string) => ctx.progress?.report({ step, total, message });
   report(0, "reading the adapter and its profile");
   const profileFile = typeof opts.profile === "string" ? opts.profile : "profile";
+  const inputs = (modelDir?: string) => [
+    { path: opts.adapterDir, role: "the source adapter", option: "--adapter" },
+    typeof opts.profile === "string" ? { path: opts.profile, role: "the profile", option: "--profile" } : undefined,
+    modelDir !== undefined ? { path: modelDir, role: "the model folder", option: opts.modelDir !== undefined ? "--model" : "(the profile's model.path)" } : undefined,
+  ];
+  const out = [{ path: opts.outDir, role: "the pruned adapter", option: "--out" }];
+  // Checked before the profile is read (it may be the output itself), and again with the model folder it names.
+  checkRunPaths(inputs(opts.modelDir), out);
   const profile = typeof opts.profile === "string" ? readProfile(opts.profile) : opts.profile;
-  refuseSourceAsOutput(opts.adapterDir, opts.outDir);
+  const modelDir = opts.modelDir ?? profile.model.path;
+  checkRunPaths(inputs(modelDir), out);
   if (fs.existsSync(opts.outDir) && !opts.force) {
     throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   }
-  const modelDir = opts.modelDir ?? profile.model.path;
-  if (!fs.existsSync(path.join(modelDir, "config.json"))) {
+  if (opts.modelDir === undefined && !fs.existsSync(path.join(modelDir, "config.json"))) {
     throw new LoraDropError("FILE_NOT_FOUND", `the base model recorded in the profile is not there (${modelDir}); pass --model DIR`, profileFile, "model.path");
   }
   const config = loadHfModel(modelDir).config;
@@ -80,11 +89,11 @@ export async function pruneAdapter(opts: PruneOptions, ctx: RunContext = {}): Pr
   const built = buildDropShare(adapter, selection, mode, (m, i, n) => report(1 + i, `shared LoRA of ${m} (${i + 1}/${n})`));
   for (const s of built.sharedInit) ctx.log?.info(`shared ${s.module} over layers ${s.layers.join(", ")}: rank ${s.r} keeps ${(100 * s.energyKept).toFixed(1)}% of the mean update's energy`);
   const record = dropShareRecord(selection, mode, format, path.resolve(opts.adapterDir), "mean-low-rank");
-  const overrides: Record<string, unknown> = { lora_drop: record, ...(mode === "drop" ? dropConfig(selection, adapter.modules) : {}) };
+  const overrides: Record<string, unknown> = mode === "drop" ? dropConfig(selection, adapter.modules, adapter.config.architecture) : {};
   await cancelPoint(ctx.signal);
   report(total - 1, "writing and verifying the new adapter");
   await writeAdapter(opts.outDir, adapter.config, built.loras, {
-    force: opts.force, format, configOverrides: overrides, metadata: recordMetadata(record),
+    force: opts.force, format, configOverrides: overrides, record,
     // Verified in the temporary folder, so a failed check leaves no output behind.
     beforeCommit: (tmp) => verifyWritten(tmp, config, built.loras),
   });
@@ -117,16 +126,6 @@ export function verifyWritten(dir: string, config: ModelConfig, expected: LoraMo
 
 function sameValues(a: Float32Array, b: Float32Array): boolean {
   return a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
-}
-
-/** The source adapter is never modified: an output folder that is, or lies inside, the source is refused. */
-function refuseSourceAsOutput(adapterDir: string, outDir: string): void {
-  const src = path.resolve(adapterDir);
-  const out = path.resolve(outDir);
-  const real = (p: string) => (fs.existsSync(p) ? fs.realpathSync(p) : p);
-  if (out === src || real(out) === real(src) || out.startsWith(src + path.sep)) {
-    throw new LoraDropError("INVALID_ARGUMENT", "the output folder is the source adapter (or inside it); the source is never modified, choose another folder", outDir);
-  }
 }
 
 /**

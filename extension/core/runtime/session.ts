@@ -13,6 +13,7 @@ import type * as Ort from "onnxruntime-node";
 import { LoraDropError } from "../util/errors";
 import { shardLocation } from "../models/weights";
 import type { Logger } from "../util/progress";
+import { readRegularFile } from "../io/regularFile";
 
 /** What the user may ask for. */
 export const DEVICE_CHOICES = ["auto", "cpu", "webgpu", "cuda"] as const;
@@ -43,6 +44,20 @@ export interface SessionOptions {
   /** Extra ORT session configuration entries (`session.*` keys, e.g. `session.intra_op.allow_spinning`). */
   config?: Record<string, string>;
   log?: Logger;
+}
+
+/** The most CPU threads a run may ask for: four per logical CPU of this machine (more only thrash, and a huge count never finishes starting). */
+export function maxThreads(): number {
+  const cpus = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, cpus) * 4;
+}
+
+/** Throws INVALID_ARGUMENT unless `threads` is absent or a positive integer up to maxThreads(). */
+export function checkThreads(threads: number | undefined): void {
+  if (threads === undefined) return;
+  if (!Number.isSafeInteger(threads) || threads < 1 || threads > maxThreads()) {
+    throw new LoraDropError("INVALID_ARGUMENT", `--threads must be an integer from 1 to ${maxThreads()} (four per CPU of this machine), got ${threads}`, undefined, "threads");
+  }
 }
 
 /** A created session and the provider it runs on. */
@@ -90,6 +105,7 @@ export function providerLooksInstalled(ep: ExecutionProvider): boolean {
 
 /** Creates a session for an ONNX model, trying providers in order for `auto`. */
 export async function createSession(modelBytes: Uint8Array, opts: SessionOptions): Promise<LoadedSession> {
+  checkThreads(opts.threads);
   const rt = ort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lora-drop-session-"));
   try {
@@ -101,7 +117,7 @@ export async function createSession(modelBytes: Uint8Array, opts: SessionOptions
       try {
         fs.linkSync(path.resolve(file), target);
       } catch {
-        externalData.push({ path: shardLocation(i), data: fs.readFileSync(file) });
+        externalData.push({ path: shardLocation(i), data: readRegularFile(file, { maxBytes: Number.MAX_SAFE_INTEGER, what: "a safetensors file" }) });
       }
     });
     const errors: string[] = [];

@@ -8,6 +8,7 @@ import { HfModel, WeightRef } from "../models/hfModel";
 import { LoraDropError } from "../util/errors";
 import { halfToFloat } from "../io/safetensors";
 import { BlockWeightInput } from "./blockGraph";
+import { openRegularFile } from "../io/regularFile";
 
 let halfTable: Float32Array | undefined;
 /** All 65536 F16 values as float32, so conversion is one table lookup per element. */
@@ -84,7 +85,8 @@ export class LayerWeightReader {
   private fd(file: string): number {
     let fd = this.fds.get(file);
     if (fd === undefined) {
-      fd = fs.openSync(file, "r");
+      // Reopened after the header was read: checked again, so a file swapped for a FIFO meanwhile cannot block.
+      fd = openRegularFile(file, { maxBytes: Number.MAX_SAFE_INTEGER, what: "a safetensors file" }).fd;
       this.fds.set(file, fd);
     }
     return fd;

@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import { parentPort } from "node:worker_threads";
 import { convertToF32 } from "./layerWeights";
+import { openRegularFile } from "../io/regularFile";
 
 /** One tensor to read: where its bytes are and how to convert them. */
 export interface PrefetchItem {
@@ -35,7 +36,7 @@ function fill(req: PrefetchRequest): void {
   req.items.forEach((it, i) => {
     let fd = fds.get(it.file);
     if (fd === undefined) {
-      fd = fs.openSync(it.file, "r");
+      fd = openRegularFile(it.file, { maxBytes: Number.MAX_SAFE_INTEGER, what: "a safetensors file" }).fd;
       fds.set(it.file, fd);
     }
     if (scratch.length < it.bytes) scratch = new Uint8Array(it.bytes);

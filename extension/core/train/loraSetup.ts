@@ -8,7 +8,7 @@ import { meanLowRank } from "../prune/lowRank";
 import { archModules, defaultTargets, isEncoder, targetMatches, moduleDims } from "../models/arch";
 import { Adapter, LoraConfig, rankAndScale, isTargeted, parseLoraConfig, loadAdapter } from "../adapter/peftAdapter";
 import { LoraDropError } from "../util/errors";
-import { sharedParam } from "../adapter/dropRecord";
+import { sharedParam, type LoraDropRecord } from "../adapter/dropRecord";
 import { Rng } from "../util/random";
 import { LoraParam } from "../runtime/lossSession";
 import { ModelConfig } from "../models/config";
@@ -23,6 +23,8 @@ export interface LoraLayout {
   modules: LoraModule[];
   /** The distinct parameter pairs, in first-use order. */
   params: Map<string, LoraParam>;
+  /** The initial adapter's LoRA-drop record, carried over when the run keeps its structure. */
+  record?: LoraDropRecord;
 }
 
 /** Options of a fresh LoRA. */
@@ -144,7 +146,7 @@ export function layoutFromAdapter(adapter: Adapter, cfg: ModelConfig, shared: Sh
     m.A = p.A;
     m.B = p.B;
   }
-  return { config, modules, params };
+  return { config, modules, params, ...(adapter.loraDrop && !shared ? { record: adapter.loraDrop } : {}) };
 }
 
 /**

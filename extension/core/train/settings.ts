@@ -4,10 +4,11 @@
  */
 import * as path from "node:path";
 import { LoraDropError } from "../util/errors";
-import { DeviceChoice } from "../runtime/session";
+import { checkThreads, DeviceChoice } from "../runtime/session";
 import { ScheduleKind } from "./schedule";
 import type { StreamChoice } from "../stream/memoryBudget";
 import type { SharedLayers } from "./loraSetup";
+import type { LoraDropRecord } from "../adapter/dropRecord";
 
 /** What to train and how. Defaults (TRAIN_DEFAULTS): r 8, lora alpha 16, q_proj + v_proj, 1 epoch, lr 2e-4, batch 8, linear schedule. */
 export interface TrainOptions {
@@ -32,10 +33,8 @@ export interface TrainOptions {
   resume?: boolean;
   /** JSONL log of every step. */
   logFile?: string;
-  /** Extra adapter_config.json fields (e.g. the lora_drop record). */
-  configOverrides?: Record<string, unknown>;
-  /** safetensors __metadata__. */
-  metadata?: Record<string, string>;
+  /** The LoRA-drop record the adapter is written with (lora_drop.json and the safetensors metadata); without it, an initial adapter's record is carried over unless `sharedLayers` changes the structure. */
+  loraDrop?: LoraDropRecord;
   /** Replace an existing output folder. */
   force?: boolean;
   /** Bytes the streamed working set may use (default: half the available memory). */
@@ -90,6 +89,8 @@ export function resolveSettings(o: TrainOptions): TrainSettings {
   if (!Number.isInteger(s.seed)) bad("seed", `an integer, got ${s.seed}`);
   if (!["linear", "cosine", "constant"].includes(s.schedule)) bad("schedule", `linear, cosine or constant, got ${s.schedule}`);
   if (s.targets.length === 0) bad("targets", "a non-empty list of module names");
+  if (o.loraDropout !== undefined && !(o.loraDropout >= 0 && o.loraDropout < 1)) bad("loraDropout", `a number in [0, 1), got ${o.loraDropout}`);
+  checkThreads(o.threads);
   return s;
 }
 

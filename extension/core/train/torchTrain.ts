@@ -23,6 +23,7 @@ import { TorchLaunch } from "../torch/launcher";
 import { TORCH_PROTOCOL_VERSION, TorchTrainRequest, TorchTrainResult } from "../torch/protocol";
 import { countLoraParams } from "../adapter/loraModule";
 import { loadTrainingExamples } from "../data/examples";
+import { removeDirAtomic } from "../io/atomicWrite";
 
 /** TrainOptions (less the onnx engine's own: streaming, prepacking, its device list) plus the torch engine's. */
 export interface TorchTrainOptions extends Omit<TrainOptions, "device" | "threads" | "prepack" | "memoryBudget" | "stream" | "finalEval">, TorchEngineOptions {
@@ -103,15 +104,15 @@ export async function torchTrain(opts: TorchTrainOptions, ctx: RunContext & { on
   });
 
   const head = applyTrained(layout, result.tensors, result.res.tensorsFile);
-  // A LoRA-drop record asking for the compact form (stated by the caller, or carried over from the initial adapter) is honoured.
-  const record = (opts.configOverrides?.lora_drop ?? layout.config.raw.lora_drop) as { format?: string } | undefined;
+  // As the onnx engine: a LoRA-drop record (stated by the caller, or carried over from the initial adapter) is written, its form honoured.
+  const record = opts.loraDrop ?? layout.record;
   const headOverrides = head.length ? { modules_to_save: layout.config.raw.modules_to_save ?? SEQ_CLS_MODULES_TO_SAVE } : {};
   await writeAdapter(opts.outDir, layout.config, layout.modules, {
-    force: opts.force, configOverrides: { ...headOverrides, ...opts.configOverrides }, metadata: opts.metadata,
+    force: opts.force, configOverrides: headOverrides, ...(record ? { record } : {}),
     format: record?.format === "compact" ? "compact" : "peft", ...(head.length ? { head } : {}),
   });
   // As the onnx engine: the default checkpoint beside the output only serves to finish this run; a named one stays.
-  if (!opts.checkpointDir && fs.existsSync(checkpointDir)) fs.rmSync(checkpointDir, { recursive: true, force: true });
+  if (!opts.checkpointDir && fs.existsSync(checkpointDir)) removeDirAtomic(checkpointDir);
   if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "done", adapter: path.resolve(opts.outDir), steps: totalSteps }) + "\n");
   const { res } = result;
   return {

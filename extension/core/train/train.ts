@@ -25,12 +25,14 @@ import { learningRate } from "./schedule";
 import { DataOrder, DataOrderState, stepsPerEpoch } from "./dataOrder";
 import { layoutForRun } from "./loraSetup";
 import { headAdapterKey, headParamCount, headTensorShapes, initialHead, SEQ_CLS_MODULES_TO_SAVE } from "./classifierHead";
-import { CheckpointState, CHECKPOINT_VERSION, headKey, readCheckpoint, restoreTensors, writeCheckpoint } from "./checkpoint";
+import { CheckpointState, CHECKPOINT_VERSION, checkCheckpointFolder, headKey, readCheckpoint, restoreTensors, writeCheckpoint } from "./checkpoint";
 import { resolveSettings, TrainOptions, TrainSettings, fingerprintOf } from "./settings";
 import { withAdapterHead } from "../adapter/adapterHead";
 import { LoraModule, countLoraParams } from "../adapter/loraModule";
 import { loadTrainingExamples } from "../data/examples";
 import { removeDirAtomic } from "../io/atomicWrite";
+import { checkRunPaths } from "../io/outputGuard";
+import { appendJsonl, startJsonlLog } from "../io/jsonlLog";
 
 /** One optimiser step, as reported to `onStep` and the log. */
 export interface TrainEvent { step: number; totalSteps: number; loss: number; lr: number; tokensPerSecond: number; etaSeconds: number; gradNorm: number }
@@ -50,6 +52,19 @@ export interface TrainResult {
 export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?: (e: TrainEvent) => void } = {}): Promise<TrainResult> {
   const started = Date.now();
   const s = resolveSettings(opts);
+  const checkpointDir = opts.checkpointDir ?? `${path.resolve(opts.outDir)}.checkpoint`;
+  // Before anything is written: no output may be, contain or lie inside an input, and a folder the checkpoint would
+  // replace must be a checkpoint.
+  checkRunPaths([
+    { path: opts.modelDir, role: "the model folder", option: "--model" },
+    { path: opts.dataPath, role: "the dataset", option: "--data" },
+    opts.initAdapterDir !== undefined ? { path: opts.initAdapterDir, role: "the initial adapter", option: "--adapter" } : undefined,
+  ], [
+    { path: opts.outDir, role: "the adapter folder", option: "--out" },
+    opts.logFile !== undefined ? { path: opts.logFile, role: "the log file", option: "--log" } : undefined,
+    { path: checkpointDir, role: "the checkpoint folder", option: opts.checkpointDir !== undefined ? "--checkpoint-dir" : "(the checkpoint folder <out>.checkpoint)" },
+  ]);
+  checkCheckpointFolder(checkpointDir);
   if (fs.existsSync(opts.outDir) && !opts.force) {
     throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   }
@@ -66,7 +81,6 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   const adam = new AdamW({ ...ADAMW_DEFAULTS, weightDecay: s.weightDecay });
   const dropoutRng = new Rng(s.seed + 2_000_003);
   const fingerprint = fingerprintOf(opts, s, totalSteps, examples.length);
-  const checkpointDir = opts.checkpointDir ?? `${path.resolve(opts.outDir)}.checkpoint`;
   let losses: TrainResult["losses"] = [];
   let startStep = 0;
   let tokensBefore = 0;
@@ -80,6 +94,9 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
           throw new LoraDropError("INVALID_ARGUMENT", `the checkpoint was made with ${k} = ${JSON.stringify(cp.state.fingerprint[k])}, not ${JSON.stringify(v)}; resume with the same settings or start afresh without --resume`, stateFile, k);
         }
       }
+      if (cp.state.order.length !== examples.length) {
+        throw new LoraDropError("CONFIG_INVALID", `the checkpoint's data order has ${cp.state.order.length} examples, but the run has ${examples.length}; start afresh without --resume`, stateFile, "order");
+      }
       restoreTensors(cp, layout.params, adam, path.join(checkpointDir, "tensors.safetensors"), head);
       dataState = { rng: cp.state.dataRng, epoch: cp.state.epoch, order: cp.state.order, position: cp.state.position };
       dropoutRng.state = cp.state.dropoutRng;
@@ -92,10 +109,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
     }
   }
   const data = new DataOrder(examples.length, s.batchSize, s.gradAccum, s.seed + 1_000_003, dataState);
-  if (opts.logFile) {
-    fs.mkdirSync(path.dirname(path.resolve(opts.logFile)), { recursive: true });
-    if (startStep === 0) fs.writeFileSync(opts.logFile, "");
-  }
+  if (opts.logFile) startJsonlLog(opts.logFile, startStep === 0);
 
   const slots = layout.modules.map(slotOf);
   const streamPlan = streamedTrainingPlan(model, opts, s, examples, dropoutP, ctx.log);
@@ -145,6 +159,8 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
         adam.update(`${p.name}.B`, p.B, g.B, lr);
       }
       for (const h of head?.values() ?? []) adam.update(headKey(h.name), h.data, headGrads!.get(h.name)!, lr);
+      // Nothing non-finite is ever written: a checkpoint or the adapter follows only a step whose values are all finite.
+      assertFiniteValues(layout.params, head, n, lr, opts.dataPath);
       losses.push({ step: n, loss, lr });
       const elapsed = (Date.now() - loopStart) / 1000;
       const tokensPerSecond = tokensThisRun / Math.max(elapsed, 1e-3);
@@ -152,7 +168,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
       const event: TrainEvent = { step: n, totalSteps, loss, lr, tokensPerSecond, etaSeconds, gradNorm };
       ctx.onStep?.(event);
       ctx.progress?.report({ step: n, total: totalSteps, message: `step ${n}/${totalSteps}, loss ${loss.toFixed(4)}`, tokensPerSecond });
-      if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "step", ...event, time: new Date().toISOString() }) + "\n");
+      if (opts.logFile) appendJsonl(opts.logFile, { event: "step", ...event, time: new Date().toISOString() });
       if (s.checkpointEvery > 0 && n % s.checkpointEvery === 0 && n < totalSteps) {
         throwIfCancelled(ctx.signal, "training");
         const dState = data.state();
@@ -169,12 +185,12 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
     await session?.dispose();
   }
   throwIfCancelled(ctx.signal, "training");
-  // A LoRA-drop record asking for the compact form (stated by the caller, or carried over from the initial adapter) is honoured.
-  const record = (opts.configOverrides?.lora_drop ?? layout.config.raw.lora_drop) as { format?: string } | undefined;
+  // A LoRA-drop record (stated by the caller, or carried over from the initial adapter) is written, its form honoured.
+  const record = opts.loraDrop ?? layout.record;
   // A trained head is saved as PEFT saves modules_to_save, and the config says so.
   const headOverrides = head ? { modules_to_save: layout.config.raw.modules_to_save ?? SEQ_CLS_MODULES_TO_SAVE } : {};
   await writeAdapter(opts.outDir, layout.config, layout.modules, {
-    force: opts.force, configOverrides: { ...headOverrides, ...opts.configOverrides }, metadata: opts.metadata, format: record?.format === "compact" ? "compact" : "peft",
+    force: opts.force, configOverrides: headOverrides, ...(record ? { record } : {}), format: record?.format === "compact" ? "compact" : "peft",
     ...(head ? { head: [...head.values()].map((h) => ({ name: headAdapterKey(h.name), shape: h.shape, data: h.data })) } : {}),
   });
   // The default checkpoint beside the output only serves to finish this run; once the adapter is written it goes.
@@ -183,13 +199,28 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
     removeDirAtomic(checkpointDir);
     ctx.log?.info(`removed the finished run's checkpoint ${checkpointDir}`);
   }
-  if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "done", adapter: path.resolve(opts.outDir), steps: totalSteps }) + "\n");
+  if (opts.logFile) appendJsonl(opts.logFile, { event: "done", adapter: path.resolve(opts.outDir), steps: totalSteps });
   return {
     adapterDir: opts.outDir, device: session ? session.device : `${s.device} (streamed)`, steps: totalSteps, losses,
     finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,
     trainableParams: countLoraParams(layout.modules), headParams: head ? headParamCount(head) : 0, seconds: (Date.now() - started) / 1000,
     ...(finalEvalLoss !== undefined ? { finalEvalLoss } : {}),
   };
+}
+
+/**
+ * Throws NUMERICAL when an update left a NaN or Inf in the LoRA values or the head: a learning rate so large that
+ * the step overflows float32, or moments from a damaged checkpoint. Checked after every step, before anything is saved.
+ */
+function assertFiniteValues(params: Map<string, LoraParam>, head: Map<string, HeadParam> | undefined, step: number, lr: number, dataPath: string): void {
+  const tensors = [...params.values()].flatMap((p) => [{ name: `${p.name}.A`, data: p.A }, { name: `${p.name}.B`, data: p.B }])
+    .concat([...(head?.values() ?? [])].map((h) => ({ name: headKey(h.name), data: h.data })));
+  for (const t of tensors) {
+    const i = t.data.findIndex((v) => !Number.isFinite(v));
+    if (i >= 0) {
+      throw new LoraDropError("NUMERICAL", `step ${step}: the update made ${t.name}[${i}] ${t.data[i]} (learning rate ${lr}); nothing was saved from this step: lower the learning rate`, dataPath, "step");
+    }
+  }
 }
 
 /** Mean causal-LM loss of an adapter (or the bare model when loras is empty) on examples, no gradients. */

@@ -71,3 +71,29 @@ export function untrustedPatternMatches(source: string, text: string, fallback: 
     context.s = "";
   }
 }
+
+/** Returned by runWithTimeLimit when `fn` ran out of time. */
+export const TIMED_OUT: unique symbol = Symbol("timed out");
+
+const callContext = vm.createContext({ fn: null as null | (() => unknown), result: undefined as unknown });
+const callScript = new vm.Script("result = fn()");
+
+/**
+ * Runs `fn` synchronously under a time limit and returns its result, or TIMED_OUT when it ran longer (it is then
+ * interrupted, wherever it was: inside a regular expression, a library's loop or a string replace). The same
+ * mechanism as untrustedPatternMatches, for code that runs untrusted patterns itself (the tokenizer library).
+ * Costs about 0.1 ms per call (a watchdog thread).
+ */
+export function runWithTimeLimit<T>(fn: () => T, ms: number): T | typeof TIMED_OUT {
+  callContext.fn = fn;
+  try {
+    callScript.runInContext(callContext, { timeout: ms });
+    return callContext.result as T;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ERR_SCRIPT_EXECUTION_TIMEOUT") return TIMED_OUT;
+    throw e;
+  } finally {
+    callContext.fn = null;
+    callContext.result = undefined;
+  }
+}

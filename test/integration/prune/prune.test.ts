@@ -88,9 +88,13 @@ test("share (peft form): hand-computed selection, shared binding, outputs equal 
 
   const pruned = loadAdapter(out, model.config);
   assert.deepEqual(pruned.loraDrop?.kept_layers, kept);
+  // adapter_config.json keeps to PEFT's fields; the record is in lora_drop.json and the safetensors metadata.
   const cfg = JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8"));
-  assert.equal(cfg.lora_drop.mode, "share");
-  assert.equal(cfg.lora_drop.source_adapter, path.resolve(fx.adapterDir));
+  assert.equal(cfg.lora_drop, undefined);
+  const sidecar = JSON.parse(fs.readFileSync(path.join(out, "lora_drop.json"), "utf8"));
+  assert.equal(sidecar.mode, "share");
+  assert.equal(sidecar.source_adapter, path.resolve(fx.adapterDir));
+  assert.deepEqual(sidecar.kept_layers, kept);
   const meta = readSafetensorsIndex(path.join(out, "adapter_model.safetensors")).metadata;
   assert.equal(meta["lora_drop.kept_layers"], JSON.stringify(kept));
   assert.equal(JSON.parse(meta["lora_drop.importance"]!).length, 6);
@@ -171,6 +175,11 @@ test("drop: per-layer output loads through layers_to_transform and computes the 
   const src = readSafetensorsIndex(path.join(fx.adapterDir, "adapter_model.safetensors"));
   for (const w of ["A", "B"] as const) tensors.push({ name: peftKey(dropped, "q_proj", w), dtype: "F32", shape: src.tensors.get(peftKey(dropped, "q_proj", w))!.shape, data: readTensorF32(src, peftKey(dropped, "q_proj", w)).data });
   fs.writeFileSync(path.join(out, "adapter_model.safetensors"), encodeSafetensors(tensors));
+  // The record (lora_drop.json) says the layer was dropped: the weight contradicts it.
+  assert.throws(() => loadAdapter(out, model.config), (e: unknown) => e instanceof LoraDropError && e.code === "ADAPTER_INVALID"
+    && e.file === path.join(out, "lora_drop.json") && new RegExp(`is "drop" but the shared \\(dropped\\) layer ${dropped} still carries a q_proj LoRA`).test(e.message));
+  // Without the record, the config's layers_to_transform no longer targets it.
+  fs.rmSync(path.join(out, "lora_drop.json"));
   assert.throws(() => loadAdapter(out, model.config), /does not target it/);
 });
 
@@ -206,7 +215,8 @@ test("refusals: existing output without --force, the source as output, edited sh
   await assert.rejects(pruneAdapter({ adapterDir: fx.adapterDir, profile: profileFile, outDir: out }), (e: unknown) => e instanceof LoraDropError && e.code === "OUTPUT_EXISTS");
   await pruneAdapter({ adapterDir: fx.adapterDir, profile: profileFile, outDir: out, force: true, keep: 1 });
   assert.equal((loadAdapter(out, model.config).loraDrop!.kept_layers as number[]).length, 1, "--force replaced it");
-  await assert.rejects(pruneAdapter({ adapterDir: fx.adapterDir, profile: profileFile, outDir: fx.adapterDir, force: true }), /source is never modified/);
+  await assert.rejects(pruneAdapter({ adapterDir: fx.adapterDir, profile: profileFile, outDir: fx.adapterDir, force: true }),
+    (e: unknown) => e instanceof LoraDropError && e.code === "OUTPUT_IS_INPUT" && e.file === fx.adapterDir && /is the source adapter --adapter/.test(e.message));
 
   // Edit one shared copy in the peft form: the loader refuses to guess which copy is the shared LoRA.
   const rec = loadAdapter(out, model.config).loraDrop!;

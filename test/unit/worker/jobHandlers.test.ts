@@ -116,3 +116,16 @@ test("pipeline job: every training and the profile get the budget and the stream
   assert.equal(plans.length, 4, `the sample, LoRA-drop and LoRA trainings and the profile stream:\n${streamed.lines.join("\n")}`);
   await assert.rejects(runJobInProcess(pipelineJob({ memoryBudget: 2048, stream: "on" }), {}), (e) => isLoraDropError(e) && e.code === "MEMORY_BUDGET" && /2\.0 KiB/.test(e.message));
 });
+
+test("worker jobs refuse an output that is one of their inputs (OUTPUT_IS_INPUT), force or not, leaving it intact", async () => {
+  const { readFileSync } = await import("node:fs");
+  const dataBefore = readFileSync(fx.dataFile);
+  const isInput = (e: unknown) => isLoraDropError(e) && e.code === "OUTPUT_IS_INPUT";
+  await assert.rejects(runJobInProcess(profileJob({ outFile: fx.dataFile }), {}), isInput);
+  await assert.rejects(runJobInProcess(profileJob({ outFile: path.join(fx.adapterDir, "p.profile.json") }), {}), isInput);
+  await assert.rejects(runJobInProcess(trainJob({ outDir: fx.modelDir, force: true }), {}), isInput);
+  await assert.rejects(runJobInProcess(trainJob({ logFile: fx.dataFile }), {}), isInput);
+  await assert.rejects(runJobInProcess(pipelineJob({ outDir: path.dirname(fx.dataFile), force: true }), {}), isInput);
+  await assert.rejects(runJobInProcess({ kind: "prune", adapterDir: fx.adapterDir, profilePath: fx.dataFile, threshold: 0.9, mode: "share", format: "peft", outDir: fx.adapterDir, force: true }, {}), isInput);
+  assert.deepEqual(readFileSync(fx.dataFile), dataBefore);
+});

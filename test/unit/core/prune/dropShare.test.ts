@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { selectAmong, selectPerModule, selectByRule, paramsAfter } from "../../../../extension/core/importance/selection";
 import { selectFromProfile, buildDropShare, dropConfig } from "../../../../extension/core/prune/dropShare";
 import { parseLoraDropRecord, bindSharedPairs, recordMetadata, layersFor } from "../../../../extension/core/adapter/dropRecord";
-import { parseLoraConfig, isTargeted } from "../../../../extension/core/adapter/peftAdapter";
+import { parseLoraConfig, isTargeted, moduleName } from "../../../../extension/core/adapter/peftAdapter";
 import { ProfileFile } from "../../../../extension/core/importance/profileSchema";
 import { LoraDropError } from "../../../../extension/core/util/errors";
 import { LoraModule, countLoraParams, ownParam } from "../../../../extension/core/adapter/loraModule";
@@ -125,4 +125,24 @@ test("binding shared pairs requires identical copies", () => {
   assert.equal(same[0]!.param, "L0.q_proj");
   const differ = [lora(0, "q_proj", 1), lora(1, "q_proj", 5), lora(2, "q_proj", 6)];
   assert.throws(() => bindSharedPairs(rec, differ, "w.safetensors"), /layer 2 differs from that of layer 1/);
+});
+
+test("the per-module drop regex names every architecture's modules, dots escaped, and full-matches only the kept ones", () => {
+  const cases: { arch: "gpt2" | "roberta" | "llama"; modules: string[]; kept: Record<string, number[]> }[] = [
+    { arch: "gpt2" as const, modules: ["attn.c_attn", "mlp.c_fc"], kept: { "attn.c_attn": [0, 2], "mlp.c_fc": [1] } },
+    { arch: "roberta" as const, modules: ["attention.self.query", "attention.self.value"], kept: { "attention.self.query": [1], "attention.self.value": [0, 2] } },
+    { arch: "llama" as const, modules: ["q_proj", "down_proj"], kept: { q_proj: [2], down_proj: [0, 1] } },
+  ];
+  for (const c of cases) {
+    const re = new RegExp(`^(?:${dropConfig({ kept: c.kept, perModule: true }, c.modules, c.arch).target_modules as string})$`);
+    for (let layer = 0; layer < 3; layer++) {
+      for (const m of c.modules) {
+        const full = moduleName(layer, m, c.arch);
+        assert.equal(re.test(full), c.kept[m]!.includes(layer), `${c.arch} ${full}`);
+        // An unescaped dot would let any character stand in for it.
+        assert.equal(re.test(full.replace(/\.([^.]*)$/, "X$1")), false, `${c.arch} ${full} with a dot replaced`);
+      }
+    }
+    if (c.arch === "gpt2") assert.ok(re.test("h.0.attn.c_attn"), "a bare GPT2Model's names match too");
+  }
 });
