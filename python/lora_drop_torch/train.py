@@ -8,7 +8,11 @@
 - LoRA-drop's shared layers use ONE nn.Parameter pair per module, bound before the optimiser is built.
 - Only LoRA dropout is stochastic: the base model runs in eval mode, as in the onnx engine.
 - The output is a safetensors file of the trained tensors (`{param}.A`, `{param}.B`, `head.{weight name}`, float32)
-  that the Node side writes as the adapter; nothing is written when the loss or the weights stop being finite.
+  that the Node side writes as the adapter; nothing is written when the loss or the weights stop being finite. The
+  first process of every node writes it to its own node's output folder: each node's Node side goes on with it
+  (the pipeline's next phases), and only node 0's writes the adapter.
+- With `evalBatches`, the mean loss over those batches with the trained values and dropout off follows (the
+  pipeline's loss on the training set), shared over the ranks like the training batches.
 """
 import math
 import os
@@ -122,16 +126,42 @@ def run(req, device, dtype, world):
                             {"step": n, "totalSteps": total, "fingerprint": fingerprint, "losses": losses,
                              "tokens": tokens, "adamStep": n})
 
+    eval_batches = req.get("evalBatches", list, required=False)
+    final_eval = None
+    if eval_batches is not None:
+        for _, m in pairs:
+            m.lora_dropout.eval()
+        final_eval = mean_loss(peft_model, [[examples[i] for i in g] for g in eval_batches], task, pad, device, world)
     trained = {k: p.detach().float() for k, p in named}
     out_file = os.path.join(req.get("outputDir", str), "tensors.safetensors")
-    if world.rank == 0:
+    if world.answers:
         save_tensors(out_file, trained)
     world.barrier()
     lora_count = sum(p.numel() for k, p in named if not k.startswith("head."))
-    return {"type": "result", "command": "train", "device": device.type, "dtype": str(dtype).split(".")[-1],
-            "tensorsFile": out_file, "steps": total, "losses": losses, "tokens": tokens,
-            "trainableParams": lora_count, "headParams": sum(p.numel() for p in head.values()),
-            "worldSize": world.size}
+    result = {"type": "result", "command": "train", "device": device.type, "dtype": str(dtype).split(".")[-1],
+              "tensorsFile": out_file, "steps": total, "losses": losses, "tokens": tokens,
+              "trainableParams": lora_count, "headParams": sum(p.numel() for p in head.values()),
+              "worldSize": world.size}
+    if final_eval is not None:
+        result["finalEvalLoss"] = final_eval
+    return result
+
+
+def mean_loss(model, groups, task, pad, device, world):
+    """The mean loss over every loss term of `groups`, no gradients; each rank computes its share of each group."""
+    total = sum(count_targets(g, task) for g in groups)
+    if total == 0:
+        raise EngineError("DATASET_EMPTY", "no example has a token to predict", field="evalBatches")
+    summed = 0.0
+    with torch.no_grad():
+        for group in groups:
+            mine = world.share(group)
+            if mine and count_targets(mine, task) > 0:
+                summed += float(loss_sum(model, Batch(mine, pad, device), task))
+    summed = world.sum_values([summed])[0]
+    if not math.isfinite(summed):
+        raise EngineError("NUMERICAL", f"the loss over the training examples is {summed} after training", field="finalEval")
+    return summed / total
 
 
 def resume_from(ck_dir, fingerprint, named, optimizer, world, device, total):

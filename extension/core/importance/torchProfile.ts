@@ -12,24 +12,27 @@ import { Criterion, ProfileFile } from "./profileSchema";
 import { readSafetensorsIndex, readTensorF32 } from "../io/safetensors";
 import { LoraDropError } from "../util/errors";
 import { RunContext } from "../util/progress";
-import { runTorchEngine, TorchEngineOptions, withWorkDir } from "../torch/engineProcess";
+import { runTorchEngine, withWorkDir } from "../torch/engineProcess";
+import { engineLabel } from "../torch/engineChoice";
+import { torchDevice } from "../torch/engineOptions";
 import { writeExamplesFile } from "../torch/examplesFile";
 import { TORCH_PROTOCOL_VERSION, TorchLoraEntry, TorchProfileRequest, TorchProfileResult } from "../torch/protocol";
 import { assembleProfile } from "./assemble";
 import { loadExamples } from "../data/examples";
 import { ProfileOptions } from "./options";
 
-/** What to profile (as ProfileOptions) and how the torch engine runs. */
-export interface TorchProfileOptions extends Pick<ProfileOptions, "modelDir" | "adapterDir" | "dataPath" | "maxExamples" | "maxTokens" | "batchSize" | "criterion">, TorchEngineOptions {}
-
-/** Runs a profile with the torch engine and returns the profile file's content. */
-export async function torchProfile(opts: TorchProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
+/**
+ * Runs a profile with the torch engine and returns the profile file's content. Takes ProfileOptions as
+ * profileAdapter does (which calls it for engine torch); the onnx engine's own fields (memory budget, streaming)
+ * do not apply: the torch engine holds the whole model on its device.
+ */
+export async function torchProfile(opts: ProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
   const criterion = opts.criterion ?? "output";
   return (await torchProfiles(opts, [criterion], ctx))[criterion]!;
 }
 
 /** Several criteria from one engine run (the model is loaded once); one profile file per criterion. */
-export async function torchProfiles(opts: TorchProfileOptions, criteria: Criterion[], ctx: RunContext = {}): Promise<Partial<Record<Criterion, ProfileFile>>> {
+export async function torchProfiles(opts: ProfileOptions, criteria: Criterion[], ctx: RunContext = {}): Promise<Partial<Record<Criterion, ProfileFile>>> {
   const started = Date.now();
   const model = loadHfModel(opts.modelDir);
   const adapter = loadAdapter(opts.adapterDir, model.config);
@@ -46,7 +49,7 @@ export async function torchProfiles(opts: TorchProfileOptions, criteria: Criteri
     const position = new Map(examples.map((e, i) => [e, i]));
     const request: TorchProfileRequest = {
       version: TORCH_PROTOCOL_VERSION, command: "profile", model: path.resolve(opts.modelDir), architecture: model.config.architecture,
-      task: model.config.head === "seq-cls" ? "seq-cls" : "causal-lm", dtype: opts.dtype ?? "float32", device: opts.device ?? "auto",
+      task: model.config.head === "seq-cls" ? "seq-cls" : "causal-lm", dtype: opts.dtype ?? "float32", device: torchDevice(opts.device),
       ...(opts.threads ? { threads: opts.threads } : {}), examples: examplesFile, data: path.resolve(opts.dataPath),
       padTokenId: model.config.padTokenId ?? 0, loras, loraConfig: adapter.config.raw, outputDir: work,
       adapter: await adapterForPeft(adapter, work), criteria,
@@ -64,7 +67,7 @@ export async function torchProfiles(opts: TorchProfileOptions, criteria: Criteri
       for (const m of adapter.modules) perModuleRaw[m] = new Array(L).fill(0);
       loras.forEach((l, i) => { perModuleRaw[l.module]![l.layer]! += measured.raw[i]!; });
       const norms = criterion === "output" ? readNorms(measured.normsFile, adapter, examples.map((e) => e.ids.length), L) : undefined;
-      out[criterion] = assembleProfile({ opts: profileOpts, model, adapter, examples, criterion, device: `torch ${res.device}`, perModuleRaw, norms, started });
+      out[criterion] = assembleProfile({ opts: profileOpts, model, adapter, examples, criterion, engine: "torch", device: engineLabel("torch", res.device, res.dtype), perModuleRaw, norms, started });
     }
     return out;
   });

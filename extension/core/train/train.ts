@@ -26,28 +26,28 @@ import { DataOrder, DataOrderState, stepsPerEpoch } from "./dataOrder";
 import { layoutForRun } from "./loraSetup";
 import { headAdapterKey, headParamCount, headTensorShapes, initialHead, SEQ_CLS_MODULES_TO_SAVE } from "./classifierHead";
 import { CheckpointState, CHECKPOINT_VERSION, headKey, readCheckpoint, restoreTensors, writeCheckpoint } from "./checkpoint";
-import { resolveSettings, TrainOptions, TrainSettings, fingerprintOf } from "./settings";
+import { resolveSettings, TrainOptions, TrainSettings, fingerprintOf, type TrainEvent, type TrainResult } from "./settings";
+import { torchTrain } from "./torchTrain";
+import { checkEngineOptions, onnxDevice } from "../torch/engineOptions";
 import { withAdapterHead } from "../adapter/adapterHead";
 import { LoraModule, countLoraParams } from "../adapter/loraModule";
 import { loadTrainingExamples } from "../data/examples";
 import { removeDirAtomic } from "../io/atomicWrite";
 
-/** One optimiser step, as reported to `onStep` and the log. */
-export interface TrainEvent { step: number; totalSteps: number; loss: number; lr: number; tokensPerSecond: number; etaSeconds: number; gradNorm: number }
+export type { TrainEvent, TrainResult } from "./settings";
 
-/** The outcome of a training run. */
-export interface TrainResult {
-  adapterDir: string; device: string; steps: number;
-  losses: { step: number; loss: number; lr: number }[];
-  finalLoss: number; trainableParams: number; seconds: number;
-  /** Values of the trained classification head (0 when none is trained); not counted in trainableParams (LoRA only). */
-  headParams: number;
-  /** Mean loss over the training examples with the final values (when `finalEval`). */
-  finalEvalLoss?: number;
+/**
+ * Trains a LoRA (or continues an adapter) on the chosen engine and writes it as a PEFT adapter folder: onnxruntime
+ * in this process, or PyTorch + transformers + PEFT in Python child processes (torchTrain.ts), with the same
+ * settings, step plan and output.
+ */
+export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?: (e: TrainEvent) => void } = {}): Promise<TrainResult> {
+  if (checkEngineOptions(opts) === "torch") return torchTrain(opts, ctx);
+  return onnxTrain(opts, onnxDevice(opts.device), ctx);
 }
 
-/** Trains a LoRA (or continues an adapter) and writes it as a PEFT adapter folder. */
-export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?: (e: TrainEvent) => void } = {}): Promise<TrainResult> {
+/** trainLora on the onnx engine, on one of its devices. */
+async function onnxTrain(opts: TrainOptions, device: DeviceChoice, ctx: RunContext & { onStep?: (e: TrainEvent) => void }): Promise<TrainResult> {
   const started = Date.now();
   const s = resolveSettings(opts);
   if (fs.existsSync(opts.outDir) && !opts.force) {
@@ -98,13 +98,13 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   }
 
   const slots = layout.modules.map(slotOf);
-  const streamPlan = streamedTrainingPlan(model, opts, s, examples, dropoutP, ctx.log);
+  const streamPlan = streamedTrainingPlan(model, opts, device, s, examples, dropoutP, ctx.log);
   const streamBlock = streamPlan?.layersPerBlock ?? 0;
   // Streaming never builds the whole graph: that is the memory it saves.
-  const session = streamBlock ? undefined : await LossSession.create(model, slots, { gradients: true, dropout: dropoutP > 0, device: s.device, threads: opts.threads, prepack: opts.prepack, trainHead: head !== undefined, log: ctx.log });
+  const session = streamBlock ? undefined : await LossSession.create(model, slots, { gradients: true, dropout: dropoutP > 0, device, threads: opts.threads, prepack: opts.prepack, trainHead: head !== undefined, log: ctx.log });
   const engine: LossEngine = session
     ? { countTargets: (b) => session.countTargets(b), run: (bs, den, params) => runEach(session, bs, den, params, head) }
-    : { countTargets: (b) => countTargets(b), run: (bs, den, params) => streamedLoraGradients(model, slots, params, bs, den, { device: s.device, threads: opts.threads, layersPerBlock: streamBlock, prefetch: streamPlan!.prefetch }) };
+    : { countTargets: (b) => countTargets(b), run: (bs, den, params) => streamedLoraGradients(model, slots, params, bs, den, { device, threads: opts.threads, layersPerBlock: streamBlock, prefetch: streamPlan!.prefetch }) };
   let finalEvalLoss: number | undefined;
   try {
     const loopStart = Date.now();
@@ -185,7 +185,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   }
   if (opts.logFile) fs.appendFileSync(opts.logFile, JSON.stringify({ event: "done", adapter: path.resolve(opts.outDir), steps: totalSteps }) + "\n");
   return {
-    adapterDir: opts.outDir, device: session ? session.device : `${s.device} (streamed)`, steps: totalSteps, losses,
+    adapterDir: opts.outDir, device: session ? session.device : `${device} (streamed)`, steps: totalSteps, losses,
     finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,
     trainableParams: countLoraParams(layout.modules), headParams: head ? headParamCount(head) : 0, seconds: (Date.now() - started) / 1000,
     ...(finalEvalLoss !== undefined ? { finalEvalLoss } : {}),
@@ -274,7 +274,7 @@ async function runEach(session: LossSession, batches: Batch[], denominator: numb
  * The streaming plan (layers per block, prefetching within the budget), or undefined for the whole graph. Streaming needs the Llama-family block graph, the causal-LM
  * loss and no LoRA dropout; `on` without them is an error, `auto` falls back to the whole graph with a log line.
  */
-function streamedTrainingPlan(model: HfModel, opts: TrainOptions, s: TrainSettings, examples: TokenizedExample[], dropoutP: number, log?: RunContext["log"]): StreamPlan | undefined {
+function streamedTrainingPlan(model: HfModel, opts: TrainOptions, device: DeviceChoice, s: TrainSettings, examples: TokenizedExample[], dropoutP: number, log?: RunContext["log"]): StreamPlan | undefined {
   const choice = opts.stream ?? "auto";
   if (choice === "off") return undefined;
   const arch = model.config.architecture;
@@ -282,7 +282,7 @@ function streamedTrainingPlan(model: HfModel, opts: TrainOptions, s: TrainSettin
     : model.config.head === "seq-cls" ? "layer streaming computes the causal-LM loss only, not a classification loss"
       : dropoutP > 0 ? `layer streaming does not apply LoRA dropout (lora_dropout is ${dropoutP}); set it to 0`
         : undefined;
-  const budget = opts.memoryBudget ?? defaultMemoryBudget(opts.device ?? "auto");
+  const budget = opts.memoryBudget ?? defaultMemoryBudget(device);
   // Batches are padded to their longest example, already cut to max length.
   const seq = Math.max(1, ...examples.map((e) => e.ids.length));
   // One step's micro-batches are streamed together: their hidden states are all carried between blocks.
