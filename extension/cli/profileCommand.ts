@@ -3,14 +3,15 @@
  */
 import * as fs from "node:fs";
 import { Command, Option } from "commander";
-import { deviceOption, intArg, memoryBudgetOption } from "./args";
+import { intArg, memoryBudgetOption } from "./args";
+import { addEngineOptions, engineArgs } from "./engineArgs";
 import { LoraDropError } from "../core/util/errors";
 import { profileAdapter } from "../core/importance/profile";
 import { writeProfile } from "../core/importance/profileFile";
 import { ProfileFile } from "../core/importance/profileSchema";
 import { rankByImportance } from "../core/importance/selection";
+import { profileRunLabel } from "../core/importance/profileSchema";
 import { terminalContext, pct } from "./terminal";
-import { DeviceChoice } from "../core/runtime/session";
 import { formatBytes, StreamChoice } from "../core/stream/memoryBudget";
 import { maxRssBytes } from "../core/stream/peakMemory";
 
@@ -29,7 +30,7 @@ export function summaryTable(p: ProfileFile, top = 0): string {
 
 /** Registers the command. */
 export function registerProfile(program: Command): void {
-  program
+  const cmd = program
     .command("profile")
     .description("measure each layer's LoRA output magnitude on a dataset (LoRA-drop importance)")
     .requiredOption("--model <dir>", "base model folder (Hugging Face layout)")
@@ -39,11 +40,11 @@ export function registerProfile(program: Command): void {
     .option("--max-examples <n>", "examples to profile", intArg, 64)
     .option("--max-tokens <n>", "tokens per example at most", intArg, 128)
     .option("--batch-size <n>", "sequences per run", intArg, 8)
-    .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "gradient", "weight"]).default("output"))
-    .addOption(deviceOption())
+    .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "gradient", "weight"]).default("output"));
+  addEngineOptions(cmd)
     .option("--threads <n>", "CPU threads", intArg)
     .addOption(memoryBudgetOption())
-    .addOption(new Option("--stream <mode>", "run the model block by block from its files (auto: when it does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
+    .addOption(new Option("--stream <mode>", "onnx engine: run the model block by block from its files (auto: when it does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
     .option("--force", "overwrite an existing profile file")
     .option("--quiet", "no progress output")
     .option("--verbose", "log details (execution provider, timings)")
@@ -55,14 +56,14 @@ export function registerProfile(program: Command): void {
       try {
         const profile = await profileAdapter({
           modelDir: o.model, adapterDir: o.adapter, dataPath: o.data, maxExamples: o.maxExamples, maxTokens: o.maxTokens,
-          batchSize: o.batchSize, device: o.device as DeviceChoice, threads: o.threads, criterion: o.criterion,
+          batchSize: o.batchSize, ...engineArgs(o), threads: o.threads, criterion: o.criterion,
           memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice,
         }, ctx);
         ctx.done();
         writeProfile(o.out, profile);
         if (!o.quiet) {
           process.stdout.write(`${summaryTable(profile)}\n`);
-          process.stdout.write(`device: ${profile.device}; ${profile.sequences.length} sequences, ${profile.timing.tokens} tokens, ${profile.timing.tokens_per_second.toFixed(0)} tok/s\n`);
+          process.stdout.write(`ran on: ${profileRunLabel(profile)}; ${profile.sequences.length} sequences, ${profile.timing.tokens} tokens, ${profile.timing.tokens_per_second.toFixed(0)} tok/s\n`);
           if (profile.timing.peak_rss_bytes) process.stdout.write(`peak memory: ${formatBytes(profile.timing.peak_rss_bytes)} sampled RSS, ${formatBytes(maxRssBytes())} max RSS of the process\n`);
           process.stdout.write(`wrote ${o.out}\n`);
         }

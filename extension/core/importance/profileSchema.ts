@@ -10,7 +10,7 @@ export const PROFILE_SCHEMA = "lora-drop.profile";
 /** The version of the profile format this code writes and reads. */
 export const PROFILE_VERSION = 1;
 
-import type { EngineChoice } from "../torch/engineChoice";
+import { engineLabel, type EngineChoice } from "../torch/engineChoice";
 
 /** How layer importance was measured. `output` is LoRA-drop's criterion. */
 export type Criterion = "output" | "gradient" | "weight";
@@ -99,5 +99,5 @@ export function profileEngine(p: Pick<ProfileFile, "engine">): EngineChoice {
 /** The engine and device a profile ran on, as one label: "onnx cpu", "torch cuda bfloat16". */
 export function profileRunLabel(p: Pick<ProfileFile, "engine" | "device">): string {
   const engine = profileEngine(p);
-  return p.device.startsWith(`${engine} `) ? p.device : `${engine} ${p.device}`;
+  return p.device.startsWith(`${engine} `) ? p.device : engineLabel(engine, p.device);
 }

@@ -6,7 +6,8 @@
  */
 import * as path from "node:path";
 import { loadHfModel } from "../models/hfModel";
-import { Adapter, loadAdapter, moduleName, writeAdapter } from "../adapter/peftAdapter";
+import { Adapter, loadAdapter, moduleName } from "../adapter/peftAdapter";
+import { peftFolderFor } from "../torch/peftFolder";
 import { batchesOf } from "../data/batch";
 import { Criterion, ProfileFile } from "./profileSchema";
 import { readSafetensorsIndex, readTensorF32 } from "../io/safetensors";
@@ -16,7 +17,7 @@ import { runTorchEngine, withWorkDir } from "../torch/engineProcess";
 import { engineLabel } from "../torch/engineChoice";
 import { torchDevice } from "../torch/engineOptions";
 import { writeExamplesFile } from "../torch/examplesFile";
-import { TORCH_PROTOCOL_VERSION, TorchLoraEntry, TorchProfileRequest, TorchProfileResult } from "../torch/protocol";
+import { TORCH_PROTOCOL_VERSION, TorchLoraEntry, TorchProfileRequest } from "../torch/protocol";
 import { assembleProfile } from "./assemble";
 import { loadExamples } from "../data/examples";
 import { ProfileOptions } from "./options";
@@ -52,10 +53,10 @@ export async function torchProfiles(opts: ProfileOptions, criteria: Criterion[],
       task: model.config.head === "seq-cls" ? "seq-cls" : "causal-lm", dtype: opts.dtype ?? "float32", device: torchDevice(opts.device),
       ...(opts.threads ? { threads: opts.threads } : {}), examples: examplesFile, data: path.resolve(opts.dataPath),
       padTokenId: model.config.padTokenId ?? 0, loras, loraConfig: adapter.config.raw, outputDir: work,
-      adapter: await adapterForPeft(adapter, work), criteria,
+      adapter: await peftFolderFor(adapter, work), criteria,
       batches: batchesOf(examples, opts.batchSize ?? 8).map((g) => g.map((e) => position.get(e)!)),
     };
-    const res = (await runTorchEngine(request, work, { python: opts.python, graceMs: opts.graceMs, env: opts.env }, ctx)) as TorchProfileResult;
+    const res = await runTorchEngine(request, work, { python: opts.python, graceMs: opts.graceMs, env: opts.env }, ctx);
     const L = model.config.numLayers;
     const out: Partial<Record<Criterion, ProfileFile>> = {};
     for (const criterion of criteria) {
@@ -71,17 +72,6 @@ export async function torchProfiles(opts: ProfileOptions, criteria: Criterion[],
     }
     return out;
   });
-}
-
-/**
- * The adapter folder PEFT loads: the adapter itself, or — for the compact LoRA-drop form, whose shared pair PEFT
- * would not find under each layer's keys — a standard PEFT copy in the work folder.
- */
-async function adapterForPeft(adapter: Adapter, work: string): Promise<string> {
-  if (adapter.loraDrop?.format !== "compact") return path.resolve(adapter.dir);
-  const copy = path.join(work, "adapter");
-  await writeAdapter(copy, adapter.config, adapter.loras, { format: "peft" });
-  return copy;
 }
 
 /** norms[module][layer][sequence][token] from the engine's file (tensor `norms.{i}`: module i's tokens, sequences in order). */

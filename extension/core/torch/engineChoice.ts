@@ -19,3 +19,8 @@ export type EngineDevice = (typeof ENGINE_DEVICES)[number];
 export function engineLabel(engine: EngineChoice, device: string, dtype?: string): string {
   return [engine, device, ...(dtype ? [dtype] : [])].join(" ");
 }
+
+/** The engine and device of a run from its device field: the torch engine's say "torch …", the onnx engine's are an execution provider. */
+export function runLabel(device: string): string {
+  return ENGINE_CHOICES.some((e) => device.startsWith(`${e} `)) ? device : engineLabel("onnx", device);
+}

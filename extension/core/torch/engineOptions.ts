@@ -32,12 +32,14 @@ export interface EngineFields extends EngineOptions {
   launch?: TorchLaunch;
   stream?: string;
   prepack?: boolean;
+  memoryBudget?: number;
 }
 
 /**
  * Checks the engine, the device for that engine and the options that belong to the other engine; returns the
  * engine. Refused: an unknown engine, dtype or launch; `webgpu` with torch and `mps` with onnx; a Python
- * interpreter, a dtype or a multi-process launch with onnx; layer streaming (`on`) and prepacking with torch.
+ * interpreter, a dtype or a multi-process launch with onnx; layer streaming (`on`), its memory budget and
+ * prepacking with torch.
  */
 export function checkEngineOptions(o: EngineFields): EngineChoice {
   const engine = o.engine ?? "onnx";
@@ -55,6 +57,7 @@ export function checkEngineOptions(o: EngineFields): EngineChoice {
     if (o.dtype !== undefined && !(TORCH_DTYPES as readonly string[]).includes(o.dtype)) bad("dtype", `dtype must be one of ${TORCH_DTYPES.join(", ")}, got ${JSON.stringify(o.dtype)}`);
     if (o.stream === "on") bad("stream", "layer streaming is the onnx engine's; the torch engine holds the whole model on its device (lower the dtype to bfloat16 to halve it)");
     if (o.prepack) bad("prepack", "weight prepacking is the onnx engine's CPU option; the torch engine has none");
+    if (o.memoryBudget !== undefined) bad("memoryBudget", "the memory budget bounds the onnx engine's layer streaming; the torch engine holds the whole model on its device");
     if (o.launch) checkLaunch(o.launch);
   }
   return engine;

@@ -86,8 +86,8 @@ export interface TrainResult {
   finalEvalLoss?: number;
   /** Processes that trained (torch data parallelism; absent: one). */
   worldSize?: number;
-  /** False on a node other than node 0 of a multi-node run: it trained, and node 0 wrote the adapter. */
-  written?: boolean;
+  /** Set on a node other than node 0 of a multi-node run: this node trained, and node 0 wrote the adapter. */
+  nodeRank?: number;
 }
 
 /** The defaults (PEFT's common LoRA recipe; Hugging Face Trainer's optimiser defaults). */

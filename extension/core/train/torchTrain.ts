@@ -6,8 +6,8 @@
  * written with the same adapter writer as the onnx engine's (formats, the lora_drop record, atomicity).
  *
  * In a multi-node run every node's Node side runs this with its own node rank; each gets the trained tensors, and
- * only node 0 writes the adapter, the log and the checkpoints' clean-up (the other nodes' outcome says `written:
- * false`).
+ * only node 0 writes the adapter, the log and the checkpoints' clean-up (the other nodes' outcome carries their
+ * `nodeRank`).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -35,7 +35,6 @@ export interface TorchTrainOutcome extends TrainResult {
   /** The trained tensors by engine key: `{param}.A`, `{param}.B` (param `L{layer}.{module}` or `shared.{module}`), `head.{weight}`. */
   tensors: Map<string, Float32Array>;
   worldSize: number;
-  written: boolean;
 }
 
 /** The callbacks of a torch training run: each step, and the engine's process ids once started (tests kill them). */
@@ -50,7 +49,8 @@ export async function torchTrain(opts: TrainOptions, ctx: TorchTrainContext = {}
   const started = Date.now();
   const s = resolveSettings(opts);
   // Only node 0 writes: the other nodes of a multi-node run check nothing of an output that is not theirs.
-  const writes = nodeRankOf(opts.launch) === 0;
+  const nodeRank = nodeRankOf(opts.launch);
+  const writes = nodeRank === 0;
   if (writes && fs.existsSync(opts.outDir) && !opts.force) throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   const model = loadHfModel(opts.modelDir);
   const examples = loadTrainingExamples(model, opts.dataPath, s.maxTokens, opts.exampleIndices, ctx.log);
@@ -127,7 +127,7 @@ export async function torchTrain(opts: TrainOptions, ctx: TorchTrainContext = {}
   return {
     adapterDir: opts.outDir, device: engineLabel("torch", res.device, res.dtype), steps: res.steps, losses: res.losses,
     finalLoss: res.losses.length ? res.losses[res.losses.length - 1]!.loss : NaN, trainableParams: countLoraParams(layout.modules),
-    headParams: res.headParams, seconds: (Date.now() - started) / 1000, worldSize: res.worldSize, written: writes,
+    headParams: res.headParams, seconds: (Date.now() - started) / 1000, worldSize: res.worldSize, ...(writes ? {} : { nodeRank }),
     ...(res.finalEvalLoss !== undefined ? { finalEvalLoss: res.finalEvalLoss } : {}),
     tensors: new Map([...result.tensors].map(([k, t]) => [k, t.data])),
   };
