@@ -15,9 +15,12 @@ import type { PruneMode } from "../core/adapter/dropRecord";
 /** The options a job carries, as the engine names them: `Required` fields are always set by the host. */
 type JobFields<Options, Always extends keyof Options, Maybe extends keyof Options = never> = Required<Pick<Options, Always>> & Pick<Options, Maybe>;
 
+/** The engine fields a job may carry (absent: the onnx engine); the torch engine's run in one process from the extension. */
+type EngineFields = "engine" | "python" | "dtype";
+
 /** A profile run; the worker writes the profile file itself so the large JSON never crosses the pipe. */
 export type ProfileJob = { kind: "profile"; /** Where the worker writes the profile JSON (atomically). */ outFile: string }
-  & JobFields<ProfileOptions, "modelDir" | "adapterDir" | "dataPath" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream">;
+  & JobFields<ProfileOptions, "modelDir" | "adapterDir" | "dataPath" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream" | EngineFields>;
 
 /** A drop-and-share prune of an adapter using a saved profile; `force` replaces an existing output (the user confirmed). */
 export type PruneJob = { kind: "prune"; profilePath: string }
@@ -26,12 +29,12 @@ export type PruneJob = { kind: "prune"; profilePath: string }
 /** A LoRA training run: from `initAdapterDir` when given (its r, lora alpha and targets), else a fresh LoRA. */
 export type TrainJob = { kind: "train" }
   & JobFields<TrainOptions, "modelDir" | "dataPath" | "outDir" | "r" | "loraAlpha" | "targets" | "epochs" | "lr" | "batchSize" | "device" | "maxTokens" | "force",
-    "initAdapterDir" | "logFile" | "memoryBudget" | "stream">;
+    "initAdapterDir" | "logFile" | "memoryBudget" | "stream" | EngineFields>;
 
 /** The whole LoRA-drop pipeline (sample, short training, profile, select, fine-tune, report). Always "share". */
 export type PipelineJob = { kind: "pipeline" }
   & JobFields<PipelineOptions, "modelDir" | "dataPath" | "outDir" | "threshold" | "sampleFraction" | "r" | "loraAlpha" | "targets" | "lr" | "batchSize" | "device" | "maxTokens" | "force",
-    "memoryBudget" | "stream">;
+    "memoryBudget" | "stream" | EngineFields>;
 
 /** Any job. */
 export type Job = ProfileJob | PruneJob | TrainJob | PipelineJob;

@@ -9,6 +9,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoraDropError } from "../util/errors";
 
+/** The variable naming the Node process the engine watches (python/lora_drop_torch/signals.py). */
+export const PARENT_PID_VAR = "LORA_DROP_PARENT_PID";
+
 /** The environment variable naming the interpreter when no explicit one is given. */
 export const PYTHON_ENV_VAR = "LORA_DROP_PYTHON";
 
@@ -48,12 +51,17 @@ export function torchPackageRoot(from: string = __dirname): string {
 /**
  * The child's environment: `base` with `extra` over it, the package first on PYTHONPATH (before any PYTHONPATH of
  * theirs), unbuffered UTF-8 streams, no bytecode files written (the package may sit in a read-only extension
- * folder), and no Hugging Face telemetry unless they say otherwise.
+ * folder), no Hugging Face telemetry unless they say otherwise, and this process's id for the engine to watch.
  */
 export function pythonEnvironment(base: NodeJS.ProcessEnv = process.env, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env = { ...base, ...extra };
   const rest = env.PYTHONPATH ? `${path.delimiter}${env.PYTHONPATH}` : "";
-  return { ...env, PYTHONPATH: `${torchPackageRoot()}${rest}`, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8", PYTHONDONTWRITEBYTECODE: "1", HF_HUB_DISABLE_TELEMETRY: env.HF_HUB_DISABLE_TELEMETRY ?? "1" };
+  return {
+    ...env, PYTHONPATH: `${torchPackageRoot()}${rest}`, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8", PYTHONDONTWRITEBYTECODE: "1",
+    HF_HUB_DISABLE_TELEMETRY: env.HF_HUB_DISABLE_TELEMETRY ?? "1",
+    // The engine stops itself when this process is gone (killed outright, it cannot stop the engine's process group).
+    [PARENT_PID_VAR]: String(process.pid),
+  };
 }
 
 /** What torch's `auto` device is for an interpreter: CUDA, else Apple's MPS, else the CPU (as the engine resolves it). */
