@@ -73,13 +73,11 @@ export async function torchTrain(opts: TrainOptions, ctx: TorchTrainContext = {}
   const result = await withWorkDir(async (work) => {
     const examplesFile = path.join(work, "examples.jsonl");
     writeExamplesFile(examplesFile, examples);
-    let initAdapter: string | null = null;
-    if (opts.initAdapterDir) {
-      // The layout's values (a LoRA-drop adapter's shared pairs bound, a new share set's starting values) as a
-      // standard PEFT folder, so PEFT loads exactly what the onnx engine would start from.
-      initAdapter = path.join(work, "init-adapter");
-      await writeAdapter(initAdapter, layout.config, layout.modules, { format: "peft" });
-    }
+    // The layout's values (a LoRA-drop adapter's shared pairs bound, a new share set's starting values, or a fresh
+    // LoRA drawn as PEFT draws it: A Kaiming-uniform, B zero) as a standard PEFT folder, so PEFT starts from exactly
+    // what the onnx engine starts from, and the two engines train the same trajectory from the same seed.
+    const initAdapter = path.join(work, "init-adapter");
+    await writeAdapter(initAdapter, layout.config, layout.modules, { format: "peft" });
     const request: TorchTrainRequest = {
       version: TORCH_PROTOCOL_VERSION, command: "train", model: path.resolve(opts.modelDir), architecture: model.config.architecture,
       task: model.config.head === "seq-cls" ? "seq-cls" : "causal-lm", dtype, device: torchDevice(opts.device),
