@@ -14,28 +14,16 @@ import { readProfile } from "../../../extension/core/importance/profileFile";
 import { loadAdapter } from "../../../extension/core/adapter/peftAdapter";
 import { loadHfModel } from "../../../extension/core/models/hfModel";
 import { freePort } from "../../../extension/core/torch/launcher";
-import { makeTorchFixtures, torchEnvOrSkip } from "../../torchEnv";
+import { makeTorchFixtures, tagGone, taggedProcesses, TAG_VAR, torchEnvOrSkip } from "../../torchEnv";
 import { BIN, tmpDir } from "../../helpers";
 
 const { env, skip } = torchEnvOrSkip();
 const fx = env ? makeTorchFixtures(env, ["llama"]).llama : undefined;
 const TAG = `cli-${process.pid}-${Date.now()}`;
-const cliEnv = (): NodeJS.ProcessEnv => ({ ...process.env, ...env?.env, LORA_DROP_PYTHON: env?.python, ORT_DISABLE_TELEMETRY: "1", LORA_DROP_TEST_TAG: TAG });
+const cliEnv = (): NodeJS.ProcessEnv => ({ ...process.env, ...env?.env, LORA_DROP_PYTHON: env?.python, ORT_DISABLE_TELEMETRY: "1", [TAG_VAR]: TAG });
 
 function cli(args: string[]) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: cliEnv() });
-}
-
-/** Live processes whose environment carries this file's tag (the engine's processes inherit it from the CLI). */
-function taggedProcesses(): number[] {
-  if (!fs.existsSync("/proc/self/environ")) return [];
-  return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes(`LORA_DROP_TEST_TAG=${TAG}`);
-    } catch {
-      return false;
-    }
-  }).map(Number);
 }
 
 /** Largest |a-b| / max|b| over the LoRA tensors of two adapters of the fixture's model. */
@@ -112,7 +100,7 @@ test("Ctrl-C during torch training: exit 130, nothing written, no engine process
   const stepped = new Promise<void>((resolve) => child.stderr.on("data", (c) => { stderr += c; if (/train: \d+%|loss/.test(stderr)) resolve(); }));
   const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
   await Promise.race([stepped, exited]);
-  assert.ok(taggedProcesses().length >= 2, "the CLI and its engine process are running");
+  assert.ok(taggedProcesses(TAG).length >= 2, "the CLI and its engine process are running");
   child.kill("SIGINT");
   const code = await exited;
   assert.equal(code, 130, stderr);
@@ -121,5 +109,5 @@ test("Ctrl-C during torch training: exit 130, nothing written, no engine process
   assert.doesNotMatch(stderr, /Traceback/);
   assert.equal(fs.existsSync(out), false, "nothing written");
   assert.deepEqual(fs.readdirSync(path.dirname(out)), [], "no temporary folder left");
-  assert.deepEqual(taggedProcesses(), [], "no engine process left");
+  assert.ok(await tagGone(TAG, 2000), `engine processes left: ${taggedProcesses(TAG).join(", ")}`);
 });
