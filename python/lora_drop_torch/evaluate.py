@@ -30,7 +30,8 @@ def run(req, device, dtype):
     for n, item in enumerate(items):
         model = load_model(model_dir, task, device, dtype)
         if item is not None:
-            if not isinstance(item, dict) or not isinstance(item.get("dir"), str) or not isinstance(item.get("loraConfig"), dict):
+            if not (isinstance(item, dict) and isinstance(item.get("dir"), str)
+                    and isinstance(item.get("loraConfig"), dict)):
                 raise EngineError("INVALID_ARGUMENT", f"adapters[{n}] must be {{dir, loraConfig}} or null", req.path,
                                   "adapters")
             model = attach_lora(model, lora_config(item["loraConfig"], True, item["dir"]), item["dir"], False, device)

@@ -74,5 +74,20 @@ def run(req, versions, held):
     else:
         world.init(device)
         result = train.run(req, device, dtype, world)
+    result.update(peak_memory(device))
     protocol.send(result)
     return EXIT_DONE
+
+
+def peak_memory(device):
+    """This process's peak memory for the result line: resident bytes (Linux reports KiB, macOS bytes), and on
+    CUDA the most the device's allocator held."""
+    import resource
+
+    import torch
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {"peakRssBytes": int(rss if sys.platform == "darwin" else rss * 1024)}
+    if device.type == "cuda":
+        out["gpuPeakBytes"] = int(torch.cuda.max_memory_allocated(device))
+    return out

@@ -160,7 +160,8 @@ def mean_loss(model, groups, task, pad, device, world):
                 summed += float(loss_sum(model, Batch(mine, pad, device), task))
     summed = world.sum_values([summed])[0]
     if not math.isfinite(summed):
-        raise EngineError("NUMERICAL", f"the loss over the training examples is {summed} after training", field="finalEval")
+        raise EngineError("NUMERICAL", f"the loss over the training examples is {summed} after training",
+                          field="finalEval")
     return summed / total
 
 

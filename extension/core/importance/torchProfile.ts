@@ -68,7 +68,8 @@ export async function torchProfiles(opts: ProfileOptions, criteria: Criterion[],
       for (const m of adapter.modules) perModuleRaw[m] = new Array(L).fill(0);
       loras.forEach((l, i) => { perModuleRaw[l.module]![l.layer]! += measured.raw[i]!; });
       const norms = criterion === "output" ? readNorms(measured.normsFile, adapter, examples.map((e) => e.ids.length), L) : undefined;
-      out[criterion] = assembleProfile({ opts: profileOpts, model, adapter, examples, criterion, engine: "torch", device: engineLabel("torch", res.device, res.dtype), perModuleRaw, norms, started });
+      out[criterion] = assembleProfile({ opts: profileOpts, model, adapter, examples, criterion, engine: "torch", device: engineLabel("torch", res.device, res.dtype), perModuleRaw, norms, started,
+        ...(res.peakRssBytes !== undefined ? { peakRss: res.peakRssBytes } : {}) });
     }
     return out;
   });

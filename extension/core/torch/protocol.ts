@@ -88,10 +88,12 @@ export interface TorchStepLine { type: "step"; step: number; totalSteps: number;
 export interface TorchErrorLine { type: "error"; code: ErrorCode | "INTERNAL"; message: string; file?: string; field?: string; rank?: number }
 /** What one criterion measured: one raw sum per LoRA module (request order), and the per-token norms file (output). */
 export interface TorchCriterionResult { raw: number[]; normsFile?: string }
+/** Peak memory of the answering process, on every result line: resident bytes, and on CUDA the allocator's peak. */
+export interface TorchPeakMemory { peakRssBytes?: number; gpuPeakBytes?: number }
 /** The answer to a profile request. */
-export interface TorchProfileResult { type: "result"; command: "profile"; device: string; dtype: string; seconds: number; criteria: Partial<Record<"output" | "weight" | "gradient", TorchCriterionResult>> }
+export interface TorchProfileResult extends TorchPeakMemory { type: "result"; command: "profile"; device: string; dtype: string; seconds: number; criteria: Partial<Record<"output" | "weight" | "gradient", TorchCriterionResult>> }
 /** The answer to a train request: where the trained tensors are, and the per-step losses. */
-export interface TorchTrainResult {
+export interface TorchTrainResult extends TorchPeakMemory {
   type: "result"; command: "train"; device: string; dtype: string; tensorsFile: string; steps: number;
   losses: { step: number; loss: number; lr: number }[]; tokens: number; trainableParams: number; headParams: number; worldSize: number;
   /** The mean loss over the request's evalBatches after training, when it asked for one. */
@@ -100,7 +102,7 @@ export interface TorchTrainResult {
 /** What one evaluation measured: the mean loss, and for a classifier the predicted class of every example (-1: not in a batch). */
 export interface TorchEvaluation { loss: number; predicted?: number[] }
 /** The answer to an evaluate request: one evaluation per entry of `adapters`, in order. */
-export interface TorchEvaluateResult { type: "result"; command: "evaluate"; device: string; dtype: string; seconds: number; evaluations: TorchEvaluation[] }
+export interface TorchEvaluateResult extends TorchPeakMemory { type: "result"; command: "evaluate"; device: string; dtype: string; seconds: number; evaluations: TorchEvaluation[] }
 /** Any result line. */
 export type TorchResult = TorchProfileResult | TorchTrainResult | TorchEvaluateResult;
 /** Any line the engine may write. */
@@ -139,6 +141,11 @@ export function parseTorchLine(line: string, source: string): TorchLine {
 }
 
 function parseResult(v: Fields): TorchResult {
+  const memory: TorchPeakMemory = { ...(v.has("peakRssBytes") ? { peakRssBytes: v.int("peakRssBytes") } : {}), ...(v.has("gpuPeakBytes") ? { gpuPeakBytes: v.int("gpuPeakBytes") } : {}) };
+  return { ...parseResultOf(v), ...memory };
+}
+
+function parseResultOf(v: Fields): TorchResult {
   const command = v.oneOf("command", ["profile", "train", "evaluate"] as const);
   if (command === "evaluate") {
     const evaluations = v.list("evaluations").map((x, i) => {
