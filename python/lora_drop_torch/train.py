@@ -113,7 +113,9 @@ def run(req, device, dtype, world):
             g["lr"] = lr
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        bad = next((k for k, p in named if not bool(torch.isfinite(p).all())), None)
+        # One device-to-host sync for every tensor at once; which one went bad is looked up only when one did.
+        finite = bool(torch.stack([torch.isfinite(p).all() for _, p in named]).all())
+        bad = None if finite else next(k for k, p in named if not bool(torch.isfinite(p).all()))
         if bad:
             raise EngineError("NUMERICAL", f"step {n}: {bad} is not finite after the update; lower the learning rate",
                               req.get("data", str, req.path), "step")

@@ -3,6 +3,7 @@
  * generated once into a cache folder, plus the FLOP count of the passes the benchmark times.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { writeTinyModel, writeTinyAdapter } from "../../extension/core/demo/tinyModel";
 import { ModelConfig } from "../../extension/core/models/config";
@@ -132,4 +133,9 @@ export function passFlops(cfg: ModelConfig, p: PassShape): number {
     (last >= 4 ? base("o_proj") : 0) + (last >= 6 ? base("gate_proj") + base("up_proj") : 0);
   const head = p.lmHead ? 2 * M * H * cfg.vocabSize : 0;
   return full * (p.layers - 1) + lastLayer + head;
+}
+
+/** The machine a benchmark ran on, for its JSON: host, CPUs, memory, system and Node. */
+export function machineOf(): Record<string, unknown> {
+  return { hostname: os.hostname(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? "unknown", memoryBytes: os.totalmem(), os: `${os.type()} ${os.release()}`, node: process.version };
 }

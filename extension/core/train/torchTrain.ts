@@ -35,6 +35,9 @@ export interface TorchTrainOutcome extends TrainResult {
   /** The trained tensors by engine key: `{param}.A`, `{param}.B` (param `L{layer}.{module}` or `shared.{module}`), `head.{weight}`. */
   tensors: Map<string, Float32Array>;
   worldSize: number;
+  /** Peak resident bytes of the engine's answering process, and on CUDA its GPU allocator's peak. */
+  peakRssBytes?: number;
+  gpuPeakBytes?: number;
 }
 
 /** The callbacks of a torch training run: each step, and the engine's process ids once started (tests kill them). */
@@ -127,6 +130,7 @@ export async function torchTrain(opts: TrainOptions, ctx: TorchTrainContext = {}
     finalLoss: res.losses.length ? res.losses[res.losses.length - 1]!.loss : NaN, trainableParams: countLoraParams(layout.modules),
     headParams: res.headParams, seconds: (Date.now() - started) / 1000, worldSize: res.worldSize, ...(writes ? {} : { nodeRank }),
     ...(res.finalEvalLoss !== undefined ? { finalEvalLoss: res.finalEvalLoss } : {}),
+    ...(res.peakRssBytes !== undefined ? { peakRssBytes: res.peakRssBytes } : {}), ...(res.gpuPeakBytes !== undefined ? { gpuPeakBytes: res.gpuPeakBytes } : {}),
     tensors: new Map([...result.tensors].map(([k, t]) => [k, t.data])),
   };
 }
