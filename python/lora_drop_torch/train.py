@@ -14,6 +14,8 @@
 - With `evalBatches`, the mean loss over those batches with the trained values and dropout off follows (the
   pipeline's loss on the training set), shared over the ranks like the training batches.
 """
+import hashlib
+import json
 import math
 import os
 import time
@@ -43,6 +45,7 @@ def run(req, device, dtype, world):
     if total == 0:
         raise EngineError("INVALID_ARGUMENT", "the step plan is empty", req.path, "plan")
     seed = req.get("seed", int, 42)
+    same_run_everywhere(req, plan, world)
     init_dir = req.get("initAdapter", str, required=False)
     source = init_dir or req.path
     pad = req.get("padTokenId", int, 0)
@@ -165,6 +168,21 @@ def mean_loss(model, groups, task, pad, device, world):
         raise EngineError("NUMERICAL", f"the loss over the training examples is {summed} after training",
                           field="finalEval")
     return summed / total
+
+
+def same_run_everywhere(req, plan, world):
+    """Refuses a data-parallel run whose processes were given different LoRA structures or step plans (different
+    commands or files on different nodes; in a pipeline, nodes whose profiles chose different layers): their
+    gradient exchanges would not match, and they would hang or sum unrelated values."""
+    if world.size == 1:
+        return
+    what = json.dumps([req.get("loras", list), plan, req.get("seed", int, 42)], sort_keys=True)
+    digests = world.gather(hashlib.sha256(what.encode("utf-8")).hexdigest())
+    if len(set(digests)) > 1:
+        raise EngineError("INVALID_ARGUMENT", "the processes of this run were given different LoRA structures or "
+                          "step plans; run the same command on the same files on every node (in a pipeline, the "
+                          "nodes' profiles chose different layers: give every node the same hardware and software)",
+                          req.path, "loras")
 
 
 def resume_from(ck_dir, fingerprint, named, optimizer, world, device, total):

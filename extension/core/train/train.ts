@@ -34,6 +34,7 @@ import { LoraModule, countLoraParams } from "../adapter/loraModule";
 import { loadTrainingExamples } from "../data/examples";
 import { removeDirAtomic } from "../io/atomicWrite";
 
+/** The step event and the outcome of a training, on either engine (defined beside TrainOptions). */
 export type { TrainEvent, TrainResult } from "./settings";
 
 /**

@@ -92,6 +92,25 @@ test("train --engine torch equals train --engine onnx; over two nodes, node 1 en
   assert.ok(dd <= 1e-5, `two nodes and one process differ by ${dd} of the adapter's scale`);
 });
 
+test("nodes given different LoRA structures both stop with one INVALID_ARGUMENT line instead of hanging", { skip }, async () => {
+  const dir = tmpDir();
+  const port = String(await freePort());
+  const node = (rank: number, targets: string) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [BIN, "train", "--engine", "torch", "--device", "cpu", "--model", fx!.modelDir, "--data", fx!.dataFile, "--steps", "2",
+      "--targets", targets, "--out", path.join(dir, `node${rank}`), "--nnodes", "2", "--node-rank", String(rank), "--master-addr", "127.0.0.1", "--master-port", port, "--quiet"],
+    { env: cliEnv() });
+    let stderr = "";
+    child.stderr.on("data", (c) => (stderr += c));
+    child.on("close", (code) => resolve({ code, stderr }));
+  });
+  const runs = await Promise.all([node(0, "q_proj,v_proj"), node(1, "q_proj")]);
+  for (const r of runs) {
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /error \[INVALID_ARGUMENT\]: .*given different LoRA structures or step plans; run the same command on the same files on every node/);
+  }
+  assert.deepEqual(fs.readdirSync(dir), [], "nothing written");
+});
+
 test("Ctrl-C during torch training: exit 130, nothing written, no engine process left", { skip }, async () => {
   const out = path.join(tmpDir(), "cancelled");
   const child = spawn(process.execPath, [BIN, "train", "--engine", "torch", "--model", fx!.modelDir, "--data", fx!.dataFile, "--steps", "3000", "--batch-size", "2",
