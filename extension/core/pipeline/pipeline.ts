@@ -158,7 +158,7 @@ export async function runPipelineOnNode(opts: PipelineOptions, ctx: PipelineCont
   };
   const common: Omit<TrainOptions, "outDir"> = {
     ...engineOpts, modelDir: opts.modelDir, dataPath: opts.dataPath, r: opts.r, loraAlpha: opts.loraAlpha, targets: opts.targets, lr: opts.lr,
-    batchSize: opts.batchSize, maxTokens, warmupSteps: opts.warmupSteps, seed, ...(opts.launch ? { launch: opts.launch } : {}),
+    batchSize: opts.batchSize, maxTokens, warmupSteps: opts.warmupSteps, seed, ...(opts.launch ? { launch: opts.launch, everyNodeWrites: true } : {}),
   };
   const train_ = async (phase: PipelinePhase, o: TrainOptions): Promise<TrainResult> => {
     throwIfCancelled(ctx.signal, "pipeline");

@@ -32,6 +32,11 @@ export interface TrainOptions extends EngineOptions {
   threads?: number;
   /** torch: one process (default), or several on this machine and others (data parallel); only node 0 writes. */
   launch?: TorchLaunch;
+  /**
+   * torch, several nodes: the other nodes write the adapter too (default false: it is node 0's output). The
+   * pipeline sets it, since each node's next phases read the adapter back from a folder of that node's own.
+   */
+  everyNodeWrites?: boolean;
   /** onnx: MLAS weight prepacking in the training session (default off: see LossSessionOptions.prepack). */
   prepack?: boolean;
   /** Write a checkpoint every N optimiser steps (0: never). */
@@ -86,7 +91,7 @@ export interface TrainResult {
   finalEvalLoss?: number;
   /** Processes that trained (torch data parallelism; absent: one). */
   worldSize?: number;
-  /** Set on a node other than node 0 of a multi-node run: this node trained, and node 0 wrote the adapter. */
+  /** Set on a node other than node 0 of a multi-node run: this node trained, and node 0 wrote the adapter (this one too with everyNodeWrites). */
   nodeRank?: number;
 }
 

@@ -53,7 +53,7 @@ export async function torchTrain(opts: TrainOptions, ctx: TorchTrainContext = {}
   const s = resolveSettings(opts);
   // Only node 0 writes: the other nodes of a multi-node run check nothing of an output that is not theirs.
   const nodeRank = nodeRankOf(opts.launch);
-  const writes = nodeRank === 0;
+  const writes = nodeRank === 0 || opts.everyNodeWrites === true;
   if (writes && fs.existsSync(opts.outDir) && !opts.force) throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   const model = loadHfModel(opts.modelDir);
   const examples = loadTrainingExamples(model, opts.dataPath, s.maxTokens, opts.exampleIndices, ctx.log);
@@ -128,7 +128,7 @@ export async function torchTrain(opts: TrainOptions, ctx: TorchTrainContext = {}
   return {
     adapterDir: opts.outDir, device: engineLabel("torch", res.device, res.dtype), steps: res.steps, losses: res.losses,
     finalLoss: res.losses.length ? res.losses[res.losses.length - 1]!.loss : NaN, trainableParams: countLoraParams(layout.modules),
-    headParams: res.headParams, seconds: (Date.now() - started) / 1000, worldSize: res.worldSize, ...(writes ? {} : { nodeRank }),
+    headParams: res.headParams, seconds: (Date.now() - started) / 1000, worldSize: res.worldSize, ...(nodeRank > 0 ? { nodeRank } : {}),
     ...(res.finalEvalLoss !== undefined ? { finalEvalLoss: res.finalEvalLoss } : {}),
     ...(res.peakRssBytes !== undefined ? { peakRssBytes: res.peakRssBytes } : {}), ...(res.gpuPeakBytes !== undefined ? { gpuPeakBytes: res.gpuPeakBytes } : {}),
     tensors: new Map([...result.tensors].map(([k, t]) => [k, t.data])),

@@ -4,17 +4,20 @@
  * engine — the sample training, the profile, the LoRA-drop and full-LoRA trainings with their final training-set
  * loss, and the held-out scores — so the reports must agree: importance within 1e-5, the same kept and shared
  * layers, per-step and evaluation losses within 1e-5 relative, the same classifier accuracy; and the torch run
- * says so (device "torch cpu float32", a profile whose engine is torch).
+ * says so (device "torch cpu float32", a profile whose engine is torch). Over two nodes (two CLIs, one process
+ * each), node 1 takes part in every training and ends cleanly, and node 0 writes what one process writes.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { runPipeline } from "../../../extension/core/pipeline/pipeline";
 import type { PipelineReport, RunSummary } from "../../../extension/core/pipeline/report";
 import { readProfile } from "../../../extension/core/importance/profileFile";
 import { FixtureArch, makeTorchFixtures, torchEnvOrSkip } from "../../torchEnv";
-import { tmpDir } from "../../helpers";
+import { freePort } from "../../../extension/core/torch/launcher";
+import { BIN, tmpDir } from "../../helpers";
 
 const { env, skip } = torchEnvOrSkip();
 const quiet = { log: { info() {}, warn() {} } };
@@ -73,3 +76,35 @@ for (const arch of ["llama", "roberta"] as const) {
     if (arch === "roberta") assert.deepEqual(torch.base_eval_metrics, onnx.base_eval_metrics);
   });
 }
+
+test("the pipeline over two nodes (two CLIs, one process each): node 1 ends cleanly, node 0 writes what one process writes", { skip }, async () => {
+  const fx = makeTorchFixtures(env!, ["llama"]).llama;
+  const dir = tmpDir();
+  const data = path.join(dir, "data.jsonl");
+  dataset("llama", data);
+  const args = ["pipeline", "--engine", "torch", "--device", "cpu", "--model", fx.modelDir, "--data", data, "--sample-fraction", "0.5", "--eval-fraction", "0.25",
+    "--threshold", "0.7", "--r", "4", "--lora-alpha", "8", "--targets", "q_proj,v_proj", "--steps", "3", "--sample-steps", "2", "--lr", "5e-3", "--batch-size", "4"];
+  const one = await runPipeline({
+    modelDir: fx.modelDir, dataPath: data, outDir: path.join(dir, "one"), sampleFraction: 0.5, evalFraction: 0.25, threshold: 0.7, r: 4, loraAlpha: 8,
+    targets: ["q_proj", "v_proj"], steps: 3, sampleSteps: 2, lr: 5e-3, batchSize: 4, device: "cpu", engine: "torch", python: env!.python, env: env!.env,
+  }, quiet);
+  const port = String(await freePort());
+  const node = (rank: number) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args, "--out", path.join(dir, `node${rank}`), "--nnodes", "2", "--node-rank", String(rank),
+      "--master-addr", "127.0.0.1", "--master-port", port], { env: { ...process.env, ...env!.env, LORA_DROP_PYTHON: env!.python } });
+    let stdout = "", stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+  const [zero, first] = await Promise.all([node(0), node(1)]);
+  assert.equal(zero.code, 0, zero.stderr);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /^node 1: done; node 0 writes the pipeline's output \(nothing was written to .*node1 here\)$/m);
+  assert.equal(fs.existsSync(path.join(dir, "node1")), false, "node 1 writes nothing");
+  const two = JSON.parse(fs.readFileSync(path.join(dir, "node0", "report.json"), "utf8")) as PipelineReport;
+  assert.equal(two.device, "torch cpu float32");
+  assert.deepEqual([two.selection.kept, two.selection.shared], [one.selection.kept, one.selection.shared]);
+  sameRun("LoRA-drop, 2 nodes against 1 process", two.lora_drop, one.lora_drop);
+  sameRun("full LoRA, 2 nodes against 1 process", two.lora!, one.lora!);
+});
