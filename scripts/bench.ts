@@ -9,8 +9,13 @@
  * Usage: npm run bench -- [--seq 256[,128,512]] [--pass profile,forward] [--reps 3] [--no-torch] [--python PATH]
  *        [--peak-gflops 230] [--threads N] [--prepack 0|1] [--config key=value ...] [--cache DIR] [--json FILE]
  *        [--wait-idle SECONDS] [--device cpu|webgpu|cuda] [--torch-device cpu|cuda]
+ *        [--engine onnx|torch] [--rounds 2] [--dtype float32|bfloat16|float16]
  * `--device` picks onnxruntime's execution provider and `--torch-device` the PyTorch reference's device (a GPU
  * comparison: `--device webgpu --torch-device cuda`); the defaults compare the two on the CPU.
+ * `--engine torch` adds LoRA-drop's torch engine (the profile as `lora-drop profile --engine torch` runs it, on
+ * `--torch-device` in `--dtype`) beside the onnx engine: the two alternate, `--rounds` times each, so a load
+ * change on a shared machine hits both; the best round of each is reported, every round is in the JSON. The
+ * torch engine needs transformers and peft beside torch (source ../shared/pyenv/env.sh, or pass --python).
  * On a shared machine, `--wait-idle 120` waits (up to that long) before each measurement until the CPUs were at
  * least 85 % idle over two seconds; the table's notes say how idle they were.
  */
@@ -24,12 +29,14 @@ import { Rng } from "../extension/core/util/random";
 import { ensureBenchModel, describeShape, passFlops, TINYLLAMA_SHAPE } from "./bench/benchModel";
 import type { OrtWorkerResult } from "./bench/ortWorker";
 import { benchHeader } from "./bench/machine";
+import { torchEngineProfile, type TorchEngineResult } from "./bench/torchEngine";
+import type { TorchDevice, TorchDtype } from "../extension/core/torch/protocol";
 
 const GIB = 1024 ** 3;
 
-/** One engine's measurement of one pass. */
+/** One engine's measurement of one pass: the onnx engine, the torch engine, or the plain PyTorch reference. */
 interface Measurement {
-  engine: "onnxruntime" | "pytorch";
+  engine: "onnxruntime" | "torch engine" | "pytorch";
   seq: number;
   pass: "profile" | "forward";
   seconds: number;
@@ -40,7 +47,7 @@ interface Measurement {
   note?: string;
 }
 
-function main(): number {
+async function main(): Promise<number> {
   const header = benchHeader("profile", "npm run bench");
   const { values: a } = parseArgs({
     options: {
@@ -50,8 +57,10 @@ function main(): number {
       config: { type: "string", multiple: true, default: [] },
       cache: { type: "string", default: path.join(".cache", "bench") }, json: { type: "string" }, "wait-idle": { type: "string", default: "0" },
       device: { type: "string", default: "cpu" }, "torch-device": { type: "string", default: "cpu" },
+      engine: { type: "string", default: "onnx" }, rounds: { type: "string", default: "2" }, dtype: { type: "string", default: "float32" },
     },
   });
+  const withTorchEngine = a.engine === "torch";
   const seqs = a.seq.split(",").map(Number);
   const passes = a.pass.split(",") as ("profile" | "forward")[];
   const peak = Number(a["peak-gflops"]);
@@ -83,9 +92,11 @@ function main(): number {
   if (torchSkip) console.log(`PyTorch reference skipped: ${torchSkip}`);
   else console.log(`PyTorch reference: ${python}, torch.set_num_threads(1), OPENBLAS_NUM_THREADS=${torchEnv.OPENBLAS_NUM_THREADS}, OPENBLAS_CORETYPE=${torchEnv.OPENBLAS_CORETYPE}`);
 
+  if (withTorchEngine) console.log(`torch engine: ${python}, device ${a["torch-device"]}, ${a.dtype}; alternating with onnxruntime, ${a.rounds} rounds each`);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "lora-drop-bench-"));
   const results: Measurement[] = [];
   const agreement: { seq: number; pass: string; taps: number; logits?: number }[] = [];
+  const rounds: { seq: number; pass: string; engine: string; tokensPerSecond: number; peakRssBytes: number }[] = [];
   let blasNote = "";
   try {
     for (const seq of seqs) {
@@ -97,10 +108,29 @@ function main(): number {
         const common = ["--model", fx.modelDir, "--adapter", fx.adapterDir, "--ids", idsFile, "--mode", pass, "--reps", a.reps!];
         const ortOut = path.join(work, `ort-${pass}-${seq}.json`);
         const worker = path.join(__dirname, "bench", "ortWorker.js");
-        const idleOrt = waitIdle(Number(a["wait-idle"]));
-        const o = runJson<OrtWorkerResult>(process.execPath, [worker, ...common, "--out", ortOut, ...ortFlags], process.env);
-        console.log(`  seq ${seq} ${pass}: onnxruntime ${(seq / o.best).toFixed(1)} tok/s`);
-        results.push(measurement("onnxruntime", seq, pass, o.best, o.peakRssBytes, flops, ortOut, `${o.device}, session ${o.sessionSeconds.toFixed(1)} s${idleOrt}`));
+        // The torch engine profiles (it has no separate forward pass): there the engines alternate.
+        const alternate = withTorchEngine && pass === "profile";
+        let o: OrtWorkerResult | undefined;
+        let te: TorchEngineResult | undefined;
+        let idleOrt = "";
+        for (let round = 0; round < (alternate ? Number(a.rounds) : 1); round++) {
+          idleOrt = waitIdle(Number(a["wait-idle"]));
+          const ro = runJson<OrtWorkerResult>(process.execPath, [worker, ...common, "--out", ortOut, ...ortFlags], process.env);
+          console.log(`  seq ${seq} ${pass}: onnxruntime ${(seq / ro.best).toFixed(1)} tok/s`);
+          rounds.push({ seq, pass, engine: "onnxruntime", tokensPerSecond: seq / ro.best, peakRssBytes: ro.peakRssBytes });
+          if (!o || ro.best < o.best) o = ro;
+          if (!alternate) continue;
+          waitIdle(Number(a["wait-idle"]));
+          const rt = await torchEngineProfile({
+            modelDir: fx.modelDir, adapterDir: fx.adapterDir, idsFile, reps: Number(a.reps), python, env: torchEnv,
+            device: a["torch-device"] as TorchDevice, dtype: a.dtype as TorchDtype, ...(a.threads ? { threads: Number(a.threads) } : {}),
+          });
+          console.log(`  seq ${seq} ${pass}: torch engine ${(seq / rt.best).toFixed(1)} tok/s`);
+          rounds.push({ seq, pass, engine: "torch engine", tokensPerSecond: seq / rt.best, peakRssBytes: rt.peakRssBytes });
+          if (!te || rt.best < te.best) te = rt;
+        }
+        results.push(measurement("onnxruntime", seq, pass, o!.best, o!.peakRssBytes, flops, ortOut, `${o!.device}, session ${o!.sessionSeconds.toFixed(1)} s${idleOrt}`));
+        if (te) results.push(measurement("torch engine", seq, pass, te.best, te.peakRssBytes, flops, "", te.device));
         if (torchSkip) continue;
         const torchOut = path.join(work, `torch-${pass}-${seq}.json`);
         const script = path.join(__dirname, "..", "..", "scripts", "bench", "torch_reference.py");
@@ -119,7 +149,10 @@ function main(): number {
     printTable(results, peak, fx.weightBytes, agreement);
     if (a.json) {
       const measured = results.map(({ outFile: _, ...m }) => m);
-      fs.writeFileSync(a.json, `${JSON.stringify({ ...header, shape, weightBytes: fx.weightBytes, peak, settings: ortFlags, torch: torchSkip ? { skipped: torchSkip } : { blas: blasNote }, results: measured, agreement }, null, 2)}\n`);
+      fs.writeFileSync(a.json, `${JSON.stringify({
+        ...header, shape, weightBytes: fx.weightBytes, peak, settings: ortFlags, engine: a.engine, dtype: a.dtype,
+        torch: torchSkip ? { skipped: torchSkip } : { blas: blasNote }, results: measured, agreement, rounds,
+      }, null, 2)}\n`);
       console.log(`wrote ${a.json}`);
     }
   } finally {
@@ -178,11 +211,17 @@ function printTable(rs: Measurement[], peak: number, weightBytes: number, agreem
   const keys = [...new Set(rs.map((r) => `${r.seq}|${r.pass}`))];
   const summary: string[] = [];
   for (const key of keys) {
-    const [ort, torch] = (["onnxruntime", "pytorch"] as const).map((e) => rs.find((r) => `${r.seq}|${r.pass}` === key && r.engine === e));
-    for (const r of [ort, torch]) {
+    const [ort, engine, torch] = (["onnxruntime", "torch engine", "pytorch"] as const).map((e) => rs.find((r) => `${r.seq}|${r.pass}` === key && r.engine === e));
+    for (const r of [ort, engine, torch]) {
       if (!r) continue;
       rows.push([String(r.seq), r.pass, r.engine, r.tokensPerSecond.toFixed(1), r.gflops.toFixed(0), `${((100 * r.gflops) / peak).toFixed(0)} %`,
         (r.peakRssBytes / GIB).toFixed(2), `${(r.peakRssBytes / weightBytes).toFixed(2)}×`, r.note ?? ""]);
+    }
+    if (ort && engine) {
+      rows.push(["", "", "ratio torch engine/ORT", `${(engine.tokensPerSecond / ort.tokensPerSecond).toFixed(2)}×`, "", "",
+        `${(engine.peakRssBytes / ort.peakRssBytes).toFixed(2)}×`, "", torch ? `torch engine / PyTorch reference ${(engine.tokensPerSecond / torch.tokensPerSecond).toFixed(2)}×` : ""]);
+      summary.push(`seq ${ort.seq} ${ort.pass}: torch engine ${(engine.tokensPerSecond / ort.tokensPerSecond).toFixed(2)}× the onnx engine's tokens/s` +
+        (torch ? `, ${(engine.tokensPerSecond / torch.tokensPerSecond).toFixed(2)}× the plain PyTorch reference's` : ""));
     }
     if (ort && torch) {
       const o = JSON.parse(fs.readFileSync(ort.outFile, "utf8")) as { taps: number[]; last_logits: number[] | null };
@@ -201,4 +240,4 @@ function printTable(rs: Measurement[], peak: number, weightBytes: number, agreem
   if (summary.length) console.log(`\n${summary.join("\n")}`);
 }
 
-process.exitCode = main();
+void main().then((code) => (process.exitCode = code));

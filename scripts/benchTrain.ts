@@ -5,7 +5,11 @@
  * runs in its own process so that its peak RSS is its own; batch 1, the loss over every next token.
  *
  * Usage: npm run bench:train -- [--seq 256[,128,512]] [--reps 3] [--no-torch] [--python PATH] [--peak-gflops 230]
- *        [--threads N] [--prepack 0|1] [--cache DIR] [--json FILE]
+ *        [--threads N] [--prepack 0|1] [--cache DIR] [--json FILE] [--engine onnx|torch] [--rounds 2]
+ *        [--torch-device cpu|cuda] [--dtype float32|bfloat16|float16]
+ * `--engine torch` adds LoRA-drop's torch engine (`trainLora` with engine torch, as `lora-drop train --engine torch`
+ * runs it) beside the onnx engine; the two alternate, `--rounds` times each, the best round of each is reported and
+ * every round is in the JSON.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -16,6 +20,8 @@ import { parseArgs } from "node:util";
 import { loadHfModel } from "../extension/core/models/hfModel";
 import { Rng } from "../extension/core/util/random";
 import { ensureBenchModel, describeShape, passFlops, PassShape, TINYLLAMA_SHAPE } from "./bench/benchModel";
+import { torchEngineTrain } from "./bench/torchEngine";
+import type { TorchDevice, TorchDtype } from "../extension/core/torch/protocol";
 import { trainLora } from "../extension/core/train/train";
 import { ModelConfig } from "../extension/core/models/config";
 import { benchHeader } from "./bench/machine";
@@ -44,15 +50,18 @@ export function trainStepFlops(cfg: ModelConfig, p: PassShape): number {
   return forward + backward;
 }
 
-function main(): number {
+async function main(): Promise<number> {
   const { values: a } = parseArgs({
     options: {
       seq: { type: "string", default: "256" }, reps: { type: "string", default: "3" }, "no-torch": { type: "boolean", default: false },
       python: { type: "string" }, "peak-gflops": { type: "string", default: "230" }, threads: { type: "string" }, prepack: { type: "string" },
       cache: { type: "string", default: path.join(".cache", "bench") }, json: { type: "string" },
       worker: { type: "boolean", default: false }, model: { type: "string" }, adapter: { type: "string" }, ids: { type: "string" },
+      engine: { type: "string", default: "onnx" }, rounds: { type: "string", default: "2" }, "torch-device": { type: "string", default: "cpu" },
+      dtype: { type: "string", default: "float32" },
     },
   });
+  const withTorchEngine = a.engine === "torch";
   if (a.worker) {
     void worker(a.model!, a.adapter!, a.ids!, Number(a.reps), a.threads ? Number(a.threads) : undefined, a.prepack);
     return 0;
@@ -75,6 +84,7 @@ function main(): number {
   if (torchSkip) console.log(`PyTorch reference skipped: ${torchSkip}`);
   else console.log(`PyTorch reference: ${python}, torch.set_num_threads(1), OPENBLAS_NUM_THREADS=${torchEnv.OPENBLAS_NUM_THREADS}, OPENBLAS_CORETYPE=${torchEnv.OPENBLAS_CORETYPE}`);
 
+  if (withTorchEngine) console.log(`torch engine: ${python}, device ${a["torch-device"]}, ${a.dtype}; alternating with onnxruntime, ${a.rounds} rounds each`);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "lora-drop-bench-train-"));
   const rows: string[][] = [["seq", "engine", "tok/s", "GFLOP/s", "% peak", "peak RSS GiB", "RSS/weights", "notes"]];
   const summary: string[] = [];
@@ -87,23 +97,48 @@ function main(): number {
       const flops = trainStepFlops(cfg, { seq, batch: 1, layers: cfg.numLayers, lmHead: true, lora });
       const common = ["--model", fx.modelDir, "--adapter", fx.adapterDir, "--ids", idsFile, "--reps", a.reps];
       const ortArgs = [path.join(__dirname, "benchTrain.js"), "--worker", ...common, ...(a.threads ? ["--threads", a.threads] : []), ...(a.prepack ? ["--prepack", a.prepack] : [])];
-      const o = runJson<StepResult>(process.execPath, ortArgs, process.env);
-      const results: [string, StepResult][] = [["onnxruntime", o]];
+      // With the torch engine the two alternate: a load change on a shared machine hits both.
+      let o: StepResult | undefined;
+      let te: StepResult | undefined;
+      for (let round = 0; round < (withTorchEngine ? Number(a.rounds) : 1); round++) {
+        const ro = runJson<StepResult>(process.execPath, ortArgs, process.env);
+        console.log(`  seq ${seq}: onnxruntime ${(seq / ro.best).toFixed(1)} tok/s`);
+        json.push({ seq, engine: "onnxruntime", round, ...ro, flops });
+        if (!o || ro.best < o.best) o = ro;
+        if (!withTorchEngine) continue;
+        const t = await torchEngineTrain({
+          modelDir: fx.modelDir, adapterDir: fx.adapterDir, idsFile, reps: Number(a.reps), python, env: torchEnv,
+          device: a["torch-device"] as TorchDevice, dtype: a.dtype as TorchDtype, ...(a.threads ? { threads: Number(a.threads) } : {}),
+        });
+        const rt: StepResult = { best: t.best, times: t.times, peakRssBytes: t.peakRssBytes, firstLoss: t.firstLoss!, firstGradNorm: t.firstGradNorm!, note: t.device };
+        console.log(`  seq ${seq}: torch engine ${(seq / rt.best).toFixed(1)} tok/s`);
+        json.push({ seq, engine: "torch engine", round, ...rt, flops });
+        if (!te || rt.best < te.best) te = rt;
+      }
+      const results: [string, StepResult][] = [["onnxruntime", o!], ...(te ? [["torch engine", te] as [string, StepResult]] : [])];
       if (!torchSkip) {
         const t = runJson<{ best: number; times: number[]; peak_rss_bytes: number; blas: string[]; torch: string; first_loss: number; first_grad_norm: number }>(
           python, [path.join(__dirname, "..", "..", "scripts", "bench", "torch_train.py"), ...common], torchEnv);
         const blas = t.blas.some((b) => b.includes("openblas")) ? t.blas.join(", ") : `${t.blas.join(", ") || "none"} — WARNING: not OpenBLAS`;
-        results.push(["pytorch", { best: t.best, times: t.times, peakRssBytes: t.peak_rss_bytes, firstLoss: t.first_loss, firstGradNorm: t.first_grad_norm, note: `torch ${t.torch}, ${blas}` }]);
+        const ref: StepResult = { best: t.best, times: t.times, peakRssBytes: t.peak_rss_bytes, firstLoss: t.first_loss, firstGradNorm: t.first_grad_norm, note: `torch ${t.torch}, ${blas}` };
+        results.push(["pytorch", ref]);
+        json.push({ seq, engine: "pytorch", ...ref, flops });
       }
       for (const [engine, r] of results) {
         const gflops = flops / r.best / 1e9;
         rows.push([String(seq), engine, (seq / r.best).toFixed(1), gflops.toFixed(0), `${((100 * gflops) / peak).toFixed(0)} %`,
           (r.peakRssBytes / GIB).toFixed(2), `${(r.peakRssBytes / fx.weightBytes).toFixed(2)}×`, r.note ?? `step ${r.best.toFixed(2)} s`]);
-        json.push({ seq, engine, ...r, flops });
       }
-      if (results.length === 2) {
-        const [, ort] = results[0]!;
-        const [, torch] = results[1]!;
+      if (te) {
+        const vs = results.find(([e]) => e === "pytorch")?.[1];
+        rows.push(["", "ratio torch engine/ORT", `${(o!.best / te.best).toFixed(2)}×`, "", "", `${(te.peakRssBytes / o!.peakRssBytes).toFixed(2)}×`, "",
+          `first-step loss ${te.firstLoss.toFixed(5)} vs ${o!.firstLoss.toFixed(5)}${vs ? `; torch engine / PyTorch reference ${(vs.best / te.best).toFixed(2)}×` : ""}`]);
+        summary.push(`seq ${seq}: torch engine ${(o!.best / te.best).toFixed(2)}× the onnx engine's tokens/s${vs ? `, ${(vs.best / te.best).toFixed(2)}× the plain PyTorch reference's` : ""}`);
+      }
+      const reference = results.find(([e]) => e === "pytorch");
+      if (reference) {
+        const ort = o!;
+        const [, torch] = reference;
         const agree = `first-step loss ${ort.firstLoss.toFixed(5)} vs ${torch.firstLoss.toFixed(5)}, gradient norm ${ort.firstGradNorm.toPrecision(5)} vs ${torch.firstGradNorm.toPrecision(5)}`;
         rows.push(["", "ratio ORT/PyTorch", `${(torch.best / ort.best).toFixed(2)}×`, "", "", `${(ort.peakRssBytes / torch.peakRssBytes).toFixed(2)}×`, "", agree]);
         summary.push(`seq ${seq}: ${(torch.best / ort.best).toFixed(2)}× PyTorch's tokens/s (target ≥ 1.0×), ${((100 * flops) / ort.best / 1e9 / peak).toFixed(0)} % of peak (target ≥ 50 %), ` +
@@ -115,7 +150,7 @@ function main(): number {
     for (const r of rows) console.log(r.map((cell, c) => (c < 2 || c === 7 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ").trimEnd());
     if (summary.length) console.log(`\n${summary.join("\n")}`);
     if (a.json) {
-      fs.writeFileSync(a.json, `${JSON.stringify({ ...header, shape, weightBytes: fx.weightBytes, peak, torch: torchSkip ? { skipped: torchSkip } : {}, results: json }, null, 2)}\n`);
+      fs.writeFileSync(a.json, `${JSON.stringify({ ...header, shape, weightBytes: fx.weightBytes, peak, engine: a.engine, dtype: a.dtype, torch: torchSkip ? { skipped: torchSkip } : {}, results: json }, null, 2)}\n`);
       console.log(`wrote ${a.json}`);
     }
   } finally {
@@ -156,4 +191,4 @@ function runJson<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv): T {
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as T;
 }
 
-process.exitCode = main();
+void main().then((code) => (process.exitCode = code));

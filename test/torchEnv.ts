@@ -94,3 +94,28 @@ export function makeTorchFixtures(env: TorchEnv, archs: FixtureArch[]): Record<F
   for (const a of archs) out[a] = { modelDir: path.join(root, a, "model"), adapterDir: path.join(root, a, "adapter"), dataFile: path.join(root, a, "data.jsonl") };
   return out;
 }
+
+/** The variable a test puts in an engine run's environment to find its processes again (they inherit it). */
+export const TAG_VAR = "LORA_DROP_TEST_TAG";
+
+/** Live processes whose environment carries `TAG_VAR=tag` (Linux /proc; none elsewhere). */
+export function taggedProcesses(tag: string): number[] {
+  if (!fs.existsSync("/proc/self/environ")) return [];
+  return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes(`${TAG_VAR}=${tag}`);
+    } catch {
+      return false;
+    }
+  }).map(Number);
+}
+
+/** Waits until no process carries `tag` (true) or `ms` pass (false). */
+export async function tagGone(tag: string, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (taggedProcesses(tag).length === 0) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return taggedProcesses(tag).length === 0;
+}

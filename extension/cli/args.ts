@@ -6,14 +6,9 @@ import { Option, InvalidArgumentError } from "commander";
 import { parseSize } from "../core/stream/memoryBudget";
 import { maxThreads } from "../core/runtime/session";
 
-/** The device option shared by the commands that run a model. */
-export function deviceOption(): Option {
-  return new Option("--device <device>", "execution provider").choices(["auto", "cpu", "webgpu", "cuda"]).default("auto");
-}
-
 /** The memory budget of layer streaming, shared by profile and train. */
 export function memoryBudgetOption(): Option {
-  return new Option("--memory-budget <size>", "memory the streamed layers may use, e.g. 6G (default: half the available memory; " +
+  return new Option("--memory-budget <size>", "onnx engine: memory the streamed layers may use, e.g. 6G (default: half the available memory; " +
     "on a GPU provider at most 80 % of the GPU's free memory where nvidia-smi reports it)").argParser(parseSize);
 }
 

@@ -3,12 +3,14 @@
  * kept + shared structure, compare with full LoRA, report).
  */
 import { Command, Option } from "commander";
-import { runPipeline, PipelineEvent, PIPELINE_PHASES } from "../core/pipeline/pipeline";
+import { runPipelineOnNode, isNodeOutcome, PipelineEvent, PIPELINE_PHASES } from "../core/pipeline/pipeline";
 import { PipelineReport, RunSummary, describeSets } from "../core/pipeline/report";
 import { rankByImportance } from "../core/importance/selection";
 import { layersFor } from "../core/adapter/dropRecord";
 import { terminalContext, terminalProgress, pct } from "./terminal";
-import { deviceOption, intArg, floatArg, formerOption, nonNegIntArg, thresholdArg, threadsArg } from "./args";
+import { intArg, floatArg, formerOption, nonNegIntArg, thresholdArg, threadsArg } from "./args";
+import { addEngineOptions, addLaunchOptions, engineArgs, launchArgs, nodeDoneLine } from "./engineArgs";
+import { runLabel } from "../core/torch/engineChoice";
 import { Progress } from "../core/util/progress";
 
 /** What a user needs to see after a run: importance, kept/shared, parameter reduction, losses, paths. */
@@ -43,14 +45,14 @@ export function pipelineSummary(r: PipelineReport): string {
     lines.push(`  ${"base model without LoRA, accuracy".padEnd(40)} ${num(r.base_eval_metrics?.accuracy ?? null).padStart(9)}`);
   }
   lines.push("");
-  lines.push(`device: ${r.device}; ${r.seconds.toFixed(0)} s`);
+  lines.push(`ran on: ${runLabel(r.device)}; ${r.seconds.toFixed(0)} s`);
   for (const [k, v] of Object.entries(r.files)) lines.push(`${k.replace(/_/g, " ")}: ${v}`);
   return lines.join("\n");
 }
 
 /** Registers the command. */
 export function registerPipeline(program: Command): void {
-  program
+  const cmd = program
     .command("pipeline")
     .description("LoRA-drop end to end: sample, short LoRA, profile, select, fine-tune with shared layers, compare, report")
     .requiredOption("--model <dir>", "base model folder (Hugging Face layout)")
@@ -75,9 +77,9 @@ export function registerPipeline(program: Command): void {
     .option("--warmup-steps <n>", "linear warm-up steps", nonNegIntArg, 0)
     .option("--seed <n>", "seed of the sample, the split, the LoRA init and the data order", nonNegIntArg, 42)
     .option("--profile-examples <n>", "sampled examples profiled at most", intArg, 64)
-    .option("--no-compare", "skip the full-LoRA run used for the comparison")
-    .addOption(deviceOption())
-    .option("--threads <n>", "CPU threads", threadsArg)
+    .option("--no-compare", "skip the full-LoRA run used for the comparison");
+  addLaunchOptions(addEngineOptions(cmd))
+    .option("--threads <n>", "CPU threads (per process)", threadsArg)
     .option("--force", "replace the output folder if it exists")
     .option("--quiet", "print only errors")
     .option("--verbose", "log details")
@@ -92,13 +94,17 @@ export function registerPipeline(program: Command): void {
         bar = terminalProgress(e.phase, false);
       };
       try {
-        const report = await runPipeline({
+        const report = await runPipelineOnNode({
           modelDir: o.model, dataPath: o.data, outDir: o.out, sampleFraction: o.sampleFraction ?? o.alpha, threshold: o.threshold, keep: o.keep, perModule: o.perModule === true,
           stratifyBy: o.stratifyBy, evalFraction: o.evalFraction, r: o.r, loraAlpha: o.loraAlpha, targets: o.targets, steps: o.steps,
           sampleSteps: o.sampleSteps, lr: o.lr, batchSize: o.batchSize, maxTokens: o.maxTokens ?? o.maxLength, warmupSteps: o.warmupSteps, seed: o.seed,
-          device: o.device, threads: o.threads, profileExamples: o.profileExamples, compare: o.compare, force: o.force === true,
+          ...engineArgs(o), ...launchArgs(o), threads: o.threads, profileExamples: o.profileExamples, compare: o.compare, force: o.force === true,
         }, { ...ctx, progress: { report: (u) => bar.report(u) }, onEvent });
         bar.stop();
+        if (isNodeOutcome(report)) {
+          if (!o.quiet) process.stdout.write(`${nodeDoneLine(report.nodeRank, report.out, "pipeline's output")}\n`);
+          return;
+        }
         if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
         else if (!o.quiet) process.stdout.write(`${pipelineSummary(report)}\n`);
       } finally {

@@ -3,12 +3,13 @@
  */
 import { Command, Option } from "commander";
 import * as path from "node:path";
-import { deviceOption, intArg, memoryBudgetOption, thresholdArg, threadsArg } from "./args";
+import { intArg, memoryBudgetOption, thresholdArg, threadsArg } from "./args";
+import { addEngineOptions, engineArgs } from "./engineArgs";
 import { profileToFile } from "../core/importance/profile";
 import { ProfileFile } from "../core/importance/profileSchema";
 import { rankByImportance } from "../core/importance/selection";
+import { profileRunLabel } from "../core/importance/profileSchema";
 import { terminalContext, pct } from "./terminal";
-import { DeviceChoice } from "../core/runtime/session";
 import { formatBytes, StreamChoice } from "../core/stream/memoryBudget";
 import { maxRssBytes } from "../core/stream/peakMemory";
 import { profileConclusion } from "../viewModel/profileSummary";
@@ -34,7 +35,7 @@ export function prunedName(adapter: string, threshold: number): string {
 
 /** Registers the command. */
 export function registerProfile(program: Command): void {
-  program
+  const cmd = program
     .command("profile")
     .description("measure each layer's LoRA output magnitude on a dataset (LoRA-drop importance)")
     .requiredOption("--model <dir>", "base model folder (Hugging Face layout)")
@@ -44,11 +45,11 @@ export function registerProfile(program: Command): void {
     .option("--max-examples <n>", "examples to profile", intArg, 64)
     .option("--max-tokens <n>", "tokens per example at most", intArg, 128)
     .option("--batch-size <n>", "sequences per run", intArg, 8)
-    .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "gradient", "weight"]).default("output"))
-    .addOption(deviceOption())
+    .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "gradient", "weight"]).default("output"));
+  addEngineOptions(cmd)
     .option("--threads <n>", "CPU threads", threadsArg)
     .addOption(memoryBudgetOption())
-    .addOption(new Option("--stream <mode>", "run the model block by block from its files (auto: when it does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
+    .addOption(new Option("--stream <mode>", "onnx engine: run the model block by block from its files (auto: when it does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
     .option("--threshold <t>", "the threshold T whose selection the closing summary describes", thresholdArg, 0.9)
     .option("--force", "overwrite an existing profile file")
     .option("--quiet", "no progress output")
@@ -58,13 +59,13 @@ export function registerProfile(program: Command): void {
       try {
         const profile = await profileToFile({
           modelDir: o.model, adapterDir: o.adapter, dataPath: o.data, maxExamples: o.maxExamples, maxTokens: o.maxTokens,
-          batchSize: o.batchSize, device: o.device as DeviceChoice, threads: o.threads, criterion: o.criterion,
+          batchSize: o.batchSize, ...engineArgs(o), threads: o.threads, criterion: o.criterion,
           memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice,
         }, o.out, o.force === true, ctx);
         ctx.done();
         if (!o.quiet) {
           process.stdout.write(`${summaryTable(profile)}\n`);
-          process.stdout.write(`device: ${profile.device}; ${profile.sequences.length} sequences, ${profile.timing.tokens} tokens, ${profile.timing.tokens_per_second.toFixed(0)} tok/s\n`);
+          process.stdout.write(`ran on: ${profileRunLabel(profile)}; ${profile.sequences.length} sequences, ${profile.timing.tokens} tokens, ${profile.timing.tokens_per_second.toFixed(0)} tok/s\n`);
           if (profile.timing.peak_rss_bytes) process.stdout.write(`peak memory: ${formatBytes(profile.timing.peak_rss_bytes)} sampled RSS, ${formatBytes(maxRssBytes())} max RSS of the process\n`);
           // The conclusion last, where the eye lands after a long table.
           process.stdout.write(`${profileConclusion(profile, o.threshold).join("\n")}\n`);

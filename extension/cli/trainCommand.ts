@@ -1,15 +1,17 @@
 /**
- * `lora-drop train`: LoRA fine-tuning on onnxruntime-node, writing a PEFT adapter folder. A progress bar shows the
- * step, loss, learning rate, tokens/s and ETA; Ctrl-C cancels between steps and writes nothing half-done.
+ * `lora-drop train`: LoRA fine-tuning on either engine (onnxruntime in this process, or PyTorch + PEFT in Python,
+ * on one process or several across machines), writing a PEFT adapter folder. A progress bar shows the step, loss,
+ * learning rate, tokens/s and ETA; Ctrl-C cancels between steps and writes nothing half-done.
  */
 import { Command, Option, InvalidArgumentError } from "commander";
 import { trainLora, TrainResult } from "../core/train/train";
 import { TRAIN_DEFAULTS } from "../core/train/settings";
 import { archModules, targetMatches } from "../core/models/arch";
-import { DeviceChoice } from "../core/runtime/session";
 import { LoraDropError } from "../core/util/errors";
+import { runLabel } from "../core/torch/engineChoice";
 import { terminalContext } from "./terminal";
-import { deviceOption, floatArg, formerOption, intArg, memoryBudgetOption, nonNegIntArg, threadsArg } from "./args";
+import { floatArg, formerOption, intArg, memoryBudgetOption, nonNegIntArg, threadsArg } from "./args";
+import { addEngineOptions, addLaunchOptions, engineArgs, launchArgs, nodeDoneLine } from "./engineArgs";
 import { StreamChoice } from "../core/stream/memoryBudget";
 import { SUPPORTED_ARCHITECTURES } from "../core/models/config";
 
@@ -32,13 +34,15 @@ export function layersArg(v: string): number[] {
   return list;
 }
 
-/** The lines printed after training. */
+/** The lines printed after training (on a node other than node 0: that it is done, and who writes). */
 export function trainSummary(r: TrainResult): string {
   const first = r.losses[0]?.loss;
+  const processes = r.worldSize && r.worldSize > 1 ? `, ${r.worldSize} processes` : "";
+  if (r.nodeRank) return `steps: ${r.steps}; loss ${r.finalLoss.toFixed(4)}; ran on: ${runLabel(r.device)}${processes}\n${nodeDoneLine(r.nodeRank, r.adapterDir, "adapter")}`;
   return [
     `trainable LoRA parameters: ${r.trainableParams.toLocaleString("en-US")}` +
       (r.headParams ? ` (plus the classification head: ${r.headParams.toLocaleString("en-US")} values, saved as modules_to_save)` : ""),
-    `steps: ${r.steps}; loss ${first !== undefined ? `${first.toFixed(4)} → ` : ""}${r.finalLoss.toFixed(4)}; device: ${r.device}; ${r.seconds.toFixed(1)} s`,
+    `steps: ${r.steps}; loss ${first !== undefined ? `${first.toFixed(4)} → ` : ""}${r.finalLoss.toFixed(4)}; ran on: ${runLabel(r.device)}${processes}; ${r.seconds.toFixed(1)} s`,
     `wrote ${r.adapterDir}`,
   ].join("\n");
 }
@@ -46,7 +50,7 @@ export function trainSummary(r: TrainResult): string {
 /** Registers the command. */
 export function registerTrain(program: Command): void {
   const d = TRAIN_DEFAULTS;
-  program
+  const cmd = program
     .command("train")
     .description("fine-tune a LoRA on a dataset and write a PEFT adapter folder")
     .requiredOption("--model <dir>", "base model folder (Hugging Face layout)")
@@ -74,12 +78,12 @@ export function registerTrain(program: Command): void {
     .option("--max-grad-norm <x>", "clip gradients to this global norm (0: no clipping)", floatArg, d.maxGradNorm)
     .option("--lora-dropout <p>", "dropout on the LoRA input during training", floatArg)
     .option("--seed <n>", "random seed (init, data order, dropout)", nonNegIntArg, d.seed)
-    .option("--freeze-head", "sequence classifiers: keep the classification head frozen (default: it trains with the LoRA, as PEFT's modules_to_save)")
-    .addOption(deviceOption())
-    .option("--threads <n>", "CPU threads", threadsArg)
-    .option("--prepack", "prepack the weights for the CPU's matrix kernels: faster steps, but the frozen weights are held twice")
+    .option("--freeze-head", "sequence classifiers: keep the classification head frozen (default: it trains with the LoRA, as PEFT's modules_to_save)");
+  addLaunchOptions(addEngineOptions(cmd))
+    .option("--threads <n>", "CPU threads (per process)", threadsArg)
+    .option("--prepack", "onnx engine: prepack the weights for the CPU's matrix kernels: faster steps, but the frozen weights are held twice")
     .addOption(memoryBudgetOption())
-    .addOption(new Option("--stream <mode>", "train block by block from the model files, recomputing activations (auto: when the model does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
+    .addOption(new Option("--stream <mode>", "onnx engine: train block by block from the model files, recomputing activations (auto: when the model does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
     .option("--checkpoint-every <n>", "write a checkpoint every N steps", nonNegIntArg, 0)
     .option("--checkpoint-dir <dir>", "checkpoint folder (default: <out>.checkpoint)")
     .option("--resume", "continue from the checkpoint, if there is one")
@@ -96,7 +100,7 @@ export function registerTrain(program: Command): void {
           r: o.r, loraAlpha: o.loraAlpha ?? o.alpha, targets: o.targets, useRslora: o.useRslora, loraDropout: o.loraDropout, sharedLayers: o.sharedLayers,
           epochs: o.epochs, steps: o.steps, lr: o.lr, batchSize: o.batchSize, gradAccum: o.gradAccum, maxTokens: o.maxTokens ?? o.maxLength,
           warmupSteps: o.warmup, schedule: o.schedule, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm, seed: o.seed,
-          device: o.device as DeviceChoice, threads: o.threads, prepack: o.prepack === true ? true : undefined, checkpointEvery: o.checkpointEvery, checkpointDir: o.checkpointDir,
+          ...engineArgs(o), ...launchArgs(o), threads: o.threads, prepack: o.prepack === true ? true : undefined, checkpointEvery: o.checkpointEvery, checkpointDir: o.checkpointDir,
           resume: o.resume === true, logFile: o.log, force: o.force === true,
           memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice, ...(o.freezeHead ? { trainHead: false } : {}),
         }, ctx);
@@ -107,3 +111,4 @@ export function registerTrain(program: Command): void {
       }
     });
 }
+

@@ -6,7 +6,7 @@
 import { isThreshold } from "../viewModel/protocol";
 import { UserError } from "./errorText";
 import type { AdapterFormat, PruneMode } from "../core/adapter/dropRecord";
-import { DEVICE_CHOICES, type DeviceChoice } from "../core/runtime/session";
+import { ENGINE_DEVICES, type EngineDevice } from "../core/torch/engineChoice";
 
 /** What a command was invoked with. */
 export interface Invocation {
@@ -23,7 +23,7 @@ export interface ProfileArgs {
   data?: string;
   maxExamples?: number;
   maxTokens?: number;
-  device?: DeviceChoice;
+  device?: EngineDevice;
   /** Open the panel when done (default true). */
   open?: boolean;
 }
@@ -95,7 +95,7 @@ export function profileArgs(o: Record<string, unknown>): ProfileArgs {
     ...opt(o, "data", isString),
     ...opt(o, "maxExamples", isPositiveInt),
     ...opt(o, "maxTokens", isPositiveInt),
-    ...opt(o, "device", (v): v is DeviceChoice => typeof v === "string" && (DEVICE_CHOICES as readonly string[]).includes(v)),
+    ...opt(o, "device", (v): v is EngineDevice => typeof v === "string" && (ENGINE_DEVICES as readonly string[]).includes(v)),
     ...opt(o, "open", isBoolean),
   };
 }

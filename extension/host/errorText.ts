@@ -13,6 +13,8 @@ export interface ErrorDescription {
   detail: string;
   /** True when the user cancelled: no error notification is due. */
   cancelled: boolean;
+  /** True when Python or a library of the torch engine is missing or too old (the notification offers the setting). */
+  missingDependency?: boolean;
 }
 
 /**
@@ -28,6 +30,7 @@ export function describeError(what: string, e: unknown, shortPath: (file: string
       message: cancelled ? `${what}: cancelled.` : `${what} failed: ${text}${where}`,
       detail: `[${e.code}] ${e.message}${where}${e.stack ? `\n${e.stack}` : ""}`,
       cancelled,
+      ...(e.code === "MISSING_DEPENDENCY" ? { missingDependency: true } : {}),
     };
   }
   if (e instanceof Error) {

@@ -95,13 +95,44 @@ export const MEMORY_BUDGET_PATTERN = "^\\s*(\\d+(\\.\\d+)?\\s*[kmgtKMGT]?([iI]?[
 
 /** The contributed settings, keyed by their full name. */
 export const SETTINGS = {
+  "loraDrop.engine": {
+    type: "string",
+    default: "onnx",
+    enum: ["onnx", "torch"],
+    enumDescriptions: [
+      "onnxruntime inside VS Code: nothing to install; CPU, WebGPU or CUDA.",
+      "PyTorch + transformers + PEFT in Python (the interpreter of `#loraDrop.pythonPath#`): for NVIDIA GPUs, Apple's MPS and large models.",
+    ],
+    scope: "machine-overridable",
+    markdownDescription: "Engine that profiles and trains. `torch` needs Python with torch, transformers and peft installed; see docs/engines.md.",
+  },
+  "loraDrop.pythonPath": {
+    type: "string",
+    default: "",
+    scope: "machine-overridable",
+    markdownDescription: "Python interpreter of the `torch` engine. Empty: the interpreter selected in the Python extension when it is installed, else `python3` on PATH.",
+  },
+  "loraDrop.dtype": {
+    type: "string",
+    default: "float32",
+    enum: ["float32", "bfloat16", "float16"],
+    enumDescriptions: ["Full precision (as the onnx engine).", "Half the memory; NVIDIA Ampere or newer, or the CPU.", "Half the memory; GPUs only."],
+    scope: "machine-overridable",
+    markdownDescription: "Precision of the base model in the `torch` engine (the LoRA weights stay float32).",
+  },
   "loraDrop.device": {
     type: "string",
     default: "auto",
-    enum: ["auto", "cuda", "webgpu", "cpu"],
-    enumDescriptions: ["CUDA if its provider is installed, else WebGPU, else CPU.", "NVIDIA GPU (CUDA 12).", "WebGPU (Dawn; Vulkan on Linux).", "CPU."],
+    enum: ["auto", "cuda", "webgpu", "mps", "cpu"],
+    enumDescriptions: [
+      "onnx: CUDA if its provider is installed, else WebGPU, else CPU. torch: CUDA, else MPS, else CPU.",
+      "NVIDIA GPU.",
+      "WebGPU (Dawn; Vulkan on Linux); onnx engine only.",
+      "Apple GPU (Metal); torch engine only.",
+      "CPU.",
+    ],
     scope: "machine-overridable",
-    markdownDescription: "Execution provider that runs the model.",
+    markdownDescription: "Where the model runs (`#loraDrop.engine#` decides which devices there are).",
   },
   "loraDrop.memoryBudget": {
     type: "string",

@@ -11,8 +11,9 @@ import type { Job, JobResults, TrainStep } from "../worker/jobProtocol";
 import type { HostLog } from "./log";
 import { containingRoot, outputFolderPath } from "./paths";
 import { ProgressTracker } from "./progressText";
-import { readSettings, type Settings } from "./settings";
+import { engineOf, readSettings, type Settings } from "./settings";
 import { milestoneContextKey, type Milestone } from "./walkthrough";
+import { choosePython, describePick, PYTHON_EXTENSION_ID } from "./pythonChoice";
 
 /** workspaceState key: adapter folder → the latest profile written for it. */
 const LATEST_PROFILES_KEY = "loraDrop.latestProfiles";
@@ -37,6 +38,18 @@ export class Services {
       this.log.warn(`settings: ${p}`);
     }
     return settings;
+  }
+
+  /**
+   * The engine fields of a job about `scope`: the engine of the settings and, for torch, its dtype and the
+   * interpreter (the pythonPath setting, else the Python extension's selection, else the engine's default).
+   */
+  async engineFields(scope?: string): Promise<ReturnType<typeof engineOf>> {
+    const settings = this.settings(scope);
+    if (settings.engine !== "torch") return engineOf(settings, undefined);
+    const pick = await choosePython(settings.pythonPath, vscode.extensions.getExtension(PYTHON_EXTENSION_ID), scope ? vscode.Uri.file(scope) : undefined);
+    this.log.info(`torch engine: Python ${describePick(pick)}`);
+    return engineOf(settings, pick.python);
   }
 
   /** Absolute paths of the workspace folders (local file system ones). */
@@ -123,8 +136,11 @@ export class Services {
     }
     this.log.error(d.detail);
     this.test.update((s) => s.errors.push(d.message));
-    void vscode.window.showErrorMessage(d.message, "Show log").then((choice) => {
+    // A missing interpreter or library is fixed by installing it or naming another interpreter: offer the setting.
+    const setPython = d.missingDependency ? ["Set Python path"] : [];
+    void vscode.window.showErrorMessage(d.message, ...setPython, "Show log").then((choice) => {
       if (choice === "Show log") this.log.show();
+      if (choice === "Set Python path") void vscode.commands.executeCommand("workbench.action.openSettings", "loraDrop.pythonPath");
     });
   }
 

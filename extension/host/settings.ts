@@ -5,12 +5,19 @@
 import { parseSize, type StreamChoice } from "../core/stream/memoryBudget";
 import { SETTINGS, SettingKey } from "./manifest";
 import type { AdapterFormat, PruneMode } from "../core/adapter/dropRecord";
-import type { DeviceChoice } from "../core/runtime/session";
-
+import type { EngineChoice, EngineDevice } from "../core/torch/engineChoice";
+import type { TorchDtype } from "../core/torch/protocol";
 
 /** The settings, typed and within range. */
 export interface Settings {
-  device: DeviceChoice;
+  /** The engine that profiles and trains. */
+  engine: EngineChoice;
+  /** The torch engine's interpreter; "" lets the host choose (pythonChoice.ts). */
+  pythonPath: string;
+  /** The torch engine's base-model precision. */
+  dtype: TorchDtype;
+  /** Where the model runs; a device the engine does not have is refused by the engine's own check. */
+  device: EngineDevice;
   /** Bytes a model run may use, or undefined for the engine's automatic budget (the setting is blank). */
   memoryBudget: number | undefined;
   /** Layer streaming: `auto` streams when the model does not fit the memory budget. */
@@ -58,9 +65,14 @@ export function readSettings(get: SettingGetter): { settings: Settings; problems
     Array.isArray(v) && v.length > 0 && v.every((m) => typeof m === "string" && /^[A-Za-z_][A-Za-z0-9_]*$/.test(m)) && new Set(v).size === v.length;
   const relativeFolder = (v: unknown): v is string => typeof v === "string" && isRelativeFolder(v);
   const size = (v: unknown): v is string => typeof v === "string" && (v.trim() === "" || memoryBudgetBytes(v) !== undefined);
+  // A path of some length, on one line: anything else cannot name an interpreter.
+  const interpreter = (v: unknown): v is string => typeof v === "string" && v.length <= 4096 && !/[\0\n\r]/.test(v);
   return {
     settings: {
-      device: pick("loraDrop.device", oneOf<DeviceChoice>("loraDrop.device")),
+      engine: pick("loraDrop.engine", oneOf<EngineChoice>("loraDrop.engine")),
+      pythonPath: pick("loraDrop.pythonPath", interpreter).trim(),
+      dtype: pick("loraDrop.dtype", oneOf<TorchDtype>("loraDrop.dtype")),
+      device: pick("loraDrop.device", oneOf<EngineDevice>("loraDrop.device")),
       memoryBudget: memoryBudgetBytes(pick("loraDrop.memoryBudget", size)),
       stream: pick("loraDrop.stream", oneOf<StreamChoice>("loraDrop.stream")),
       threshold: pick("loraDrop.threshold", fraction),
@@ -83,9 +95,19 @@ export function readSettings(get: SettingGetter): { settings: Settings; problems
   };
 }
 
-/** The memory-budget and streaming fields of a model-running job, from the settings (no budget field when automatic). */
-export function streamingOf(settings: Pick<Settings, "memoryBudget" | "stream">): { memoryBudget?: number; stream: StreamChoice } {
+/**
+ * The memory-budget and streaming fields of a model-running job, from the settings (no budget field when
+ * automatic). They bound the onnx engine's layer streaming: a torch job gets none (the torch engine refuses them).
+ */
+export function streamingOf(settings: Pick<Settings, "memoryBudget" | "stream" | "engine">): { memoryBudget?: number; stream?: StreamChoice } {
+  if (settings.engine === "torch") return {};
   return { ...(settings.memoryBudget !== undefined ? { memoryBudget: settings.memoryBudget } : {}), stream: settings.stream };
+}
+
+/** The engine fields of a job: the engine, and for torch its dtype and the interpreter the host chose (undefined: the engine's default). */
+export function engineOf(settings: Pick<Settings, "engine" | "dtype">, python: string | undefined): { engine: EngineChoice; dtype?: TorchDtype; python?: string } {
+  if (settings.engine !== "torch") return { engine: "onnx" };
+  return { engine: "torch", dtype: settings.dtype, ...(python ? { python } : {}) };
 }
 
 /** Bytes of a `loraDrop.memoryBudget` value (the engine's size grammar), or undefined when blank or not a size. */

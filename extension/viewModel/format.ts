@@ -1,4 +1,6 @@
 /** Number formatting for labels and readouts; pure so every view formats the same way. */
+import { profileRunLabel } from "../core/importance/profileSchema";
+import type { EngineChoice } from "../core/torch/engineChoice";
 
 /** The exact value as JavaScript prints it (shortest form that round-trips): used in tooltips and CSV. */
 export function exactValue(value: number): string {
@@ -33,9 +35,9 @@ export function bytesText(bytes: number): string {
   return `${u === 0 ? v : v.toFixed(2)} ${units[u]}`;
 }
 
-/** How the profile ran: "cpu · 1,234 tok/s · peak 3.34 GiB" (peak memory only when recorded). */
-export function runSummary(p: { device: string; timing: { tokens_per_second: number; peak_rss_bytes?: number } }): string {
-  const parts = [p.device, `${groupedInteger(Math.round(p.timing.tokens_per_second))} tok/s`];
+/** How the profile ran: "onnx cpu · 1,234 tok/s · peak 3.34 GiB", "torch cuda bfloat16 · …" (peak memory only when recorded). */
+export function runSummary(p: { device: string; engine?: EngineChoice; timing: { tokens_per_second: number; peak_rss_bytes?: number } }): string {
+  const parts = [profileRunLabel(p), `${groupedInteger(Math.round(p.timing.tokens_per_second))} tok/s`];
   if (p.timing.peak_rss_bytes !== undefined && p.timing.peak_rss_bytes > 0) parts.push(`peak ${bytesText(p.timing.peak_rss_bytes)}`);
   return parts.join(" · ");
 }

@@ -6,6 +6,7 @@
  * number must be finite, so rendering code can index without re-checking.
  */
 import { PROFILE_SCHEMA, PROFILE_VERSION, type ProfileFile } from "../core/importance/profileSchema";
+import { ENGINE_CHOICES } from "../core/torch/engineChoice";
 import {
   isArrayOf,
   isArrayOfLength,
@@ -38,6 +39,7 @@ export function profileProblem(x: unknown): string | undefined {
   if (!isBoundedString(x.created, PROFILE_LIMITS.textChars)) return "created is not a string";
   if (!isOneOf(x.criterion, ["output", "gradient", "weight"] as const)) return "criterion is unknown";
   if (!isBoundedString(x.device, PROFILE_LIMITS.textChars)) return "device is not a string";
+  if (x.engine !== undefined && !isOneOf(x.engine, ENGINE_CHOICES)) return "engine is unknown";
   const model = x.model;
   if (!isObject(model) || !isBoundedString(model.path, PROFILE_LIMITS.textChars) || !isBoundedString(model.architecture, PROFILE_LIMITS.textChars)) {
     return "model is malformed";

@@ -15,6 +15,9 @@ import type { PruneMode } from "../core/adapter/dropRecord";
 /** The options a job carries, as the engine names them: `Required` fields are always set by the host. */
 type JobFields<Options, Always extends keyof Options, Maybe extends keyof Options = never> = Required<Pick<Options, Always>> & Pick<Options, Maybe>;
 
+/** The engine fields a job may carry (absent: the onnx engine); the torch engine's run in one process from the extension. */
+type EngineFields = "engine" | "python" | "dtype";
+
 /** A profile run; the worker writes the profile file itself so the large JSON never crosses the pipe. */
 export type ProfileJob = {
   kind: "profile";
@@ -23,7 +26,7 @@ export type ProfileJob = {
   /** The threshold T whose selection the result's summary describes (the loraDrop.threshold setting). */
   threshold: number;
 }
-  & JobFields<ProfileOptions, "modelDir" | "adapterDir" | "dataPath" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream">;
+  & JobFields<ProfileOptions, "modelDir" | "adapterDir" | "dataPath" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream" | EngineFields>;
 
 /** A drop-and-share prune of an adapter using a saved profile; `force` replaces an existing output (the user confirmed). */
 export type PruneJob = { kind: "prune"; profilePath: string }
@@ -32,12 +35,12 @@ export type PruneJob = { kind: "prune"; profilePath: string }
 /** A LoRA training run: from `initAdapterDir` when given (its r, lora alpha and targets), else a fresh LoRA. */
 export type TrainJob = { kind: "train" }
   & JobFields<TrainOptions, "modelDir" | "dataPath" | "outDir" | "r" | "loraAlpha" | "targets" | "epochs" | "lr" | "batchSize" | "device" | "maxTokens" | "force",
-    "initAdapterDir" | "logFile" | "memoryBudget" | "stream">;
+    "initAdapterDir" | "logFile" | "memoryBudget" | "stream" | EngineFields>;
 
 /** The whole LoRA-drop pipeline (sample, short training, profile, select, fine-tune, report). Always "share". */
 export type PipelineJob = { kind: "pipeline" }
   & JobFields<PipelineOptions, "modelDir" | "dataPath" | "outDir" | "threshold" | "sampleFraction" | "r" | "loraAlpha" | "targets" | "lr" | "batchSize" | "device" | "maxTokens" | "force",
-    "memoryBudget" | "stream">;
+    "memoryBudget" | "stream" | EngineFields>;
 
 /** A demo workspace (tiny model, trained adapter, dataset) written into `dir`, which must be new or empty. */
 export type DemoJob = { kind: "demo"; dir: string };

@@ -3,12 +3,14 @@
  * crosses a process boundary: a crafted or corrupted one must end in a typed error, not in a crash or in garbage
  * (a string where the engine expects a number) reaching the engine. Ranges the engine checks itself (threshold,
  * learning rate…) are left to it, so its messages stay the ones users see; only types are checked here, plus
- * the fields the engine takes as given (the memory budget, the streaming choice, the device).
+ * the fields the engine takes as given (the memory budget, the streaming choice, the device, the engine and its
+ * interpreter and dtype; which device and options go with which engine is the engine's own check).
  * Pure: no `vscode`; the allowed values come from the engine's own lists.
  */
 import type { Job } from "./jobProtocol";
-import { DEVICE_CHOICES } from "../core/runtime/session";
 import { STREAM_CHOICES } from "../core/stream/memoryBudget";
+import { ENGINE_CHOICES, ENGINE_DEVICES } from "../core/torch/engineChoice";
+import { TORCH_DTYPES } from "../core/torch/protocol";
 import { ADAPTER_FORMATS, PRUNE_MODES } from "../core/adapter/dropRecord";
 
 /** What is wrong with a job: the field and a sentence about it. */
@@ -41,12 +43,17 @@ const count: Check = (v) => (typeof v === "number" && Number.isSafeInteger(v) &&
 const flag: Check = (v) => (typeof v === "boolean" ? undefined : "true or false");
 const texts: Check = (v) => (Array.isArray(v) && v.every((s) => typeof s === "string") ? undefined : "a list of strings");
 const oneOf = (...values: readonly string[]): Check => (v) => (typeof v === "string" && values.includes(v) ? undefined : `one of ${values.join(", ")}`);
-const device = oneOf(...DEVICE_CHOICES);
+const device = oneOf(...ENGINE_DEVICES);
 const streamChoice = oneOf(...STREAM_CHOICES);
+const engine = oneOf(...ENGINE_CHOICES);
+const dtype = oneOf(...TORCH_DTYPES);
 
 /** A field that may be absent (checked when present). */
 interface Optional { optional: Check }
 const optional = (check: Check): Optional => ({ optional: check });
+
+/** The checks of the engine fields every model-running job may carry. */
+const ENGINE_CHECKS = { engine: optional(engine), python: optional(text), dtype: optional(dtype) } as const;
 
 /**
  * The checks of one job kind, derived from its type: every field has one, and exactly the fields that may be
@@ -57,16 +64,18 @@ type FieldChecks<J> = { [F in Exclude<keyof J, "kind">]-?: undefined extends J[F
 const FIELDS: { [K in Job["kind"]]: FieldChecks<Extract<Job, { kind: K }>> } = {
   profile: {
     modelDir: text, adapterDir: text, dataPath: text, maxExamples: count, maxTokens: count, device, outFile: text, threshold: number,
-    memoryBudget: optional(count), stream: optional(streamChoice),
+    memoryBudget: optional(count), stream: optional(streamChoice), ...ENGINE_CHECKS,
   },
   prune: { adapterDir: text, profilePath: text, threshold: number, mode: oneOf(...PRUNE_MODES), format: oneOf(...ADAPTER_FORMATS), outDir: text, force: flag },
   train: {
     modelDir: text, dataPath: text, outDir: text, initAdapterDir: optional(text), r: count, loraAlpha: number, targets: texts, epochs: count, lr: number,
     batchSize: count, device, maxTokens: count, logFile: optional(text), force: flag, memoryBudget: optional(count), stream: optional(streamChoice),
+    ...ENGINE_CHECKS,
   },
   pipeline: {
     modelDir: text, dataPath: text, outDir: text, threshold: number, sampleFraction: number, r: count, loraAlpha: number, targets: texts, lr: number,
     batchSize: count, device, maxTokens: count, force: flag, memoryBudget: optional(count), stream: optional(streamChoice),
+    ...ENGINE_CHECKS,
   },
   demo: { dir: text },
 };

@@ -6,12 +6,17 @@
 - peft 0.7: use_rslora, rank_pattern and alpha_pattern, PeftModel.from_pretrained(config=...), per-adapter
   lora_A / lora_B / scaling dictionaries on LoRA layers.
 - safetensors 0.3: safetensors.torch.save_file / load_file.
+- transformers 5 works only with peft 0.18 or newer (transformers' own integration requires it; older PEFT fails
+  inside its imports of transformers), so that pairing is checked too.
 """
 import importlib
 import re
 import sys
 
 from .errors import EngineError
+
+#: (transformers release from which, peft release it needs)
+PEFT_FOR_TRANSFORMERS = [((5,), (0, 18))]
 
 #: (import name, minimum release, pip name)
 REQUIRED = [
@@ -32,6 +37,7 @@ def check():
     """Imports each library and checks its version; raises MISSING_DEPENDENCY naming what to install."""
     found = {}
     for name, minimum, pip_name in REQUIRED:
+        minimum, why = minimum_for(name, minimum, found)
         want = ".".join(str(p) for p in minimum)
         install = f"{sys.executable} -m pip install '{pip_name}>={want}'"
         try:
@@ -43,7 +49,16 @@ def check():
         version = getattr(module, "__version__", "0")
         if release(version) < minimum:
             raise EngineError("MISSING_DEPENDENCY",
-                              f"{name} {version} is too old for the torch engine (needs {want} or newer); "
+                              f"{name} {version} is too old for the torch engine (needs {want} or newer{why}); "
                               f"upgrade it with: {install}")
         found[name] = str(version)
     return found
+
+
+def minimum_for(name, minimum, found):
+    """The minimum release of `name` given the libraries found so far, and why it is higher than the engine's own."""
+    if name == "peft" and "transformers" in found:
+        for since, needs in PEFT_FOR_TRANSFORMERS:
+            if release(found["transformers"]) >= since and needs > minimum:
+                return needs, f" with transformers {found['transformers']}"
+    return minimum, ""

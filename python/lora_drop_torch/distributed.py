@@ -6,6 +6,9 @@ loss is its share's sum of loss terms divided by the WHOLE step's number of term
 ranks (one all-reduce per optimiser step) gives exactly one process's gradient for the same global batch. This is
 what DistributedDataParallel computes, done once per step by hand: a rank's share of a micro-batch may be empty
 (a short last batch), which DDP's per-backward hooks cannot express.
+
+Every rank holds the whole model. `accelerate launch` with an FSDP or DeepSpeed configuration would let each rank
+believe its model is sharded while it is not, so such a launch is refused rather than run as plain data parallelism.
 """
 import math
 import os
@@ -13,6 +16,10 @@ import os
 import torch
 
 from .errors import EngineError
+
+
+#: Variables `accelerate launch` sets for a sharded run, and what each names.
+SHARDING_VARIABLES = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
 
 
 class World:
@@ -33,7 +40,19 @@ class World:
             raise EngineError("INVALID_ARGUMENT", "WORLD_SIZE, RANK and LOCAL_RANK must be integers", field="WORLD_SIZE")
         if size < 1 or not 0 <= rank < size:
             raise EngineError("INVALID_ARGUMENT", f"RANK {rank} is not within WORLD_SIZE {size}", field="RANK")
+        for var, what in SHARDING_VARIABLES.items():
+            if os.environ.get(var, "").lower() == "true":
+                raise EngineError("INVALID_ARGUMENT", f"accelerate was configured for {what}, which the torch engine "
+                                  "does not run: it trains data-parallel, every process holding the whole model. "
+                                  "Launch with a plain multi-GPU accelerate configuration (or --launcher local or "
+                                  "torchrun); a model too big for one GPU needs dtype bfloat16 or a larger GPU",
+                                  field="launcher")
         return World(rank, size, local)
+
+    @property
+    def answers(self):
+        """True for the process that answers for its node (local rank 0)."""
+        return self.local_rank == 0
 
     def init(self, device):
         """Joins the process group (env:// rendezvous) when there is more than one process."""
@@ -71,6 +90,18 @@ class World:
             g.copy_(flat[offset:offset + n].view_as(g))
             offset += n
         return float(flat[-1])
+
+    def sum_values(self, values):
+        """Every rank's list of floats summed element-wise (the same list on every rank)."""
+        if self.size == 1:
+            return list(values)
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64)
+        if dist.get_backend() == "nccl":
+            t = t.cuda()
+        dist.all_reduce(t)
+        return [float(x) for x in t.cpu()]
 
     def gather(self, obj):
         """Every rank's `obj`, on every rank (small objects: the random generators' states)."""

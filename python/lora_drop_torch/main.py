@@ -50,13 +50,13 @@ def run(req, versions, held):
     """Dispatches a checked request; puts the data-parallel World in `held` for main() to close."""
     import torch
 
-    from . import profile, train
+    from . import evaluate, profile, train
     from .distributed import World
     from .modeling import DTYPES, resolve_device, resolve_dtype
 
     world = World.from_env()
     held["world"] = world
-    protocol.set_rank(world.rank)
+    protocol.set_rank(world.rank, world.answers)
     threads = req.get("threads", int, required=False)
     if threads:
         torch.set_num_threads(threads)
@@ -66,13 +66,28 @@ def run(req, versions, held):
                  f"{device} {str(dtype).split('.')[-1]}" + (f", rank {world.rank} of {world.size}" if world.size > 1
                                                             else ""))
     command = req.choice("command", request.COMMANDS)
-    if command == "profile":
+    if command in ("profile", "evaluate"):
         if world.size > 1:
-            raise EngineError("INVALID_ARGUMENT", "profile runs in one process; start it without WORLD_SIZE > 1",
+            raise EngineError("INVALID_ARGUMENT", f"{command} runs in one process; start it without WORLD_SIZE > 1",
                               field="WORLD_SIZE")
-        result = profile.run(req, device, dtype)
+        result = (profile if command == "profile" else evaluate).run(req, device, dtype)
     else:
         world.init(device)
         result = train.run(req, device, dtype, world)
+    result.update(peak_memory(device))
     protocol.send(result)
     return EXIT_DONE
+
+
+def peak_memory(device):
+    """This process's peak memory for the result line: resident bytes (Linux reports KiB, macOS bytes), and on
+    CUDA the most the device's allocator held."""
+    import resource
+
+    import torch
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {"peakRssBytes": int(rss if sys.platform == "darwin" else rss * 1024)}
+    if device.type == "cuda":
+        out["gpuPeakBytes"] = int(torch.cuda.max_memory_allocated(device))
+    return out

@@ -150,7 +150,11 @@ def loss_sum(model, batch, task):
     """The sum of the batch's cross-entropy terms, in float32: over its target tokens (causal LM, token t predicted
     from t-1), or over its examples' labels (sequence classification). Callers divide by the number of terms of the
     whole optimiser step, as the onnx engine does."""
-    logits = model(**batch.model_inputs(task)).logits.float()
+    return loss_of_logits(model(**batch.model_inputs(task)).logits.float(), batch, task)
+
+
+def loss_of_logits(logits, batch, task):
+    """loss_sum's cross-entropy terms summed, from the model's float32 logits."""
     if task == "seq-cls":
         if batch.labels is None:
             raise EngineError("DATASET_INVALID", "an example has no label; a sequence classifier needs one", field="label")

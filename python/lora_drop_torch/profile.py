@@ -73,13 +73,15 @@ def weight_norms(pairs):
 
 
 def output_norms(peft_model, pairs, batches, examples, task, pad, device):
-    """Per-token ‖s·B·A·x‖² of every LoRA module over the batches (padding excluded), and their sums."""
+    """Per-token ‖s·B·A·x‖² of every LoRA module over the batches (padding excluded), and their sums. The sums stay
+    on the device and each batch's norms come to the host in one copy: a GPU is synchronised once per batch, not
+    once per module."""
     offsets, total = {}, 0
     for e in examples:
         offsets[id(e)] = total
         total += len(e.ids)
-    norms = [torch.zeros(total, dtype=torch.float32) for _ in pairs]
-    raw = [0.0] * len(pairs)
+    norms = torch.zeros((len(pairs), total), dtype=torch.float32)
+    raw = torch.zeros(len(pairs), dtype=torch.float64, device=device)
     captured = {}
 
     def hook(i, scale):
@@ -99,20 +101,19 @@ def output_norms(peft_model, pairs, batches, examples, task, pad, device):
                 batch = Batch(group, pad, device)
                 captured.clear()
                 backbone(**batch.model_inputs(task))
-                mask = batch.attention_mask.bool()
-                for i in range(len(pairs)):
-                    v = captured[i]
-                    raw[i] += float(v[mask].double().sum())
-                    rows = v.cpu()
-                    for b, e in enumerate(group):
-                        n = len(e.ids)
-                        norms[i][offsets[id(e)]:offsets[id(e)] + n] = rows[b, :n]
+                stacked = torch.stack([captured[i] for i in range(len(pairs))])
+                raw += (stacked * batch.attention_mask.unsqueeze(0)).double().sum(dim=(1, 2))
+                rows = stacked.cpu()
+                for b, e in enumerate(group):
+                    n = len(e.ids)
+                    norms[:, offsets[id(e)]:offsets[id(e)] + n] = rows[:, b, :n]
                 done += batch.tokens
                 protocol.progress(done, total, f"{done}/{total} tokens (output criterion)")
     finally:
         for h in handles:
             h.remove()
-    return raw, norms
+    # Separate tensors: safetensors refuses to save views that share one storage.
+    return raw.tolist(), [row.clone() for row in norms]
 
 
 def gradient_norms(peft_model, pairs, batches, task, pad, device):

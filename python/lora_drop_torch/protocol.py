@@ -2,8 +2,9 @@
 
 stdout belongs to the protocol alone: at start the real stdout is duplicated for the channel and file descriptor 1
 is pointed at stderr, so prints, library warnings and native code that writes to stdout all land on stderr. Every
-answer is one JSON object on one line, flushed at once. Only rank 0 of a data-parallel run answers, except errors,
-which every rank reports (with its rank) so a failure on any process reaches the user.
+answer is one JSON object on one line, flushed at once. In a data-parallel run the first process of each node (local
+rank 0) answers, since each node's Node side goes on with the result (only node 0 writes files); errors are
+reported by every rank (with its rank) so a failure on any process reaches the user.
 """
 import json
 import os
@@ -13,6 +14,7 @@ from . import signals
 
 _out = None
 _rank = 0
+_answers = True
 
 
 def open_channel():
@@ -24,15 +26,15 @@ def open_channel():
     _out = os.fdopen(fd, "w", encoding="utf-8", buffering=1)
 
 
-def set_rank(rank):
-    """Sets this process's data-parallel rank (only rank 0 sends anything but errors)."""
-    global _rank
-    _rank = rank
+def set_rank(rank, answers):
+    """Sets this process's data-parallel rank, and whether it answers (local rank 0) or sends errors only."""
+    global _rank, _answers
+    _rank, _answers = rank, answers
 
 
 def send(obj, every_rank=False):
     """Writes one answer line; NaN/Inf are refused (they are not JSON) and must be turned into errors first."""
-    if _rank != 0 and not every_rank:
+    if not _answers and not every_rank:
         return
     line = json.dumps(obj, allow_nan=False, separators=(",", ":"))
     out = _out or sys.__stdout__

@@ -4,7 +4,7 @@ import json
 from . import PROTOCOL_VERSION
 from .errors import EngineError
 
-COMMANDS = ("profile", "train")
+COMMANDS = ("profile", "train", "evaluate")
 
 
 class Request:

@@ -8,8 +8,14 @@
 - LoRA-drop's shared layers use ONE nn.Parameter pair per module, bound before the optimiser is built.
 - Only LoRA dropout is stochastic: the base model runs in eval mode, as in the onnx engine.
 - The output is a safetensors file of the trained tensors (`{param}.A`, `{param}.B`, `head.{weight name}`, float32)
-  that the Node side writes as the adapter; nothing is written when the loss or the weights stop being finite.
+  that the Node side writes as the adapter; nothing is written when the loss or the weights stop being finite. The
+  first process of every node writes it to its own node's output folder: each node's Node side goes on with it
+  (the pipeline's next phases), and only node 0's writes the adapter.
+- With `evalBatches`, the mean loss over those batches with the trained values and dropout off follows (the
+  pipeline's loss on the training set), shared over the ranks like the training batches.
 """
+import hashlib
+import json
 import math
 import os
 import time
@@ -39,6 +45,7 @@ def run(req, device, dtype, world):
     if total == 0:
         raise EngineError("INVALID_ARGUMENT", "the step plan is empty", req.path, "plan")
     seed = req.get("seed", int, 42)
+    same_run_everywhere(req, plan, world)
     init_dir = req.get("initAdapter", str, required=False)
     source = init_dir or req.path
     pad = req.get("padTokenId", int, 0)
@@ -109,7 +116,9 @@ def run(req, device, dtype, world):
             g["lr"] = lr
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        bad = next((k for k, p in named if not bool(torch.isfinite(p).all())), None)
+        # One device-to-host sync for every tensor at once; which one went bad is looked up only when one did.
+        finite = bool(torch.stack([torch.isfinite(p).all() for _, p in named]).all())
+        bad = None if finite else next(k for k, p in named if not bool(torch.isfinite(p).all()))
         if bad:
             raise EngineError("NUMERICAL", f"step {n}: {bad} is not finite after the update; lower the learning rate",
                               req.get("data", str, req.path), "step")
@@ -122,16 +131,58 @@ def run(req, device, dtype, world):
                             {"step": n, "totalSteps": total, "fingerprint": fingerprint, "losses": losses,
                              "tokens": tokens, "adamStep": n})
 
+    eval_batches = req.get("evalBatches", list, required=False)
+    final_eval = None
+    if eval_batches is not None:
+        for _, m in pairs:
+            m.lora_dropout.eval()
+        final_eval = mean_loss(peft_model, [[examples[i] for i in g] for g in eval_batches], task, pad, device, world)
     trained = {k: p.detach().float() for k, p in named}
     out_file = os.path.join(req.get("outputDir", str), "tensors.safetensors")
-    if world.rank == 0:
+    if world.answers:
         save_tensors(out_file, trained)
     world.barrier()
     lora_count = sum(p.numel() for k, p in named if not k.startswith("head."))
-    return {"type": "result", "command": "train", "device": device.type, "dtype": str(dtype).split(".")[-1],
-            "tensorsFile": out_file, "steps": total, "losses": losses, "tokens": tokens,
-            "trainableParams": lora_count, "headParams": sum(p.numel() for p in head.values()),
-            "worldSize": world.size}
+    result = {"type": "result", "command": "train", "device": device.type, "dtype": str(dtype).split(".")[-1],
+              "tensorsFile": out_file, "steps": total, "losses": losses, "tokens": tokens,
+              "trainableParams": lora_count, "headParams": sum(p.numel() for p in head.values()),
+              "worldSize": world.size}
+    if final_eval is not None:
+        result["finalEvalLoss"] = final_eval
+    return result
+
+
+def mean_loss(model, groups, task, pad, device, world):
+    """The mean loss over every loss term of `groups`, no gradients; each rank computes its share of each group."""
+    total = sum(count_targets(g, task) for g in groups)
+    if total == 0:
+        raise EngineError("DATASET_EMPTY", "no example has a token to predict", field="evalBatches")
+    summed = 0.0
+    with torch.no_grad():
+        for group in groups:
+            mine = world.share(group)
+            if mine and count_targets(mine, task) > 0:
+                summed += float(loss_sum(model, Batch(mine, pad, device), task))
+    summed = world.sum_values([summed])[0]
+    if not math.isfinite(summed):
+        raise EngineError("NUMERICAL", f"the loss over the training examples is {summed} after training",
+                          field="finalEval")
+    return summed / total
+
+
+def same_run_everywhere(req, plan, world):
+    """Refuses a data-parallel run whose processes were given different LoRA structures or step plans (different
+    commands or files on different nodes; in a pipeline, nodes whose profiles chose different layers): their
+    gradient exchanges would not match, and they would hang or sum unrelated values."""
+    if world.size == 1:
+        return
+    what = json.dumps([req.get("loras", list), plan, req.get("seed", int, 42)], sort_keys=True)
+    digests = world.gather(hashlib.sha256(what.encode("utf-8")).hexdigest())
+    if len(set(digests)) > 1:
+        raise EngineError("INVALID_ARGUMENT", "the processes of this run were given different LoRA structures or "
+                          "step plans; run the same command on the same files on every node (in a pipeline, the "
+                          "nodes' profiles chose different layers: give every node the same hardware and software)",
+                          req.path, "loras")
 
 
 def resume_from(ck_dir, fingerprint, named, optimizer, world, device, total):

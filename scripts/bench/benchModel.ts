@@ -133,3 +133,4 @@ export function passFlops(cfg: ModelConfig, p: PassShape): number {
   const head = p.lmHead ? 2 * M * H * cfg.vocabSize : 0;
   return full * (p.layers - 1) + lastLayer + head;
 }
+

@@ -12,6 +12,7 @@ import { LoraDropError } from "../util/errors";
 import { normalise } from "./selection";
 import { PROFILE_DEFAULTS, type ProfileOptions } from "./options";
 import { PROFILE_SCHEMA, PROFILE_VERSION, type Criterion, type ProfileFile } from "./profileSchema";
+import type { EngineChoice } from "../torch/engineChoice";
 
 /** The model, adapter and examples of a profile run. */
 export interface ProfileInputs {
@@ -51,6 +52,8 @@ export interface MeasuredImportance {
   adapter: Adapter;
   examples: TokenizedExample[];
   criterion: Criterion;
+  /** The engine that measured (default onnx). */
+  engine?: EngineChoice;
   device: string;
   /** Raw importance per module and layer. */
   perModuleRaw: Record<string, number[]>;
@@ -77,6 +80,7 @@ export function assembleProfile(m: MeasuredImportance): ProfileFile {
     created: new Date().toISOString(),
     criterion: m.criterion,
     device: m.device,
+    engine: m.engine ?? "onnx",
     model: { path: path.resolve(m.opts.modelDir), architecture: cfg.architecture, num_layers: L, hidden_size: cfg.hiddenSize, vocab_size: cfg.vocabSize },
     adapter: {
       path: path.resolve(m.opts.adapterDir), r: m.adapter.config.r, lora_alpha: m.adapter.config.loraAlpha, target_modules: modules,

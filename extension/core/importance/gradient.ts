@@ -8,7 +8,7 @@
 import { batchesOf, makeBatch } from "../data/batch";
 import { slotOf } from "../runtime/loraRunner";
 import { assembleProfile, loadProfileInputs, zeroTable } from "./assemble";
-import { PROFILE_DEFAULTS, type ProfileOptions } from "./options";
+import { PROFILE_DEFAULTS, type OnnxProfileOptions } from "./options";
 import { ProfileFile } from "./profileSchema";
 import { RunContext } from "../util/progress";
 import { LoraDropError, throwIfCancelled } from "../util/errors";
@@ -18,7 +18,7 @@ import { withAdapterHead } from "../adapter/adapterHead";
 import { ownParam } from "../adapter/loraModule";
 
 /** Profiles an adapter with the gradient criterion. */
-export async function profileGradient(opts: ProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
+export async function profileGradient(opts: OnnxProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
   const started = Date.now();
   // A sequence classifier's loss goes through the head the adapter saved (modules_to_save), as training did.
   const { model, adapter, examples } = loadProfileInputs(opts, (base, a) => (isEncoder(base.config.architecture) ? withAdapterHead(base, a) : base));

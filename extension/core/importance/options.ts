@@ -3,13 +3,15 @@
  */
 import type { DeviceChoice } from "../runtime/session";
 import type { StreamChoice, StreamPlan } from "../stream/memoryBudget";
+import type { EngineDevice } from "../torch/engineChoice";
+import type { EngineOptions } from "../torch/engineOptions";
 import type { Criterion } from "./profileSchema";
 
 /** Defaults of the optional fields. */
 export const PROFILE_DEFAULTS = { maxExamples: 64, maxTokens: 128, batchSize: 8 } as const;
 
-/** What to profile and how. */
-export interface ProfileOptions {
+/** What to profile and how, on either engine (the engine's own fields: EngineOptions). */
+export interface ProfileOptions extends EngineOptions {
   modelDir: string;
   adapterDir: string;
   dataPath: string;
@@ -19,14 +21,19 @@ export interface ProfileOptions {
   maxTokens?: number;
   /** Sequences per session run (default 8). */
   batchSize?: number;
-  device?: DeviceChoice;
+  /** Where the model runs (`auto`: the engine picks); each engine has its own devices (DEVICES_OF). */
+  device?: EngineDevice;
+  /** CPU threads (onnxruntime's intra-op threads, or torch's). */
   threads?: number;
   /** `output` (LoRA-drop, default), `weight` (||s·B·A||_F²) or `gradient` (||∂L/∂A||² + ||∂L/∂B||², training graph). */
   criterion?: Criterion;
-  /** Bytes the streamed working set may use (default: half the available memory). */
+  /** onnx: bytes the streamed working set may use (default: half the available memory). */
   memoryBudget?: number;
-  /** Run layer blocks one after another from the shards (`auto`: when the float32 model exceeds the budget). */
+  /** onnx: run layer blocks one after another from the shards (`auto`: when the float32 model exceeds the budget). */
   stream?: StreamChoice;
   /** Called once the streaming decision is made (the CLI prints it). */
   onPlan?: (plan: StreamPlan) => void;
 }
+
+/** ProfileOptions as the onnx engine's criteria take them: with one of its devices. */
+export type OnnxProfileOptions = ProfileOptions & { device?: DeviceChoice };

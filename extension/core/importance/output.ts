@@ -11,11 +11,11 @@ import { defaultMemoryBudget, describePlan, planStreaming, STREAMED_ARCHITECTURE
 import { streamedLoraNorms } from "../stream/streamForward";
 import { PeakRss } from "../stream/peakMemory";
 import { assembleProfile, assertFiniteNorms, loadProfileInputs, zeroTable } from "./assemble";
-import { PROFILE_DEFAULTS, type ProfileOptions } from "./options";
+import { PROFILE_DEFAULTS, type OnnxProfileOptions } from "./options";
 import type { ProfileFile } from "./profileSchema";
 
 /** Profiles an adapter with the output criterion; the profile holds every token's norms. */
-export async function profileOutput(opts: ProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
+export async function profileOutput(opts: OnnxProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
   const started = Date.now();
   const { model, adapter, examples } = loadProfileInputs(opts);
   const L = model.config.numLayers;

@@ -4,6 +4,7 @@
  */
 import { LoraDropError, describeValue } from "../util/errors";
 import { ProfileFile, PROFILE_CRITERIA, PROFILE_SCHEMA, PROFILE_VERSION } from "./profileSchema";
+import { ENGINE_CHOICES } from "../torch/engineChoice";
 import { writeFileAtomic } from "../io/atomicWrite";
 import { readRegularText } from "../io/regularFile";
 
@@ -19,6 +20,8 @@ export function validateProfile(raw: unknown, file = "profile"): ProfileFile {
   const p = raw as Partial<ProfileFile>;
   if (p.schema !== PROFILE_SCHEMA) bad(`not a LoRA-drop profile (schema ${describeValue(p.schema)})`, "schema");
   if (p.version !== PROFILE_VERSION) bad(`profile version ${describeValue(p.version)} is not supported (this version reads ${PROFILE_VERSION})`, "version");
+  // Files written before the field existed have none, and are onnx profiles.
+  if (p.engine !== undefined && !(ENGINE_CHOICES as readonly unknown[]).includes(p.engine)) bad(`engine ${describeValue(p.engine)} is not one of ${ENGINE_CHOICES.join(", ")}`, "engine");
   if (!Array.isArray(p.layers) || !p.layers.every((l) => Number.isInteger(l))) bad("layers must be a list of integers", "layers");
   if (!Array.isArray(p.modules) || !p.modules.every((m) => typeof m === "string")) bad("modules must be a list of names", "modules");
   if (new Set(p.modules).size !== p.modules!.length) bad("modules must not repeat a name", "modules");

@@ -10,6 +10,8 @@ export const PROFILE_SCHEMA = "lora-drop.profile";
 /** The version of the profile format this code writes and reads. */
 export const PROFILE_VERSION = 1;
 
+import { engineLabel, type EngineChoice } from "../torch/engineChoice";
+
 /** The importance criteria. `output` is LoRA-drop's. */
 export const PROFILE_CRITERIA = ["output", "gradient", "weight"] as const;
 /** How layer importance was measured. */
@@ -46,8 +48,10 @@ export interface ProfileFile {
   /** ISO time the profile was written. */
   created: string;
   criterion: Criterion;
-  /** The execution provider that ran the session: "cpu", "cuda" or "webgpu". */
+  /** Where it ran: the onnx engine's execution provider ("cpu", "cuda", "webgpu"), or "torch <device> <dtype>" ("torch cuda bfloat16"). */
   device: string;
+  /** The engine that measured it (absent in files written before there were two engines: those are onnx). */
+  engine?: EngineChoice;
   model: {
     path: string;
     architecture: string;
@@ -87,4 +91,15 @@ export interface ProfileFile {
     /** Highest resident memory sampled during the run, in bytes (absent in older files). */
     peak_rss_bytes?: number;
   };
+}
+
+/** The engine of a profile: its `engine` field, or onnx for files written before the field existed. */
+export function profileEngine(p: Pick<ProfileFile, "engine">): EngineChoice {
+  return p.engine ?? "onnx";
+}
+
+/** The engine and device a profile ran on, as one label: "onnx cpu", "torch cuda bfloat16". */
+export function profileRunLabel(p: Pick<ProfileFile, "engine" | "device">): string {
+  const engine = profileEngine(p);
+  return p.device.startsWith(`${engine} `) ? p.device : engineLabel(engine, p.device);
 }

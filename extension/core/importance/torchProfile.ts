@@ -6,30 +6,34 @@
  */
 import * as path from "node:path";
 import { loadHfModel } from "../models/hfModel";
-import { Adapter, loadAdapter, moduleName, writeAdapter } from "../adapter/peftAdapter";
+import { Adapter, loadAdapter, moduleName } from "../adapter/peftAdapter";
+import { peftFolderFor } from "../torch/peftFolder";
 import { batchesOf } from "../data/batch";
 import { Criterion, ProfileFile } from "./profileSchema";
 import { readSafetensorsIndex, readTensorF32 } from "../io/safetensors";
 import { LoraDropError } from "../util/errors";
 import { RunContext } from "../util/progress";
-import { runTorchEngine, TorchEngineOptions, withWorkDir } from "../torch/engineProcess";
+import { runTorchEngine, withWorkDir } from "../torch/engineProcess";
+import { engineLabel } from "../torch/engineChoice";
+import { torchDevice } from "../torch/engineOptions";
 import { writeExamplesFile } from "../torch/examplesFile";
-import { TORCH_PROTOCOL_VERSION, TorchLoraEntry, TorchProfileRequest, TorchProfileResult } from "../torch/protocol";
+import { TORCH_PROTOCOL_VERSION, TorchLoraEntry, TorchProfileRequest } from "../torch/protocol";
 import { assembleProfile } from "./assemble";
 import { loadExamples } from "../data/examples";
 import { ProfileOptions } from "./options";
 
-/** What to profile (as ProfileOptions) and how the torch engine runs. */
-export interface TorchProfileOptions extends Pick<ProfileOptions, "modelDir" | "adapterDir" | "dataPath" | "maxExamples" | "maxTokens" | "batchSize" | "criterion">, TorchEngineOptions {}
-
-/** Runs a profile with the torch engine and returns the profile file's content. */
-export async function torchProfile(opts: TorchProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
+/**
+ * Runs a profile with the torch engine and returns the profile file's content. Takes ProfileOptions as
+ * profileAdapter does (which calls it for engine torch); the onnx engine's own fields (memory budget, streaming)
+ * do not apply: the torch engine holds the whole model on its device.
+ */
+export async function torchProfile(opts: ProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
   const criterion = opts.criterion ?? "output";
   return (await torchProfiles(opts, [criterion], ctx))[criterion]!;
 }
 
 /** Several criteria from one engine run (the model is loaded once); one profile file per criterion. */
-export async function torchProfiles(opts: TorchProfileOptions, criteria: Criterion[], ctx: RunContext = {}): Promise<Partial<Record<Criterion, ProfileFile>>> {
+export async function torchProfiles(opts: ProfileOptions, criteria: Criterion[], ctx: RunContext = {}): Promise<Partial<Record<Criterion, ProfileFile>>> {
   const started = Date.now();
   const model = loadHfModel(opts.modelDir);
   const adapter = loadAdapter(opts.adapterDir, model.config);
@@ -46,13 +50,13 @@ export async function torchProfiles(opts: TorchProfileOptions, criteria: Criteri
     const position = new Map(examples.map((e, i) => [e, i]));
     const request: TorchProfileRequest = {
       version: TORCH_PROTOCOL_VERSION, command: "profile", model: path.resolve(opts.modelDir), architecture: model.config.architecture,
-      task: model.config.head === "seq-cls" ? "seq-cls" : "causal-lm", dtype: opts.dtype ?? "float32", device: opts.device ?? "auto",
+      task: model.config.head === "seq-cls" ? "seq-cls" : "causal-lm", dtype: opts.dtype ?? "float32", device: torchDevice(opts.device),
       ...(opts.threads ? { threads: opts.threads } : {}), examples: examplesFile, data: path.resolve(opts.dataPath),
       padTokenId: model.config.padTokenId ?? 0, loras, loraConfig: adapter.config.raw, outputDir: work,
-      adapter: await adapterForPeft(adapter, work), criteria,
+      adapter: await peftFolderFor(adapter, work), criteria,
       batches: batchesOf(examples, opts.batchSize ?? 8).map((g) => g.map((e) => position.get(e)!)),
     };
-    const res = (await runTorchEngine(request, work, { python: opts.python, graceMs: opts.graceMs, env: opts.env }, ctx)) as TorchProfileResult;
+    const res = await runTorchEngine(request, work, { python: opts.python, graceMs: opts.graceMs, env: opts.env }, ctx);
     const L = model.config.numLayers;
     const out: Partial<Record<Criterion, ProfileFile>> = {};
     for (const criterion of criteria) {
@@ -64,21 +68,11 @@ export async function torchProfiles(opts: TorchProfileOptions, criteria: Criteri
       for (const m of adapter.modules) perModuleRaw[m] = new Array(L).fill(0);
       loras.forEach((l, i) => { perModuleRaw[l.module]![l.layer]! += measured.raw[i]!; });
       const norms = criterion === "output" ? readNorms(measured.normsFile, adapter, examples.map((e) => e.ids.length), L) : undefined;
-      out[criterion] = assembleProfile({ opts: profileOpts, model, adapter, examples, criterion, device: `torch ${res.device}`, perModuleRaw, norms, started });
+      out[criterion] = assembleProfile({ opts: profileOpts, model, adapter, examples, criterion, engine: "torch", device: engineLabel("torch", res.device, res.dtype), perModuleRaw, norms, started,
+        ...(res.peakRssBytes !== undefined ? { peakRss: res.peakRssBytes } : {}) });
     }
     return out;
   });
-}
-
-/**
- * The adapter folder PEFT loads: the adapter itself, or — for the compact LoRA-drop form, whose shared pair PEFT
- * would not find under each layer's keys — a standard PEFT copy in the work folder.
- */
-async function adapterForPeft(adapter: Adapter, work: string): Promise<string> {
-  if (adapter.loraDrop?.format !== "compact") return path.resolve(adapter.dir);
-  const copy = path.join(work, "adapter");
-  await writeAdapter(copy, adapter.config, adapter.loras, { format: "peft" });
-  return copy;
 }
 
 /** norms[module][layer][sequence][token] from the engine's file (tensor `norms.{i}`: module i's tokens, sequences in order). */

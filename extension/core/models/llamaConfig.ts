@@ -1,6 +1,8 @@
 /**
  * config.json of the Llama family (llama, mistral, qwen2): dimensions, grouped-query heads, RMSNorm epsilon, RoPE
- * base and scaling (linear, llama3), biases (qwen2's q/k/v, llama's attention_bias and mlp_bias).
+ * base and scaling (linear, llama3), biases (qwen2's q/k/v, llama's attention_bias and mlp_bias). RoPE settings are
+ * read in both layouts: transformers 4's `rope_theta` + `rope_scaling`, and transformers 5's one `rope_parameters`
+ * object (rope_theta, rope_type and the scaling fields), which its save_pretrained writes instead.
  */
 import { LoraDropError, describeValue } from "../util/errors";
 import { activation, checkArchitectures, optionalBool, positiveInt, type ModelConfig, type RopeScaling } from "./config";
@@ -34,7 +36,8 @@ export function parseLlamaConfig(file: string, c: Record<string, unknown>, model
   if (headDim % 2 !== 0) throw new LoraDropError("CONFIG_INVALID", `head dimension ${headDim} must be even for rotary embeddings`, file, "head_dim");
   const eps = c.rms_norm_eps ?? 1e-6;
   if (typeof eps !== "number" || !(eps > 0 && eps < 1)) throw new LoraDropError("CONFIG_INVALID", `rms_norm_eps must be in (0, 1), got ${describeValue(eps)}`, file, "rms_norm_eps");
-  const theta = c.rope_theta ?? 10000;
+  const ropeParameters = ropeParametersOf(file, c.rope_parameters);
+  const theta = c.rope_theta ?? ropeParameters?.rope_theta ?? 10000;
   if (typeof theta !== "number" || !(theta > 1) || !Number.isFinite(theta)) throw new LoraDropError("CONFIG_INVALID", `rope_theta must be > 1, got ${describeValue(theta)}`, file, "rope_theta");
   checkArchitectures(file, c, CAUSAL_CLASSES[modelType], modelType);
   activation(file, c, "hidden_act", DECODER_ACTIVATIONS, "silu", modelType);
@@ -53,13 +56,27 @@ export function parseLlamaConfig(file: string, c: Record<string, unknown>, model
     architecture: modelType,
     hiddenSize, numLayers, numHeads, numKvHeads, headDim, intermediateSize, vocabSize,
     rmsNormEps: eps, ropeTheta: theta,
-    ropeScaling: parseRopeScaling(file, c.rope_scaling),
+    ropeScaling: parseRopeScaling(file, c.rope_scaling ?? ropeParameters),
     tieWordEmbeddings: tie,
     qkvBias: modelType === "qwen2" || attentionBias,
     oBias: attentionBias,
     mlpBias,
     ...(slidingWindow !== undefined ? { slidingWindow } : {}),
   };
+}
+
+/**
+ * transformers 5's `rope_parameters`, when it is one object for the whole model (nested per layer type, as some
+ * other architectures have it, is not a Llama-family layout).
+ */
+function ropeParametersOf(file: string, raw: unknown): Record<string, unknown> | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new LoraDropError("CONFIG_INVALID", "rope_parameters must be an object", file, "rope_parameters");
+  const r = raw as Record<string, unknown>;
+  if (Object.values(r).some((v) => typeof v === "object" && v !== null && !Array.isArray(v))) {
+    throw new LoraDropError("UNSUPPORTED_ARCHITECTURE", "rope_parameters per layer type are not supported for this architecture", file, "rope_parameters");
+  }
+  return r;
 }
 
 function parseRopeScaling(file: string, raw: unknown): RopeScaling | undefined {

@@ -8,13 +8,16 @@
  *     shared layers, trained jointly), and — for the comparison — a full LoRA with the same steps, data and order;
  *  6. the final adapter, the profile and a report (JSON + Markdown).
  * A held-out split (stratified like the sample) gives the evaluation loss. The output folder is written
- * atomically: it appears complete, or not at all.
+ * atomically: it appears complete, or not at all. Every training, the profile and the evaluation run on the chosen
+ * engine. On a node other than node 0 of a multi-node torch run, the pipeline takes part in every training and
+ * goes through the same phases in a temporary folder (it needs the sample LoRA's profile to train the same
+ * structure), writes nothing and skips the evaluation: node 0 writes the output.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoraDropError, throwIfCancelled } from "../util/errors";
 import { loadHfModel } from "../models/hfModel";
-import { Adapter, loadAdapter } from "../adapter/peftAdapter";
+import { loadAdapter } from "../adapter/peftAdapter";
 import { readDataset } from "../data/dataset";
 import { profileAdapter } from "../importance/profile";
 import { writeProfile } from "../importance/profileFile";
@@ -23,20 +26,25 @@ import { checkRunPaths } from "../io/outputGuard";
 import { strataOf, stratifiedSample, holdOut } from "../data/sample";
 import { selectFromProfile, dropShareRecord } from "../prune/dropShare";
 import { SelectionRule } from "../importance/selection";
-import { trainLora, evaluateLoss, TrainEvent, TrainResult } from "../train/train";
-import { checkThreads, DeviceChoice } from "../runtime/session";
+import { trainLora, TrainEvent, TrainResult } from "../train/train";
+import { checkThreads } from "../runtime/session";
 import type { StreamChoice } from "../stream/memoryBudget";
 import { RunContext } from "../util/progress";
 import { PipelineReport, RunSummary, REPORT_SCHEMA, REPORT_VERSION, meanLastLoss, renderMarkdown, EvalMetrics } from "./report";
-import { evaluateClassifier } from "../train/classification";
-import { headTensorShapes } from "../train/classifierHead";
-import { withAdapterHead } from "../adapter/adapterHead";
 import { countLoraParams } from "../adapter/loraModule";
 import { tokenizeFor } from "../data/examples";
 import { TrainOptions } from "../train/settings";
+import { checkEngineOptions, type EngineOptions } from "../torch/engineOptions";
+import type { EngineDevice } from "../torch/engineChoice";
+import { nodeRankOf, type TorchLaunch } from "../torch/launcher";
+import { withWorkDir } from "../torch/engineProcess";
+import { scoreHeldOut } from "./heldOut";
 
-/** What to run. Defaults: α 0.1, T 0.9, 10% held out, 64 profiled examples, the trainer's defaults otherwise. */
-export interface PipelineOptions {
+/**
+ * What to run, on either engine (the engine's own fields: EngineOptions). Defaults: α 0.1, T 0.9, 10% held out,
+ * 64 profiled examples, the trainer's defaults otherwise.
+ */
+export interface PipelineOptions extends EngineOptions {
   modelDir: string;
   dataPath: string;
   outDir: string;
@@ -62,15 +70,18 @@ export interface PipelineOptions {
   maxTokens?: number;
   warmupSteps?: number;
   seed?: number;
-  device?: DeviceChoice;
+  /** Where the models run (`auto`: the engine picks); each engine has its own devices (DEVICES_OF). */
+  device?: EngineDevice;
   threads?: number;
+  /** torch: how every training's processes are started (the profile and the evaluation run in one process). */
+  launch?: TorchLaunch;
   /** Sampled examples profiled at most (the profile stores every token's norms). */
   profileExamples?: number;
   /** Also train a full LoRA with the same steps for the comparison (default true). */
   compare?: boolean;
-  /** Bytes a streamed run may use, passed to every training and the profile (default: the engine's automatic budget). */
+  /** onnx: bytes a streamed run may use, passed to every training and the profile (default: the engine's automatic budget). */
   memoryBudget?: number;
-  /** Layer streaming of every training and the profile (default `auto`). */
+  /** onnx: layer streaming of every training and the profile (default `auto`). */
   stream?: StreamChoice;
   force?: boolean;
 }
@@ -99,9 +110,22 @@ export const PIPELINE_FILES = {
   profile: "profile.json", sample: "sample.jsonl", report_json: "report.json", report_md: "report.md",
 } as const;
 
-/** Runs the whole pipeline; returns the report (also written to the output folder). */
-export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onEvent?: (e: PipelineEvent) => void } = {}): Promise<PipelineReport> {
+/** The callbacks of a pipeline run. */
+export type PipelineContext = RunContext & { onEvent?: (e: PipelineEvent) => void };
+
+/** Runs the whole pipeline; returns the report (also written to the output folder). One node, or node 0 of several. */
+export async function runPipeline(opts: PipelineOptions, ctx: PipelineContext = {}): Promise<PipelineReport> {
+  const r = await runPipelineOnNode(opts, ctx);
+  if (isNodeOutcome(r)) throw new LoraDropError("INVALID_ARGUMENT", `node ${r.nodeRank} of a multi-node run writes no report; run it through runPipelineOnNode`, undefined, "launch");
+  return r;
+}
+
+/** runPipeline on any node of a multi-node run: node 0 returns the report; the others what they did (NodeOutcome). */
+export async function runPipelineOnNode(opts: PipelineOptions, ctx: PipelineContext = {}): Promise<PipelineReport | NodeOutcome> {
   const started = Date.now();
+  const engine = checkEngineOptions(opts);
+  // Only node 0 of a multi-node run writes; the other nodes run the phases in a folder of their own, then drop it.
+  const writes = nodeRankOf(opts.launch) === 0;
   const alpha = opts.sampleFraction ?? 0.1;
   const rule: SelectionRule = opts.keep !== undefined ? { keep: opts.keep } : { threshold: opts.threshold ?? 0.9 };
   const seed = opts.seed ?? 42;
@@ -115,7 +139,7 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
     { path: opts.dataPath, role: "the dataset", option: "--data" },
   ], [{ path: opts.outDir, role: "the output folder", option: "--out" }]);
   checkThreads(opts.threads);
-  if (fs.existsSync(opts.outDir) && !opts.force) throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
+  if (writes && fs.existsSync(opts.outDir) && !opts.force) throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   const emit = (e: PipelineEvent) => ctx.onEvent?.(e);
   const outAbs = path.resolve(opts.outDir);
 
@@ -134,10 +158,13 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
   const evalExamples = held.map((i) => tokenized[i]!).filter((e) => e.lossMask.some((m, t) => m && t > 0));
   ctx.log?.info(`${raw.length} examples: ${train.length} training, ${held.length} held out, ${sample.indices.length} sampled from ${trainStrata.length} strata`);
 
+  const engineOpts: EngineOptions & Pick<TrainOptions, "device" | "threads" | "memoryBudget" | "stream"> = {
+    engine, device: opts.device, threads: opts.threads, memoryBudget: opts.memoryBudget, stream: opts.stream,
+    ...(engine === "torch" ? { python: opts.python, dtype: opts.dtype, graceMs: opts.graceMs, env: opts.env } : {}),
+  };
   const common: Omit<TrainOptions, "outDir"> = {
-    modelDir: opts.modelDir, dataPath: opts.dataPath, r: opts.r, loraAlpha: opts.loraAlpha, targets: opts.targets, lr: opts.lr,
-    batchSize: opts.batchSize, maxTokens, warmupSteps: opts.warmupSteps, seed, device: opts.device, threads: opts.threads,
-    memoryBudget: opts.memoryBudget, stream: opts.stream,
+    ...engineOpts, modelDir: opts.modelDir, dataPath: opts.dataPath, r: opts.r, loraAlpha: opts.loraAlpha, targets: opts.targets, lr: opts.lr,
+    batchSize: opts.batchSize, maxTokens, warmupSteps: opts.warmupSteps, seed, ...(opts.launch ? { launch: opts.launch, everyNodeWrites: true } : {}),
   };
   const train_ = async (phase: PipelinePhase, o: TrainOptions): Promise<TrainResult> => {
     throwIfCancelled(ctx.signal, "pipeline");
@@ -149,7 +176,7 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
   };
 
   let report: PipelineReport | undefined;
-  await writeDirAtomic(opts.outDir, async (tmp) => {
+  const phases = async (tmp: string) => {
     const at = (name: string) => path.join(tmp, name);
     writeFileAtomic(at(PIPELINE_FILES.sample), sample.indices.map((i) => JSON.stringify(raw[i]!.fields)).join("\n") + "\n");
 
@@ -160,9 +187,8 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
     throwIfCancelled(ctx.signal, "pipeline");
     emit({ phase: "profile", message: "profiling the sample LoRA" });
     const profile = await profileAdapter({
-      modelDir: opts.modelDir, adapterDir: at(PIPELINE_FILES.sample_adapter), dataPath: at(PIPELINE_FILES.sample),
-      maxExamples: Math.min(sample.indices.length, opts.profileExamples ?? 64), maxTokens, device: opts.device, threads: opts.threads,
-      memoryBudget: opts.memoryBudget, stream: opts.stream,
+      ...engineOpts, modelDir: opts.modelDir, adapterDir: at(PIPELINE_FILES.sample_adapter), dataPath: at(PIPELINE_FILES.sample),
+      maxExamples: Math.min(sample.indices.length, opts.profileExamples ?? 64), maxTokens,
     }, { signal: ctx.signal, log: ctx.log, progress: ctx.progress });
     // Paths as they will be once the folder is in place, not the temporary folder's.
     profile.adapter.path = path.join(outAbs, PIPELINE_FILES.sample_adapter);
@@ -182,29 +208,18 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
     });
     const loraRun = compare ? await train_("train-lora", { ...common, exampleIndices: train, steps: opts.steps, outDir: at(PIPELINE_FILES.lora_adapter), finalEval: true }) : undefined;
 
+    // The other nodes of a multi-node run took part in the trainings; scoring and the report are node 0's.
+    if (!writes) return;
     // Held-out losses: both adapters as written (loaded back, so the shared binding is the one a user gets).
     throwIfCancelled(ctx.signal, "pipeline");
     emit({ phase: "evaluate", message: `held-out loss on ${evalExamples.length} examples` });
-    // A sequence classifier is scored with the head each adapter saved (trained with it); the base model with its own.
-    const headless = model.config.head === "seq-cls" && headTensorShapes(model).some((t) => !model.weights.has(t.name));
-    const evalOf = async (adapter?: Adapter) => (evalExamples.length && (adapter || !headless)
-      ? evaluateLoss(opts.modelDir, adapter?.loras ?? [], evalExamples, { device: opts.device, threads: opts.threads, batchSize: opts.batchSize, ...(adapter ? { adapter } : {}) }) : null);
     const dropAdapter = loadAdapter(at(PIPELINE_FILES.adapter), model.config);
     const loraAdapter = loraRun ? loadAdapter(at(PIPELINE_FILES.lora_adapter), model.config) : undefined;
-    const dropEval = await evalOf(dropAdapter);
-    const loraEval = loraAdapter ? await evalOf(loraAdapter) : null;
-    // A bare encoder has no classifier of its own, so it has no base score.
-    const baseEval = await evalOf();
-    // Sequence classifiers are also scored as GLUE scores them: accuracy, and Matthews correlation for two classes.
-    const metricsOf = async (adapter?: Adapter): Promise<EvalMetrics | null> => {
-      if (model.config.head !== "seq-cls" || evalExamples.length === 0 || (!adapter && headless)) return null;
-      const scored = adapter ? withAdapterHead(model, adapter) : model;
-      const { predicted: _p, ...m } = await evaluateClassifier(scored, adapter?.loras ?? [], evalExamples, { device: opts.device, threads: opts.threads, batchSize: opts.batchSize });
-      return m;
-    };
-    const dropMetrics = await metricsOf(dropAdapter);
-    const loraMetrics = loraAdapter ? await metricsOf(loraAdapter) : null;
-    const baseMetrics = await metricsOf();
+    const [drop, lora, base] = await scoreHeldOut(model, [dropAdapter, loraAdapter, undefined], evalExamples,
+      { ...engineOpts, modelDir: opts.modelDir, batchSize: opts.batchSize }, { signal: ctx.signal, log: ctx.log, progress: ctx.progress });
+    const [dropEval, dropMetrics] = [drop!.loss, drop!.metrics];
+    const [loraEval, loraMetrics] = loraAdapter ? [lora!.loss, lora!.metrics] : [null, null];
+    const [baseEval, baseMetrics] = [base!.loss, base!.metrics];
 
     // 6. Report.
     emit({ phase: "report", message: "writing the report" });
@@ -245,6 +260,19 @@ export async function runPipeline(opts: PipelineOptions, ctx: RunContext & { onE
     };
     writeFileAtomic(at(PIPELINE_FILES.report_json), JSON.stringify(report, null, 2) + "\n");
     writeFileAtomic(at(PIPELINE_FILES.report_md), renderMarkdown(report));
-  }, opts.force);
+  };
+  if (!writes) {
+    await withWorkDir(phases);
+    return { written: false, nodeRank: nodeRankOf(opts.launch), out: outAbs, seconds: (Date.now() - started) / 1000 };
+  }
+  await writeDirAtomic(opts.outDir, phases, opts.force);
   return report!;
+}
+
+/** What a node other than node 0 of a multi-node run ends with: it took part in the trainings; node 0 wrote `out`. */
+export interface NodeOutcome { written: false; nodeRank: number; out: string; seconds: number }
+
+/** True for the outcome of a node that wrote nothing. */
+export function isNodeOutcome(r: PipelineReport | NodeOutcome): r is NodeOutcome {
+  return (r as NodeOutcome).written === false;
 }

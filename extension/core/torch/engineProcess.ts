@@ -14,24 +14,9 @@ import * as path from "node:path";
 import * as readline from "node:readline";
 import { CancelledError, LoraDropError } from "../util/errors";
 import { RunContext } from "../util/progress";
-import { describeChoice, findPython, pythonEnvironment } from "./python";
+import { describeChoice, findPython, probeDevice, pythonEnvironment } from "./python";
 import { launchSpecs, SpawnSpec, TorchLaunch } from "./launcher";
-import { parseTorchLine, TorchDevice, TorchDtype, TorchErrorLine, TorchLine, TorchProfileResult, TorchRequest, TorchStepLine, TorchTrainResult } from "./protocol";
-
-/** Options every torch-engine command takes. */
-export interface TorchEngineOptions {
-  /** The interpreter (else $LORA_DROP_PYTHON, else python3 on PATH). */
-  python?: string;
-  /** Precision of the base model (default float32; LoRA weights stay float32, as PEFT keeps them). */
-  dtype?: TorchDtype;
-  device?: TorchDevice;
-  /** torch's intra-op threads (default: torch's own choice). */
-  threads?: number;
-  /** See EngineRunOptions.graceMs. */
-  graceMs?: number;
-  /** Extra environment variables for the engine. */
-  env?: NodeJS.ProcessEnv;
-}
+import { parseTorchLine, TorchErrorLine, TorchLine, TorchRequest, TorchResult, TorchStepLine } from "./protocol";
 
 /** How to run the engine. */
 export interface EngineRunOptions {
@@ -62,14 +47,18 @@ interface Running {
 }
 
 /** Runs one request to its end; resolves with the result line, or rejects with a LoraDropError. */
-export async function runTorchEngine(request: TorchRequest, workDir: string, opts: EngineRunOptions, ctx: RunContext = {}): Promise<TorchProfileResult | TorchTrainResult> {
+export async function runTorchEngine<R extends TorchRequest>(request: R, workDir: string, opts: EngineRunOptions, ctx: RunContext = {}): Promise<Extract<TorchResult, { command: R["command"] }>> {
   const requestFile = path.join(workDir, "request.json");
   fs.writeFileSync(requestFile, JSON.stringify(request));
   const choice = findPython(opts.python);
-  const specs = await launchSpecs(choice.command, opts.launch ?? { kind: "single" }, requestFile, pythonEnvironment(process.env, opts.env), request.device);
+  const launch = opts.launch ?? { kind: "single" };
+  const env = pythonEnvironment(process.env, opts.env);
+  // accelerate must be told whether its processes go to GPUs: `auto` is resolved by the interpreter's torch.
+  const device = launch.kind === "accelerate" && request.device === "auto" ? await probeDevice(choice, env) : request.device;
+  const specs = await launchSpecs(choice.command, launch, requestFile, env, device);
   if (ctx.signal?.aborted) throw new CancelledError(`torch ${request.command}`);
 
-  let result: TorchProfileResult | TorchTrainResult | undefined;
+  let result: TorchResult | undefined;
   let failure: LoraDropError | undefined;
   const running: Running[] = [];
   const timers: NodeJS.Timeout[] = [];
@@ -147,7 +136,7 @@ export async function runTorchEngine(request: TorchRequest, workDir: string, opt
   if (ctx.signal?.aborted) throw new CancelledError(`torch ${request.command}`);
   if (failure) throw failure;
   if (!result) throw diedError(running[0]!);
-  return result;
+  return result as Extract<TorchResult, { command: R["command"] }>;
 }
 
 /** Runs `f` with a fresh temporary folder for the request and the engine's result files, removed afterwards. */

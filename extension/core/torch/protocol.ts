@@ -9,9 +9,13 @@ import { ErrorCode, LoraDropError, describeValue } from "../util/errors";
 export const TORCH_PROTOCOL_VERSION = 1;
 
 /** Model precisions the torch engine runs in. */
-export type TorchDtype = "float32" | "bfloat16" | "float16";
+export const TORCH_DTYPES = ["float32", "bfloat16", "float16"] as const;
+/** One of TORCH_DTYPES. */
+export type TorchDtype = (typeof TORCH_DTYPES)[number];
 /** Devices the torch engine runs on (`auto`: CUDA, else Apple's MPS, else the CPU). */
-export type TorchDevice = "auto" | "cuda" | "mps" | "cpu";
+export const TORCH_DEVICES = ["auto", "cuda", "mps", "cpu"] as const;
+/** One of TORCH_DEVICES. */
+export type TorchDevice = (typeof TORCH_DEVICES)[number];
 
 /** One LoRA module as the Node side names it: PEFT's module name (without `base_model.model.`), and the parameter pair it is bound to. */
 export interface TorchLoraEntry { name: string; layer: number; module: string; param: string }
@@ -57,10 +61,22 @@ export interface TorchTrainRequest extends TorchRequestBase {
   checkpointEvery: number; checkpointDir: string | null; resume: boolean;
   /** The settings a checkpoint must have been made with to be resumed. */
   fingerprint: Record<string, unknown>;
+  /** After training, the mean loss over these batches (example indices) with the trained values, dropout off. */
+  evalBatches?: number[][];
+}
+
+/** One adapter to evaluate: a PEFT folder and its adapter_config.json fields. */
+export interface TorchEvaluateAdapter { dir: string; loraConfig: Record<string, unknown> }
+
+/** Evaluate request: the base model (null) and adapters, each over the same example batches, dropout off. */
+export interface TorchEvaluateRequest extends Omit<TorchRequestBase, "loras" | "loraConfig"> {
+  command: "evaluate";
+  adapters: (TorchEvaluateAdapter | null)[];
+  batches: number[][];
 }
 
 /** Any request. */
-export type TorchRequest = TorchProfileRequest | TorchTrainRequest;
+export type TorchRequest = TorchProfileRequest | TorchTrainRequest | TorchEvaluateRequest;
 
 /** Progress: `step` of `total` units. */
 export interface TorchProgressLine { type: "progress"; step: number; total: number; message?: string }
@@ -72,15 +88,25 @@ export interface TorchStepLine { type: "step"; step: number; totalSteps: number;
 export interface TorchErrorLine { type: "error"; code: ErrorCode | "INTERNAL"; message: string; file?: string; field?: string; rank?: number }
 /** What one criterion measured: one raw sum per LoRA module (request order), and the per-token norms file (output). */
 export interface TorchCriterionResult { raw: number[]; normsFile?: string }
+/** Peak memory of the answering process, on every result line: resident bytes, and on CUDA the allocator's peak. */
+export interface TorchPeakMemory { peakRssBytes?: number; gpuPeakBytes?: number }
 /** The answer to a profile request. */
-export interface TorchProfileResult { type: "result"; command: "profile"; device: string; dtype: string; seconds: number; criteria: Partial<Record<"output" | "weight" | "gradient", TorchCriterionResult>> }
+export interface TorchProfileResult extends TorchPeakMemory { type: "result"; command: "profile"; device: string; dtype: string; seconds: number; criteria: Partial<Record<"output" | "weight" | "gradient", TorchCriterionResult>> }
 /** The answer to a train request: where the trained tensors are, and the per-step losses. */
-export interface TorchTrainResult {
+export interface TorchTrainResult extends TorchPeakMemory {
   type: "result"; command: "train"; device: string; dtype: string; tensorsFile: string; steps: number;
   losses: { step: number; loss: number; lr: number }[]; tokens: number; trainableParams: number; headParams: number; worldSize: number;
+  /** The mean loss over the request's evalBatches after training, when it asked for one. */
+  finalEvalLoss?: number;
 }
+/** What one evaluation measured: the mean loss, and for a classifier the predicted class of every example (-1: not in a batch). */
+export interface TorchEvaluation { loss: number; predicted?: number[] }
+/** The answer to an evaluate request: one evaluation per entry of `adapters`, in order. */
+export interface TorchEvaluateResult extends TorchPeakMemory { type: "result"; command: "evaluate"; device: string; dtype: string; seconds: number; evaluations: TorchEvaluation[] }
+/** Any result line. */
+export type TorchResult = TorchProfileResult | TorchTrainResult | TorchEvaluateResult;
 /** Any line the engine may write. */
-export type TorchLine = TorchProgressLine | TorchLogLine | TorchStepLine | TorchErrorLine | TorchProfileResult | TorchTrainResult;
+export type TorchLine = TorchProgressLine | TorchLogLine | TorchStepLine | TorchErrorLine | TorchResult;
 
 /** The error codes the Python side may send (extension/core/errors.ts's, plus INTERNAL). */
 const KNOWN_CODES = new Set<string>([
@@ -114,8 +140,21 @@ export function parseTorchLine(line: string, source: string): TorchLine {
   }
 }
 
-function parseResult(v: Fields): TorchProfileResult | TorchTrainResult {
-  const command = v.oneOf("command", ["profile", "train"] as const);
+function parseResult(v: Fields): TorchResult {
+  const memory: TorchPeakMemory = { ...(v.has("peakRssBytes") ? { peakRssBytes: v.int("peakRssBytes") } : {}), ...(v.has("gpuPeakBytes") ? { gpuPeakBytes: v.int("gpuPeakBytes") } : {}) };
+  return { ...parseResultOf(v), ...memory };
+}
+
+function parseResultOf(v: Fields): TorchResult {
+  const command = v.oneOf("command", ["profile", "train", "evaluate"] as const);
+  if (command === "evaluate") {
+    const evaluations = v.list("evaluations").map((x, i) => {
+      if (typeof x !== "object" || x === null) throw bad(v.source, `sent evaluations[${i}] that is not an object`);
+      const f = new Fields(x as Record<string, unknown>, v.source);
+      return { loss: f.num("loss"), ...(f.has("predicted") ? { predicted: f.list("predicted").map((c) => classIndex(c, v.source)) } : {}) };
+    });
+    return { type: "result", command, device: v.str("device"), dtype: v.str("dtype"), seconds: v.num("seconds"), evaluations };
+  }
   if (command === "profile") {
     const criteria: TorchProfileResult["criteria"] = {};
     const c = v.obj("criteria");
@@ -134,7 +173,14 @@ function parseResult(v: Fields): TorchProfileResult | TorchTrainResult {
   return {
     type: "result", command, device: v.str("device"), dtype: v.str("dtype"), tensorsFile: v.str("tensorsFile"), steps: v.int("steps"), losses,
     tokens: v.int("tokens"), trainableParams: v.int("trainableParams"), headParams: v.int("headParams"), worldSize: v.int("worldSize"),
+    ...(v.has("finalEvalLoss") ? { finalEvalLoss: v.num("finalEvalLoss") } : {}),
   };
+}
+
+/** A predicted class: a non-negative integer, or -1 for an example no batch held. */
+function classIndex(x: unknown, source: string): number {
+  if (typeof x !== "number" || !Number.isInteger(x) || x < -1) throw bad(source, `sent a predicted class that is not a class index: ${describeValue(x)}`);
+  return x;
 }
 
 function bad(source: string, what: string): LoraDropError {

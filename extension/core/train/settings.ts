@@ -4,14 +4,20 @@
  */
 import * as path from "node:path";
 import { LoraDropError } from "../util/errors";
-import { checkThreads, DeviceChoice } from "../runtime/session";
+import { checkThreads } from "../runtime/session";
 import { ScheduleKind } from "./schedule";
 import type { StreamChoice } from "../stream/memoryBudget";
 import type { SharedLayers } from "./loraSetup";
 import type { LoraDropRecord } from "../adapter/dropRecord";
+import type { EngineDevice } from "../torch/engineChoice";
+import type { EngineOptions } from "../torch/engineOptions";
+import type { TorchLaunch } from "../torch/launcher";
 
-/** What to train and how. Defaults (TRAIN_DEFAULTS): r 8, lora alpha 16, q_proj + v_proj, 1 epoch, lr 2e-4, batch 8, linear schedule. */
-export interface TrainOptions {
+/**
+ * What to train and how, on either engine (the engine's own fields: EngineOptions). Defaults (TRAIN_DEFAULTS): r 8,
+ * lora alpha 16, q_proj + v_proj, 1 epoch, lr 2e-4, batch 8, linear schedule.
+ */
+export interface TrainOptions extends EngineOptions {
   modelDir: string; dataPath: string; outDir: string;
   /** Start from an existing adapter's values and structure (r, lora alpha, targets come from it). */
   initAdapterDir?: string;
@@ -22,8 +28,18 @@ export interface TrainOptions {
   exampleIndices?: number[];
   steps?: number; epochs?: number; lr?: number; batchSize?: number; gradAccum?: number; maxTokens?: number;
   warmupSteps?: number; schedule?: ScheduleKind; weightDecay?: number; maxGradNorm?: number; seed?: number;
-  device?: DeviceChoice; threads?: number;
-  /** MLAS weight prepacking in the training session (default off: see LossSessionOptions.prepack). */
+  /** Where the model runs (`auto`: the engine picks); each engine has its own devices (DEVICES_OF). */
+  device?: EngineDevice;
+  /** CPU threads (onnxruntime's intra-op threads, or torch's; per process). */
+  threads?: number;
+  /** torch: one process (default), or several on this machine and others (data parallel); only node 0 writes. */
+  launch?: TorchLaunch;
+  /**
+   * torch, several nodes: the other nodes write the adapter too (default false: it is node 0's output). The
+   * pipeline sets it, since each node's next phases read the adapter back from a folder of that node's own.
+   */
+  everyNodeWrites?: boolean;
+  /** onnx: MLAS weight prepacking in the training session (default off: see LossSessionOptions.prepack). */
   prepack?: boolean;
   /** Write a checkpoint every N optimiser steps (0: never). */
   checkpointEvery?: number;
@@ -37,9 +53,9 @@ export interface TrainOptions {
   loraDrop?: LoraDropRecord;
   /** Replace an existing output folder. */
   force?: boolean;
-  /** Bytes the streamed working set may use (default: half the available memory). */
+  /** onnx: bytes the streamed working set may use (default: half the available memory). */
   memoryBudget?: number;
-  /** Layer streaming (streamed gradients, activation checkpointing at block boundaries); auto: when the float32 weights do not fit the budget. */
+  /** onnx: layer streaming (streamed gradients, activation checkpointing at block boundaries); auto: when the float32 weights do not fit the budget. */
   stream?: StreamChoice;
   /** After training, compute the mean loss over all training examples with the final values (TrainResult.finalEvalLoss). */
   finalEval?: boolean;
@@ -55,7 +71,28 @@ export interface TrainSettings {
   r: number; loraAlpha: number; targets: string[];
   epochs: number; lr: number; batchSize: number; gradAccum: number; maxTokens: number;
   warmupSteps: number; schedule: ScheduleKind; weightDecay: number; maxGradNorm: number; seed: number;
-  device: DeviceChoice; checkpointEvery: number;
+  device: EngineDevice; checkpointEvery: number;
+}
+
+/** One optimiser step, as reported to `onStep` and the log. */
+export interface TrainEvent { step: number; totalSteps: number; loss: number; lr: number; tokensPerSecond: number; etaSeconds: number; gradNorm: number }
+
+/** The outcome of a training run, on either engine. */
+export interface TrainResult {
+  adapterDir: string;
+  /** The engine and device that trained: the onnx engine's execution provider ("cpu"), or "torch cuda bfloat16". */
+  device: string;
+  steps: number;
+  losses: { step: number; loss: number; lr: number }[];
+  finalLoss: number; trainableParams: number; seconds: number;
+  /** Values of the trained classification head (0 when none is trained); not counted in trainableParams (LoRA only). */
+  headParams: number;
+  /** Mean loss over the training examples with the final values (when `finalEval`). */
+  finalEvalLoss?: number;
+  /** Processes that trained (torch data parallelism; absent: one). */
+  worldSize?: number;
+  /** Set on a node other than node 0 of a multi-node run: this node trained, and node 0 wrote the adapter (this one too with everyNodeWrites). */
+  nodeRank?: number;
 }
 
 /** The defaults (PEFT's common LoRA recipe; Hugging Face Trainer's optimiser defaults). */

@@ -26,7 +26,9 @@ import { DataOrder, DataOrderState, stepsPerEpoch } from "./dataOrder";
 import { layoutForRun } from "./loraSetup";
 import { headAdapterKey, headParamCount, headTensorShapes, initialHead, SEQ_CLS_MODULES_TO_SAVE } from "./classifierHead";
 import { CheckpointState, CHECKPOINT_VERSION, checkCheckpointFolder, headKey, readCheckpoint, restoreTensors, writeCheckpoint } from "./checkpoint";
-import { resolveSettings, TrainOptions, TrainSettings, fingerprintOf } from "./settings";
+import { resolveSettings, TrainOptions, TrainSettings, fingerprintOf, type TrainEvent, type TrainResult } from "./settings";
+import { torchTrain } from "./torchTrain";
+import { checkEngineOptions, onnxDevice } from "../torch/engineOptions";
 import { withAdapterHead } from "../adapter/adapterHead";
 import { LoraModule, countLoraParams } from "../adapter/loraModule";
 import { loadTrainingExamples } from "../data/examples";
@@ -34,24 +36,16 @@ import { removeDirAtomic } from "../io/atomicWrite";
 import { checkRunPaths } from "../io/outputGuard";
 import { appendJsonl, startJsonlLog } from "../io/jsonlLog";
 
-/** One optimiser step, as reported to `onStep` and the log. */
-export interface TrainEvent { step: number; totalSteps: number; loss: number; lr: number; tokensPerSecond: number; etaSeconds: number; gradNorm: number }
+/** The step event and the outcome of a training, on either engine (defined beside TrainOptions). */
+export type { TrainEvent, TrainResult } from "./settings";
 
-/** The outcome of a training run. */
-export interface TrainResult {
-  adapterDir: string; device: string; steps: number;
-  losses: { step: number; loss: number; lr: number }[];
-  finalLoss: number; trainableParams: number; seconds: number;
-  /** Values of the trained classification head (0 when none is trained); not counted in trainableParams (LoRA only). */
-  headParams: number;
-  /** Mean loss over the training examples with the final values (when `finalEval`). */
-  finalEvalLoss?: number;
-}
-
-/** Trains a LoRA (or continues an adapter) and writes it as a PEFT adapter folder. */
+/**
+ * Trains a LoRA (or continues an adapter) on the chosen engine and writes it as a PEFT adapter folder: onnxruntime
+ * in this process, or PyTorch + transformers + PEFT in Python child processes (torchTrain.ts), with the same
+ * settings, step plan and output.
+ */
 export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?: (e: TrainEvent) => void } = {}): Promise<TrainResult> {
-  const started = Date.now();
-  const s = resolveSettings(opts);
+  const engine = checkEngineOptions(opts);
   const checkpointDir = opts.checkpointDir ?? `${path.resolve(opts.outDir)}.checkpoint`;
   // Before anything is written: no output may be, contain or lie inside an input, and a folder the checkpoint would
   // replace must be a checkpoint.
@@ -65,6 +59,15 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
     { path: checkpointDir, role: "the checkpoint folder", option: opts.checkpointDir !== undefined ? "--checkpoint-dir" : "(the checkpoint folder <out>.checkpoint)" },
   ]);
   checkCheckpointFolder(checkpointDir);
+  if (engine === "torch") return torchTrain(opts, ctx);
+  return onnxTrain(opts, onnxDevice(opts.device), ctx);
+}
+
+/** trainLora on the onnx engine, on one of its devices. */
+async function onnxTrain(opts: TrainOptions, device: DeviceChoice, ctx: RunContext & { onStep?: (e: TrainEvent) => void }): Promise<TrainResult> {
+  const started = Date.now();
+  const s = resolveSettings(opts);
+  const checkpointDir = opts.checkpointDir ?? `${path.resolve(opts.outDir)}.checkpoint`;
   if (fs.existsSync(opts.outDir) && !opts.force) {
     throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   }
@@ -112,13 +115,13 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   if (opts.logFile) startJsonlLog(opts.logFile, startStep === 0);
 
   const slots = layout.modules.map(slotOf);
-  const streamPlan = streamedTrainingPlan(model, opts, s, examples, dropoutP, ctx.log);
+  const streamPlan = streamedTrainingPlan(model, opts, device, s, examples, dropoutP, ctx.log);
   const streamBlock = streamPlan?.layersPerBlock ?? 0;
   // Streaming never builds the whole graph: that is the memory it saves.
-  const session = streamBlock ? undefined : await LossSession.create(model, slots, { gradients: true, dropout: dropoutP > 0, device: s.device, threads: opts.threads, prepack: opts.prepack, trainHead: head !== undefined, log: ctx.log });
+  const session = streamBlock ? undefined : await LossSession.create(model, slots, { gradients: true, dropout: dropoutP > 0, device, threads: opts.threads, prepack: opts.prepack, trainHead: head !== undefined, log: ctx.log });
   const engine: LossEngine = session
     ? { countTargets: (b) => session.countTargets(b), run: (bs, den, params) => runEach(session, bs, den, params, head) }
-    : { countTargets: (b) => countTargets(b), run: (bs, den, params) => streamedLoraGradients(model, slots, params, bs, den, { device: s.device, threads: opts.threads, layersPerBlock: streamBlock, prefetch: streamPlan!.prefetch }) };
+    : { countTargets: (b) => countTargets(b), run: (bs, den, params) => streamedLoraGradients(model, slots, params, bs, den, { device, threads: opts.threads, layersPerBlock: streamBlock, prefetch: streamPlan!.prefetch }) };
   let finalEvalLoss: number | undefined;
   try {
     const loopStart = Date.now();
@@ -201,7 +204,7 @@ export async function trainLora(opts: TrainOptions, ctx: RunContext & { onStep?:
   }
   if (opts.logFile) appendJsonl(opts.logFile, { event: "done", adapter: path.resolve(opts.outDir), steps: totalSteps });
   return {
-    adapterDir: opts.outDir, device: session ? session.device : `${s.device} (streamed)`, steps: totalSteps, losses,
+    adapterDir: opts.outDir, device: session ? session.device : `${device} (streamed)`, steps: totalSteps, losses,
     finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,
     trainableParams: countLoraParams(layout.modules), headParams: head ? headParamCount(head) : 0, seconds: (Date.now() - started) / 1000,
     ...(finalEvalLoss !== undefined ? { finalEvalLoss } : {}),
@@ -305,7 +308,7 @@ async function runEach(session: LossSession, batches: Batch[], denominator: numb
  * The streaming plan (layers per block, prefetching within the budget), or undefined for the whole graph. Streaming needs the Llama-family block graph, the causal-LM
  * loss and no LoRA dropout; `on` without them is an error, `auto` falls back to the whole graph with a log line.
  */
-function streamedTrainingPlan(model: HfModel, opts: TrainOptions, s: TrainSettings, examples: TokenizedExample[], dropoutP: number, log?: RunContext["log"]): StreamPlan | undefined {
+function streamedTrainingPlan(model: HfModel, opts: TrainOptions, device: DeviceChoice, s: TrainSettings, examples: TokenizedExample[], dropoutP: number, log?: RunContext["log"]): StreamPlan | undefined {
   const choice = opts.stream ?? "auto";
   if (choice === "off") return undefined;
   const arch = model.config.architecture;
@@ -313,7 +316,7 @@ function streamedTrainingPlan(model: HfModel, opts: TrainOptions, s: TrainSettin
     : model.config.head === "seq-cls" ? "layer streaming computes the causal-LM loss only, not a classification loss"
       : dropoutP > 0 ? `layer streaming does not apply LoRA dropout (lora_dropout is ${dropoutP}); set it to 0`
         : undefined;
-  const budget = opts.memoryBudget ?? defaultMemoryBudget(opts.device ?? "auto");
+  const budget = opts.memoryBudget ?? defaultMemoryBudget(device);
   // Batches are padded to their longest example, already cut to max length.
   const seq = Math.max(1, ...examples.map((e) => e.ids.length));
   // One step's micro-batches are streamed together: their hidden states are all carried between blocks.

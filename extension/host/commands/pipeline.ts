@@ -30,13 +30,14 @@ export async function pipelineCommand(s: Services, deps: CommandDeps, rawArgs: r
   let result: JobResults["pipeline"];
   try {
     result = await s.runJob(
-      `LoRA-drop pipeline on ${path.basename(model)} (α = ${settings.sampleFraction}, T = ${settings.threshold})`,
+      `LoRA-drop pipeline on ${path.basename(model)} (α = ${settings.sampleFraction}, T = ${settings.threshold}; ${settings.engine} ${settings.device})`,
       {
         kind: "pipeline", modelDir: model, dataPath: data, outDir,
         threshold: args.threshold ?? settings.threshold, sampleFraction: settings.sampleFraction,
         r: settings.train.rank, loraAlpha: settings.train.loraAlpha, targets: settings.train.targetModules,
         lr: settings.train.learningRate, batchSize: settings.train.batchSize, device: settings.device, maxTokens: settings.maxTokens,
         force: args.overwrite ?? false, ...streamingOf(settings),
+        ...(await s.engineFields(data)),
       },
       // Three trainings run in turn (sample, LoRA-drop, LoRA); each restarts the panel's loss curve.
       { trainStep: (step) => curve().trainStep(step) },

@@ -12,6 +12,7 @@ import { Pickers } from "../pickers";
 import type { Services } from "../services";
 import type { CommandDeps } from "./deps";
 import { streamingOf } from "../settings";
+import { runLabel } from "../../core/torch/engineChoice";
 
 /** Runs the command; resolves to the profile file written. */
 export async function profileCommand(s: Services, deps: CommandDeps, rawArgs: readonly unknown[]): Promise<string> {
@@ -32,21 +33,23 @@ export async function profileCommand(s: Services, deps: CommandDeps, rawArgs: re
 
   const settings = s.settings(adapter);
   const outFile = path.join(s.outputFolderFor(adapter), profileFileName(adapter, new Date()));
-  const result = await s.runJob(`LoRA-drop: profiling ${path.basename(adapter)}`, {
+  const device = args.device ?? settings.device;
+  const result = await s.runJob(`LoRA-drop: profiling ${path.basename(adapter)} (${settings.engine} ${device})`, {
     kind: "profile",
     modelDir: model,
     adapterDir: adapter,
     dataPath: data,
     maxExamples: args.maxExamples ?? settings.maxExamples,
     maxTokens: args.maxTokens ?? settings.maxTokens,
-    device: args.device ?? settings.device,
+    device,
     outFile,
     threshold: settings.threshold,
     ...streamingOf(settings),
+    ...(await s.engineFields(adapter)),
   });
   await s.recordProfile(adapter, result.profilePath);
   s.test.update((t) => (t.lastProfilePath = result.profilePath));
-  s.log.info(`profile: ${result.sequences} sequences, ${result.tokens} tokens in ${result.seconds.toFixed(1)} s (${result.tokensPerSecond.toFixed(0)} tok/s) on ${result.device}${result.peakRssBytes ? `, peak memory ${(result.peakRssBytes / 1024 ** 3).toFixed(2)} GiB` : ""}; saved ${result.profilePath}`);
+  s.log.info(`profile: ${result.sequences} sequences, ${result.tokens} tokens in ${result.seconds.toFixed(1)} s (${result.tokensPerSecond.toFixed(0)} tok/s) on ${runLabel(result.device)}${result.peakRssBytes ? `, peak memory ${(result.peakRssBytes / 1024 ** 3).toFixed(2)} GiB` : ""}; saved ${result.profilePath}`);
   if (args.open !== false) {
     deps.panels.open(result.profilePath, readProfile(result.profilePath), "primary");
     // What was found, in words, with where it was saved and the next step (a prune run from another command

@@ -14,6 +14,7 @@ import { slug, timeStamp } from "../paths";
 import type { Services } from "../services";
 import type { CommandDeps } from "./deps";
 import { streamingOf, type Settings } from "../settings";
+import { runLabel } from "../../core/torch/engineChoice";
 
 /** Runs the command; resolves to what was trained. */
 export async function trainCommand(s: Services, deps: CommandDeps, rawArgs: readonly unknown[]): Promise<TrainReport> {
@@ -32,12 +33,13 @@ export async function trainCommand(s: Services, deps: CommandDeps, rawArgs: read
   const panel = deps.panels.show();
   try {
     const result = await s.runJob(
-      `LoRA-drop: training ${adapter ? path.basename(adapter) : `a new LoRA on ${path.basename(model)}`}`,
+      `LoRA-drop: training ${adapter ? path.basename(adapter) : `a new LoRA on ${path.basename(model)}`} (${settings.engine} ${settings.device})`,
       {
         kind: "train", modelDir: model, dataPath: data, outDir, ...(adapter ? { initAdapterDir: adapter } : {}),
         r: settings.train.rank, loraAlpha: settings.train.loraAlpha, targets: settings.train.targetModules, epochs: args.epochs ?? settings.train.epochs,
         lr: settings.train.learningRate, batchSize: settings.train.batchSize, device: settings.device, maxTokens: settings.maxTokens,
         logFile: path.join(path.dirname(outDir), `${path.basename(outDir)}.train.jsonl`), force: args.overwrite ?? false, ...streamingOf(settings),
+        ...(await s.engineFields(data)),
       },
       // Closed and reopened during the run: the steps go to the panel on screen.
       { trainStep: (step) => (ProfilePanel.current ?? panel).controller.trainStep(step) },
@@ -48,7 +50,7 @@ export async function trainCommand(s: Services, deps: CommandDeps, rawArgs: read
     await s.milestone("trained");
     void vscode.commands.executeCommand("revealInExplorer", vscode.Uri.file(result.outDir)).then(undefined, () => undefined);
     s.info(
-      `Trained adapter written to ${path.basename(result.outDir)}: ${result.steps} steps, final loss ${result.finalLoss.toFixed(4)}, ${result.trainableParams.toLocaleString("en-US")} LoRA parameters (${result.seconds.toFixed(0)} s on ${result.device}).`,
+      `Trained adapter written to ${path.basename(result.outDir)}: ${result.steps} steps, final loss ${result.finalLoss.toFixed(4)}, ${result.trainableParams.toLocaleString("en-US")} LoRA parameters (${result.seconds.toFixed(0)} s on ${runLabel(result.device)}).`,
       { title: "Profile it", run: () => vscode.commands.executeCommand("loraDrop.profile", { model, adapter: result.outDir, data }) },
     );
     return report;

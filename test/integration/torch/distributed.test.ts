@@ -8,7 +8,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import { torchTrain, TorchTrainOptions } from "../../../extension/core/train/torchTrain";
+import { torchTrain } from "../../../extension/core/train/torchTrain";
+import type { TrainOptions } from "../../../extension/core/train/settings";
 import { makeTorchFixtures, torchEnvOrSkip } from "../../torchEnv";
 import { tmpDir } from "../../helpers";
 
@@ -19,13 +20,13 @@ test("2-process data-parallel torch training equals 1 process with the same glob
   const fx = makeTorchFixtures(env!, ["llama"]).llama;
   const dir = tmpDir();
   const gradNorms: Record<string, number[]> = { one: [], two: [] };
-  const run = (name: "one" | "two", launch: TorchTrainOptions["launch"]) => torchTrain({
+  const run = (name: "one" | "two", launch: TrainOptions["launch"]) => torchTrain({
     modelDir: fx.modelDir, dataPath: fx.dataFile, initAdapterDir: fx.adapterDir, outDir: path.join(dir, name), sharedLayers: [0, 2],
     steps: 4, batchSize: 3, gradAccum: 2, lr: 1e-2, warmupSteps: 1, weightDecay: 0.01, maxGradNorm: 1, seed: 3,
     device: "cpu", threads: 1, python: env!.python, env: env!.env, launch,
   }, { ...quiet, onStep: (e) => gradNorms[name]!.push(e.gradNorm) });
   const one = await run("one", { kind: "single" });
-  const two = await run("two", { kind: "local", nproc: 2 });
+  const two = await run("two", { kind: "local", nprocPerNode: 2 });
   assert.equal(one.worldSize, 1);
   assert.equal(two.worldSize, 2);
   two.losses.forEach((l, i) => {

@@ -31,11 +31,11 @@ function standIns(packages: Record<string, string>): string {
 }
 
 /** Runs a profile that must fail; returns the error, after checking it is one line without a traceback. */
-async function failure(python: string, extraPath?: string, log: string[] = []): Promise<LoraDropError> {
+async function failure(python: string, extraPath?: string, log: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<LoraDropError> {
   const base = env?.env ?? {};
   const pythonPath = [extraPath, base.PYTHONPATH].filter(Boolean).join(path.delimiter);
   try {
-    await torchProfile({ modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: fx.dataFile, device: "cpu", python, env: { ...base, PYTHONPATH: pythonPath } },
+    await torchProfile({ modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: fx.dataFile, device: "cpu", python, env: { ...base, ...extraEnv, PYTHONPATH: pythonPath } },
       { log: { info: (m) => log.push(m), warn: (m) => log.push(m) } });
   } catch (e) {
     assert.ok(isLoraDropError(e), `not a typed error: ${(e as Error).stack}`);
@@ -74,6 +74,21 @@ test("peft missing or too old is MISSING_DEPENDENCY naming what to install", { s
   assert.match(missing.message, /peft cannot be imported .*'peft>=0\.7'/);
   const old = await failure(env!.python, standIns({ peft: "__version__ = '0.4.0'" }));
   assert.match(old.message, /peft 0\.4\.0 is too old for the torch engine \(needs 0\.7 or newer\)/);
+});
+
+test("transformers 5 with a peft older than 0.18 is MISSING_DEPENDENCY naming the peft it needs", { skip: anyPython ? false : "no python3" }, async () => {
+  const e = await failure(anyPython!, standIns({ torch: "__version__ = '2.11.0'", transformers: "__version__ = '5.2.0'", peft: "__version__ = '0.14.0'", safetensors: "__version__ = '0.7.0'" }));
+  assert.equal(e.code, "MISSING_DEPENDENCY");
+  assert.match(e.message, /peft 0\.14\.0 is too old for the torch engine \(needs 0\.18 or newer with transformers 5\.2\.0\); upgrade it with: .*'peft>=0\.18'/);
+});
+
+test("an accelerate launch configured for FSDP or DeepSpeed is refused: every process holds the whole model", { skip }, async () => {
+  for (const [variable, what] of [["ACCELERATE_USE_FSDP", "FSDP"], ["ACCELERATE_USE_DEEPSPEED", "DeepSpeed"]]) {
+    const e = await failure(env!.python, undefined, [], { [variable]: "true" });
+    assert.equal(e.code, "INVALID_ARGUMENT");
+    assert.equal(e.field, "launcher");
+    assert.match(e.message, new RegExp(`accelerate was configured for ${what}, which the torch engine does not run: it trains data-parallel`));
+  }
 });
 
 test("an unexpected Python exception is one ENGINE_FAILED line; its traceback goes to the log", { skip }, async () => {

@@ -19,7 +19,7 @@ import { loadHfModel } from "../../../extension/core/models/hfModel";
 import { loadAdapter, Adapter } from "../../../extension/core/adapter/peftAdapter";
 import { readSafetensorsIndex, readTensorF32 } from "../../../extension/core/io/safetensors";
 import { isLoraDropError } from "../../../extension/core/util/errors";
-import { torchTrain, TorchTrainOptions } from "../../../extension/core/train/torchTrain";
+import { torchTrain } from "../../../extension/core/train/torchTrain";
 import { makeTorchFixtures, torchEnvOrSkip, TorchFixture } from "../../torchEnv";
 import { tmpDir } from "../../helpers";
 import { TrainOptions } from "../../../extension/core/train/settings";
@@ -36,7 +36,7 @@ function settings(fx: TorchFixture, out: string): TrainOptions {
   };
 }
 
-function torchOpts(o: TrainOptions): TorchTrainOptions {
+function torchOpts(o: TrainOptions): TrainOptions {
   const { device: _d, threads: _t, ...rest } = o;
   return { ...rest, device: "cpu", python: env!.python, env: env!.env };
 }
@@ -126,8 +126,8 @@ test("kill -9 during torch training leaves no adapter; the resumed run equals th
   const out = path.join(dir, "resumed");
   const checkpointDir = path.join(dir, "ck");
   let pids: number[] = [];
-  await assert.rejects(torchTrain({ ...base, outDir: out, checkpointEvery: 2, checkpointDir, onSpawn: (p) => (pids = p) }, {
-    ...quiet, onStep: (e) => { if (e.step === 3) process.kill(pids[0]!, "SIGKILL"); },
+  await assert.rejects(torchTrain({ ...base, outDir: out, checkpointEvery: 2, checkpointDir }, {
+    ...quiet, onSpawn: (p) => (pids = p), onStep: (e) => { if (e.step === 3) process.kill(pids[0]!, "SIGKILL"); },
   }), (e: unknown) => isLoraDropError(e) && e.code === "ENGINE_FAILED" && /SIGKILL/.test(e.message));
   assert.equal(fs.existsSync(out), false, "no adapter after the kill");
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith(".")), [], "no temporary folder left");

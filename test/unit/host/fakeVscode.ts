@@ -61,6 +61,8 @@ export const fake = {
   openDialogs: [] as (string[] | undefined)[],
   executed: [] as { command: string; args: unknown[] }[],
   registered: new Map<string, (...args: unknown[]) => unknown>(),
+  /** Other extensions, by id (extensions.getExtension), e.g. a fake ms-python.python. */
+  extensions: new Map<string, unknown>(),
   settings: {} as Record<string, unknown>,
   /** Listeners of workspace.onDidChangeConfiguration; `changeSettings` calls them. */
   configListeners: new Set<(e: { affectsConfiguration(section: string): boolean }) => void>(),
@@ -87,6 +89,7 @@ export const fake = {
     this.openDialogs = [];
     this.executed = [];
     this.registered.clear();
+    this.extensions.clear();
     this.settings = {};
     this.configListeners.clear();
     this.statusBar = [];
@@ -222,6 +225,9 @@ const vscode = {
       fake.executed.push({ command, args });
       return fake.registered.get(command)?.(...args);
     },
+  },
+  extensions: {
+    getExtension: (id: string) => fake.extensions.get(id),
   },
   workspace: {
     get workspaceFolders() {

@@ -12,6 +12,8 @@ import { ACTIVATION_EVENTS, COMMANDS, MEMORY_BUDGET_PATTERN, MENUS, PANEL_VIEW_T
 import { commandTable } from "../../../extension/host/commands/table";
 import { defaultSettings, memoryBudgetBytes } from "../../../extension/host/settings";
 import { TRAIN_DEFAULTS } from "../../../extension/core/train/settings";
+import { ENGINE_CHOICES, ENGINE_DEVICES } from "../../../extension/core/torch/engineChoice";
+import { TORCH_DTYPES } from "../../../extension/core/torch/protocol";
 import type { Services } from "../../../extension/host/services";
 import { REPO_ROOT } from "../../helpers";
 import { WALKTHROUGH_STEPS, milestoneContextKey, type Milestone } from "../../../extension/host/walkthrough";
@@ -55,6 +57,7 @@ test("settings: package.json defaults are the reader's defaults; the trainer's d
   assert.deepEqual(Object.keys(props).sort(), Object.keys(SETTINGS).sort());
   const d = defaultSettings();
   const flat: Record<string, unknown> = {
+    "loraDrop.engine": d.engine, "loraDrop.pythonPath": d.pythonPath, "loraDrop.dtype": d.dtype,
     "loraDrop.device": d.device, "loraDrop.memoryBudget": d.memoryBudget ?? "", "loraDrop.stream": d.stream, "loraDrop.threshold": d.threshold, "loraDrop.sampleFraction": d.sampleFraction,
     "loraDrop.maxExamples": d.maxExamples, "loraDrop.maxTokens": d.maxTokens, "loraDrop.outputFolder": d.outputFolder,
     "loraDrop.mode": d.mode, "loraDrop.outputFormat": d.outputFormat,
@@ -66,6 +69,7 @@ test("settings: package.json defaults are the reader's defaults; the trainer's d
   assert.equal(d.threshold, 0.9);
   assert.equal(d.sampleFraction, 0.1);
   assert.equal(d.outputFolder, ".lora-drop");
+  assert.deepEqual([d.engine, d.pythonPath, d.dtype, d.device], ["onnx", "", "float32", "auto"], "the zero-install engine by default");
   assert.deepEqual([d.train.rank, d.train.loraAlpha, d.train.targetModules, d.train.epochs, d.train.learningRate, d.train.batchSize],
     [TRAIN_DEFAULTS.r, TRAIN_DEFAULTS.loraAlpha, TRAIN_DEFAULTS.targets, TRAIN_DEFAULTS.epochs, TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.batchSize]);
 });
@@ -99,6 +103,13 @@ test("the walkthrough: its steps link to contributed commands, show files the pa
   });
   assert.ok(walkthrough!.steps.slice(0, 5).every((s) => /\(command:loraDrop\./.test(s.description) || s.id === "threshold"), "every step but choosing T has a button");
   assert.equal(WALKTHROUGH_STEPS.length, walkthrough!.steps.length);
+});
+
+test("the engine settings offer the engine's own lists: engines, every device of either engine, the torch dtypes", () => {
+  const props = pkg.contributes.configuration.properties as Record<string, { enum?: string[] }>;
+  assert.deepEqual(props["loraDrop.engine"]!.enum, [...ENGINE_CHOICES]);
+  assert.deepEqual([...props["loraDrop.device"]!.enum!].sort(), [...ENGINE_DEVICES].sort());
+  assert.deepEqual(props["loraDrop.dtype"]!.enum, [...TORCH_DTYPES]);
 });
 
 test("entry point, extension kind, engine and panel activation", () => {

@@ -1,9 +1,10 @@
 /**
- * The extension's settings: valid values pass, invalid ones fall back to their defaults and are named; sizes and streaming as the engine takes them.
+ * The extension's settings: valid values pass, invalid ones fall back to their defaults and are named; sizes and
+ * streaming as the engine takes them; the engine, its interpreter and dtype, and what a job carries of them.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { memoryBudgetBytes, readSettings, streamingOf } from "../../../extension/host/settings";
+import { engineOf, memoryBudgetBytes, readSettings, streamingOf } from "../../../extension/host/settings";
 
 test("settings: valid values pass, invalid ones fall back to the default and are named", () => {
   const values: Record<string, unknown> = { device: "cuda", threshold: 0.75, maxExamples: 3, mode: "drop", "train.targetModules": ["q_proj", "o_proj"] };
@@ -53,4 +54,20 @@ test("settings: the memory budget takes the engine's sizes, blank is automatic; 
   }
   assert.equal(memoryBudgetBytes("1.5GiB"), 1610612736);
   assert.equal(memoryBudgetBytes("nope"), undefined);
+});
+
+test("settings: the engine, the torch engine's interpreter and dtype; a torch job carries them and no streaming fields", () => {
+  const read = (values: Record<string, unknown>) => readSettings((k) => values[k]);
+  const torch = read({ engine: "torch", pythonPath: " /opt/venv/bin/python ", dtype: "bfloat16", device: "mps", memoryBudget: "6G", stream: "on" });
+  assert.deepEqual(torch.problems, []);
+  assert.deepEqual([torch.settings.engine, torch.settings.pythonPath, torch.settings.dtype, torch.settings.device], ["torch", "/opt/venv/bin/python", "bfloat16", "mps"]);
+  assert.deepEqual(streamingOf(torch.settings), {}, "the memory budget and streaming bound the onnx engine only");
+  assert.deepEqual(engineOf(torch.settings, "/opt/venv/bin/python"), { engine: "torch", dtype: "bfloat16", python: "/opt/venv/bin/python" });
+  assert.deepEqual(engineOf(torch.settings, undefined), { engine: "torch", dtype: "bfloat16" }, "no interpreter: the engine's default");
+  const onnx = read({ dtype: "float16", pythonPath: "/x" });
+  assert.deepEqual(engineOf(onnx.settings, "/x"), { engine: "onnx" }, "an onnx job carries no torch options");
+  const bad = read({ engine: "jax", dtype: "int8", pythonPath: "a\nb" });
+  assert.deepEqual([bad.settings.engine, bad.settings.dtype, bad.settings.pythonPath], ["onnx", "float32", ""]);
+  assert.equal(bad.problems.length, 3);
+  assert.match(bad.problems.join("\n"), /loraDrop\.engine = "jax" is not valid; using "onnx"/);
 });

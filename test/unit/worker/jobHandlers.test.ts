@@ -44,6 +44,8 @@ test("job checks: well-formed jobs pass; each bad field is named", () => {
   assert.equal(jobProblem(profileJob({ memoryBudget: 6 * 1024 ** 3, stream: "on" })), undefined);
   assert.equal(jobProblem(trainJob({ memoryBudget: 1, stream: "off", initAdapterDir: fx.adapterDir })), undefined);
   assert.equal(jobProblem(pipelineJob({ stream: "auto" })), undefined);
+  assert.equal(jobProblem(profileJob({ engine: "torch", python: "/venv/bin/python", dtype: "bfloat16", device: "mps" })), undefined);
+  assert.equal(jobProblem(trainJob({ engine: "onnx", device: "webgpu" })), undefined, "which device goes with which engine is the engine's check");
   assert.equal(jobProblem({ kind: "prune", adapterDir: "a", profilePath: "p", threshold: 0.9, mode: "share", format: "peft", outDir: "o", force: true }), undefined);
   const cases: [unknown, string][] = [
     [profileJob({ memoryBudget: "6G" as unknown as number }), "memoryBudget"],
@@ -55,6 +57,9 @@ test("job checks: well-formed jobs pass; each bad field is named", () => {
     [profileJob({ stream: "yes" as "on" }), "stream"],
     [trainJob({ stream: null as unknown as "on" }), "stream"],
     [pipelineJob({ device: "tpu" as "cpu" }), "device"],
+    [profileJob({ engine: "jax" as "torch" }), "engine"],
+    [trainJob({ engine: "torch", dtype: "int8" as "float16" }), "dtype"],
+    [pipelineJob({ engine: "torch", python: 3 as unknown as string }), "python"],
     [{ ...profileJob(), maxTokens: "16" }, "maxTokens"],
     [{ ...trainJob(), targets: "q_proj" }, "targets"],
     [{ ...trainJob(), force: "no" }, "force"],
@@ -67,6 +72,13 @@ test("job checks: well-formed jobs pass; each bad field is named", () => {
   for (const [job, field] of cases) assert.equal(jobProblem(job)?.field, field, JSON.stringify(job));
   assert.equal(jobProblem(profileJob({ memoryBudget: "6G" as unknown as number }))?.message, 'memoryBudget must be a positive integer, got "6G"');
   assert.equal(jobProblem(profileJob({ stream: "yes" as "on" }))?.message, 'stream must be one of auto, on, off, got "yes"');
+});
+
+test("a job's device and options must be its engine's: the engine's own check, named by field", async () => {
+  await assert.rejects(runJobInProcess(profileJob({ engine: "torch", device: "webgpu" }), {}), (e) => isInvalid("device")(e) && /webgpu is the onnx engine's/.test((e as Error).message));
+  await assert.rejects(runJobInProcess(trainJob({ device: "mps" }), {}), (e) => isInvalid("device")(e) && /mps is the torch engine's/.test((e as Error).message));
+  await assert.rejects(runJobInProcess(pipelineJob({ dtype: "bfloat16" }), {}), isInvalid("dtype"));
+  await assert.rejects(runJobInProcess(trainJob({ engine: "torch", stream: "on" }), {}), isInvalid("stream"));
 });
 
 test("a crafted job fails with INVALID_ARGUMENT naming the field, in this process and in the worker, which keeps serving", async () => {

@@ -40,19 +40,44 @@ test("protocol lines are validated field by field", () => {
   refused('{"type":"result","command":"train","device":"cpu","dtype":"float32","tensorsFile":"x","steps":1,"losses":[7],"tokens":1,"trainableParams":1,"headParams":0,"worldSize":1}', /losses\[0\] that is not an object/);
 });
 
-test("launch commands: one process, N local env:// processes, torchrun and accelerate", async () => {
+test("launch commands: one process, N local env:// processes (on one node or several), torchrun and accelerate", async () => {
   const env = { PATH: "/bin" };
   assert.deepEqual(await launchSpecs("py", { kind: "single" }, "/r.json", env), [{ command: "py", args: ["-m", "lora_drop_torch", "/r.json"], env, label: "python", rank: 0 }]);
-  const local = await launchSpecs("py", { kind: "local", nproc: 2, masterPort: 29511 }, "/r.json", env);
+  const local = await launchSpecs("py", { kind: "local", nprocPerNode: 2, masterPort: 29511 }, "/r.json", env);
   assert.deepEqual(local.map((s) => [s.rank, s.env.RANK, s.env.LOCAL_RANK, s.env.WORLD_SIZE, s.env.MASTER_ADDR, s.env.MASTER_PORT]),
     [[0, "0", "0", "2", "127.0.0.1", "29511"], [1, "1", "1", "2", "127.0.0.1", "29511"]]);
-  const free = await launchSpecs("py", { kind: "local", nproc: 2 }, "/r.json", env);
+  const free = await launchSpecs("py", { kind: "local", nprocPerNode: 2 }, "/r.json", env);
   assert.ok(Number(free[0]!.env.MASTER_PORT) > 0 && free[0]!.env.MASTER_PORT === free[1]!.env.MASTER_PORT);
+  // Node 1 of 2, two processes each: global ranks 2 and 3, local ranks 0 and 1 (local rank 0 answers for the node).
+  const node1 = await launchSpecs("py", { kind: "local", nprocPerNode: 2, nnodes: 2, nodeRank: 1, masterAddr: "10.0.0.1", masterPort: 29500 }, "/r.json", env);
+  assert.deepEqual(node1.map((s) => [s.rank, s.env.RANK, s.env.LOCAL_RANK, s.env.WORLD_SIZE, s.env.MASTER_ADDR, s.env.GROUP_RANK]),
+    [[0, "2", "0", "4", "10.0.0.1", "1"], [1, "3", "1", "4", "10.0.0.1", "1"]]);
   const [tr] = await launchSpecs("py", { kind: "torchrun", nprocPerNode: 8, nnodes: 2, nodeRank: 1, masterAddr: "10.0.0.1", masterPort: 29500 }, "/r.json", env);
-  assert.deepEqual(tr!.args, ["-m", "torch.distributed.run", "--nproc-per-node", "8", "--nnodes", "2", "--node-rank", "1", "--master-addr", "10.0.0.1", "--master-port", "29500", "-m", "lora_drop_torch", "/r.json"]);
+  assert.deepEqual(tr!.args, ["-m", "torch.distributed.run", "--nproc_per_node", "8", "--nnodes", "2", "--node_rank", "1", "--master_addr", "10.0.0.1", "--master_port", "29500", "-m", "lora_drop_torch", "/r.json"]);
   assert.equal(tr!.rank, undefined, "a launcher's merged output is read as a whole");
   const [acc] = await launchSpecs("py", { kind: "accelerate", nprocPerNode: 4, nnodes: 2, nodeRank: 0, masterAddr: "h", masterPort: 1 }, "/r.json", env, "cuda");
   assert.deepEqual(acc!.args, ["-m", "accelerate.commands.launch", "--num_processes", "8", "--num_machines", "2", "--multi_gpu", "--machine_rank", "0", "--main_process_ip", "h", "--main_process_port", "1", "-m", "lora_drop_torch", "/r.json"]);
+});
+
+test("accelerate: --multi_gpu only for several CUDA processes, --cpu for one CPU process; several CPU processes are refused", async () => {
+  const env = { PATH: "/bin" };
+  const args = async (device: string, nprocPerNode: number) => (await launchSpecs("py", { kind: "accelerate", nprocPerNode }, "/r.json", env, device))[0]!.args.slice(2, -3);
+  assert.deepEqual(await args("cuda", 2), ["--num_processes", "2", "--num_machines", "1", "--multi_gpu"]);
+  assert.deepEqual(await args("cuda", 1), ["--num_processes", "1", "--num_machines", "1"], "accelerate refuses --multi_gpu for one process");
+  assert.deepEqual(await args("cpu", 1), ["--num_processes", "1", "--num_machines", "1", "--cpu"]);
+  await assert.rejects(args("cpu", 2), (e: unknown) => isLoraDropError(e) && e.code === "INVALID_ARGUMENT" && /mpirun.*use --launcher local or torchrun/.test(e.message));
+  await assert.rejects(args("mps", 2), (e: unknown) => isLoraDropError(e) && /MPS is one device/.test(e.message));
+});
+
+test("launches are checked: node rank within the nodes, node 0's address and port for several nodes", async () => {
+  const env = { PATH: "/bin" };
+  const refusal = (launch: Parameters<typeof launchSpecs>[1], field: string) => assert.rejects(launchSpecs("py", launch, "/r.json", env),
+    (e: unknown) => isLoraDropError(e) && e.code === "INVALID_ARGUMENT" && e.field === field);
+  await refusal({ kind: "local", nprocPerNode: 0 }, "nproc-per-node");
+  await refusal({ kind: "torchrun", nprocPerNode: 1, nnodes: 2, nodeRank: 2, masterAddr: "h", masterPort: 1 }, "node-rank");
+  await refusal({ kind: "local", nprocPerNode: 1, nnodes: 2, nodeRank: 1, masterPort: 29500 }, "master-addr");
+  await refusal({ kind: "local", nprocPerNode: 1, nnodes: 2, masterAddr: "h" }, "master-port");
+  await refusal({ kind: "local", nprocPerNode: 1, masterPort: 70000 }, "master-port");
 });
 
 test("the interpreter: explicit choice, else $LORA_DROP_PYTHON, else python3; the package goes first on PYTHONPATH", () => {
