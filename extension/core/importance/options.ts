@@ -21,8 +21,13 @@ export interface ProfileOptions {
   batchSize?: number;
   device?: DeviceChoice;
   threads?: number;
-  /** `output` (LoRA-drop, default), `weight` (||s·B·A||_F²) or `gradient` (||∂L/∂A||² + ||∂L/∂B||², training graph). */
+  /**
+   * `output` (LoRA-drop, default), `weight` (||s·B·A||_F²), `gradient` (||∂L/∂A||² + ||∂L/∂B||², training graph) or
+   * `ablation` (the loss increase when a layer's LoRA is removed).
+   */
   criterion?: Criterion;
+  /** Ablation: also remove each module of each layer on its own, for per-module importance (one more evaluation per pair). */
+  ablationPerModule?: boolean;
   /** Bytes the streamed working set may use (default: half the available memory). */
   memoryBudget?: number;
   /** Run layer blocks one after another from the shards (`auto`: when the float32 model exceeds the budget). */

@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import { LoraDropError, describeValue } from "../util/errors";
-import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION } from "./profileSchema";
+import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION, CRITERIA, SIGNED_CRITERIA } from "./profileSchema";
 import { writeFileAtomic } from "../io/atomicWrite";
 
 /** Writes a profile atomically. */
@@ -19,17 +19,24 @@ export function validateProfile(raw: unknown, file = "profile"): ProfileFile {
   const p = raw as Partial<ProfileFile>;
   if (p.schema !== PROFILE_SCHEMA) bad(`not a LoRA-drop profile (schema ${describeValue(p.schema)})`, "schema");
   if (p.version !== PROFILE_VERSION) bad(`profile version ${describeValue(p.version)} is not supported (this version reads ${PROFILE_VERSION})`, "version");
+  if (!CRITERIA.includes(p.criterion!)) bad(`criterion ${describeValue(p.criterion)} is unknown (known: ${CRITERIA.join(", ")})`, "criterion");
+  // Raw ablation values are loss increases, negative where a layer's LoRA hurts; the normalised ones never are.
+  const signed = SIGNED_CRITERIA.includes(p.criterion!);
   if (!Array.isArray(p.layers) || !p.layers.every((l) => Number.isInteger(l))) bad("layers must be a list of integers", "layers");
   if (!Array.isArray(p.modules) || !p.modules.every((m) => typeof m === "string")) bad("modules must be a list of names", "modules");
   if (new Set(p.modules).size !== p.modules!.length) bad("modules must not repeat a name", "modules");
   const L = p.layers!.length;
   const imp = p.importance;
   if (typeof imp !== "object" || imp === null) bad("importance must be an object", "importance");
-  const numList = (v: unknown, n: number) => Array.isArray(v) && v.length === n && v.every((x) => typeof x === "number" && Number.isFinite(x) && x >= 0);
-  if (!imp || !numList(imp.per_layer, L) || !numList(imp.per_layer_raw, L)) bad(`importance.per_layer and per_layer_raw must be ${L} non-negative numbers`, "importance");
+  const numList = (v: unknown, n: number, anySign = false) => Array.isArray(v) && v.length === n && v.every((x) => typeof x === "number" && Number.isFinite(x) && (anySign || x >= 0));
+  const rawWord = signed ? "finite" : "non-negative";
+  if (!imp || !numList(imp.per_layer, L) || !numList(imp.per_layer_raw, L, signed)) bad(`importance.per_layer must be ${L} non-negative numbers and per_layer_raw ${L} ${rawWord} numbers`, "importance");
   for (const m of p.modules!) {
-    if (!numList(imp!.per_module?.[m], L) || !numList(imp!.per_module_raw?.[m], L)) bad(`importance.per_module.${m} must be ${L} non-negative numbers`, "importance.per_module");
+    if (!numList(imp!.per_module?.[m], L) || !numList(imp!.per_module_raw?.[m], L, signed)) bad(`importance.per_module.${m} must be ${L} non-negative numbers (per_module_raw: ${rawWord})`, "importance.per_module");
     if (!numList(p.adapter?.params?.[m], L)) bad(`adapter.params.${m} must be ${L} non-negative numbers`, "adapter.params");
+  }
+  if (p.ablation !== undefined && (typeof p.ablation !== "object" || p.ablation === null || !Number.isFinite(p.ablation.full_loss) || typeof p.ablation.per_module !== "boolean")) {
+    bad("ablation must hold full_loss (a number) and per_module (true or false)", "ablation");
   }
   if (!Array.isArray(p.sequences)) bad("sequences must be a list", "sequences");
   p.sequences!.forEach((s, i) => {

@@ -1,0 +1,72 @@
+/**
+ * Reading and writing sweep files: validated on read (sweepSchema.ts) so a hand-edited or foreign file gives one
+ * clear error, written atomically, and never over one of the sweep's own inputs.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LoraDropError } from "../util/errors";
+import { writeFileAtomic } from "../io/atomicWrite";
+import type { PruneMode } from "../adapter/dropRecord";
+import { sweepProblem, type SweepFile } from "./sweepSchema";
+
+/** Largest sweep file read. */
+export const MAX_SWEEP_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Where the panel keeps the sweep of a profile: beside it, `<name>.sweep.json` for "share" (the paper's method) and
+ * `<name>.sweep-drop.json` for "drop", `<name>` being the profile's file name without `.json`.
+ */
+export function sweepPathFor(profilePath: string, mode: PruneMode): string {
+  const base = path.basename(profilePath).replace(/\.json$/i, "");
+  return path.join(path.dirname(profilePath), `${base}.${mode === "share" ? "sweep" : "sweep-drop"}.json`);
+}
+
+/** Checks a parsed value; returns it typed or throws SWEEP_INVALID naming the file and field. */
+export function validateSweep(raw: unknown, file = "sweep"): SweepFile {
+  const problem = sweepProblem(raw);
+  if (problem) throw new LoraDropError("SWEEP_INVALID", problem.message, file, problem.field || undefined);
+  return raw as SweepFile;
+}
+
+/** Reads and validates a sweep file. */
+export function readSweep(file: string): SweepFile {
+  let text: string;
+  try {
+    const size = fs.statSync(file).size;
+    if (size > MAX_SWEEP_BYTES) throw new LoraDropError("SWEEP_INVALID", `file is ${size} bytes, more than the ${MAX_SWEEP_BYTES}-byte limit for a sweep`, file);
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e instanceof LoraDropError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new LoraDropError(code === "ENOENT" ? "FILE_NOT_FOUND" : "FILE_UNREADABLE", code === "ENOENT" ? "sweep not found" : `cannot read (${code})`, file);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new LoraDropError("SWEEP_INVALID", `not valid JSON (${(e as Error).message})`, file);
+  }
+  return validateSweep(raw, file);
+}
+
+/**
+ * Writes a sweep atomically. Refuses to replace an existing file unless `force`, and always refuses one of the
+ * sweep's inputs: the profile, the data, or anything inside the model or adapter folder.
+ */
+export function writeSweep(file: string, sweep: SweepFile, inputs: { files: string[]; folders: string[] }, force = false): void {
+  const real = (p: string) => {
+    const abs = path.resolve(p);
+    try {
+      return fs.realpathSync(abs);
+    } catch {
+      // Not there yet: resolve its folder, so a link to an input's folder is still seen through.
+      try { return path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs)); } catch { return abs; }
+    }
+  };
+  const out = real(file);
+  const input = inputs.files.map(real).includes(out) || inputs.folders.map(real).some((d) => out === d || out.startsWith(d + path.sep));
+  if (input) throw new LoraDropError("INVALID_ARGUMENT", "the output is one of the sweep's inputs (the profile, the data, or a file of the model or adapter folder); choose another --out", file);
+  if (fs.existsSync(file) && !force) throw new LoraDropError("OUTPUT_EXISTS", "the sweep file already exists; choose another --out or pass --force", file);
+  validateSweep(sweep, file);
+  writeFileAtomic(file, JSON.stringify(sweep, null, 1));
+}
