@@ -7,6 +7,7 @@ import { registerProfile } from "./profileCommand";
 import { registerPrune } from "./pruneCommand";
 import { registerPipeline } from "./pipelineCommand";
 import { registerTrain } from "./trainCommand";
+import { registerSweep } from "./sweepCommand";
 import { reportError } from "./terminal";
 
 /** Builds the program with every command registered. */
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerProfile(program);
   registerPrune(program);
+  registerSweep(program);
   registerPipeline(program);
   registerTrain(program);
   return program;

@@ -49,11 +49,17 @@ export function readSweep(file: string): SweepFile {
   return validateSweep(raw, file);
 }
 
+/** The inputs of a sweep, none of which its output may replace. */
+export interface SweepInputs {
+  files: string[];
+  folders: string[];
+}
+
 /**
- * Writes a sweep atomically. Refuses to replace an existing file unless `force`, and always refuses one of the
- * sweep's inputs: the profile, the data, or anything inside the model or adapter folder.
+ * Throws unless `file` may receive a sweep: never one of the sweep's inputs (the profile, the data, or anything
+ * inside the model or adapter folder), and an existing file only with `force`. Callers check before measuring too.
  */
-export function writeSweep(file: string, sweep: SweepFile, inputs: { files: string[]; folders: string[] }, force = false): void {
+export function checkSweepOutput(file: string, inputs: SweepInputs, force = false): void {
   const real = (p: string) => {
     const abs = path.resolve(p);
     try {
@@ -67,6 +73,11 @@ export function writeSweep(file: string, sweep: SweepFile, inputs: { files: stri
   const input = inputs.files.map(real).includes(out) || inputs.folders.map(real).some((d) => out === d || out.startsWith(d + path.sep));
   if (input) throw new LoraDropError("INVALID_ARGUMENT", "the output is one of the sweep's inputs (the profile, the data, or a file of the model or adapter folder); choose another --out", file);
   if (fs.existsSync(file) && !force) throw new LoraDropError("OUTPUT_EXISTS", "the sweep file already exists; choose another --out or pass --force", file);
+}
+
+/** Writes a sweep atomically, after checkSweepOutput. */
+export function writeSweep(file: string, sweep: SweepFile, inputs: SweepInputs, force = false): void {
+  checkSweepOutput(file, inputs, force);
   validateSweep(sweep, file);
   writeFileAtomic(file, JSON.stringify(sweep, null, 1));
 }
