@@ -195,6 +195,8 @@ export class LoraDropPanel {
         break;
       case "sweep":
         this.sweeps.set(msg.sweep.mode, msg.sweep);
+        // A sweep on screen replaces any note about an earlier evaluation that did not finish.
+        if (this.evaluation.kind === "idle") this.evaluation = { kind: "idle" };
         break;
       case "clearSweeps":
         this.sweeps.clear();

@@ -90,11 +90,13 @@ export class SweepView {
     root.append("g").attr("class", "axis").attr("transform", `translate(0,${HEIGHT - MARGIN.bottom})`).call(axisBottom(x).ticks(Math.max(2, Math.floor(width / 90))).tickFormat((v) => compactValue(Number(v))));
     root.append("g").attr("class", "axis").attr("transform", `translate(${MARGIN.left},0)`).call(axisLeft(y).ticks(5).tickFormat((v) => compactValue(Number(v))));
     root.append("text").attr("class", "axis-title").attr("x", (MARGIN.left + width - MARGIN.right) / 2).attr("y", HEIGHT - 4).attr("text-anchor", "middle").text("LoRA parameters");
-    // Reference lines: no LoRA at all, and the adapter as it is (labels at the right end, where points thin out).
-    for (const [cls, value, label] of [["base", m.base, "base model"], ["full", m.full, "full adapter"]] as const) {
+    // Reference lines: no LoRA at all, and the adapter as it is. Small adapters lose most (points near the base
+    // line on the left), large ones approach the full adapter (on the right): each label goes to the other end.
+    for (const [cls, value, label, atRight] of [["base", m.base, "base model", true], ["full", m.full, "full adapter", false]] as const) {
       root.append("line").attr("class", `ref-line ${cls}`).attr("data-loss", String(value))
         .attr("x1", x.range()[0]!).attr("x2", x.range()[1]!).attr("y1", y(value)).attr("y2", y(value));
-      root.append("text").attr("class", `ref-label ${cls}`).attr("x", x.range()[1]! - 2).attr("y", y(value) - 3).attr("text-anchor", "end").text(`${label} ${lossText(value)}`);
+      root.append("text").attr("class", `ref-label ${cls}`).attr("x", atRight ? x.range()[1]! - 2 : x.range()[0]! + 4).attr("y", y(value) - 3)
+        .attr("text-anchor", atRight ? "end" : "start").text(`${label} ${lossText(value)}`);
     }
     root.append("path").attr("class", "sweep-line").attr("d", line<{ params: number; loss: number }>().x((p) => x(p.params)).y((p) => y(p.loss))(m.points) ?? "");
     root.append("g").selectAll("circle").data(m.points).join("circle")
