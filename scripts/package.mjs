@@ -53,8 +53,9 @@ try {
     console.error(`package: files outside the extension's folders would be packaged; add them to .vscodeignore:\n  ${strays.slice(0, 30).join("\n  ")}`);
     process.exit(1);
   }
-  // No LICENSE file or repository URL exists yet; vsce would stop to ask about them.
-  execFileSync(process.execPath, [vsce, "package", "--target", target, "--ignoreFile", ignoreFile, "--out", out, "--skip-license", "--allow-missing-repository"], { stdio: "inherit" });
+  // No LICENSE file or repository URL exists yet; vsce would stop to ask about them. Without a repository URL it
+  // cannot rewrite the README's links to repository files (docs/…) either, and refuses; they stay relative.
+  execFileSync(process.execPath, [vsce, "package", "--target", target, "--ignoreFile", ignoreFile, "--out", out, "--skip-license", "--allow-missing-repository", "--no-rewrite-relative-links"], { stdio: "inherit" });
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -327,7 +327,8 @@ export class LoraDropPanel {
     const ctx: ExportContext = { profile: p.profile, sourcePath: p.sourcePath, module: this.state.module, sequence: this.state.sequence, threshold: this.state.threshold, mode: this.state.mode, status: layerStatus(this.selection) };
     let content: string;
     if (format === "csv") content = what === "heatmap" ? heatmapCsvContent(ctx) : importanceCsvContent(ctx);
-    else if (format === "svg") content = chartsSvgContent(Array.from(this.importance.root.querySelectorAll<SVGSVGElement>("svg.chart")));
+    // The sweep chart joins the export once it has a sweep to show (it is empty, 0 px high, before).
+    else if (format === "svg") content = chartsSvgContent(Array.from(this.importance.root.querySelectorAll<SVGSVGElement>("svg.chart")).filter((c) => Number(c.getAttribute("height")) > 0));
     else {
       const parts = this.heatmap.exportParts();
       if (!parts) {

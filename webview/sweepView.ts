@@ -88,7 +88,7 @@ export class SweepView {
     const y = scaleLinear().domain(m.y).range([HEIGHT - MARGIN.bottom, MARGIN.top]);
     const root = select(svg);
     root.append("g").attr("class", "axis").attr("transform", `translate(0,${HEIGHT - MARGIN.bottom})`).call(axisBottom(x).ticks(Math.max(2, Math.floor(width / 90))).tickFormat((v) => compactValue(Number(v))));
-    root.append("g").attr("class", "axis").attr("transform", `translate(${MARGIN.left},0)`).call(axisLeft(y).ticks(5).tickFormat((v) => compactValue(Number(v))));
+    root.append("g").attr("class", "axis").attr("transform", `translate(${MARGIN.left},0)`).call(axisLeft(y).ticks(5).tickFormat(y.tickFormat(5)));
     root.append("text").attr("class", "axis-title").attr("x", (MARGIN.left + width - MARGIN.right) / 2).attr("y", HEIGHT - 4).attr("text-anchor", "middle").text("LoRA parameters");
     // Reference lines: no LoRA at all, and the adapter as it is. Small adapters lose most (points near the base
     // line on the left), large ones approach the full adapter (on the right): each label goes to the other end.
