@@ -32,7 +32,8 @@ export function sweepTable(s: SweepFile): string {
 }
 
 function signed(x: number): string {
-  return `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(5)}`;
+  // A difference that rounds to zero prints as +0, whatever float rounding left as its sign.
+  return `${x >= -5e-6 ? "+" : "−"}${Math.abs(x).toFixed(5)}`;
 }
 
 /** Parses `0.5,0.6,0.9` into thresholds in (0, 1]. */
