@@ -52,6 +52,9 @@ export function registerProfile(program: Command): void {
     .option("--quiet", "no progress output")
     .option("--verbose", "log details (execution provider, timings)")
     .action(async (o) => {
+      if (o.perModule && o.criterion !== "ablation") {
+        throw new LoraDropError("INVALID_ARGUMENT", "--per-module applies to --criterion ablation only (every other criterion measures each module anyway)");
+      }
       if (!o.force && fs.existsSync(o.out)) {
         throw new LoraDropError("OUTPUT_EXISTS", "the profile file already exists; choose another --out or pass --force", o.out);
       }

@@ -54,4 +54,7 @@ test("profile --criterion ablation prints each layer's loss increase", () => {
   assert.equal(p.importance.per_layer_raw[1], 0);
   assert.match(r.stdout, /loss increase/);
   assert.match(r.stdout, /full adapter loss \d/);
+  const misuse = run(["profile", "--model", fx.modelDir, "--adapter", fx.adapterDir, "--data", fx.dataFile, "--out", out, "--force", "--per-module"]);
+  assert.equal(misuse.status, 2);
+  assert.match(misuse.stderr, /^error \[INVALID_ARGUMENT\]: --per-module applies to --criterion ablation only/);
 });
