@@ -40,6 +40,7 @@ export class ImportanceView {
   private readonly bars: SVGSVGElement;
   private readonly curve: SVGSVGElement;
   private model: ImportanceModel | undefined;
+  private observedWidth = -1;
 
   /** Builds the two empty charts and places `side` after the curve. */
   constructor(private readonly side: SideChart) {
@@ -54,7 +55,14 @@ export class ImportanceView {
       h("figure", { className: "chart-figure" }, [h("figcaption", { text: "Cumulative importance, most important layers first" }), this.curve]),
       side.root,
     ]);
-    new ResizeObserver(() => this.render()).observe(this.root);
+    // Only a change of width redraws, in the next frame: the sweep chart beside the curve changes the row's height
+    // as it fills, and redrawing inside the observer's callback would make the observer report itself again.
+    new ResizeObserver(() => {
+      const width = this.root.clientWidth;
+      if (width === this.observedWidth) return;
+      this.observedWidth = width;
+      requestAnimationFrame(() => this.render());
+    }).observe(this.root);
   }
 
   /** Redraws both charts for `model`. */
