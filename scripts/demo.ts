@@ -2,15 +2,22 @@
  * `npm run demo`: LoRA-drop end to end on an embedded tiny model. Generates (deterministically, offline) a random
  * 16-layer Llama with Llama 2's real tokenizer and a synthetic text dataset into ./demo-output, then runs the whole
  * pipeline — stratified sample, short LoRA, output profile, selection at T = 0.9, LoRA-drop fine-tune and a full
- * LoRA with the same steps for comparison — and prints what was found. A few minutes on 2 CPU cores.
+ * LoRA with the same steps for comparison — and prints what was found. Then it sweeps the thresholds of the
+ * short run's adapter (the one the pipeline profiled and selected from): the loss of the pruned adapter at every T,
+ * before any retraining. A few minutes on 2 CPU cores.
  *
  * Options: --out DIR (default ./demo-output), --steps N (default 240), --threads N (default 2).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { writeTinyModel, writeSyntheticDataset } from "../extension/core/demo/tinyModel";
-import { runPipeline, PipelineEvent, PIPELINE_PHASES, PipelineOptions } from "../extension/core/pipeline/pipeline";
+import { runPipeline, PipelineEvent, PIPELINE_FILES, PIPELINE_PHASES, PipelineOptions } from "../extension/core/pipeline/pipeline";
 import { pipelineSummary } from "../extension/cli/pipelineCommand";
+import { runSweep } from "../extension/core/sweep/sweep";
+import { sweepPathFor, writeSweep } from "../extension/core/sweep/sweepFile";
+import { sweepTable } from "../extension/cli/sweepCommand";
+import { readProfile } from "../extension/core/importance/profileFile";
+import { measuredPointIndex } from "../extension/viewModel/sweepChart";
 import { reportError } from "../extension/cli/terminal";
 import { EtaClock, etaText } from "../extension/core/util/eta";
 
@@ -66,7 +73,30 @@ async function main(): Promise<void> {
   process.stdout.write(`\nthe same from the command line:\n  npx lora-drop pipeline --model ${modelDir} --data ${dataFile} --out ${outDir} --force \\\n`
     + `    --sample-fraction ${opts.sampleFraction} --threshold ${opts.threshold} --stratify-by ${opts.stratifyBy} --r ${opts.r} --lora-alpha ${opts.loraAlpha} \\\n`
     + `    --targets ${opts.targets!.join(",")} --steps ${opts.steps} --sample-steps ${opts.sampleSteps} --lr ${opts.lr} --max-tokens ${opts.maxTokens} --warmup-steps ${opts.warmupSteps} --device cpu\n`);
+  await sweepDemo(modelDir, dataFile, outDir, opts.threads);
   process.stdout.write(`demo finished in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+}
+
+/**
+ * The sweep of the short run's adapter with the pipeline's own profile, on the first examples of the dataset
+ * (mostly outside the sample that adapter was trained on): its table, and where the pipeline's T lands on it.
+ */
+async function sweepDemo(modelDir: string, dataFile: string, outDir: string, threads: number | undefined): Promise<void> {
+  const profilePath = path.join(outDir, PIPELINE_FILES.profile);
+  const adapterDir = path.join(outDir, PIPELINE_FILES.sample_adapter);
+  process.stdout.write(`\nsweep: the loss of the short run's adapter pruned at every threshold, before retraining\n`);
+  const sweep = await runSweep({ modelDir, adapterDir, profile: profilePath, dataPath: dataFile, maxExamples: 64, maxTokens: DEMO.run.maxTokens, device: "cpu", threads });
+  const file = sweepPathFor(profilePath, "share");
+  writeSweep(file, sweep, { files: [profilePath, dataFile], folders: [modelDir, adapterDir] }, true);
+  process.stdout.write(`${sweepTable(sweep)}\n`);
+  const at = measuredPointIndex(sweep, readProfile(profilePath), DEMO.run.threshold);
+  const p = at === undefined ? undefined : sweep.points[at];
+  if (p) {
+    process.stdout.write(`at the pipeline's T = ${DEMO.run.threshold}: ${p.lora_params.toLocaleString("en-US")} of ${sweep.adapter.total_params.toLocaleString("en-US")} LoRA parameters, ` +
+      `loss ${p.loss.toFixed(4)} before retraining (full adapter ${sweep.full_loss.toFixed(4)}, base model ${sweep.base_loss.toFixed(4)})\n`);
+  }
+  process.stdout.write(`wrote ${file} (the panel shows it beside the profile)\n`);
+  process.stdout.write(`the same from the command line:\n  npx lora-drop sweep --model ${modelDir} --adapter ${adapterDir} --profile ${profilePath} --data ${dataFile} --max-tokens ${DEMO.run.maxTokens} --out ${file} --force --device cpu\n`);
 }
 
 if (require.main === module) {

@@ -21,6 +21,10 @@ import { SequenceList } from "./sequenceList";
 import { watchTheme } from "./theme";
 import { HeatmapToolbar } from "./toolbar";
 import { TrainingView } from "./trainingView";
+import { SweepView, type EvaluationState } from "./sweepView";
+import { measuredPointIndex, sweepChartModel, sweepSummary } from "../extension/viewModel/sweepChart";
+import type { SweepFile } from "../extension/core/sweep/sweepSchema";
+import type { PruneMode } from "../extension/core/adapter/dropRecord";
 import type { HostBridge } from "./vscodeApi";
 
 /** A loaded profile and where it came from. */
@@ -38,6 +42,11 @@ export interface PanelSnapshot {
   paramsBefore: number;
   paramsAfter: number;
   lossPoints: number;
+  /** Points of the sweep shown for the current mode (0 without one). */
+  sweepPoints: number;
+  /** The threshold of the measured point the slider's threshold builds, or null. */
+  sweepMarker: number | null;
+  evaluating: boolean;
 }
 
 /** The whole panel, mounted into `mount`. */
@@ -51,13 +60,21 @@ export class LoraDropPanel {
   private readonly pending = new Map<number, "prune" | "export">();
   private stateTimer: ReturnType<typeof setTimeout> | undefined;
   private counts = { before: 0, after: 0, reduction: 0 };
+  /** The primary profile's sweeps, by the mode they were measured in. */
+  private readonly sweeps = new Map<PruneMode, SweepFile>();
+  private evaluation: EvaluationState = { kind: "idle" };
+  private sweepMarker: number | null = null;
 
   private readonly header = h("p", { className: "profile-info" });
   private readonly banner = h("div", { className: "banner", attrs: { role: "alert" } });
   private readonly toolbar: HeatmapToolbar;
   private readonly sequences: SequenceList;
   private readonly heatmap: HeatmapView;
-  private readonly importance = new ImportanceView();
+  private readonly sweepView = new SweepView({
+    onEvaluate: () => this.evaluateThresholds(),
+    onCancel: () => this.post({ type: "cancelEvaluation" }),
+  });
+  private readonly importance = new ImportanceView(this.sweepView);
   private readonly prune: PruneControls;
   private readonly compareView = new CompareView();
   private readonly compareHint = h("p", { className: "hint", text: "Load a second profile (e.g. after training, or the gradient criterion) to compare layer importance." });
@@ -162,6 +179,8 @@ export class LoraDropPanel {
       case "profile":
         if (msg.slot === "primary") {
           this.primary = { profile: msg.profile, sourcePath: msg.sourcePath };
+          // Sweeps belong to one profile run; the host sends this profile's own after it.
+          this.sweeps.clear();
           this.state = fitStateToProfile(this.state, msg.profile);
           this.heatmap.invalidate();
           this.banner.hidden = true;
@@ -173,6 +192,22 @@ export class LoraDropPanel {
         break;
       case "clearCompare":
         this.compare = undefined;
+        break;
+      case "sweep":
+        this.sweeps.set(msg.sweep.mode, msg.sweep);
+        // A sweep on screen replaces any note about an earlier evaluation that did not finish.
+        if (this.evaluation.kind === "idle") this.evaluation = { kind: "idle" };
+        break;
+      case "clearSweeps":
+        this.sweeps.clear();
+        break;
+      case "sweepProgress":
+        // Progress only touches the sweep's figure: the rest of the panel is unchanged.
+        this.evaluation = { kind: "running", fraction: msg.fraction, message: msg.message };
+        if (this.primary) this.renderSweep(this.primary.profile);
+        return;
+      case "sweepDone":
+        this.evaluation = msg.outcome === "completed" ? { kind: "idle" } : { kind: "idle", message: `Evaluation ${msg.outcome}${msg.message ? `: ${msg.message}` : "."}` };
         break;
       case "trainProgress":
         this.loss = appendLoss(this.loss, msg);
@@ -240,8 +275,19 @@ export class LoraDropPanel {
     this.heatmap.update({ profile, module: s.module, sequence: s.sequence, scale: s.scale, zoom: s.zoom, status, pinned: s.pinned });
     const otherLabel = s.mode === "share" ? "shared" : "dropped";
     this.importance.update({ layers: profile.layers, importance: profile.importance.per_layer, selection: this.selection, threshold: s.threshold, otherLabel, status });
-    this.prune.update(s.threshold, s.mode, this.selection, this.counts, profile.layers);
+    this.prune.update(s.threshold, s.mode, this.selection, this.counts, profile.layers, this.renderSweep(profile));
     this.renderCompare(profile);
+  }
+
+  /** Draws the sweep of the current mode with the point the threshold builds; returns the readout for the controls. */
+  private renderSweep(profile: ProfileFile): string {
+    const { mode, threshold } = this.state;
+    const sweep = this.sweeps.get(mode);
+    const at = sweep ? measuredPointIndex(sweep, profile, threshold) : undefined;
+    const point = sweep && at !== undefined ? sweep.points[at] : undefined;
+    this.sweepMarker = point ? point.threshold : null;
+    this.sweepView.show(sweep ? sweepChartModel(sweep, at) : undefined, this.evaluation);
+    return sweepSummary(sweep, point, mode);
   }
 
   private renderCompare(profile: ProfileFile): void {
@@ -268,13 +314,21 @@ export class LoraDropPanel {
     this.post({ type: "applyPrune", requestId, threshold: this.state.threshold, mode: this.state.mode });
   }
 
+  private evaluateThresholds(): void {
+    if (!this.primary || this.evaluation.kind === "running") return;
+    this.evaluation = { kind: "running", fraction: 0, message: "starting…" };
+    this.post({ type: "evaluateThresholds", mode: this.state.mode });
+    this.render();
+  }
+
   private export(format: "csv" | "png" | "svg", what: "heatmap" | "importance"): void {
     const p = this.primary;
     if (!p || !this.selection) return;
     const ctx: ExportContext = { profile: p.profile, sourcePath: p.sourcePath, module: this.state.module, sequence: this.state.sequence, threshold: this.state.threshold, mode: this.state.mode, status: layerStatus(this.selection) };
     let content: string;
     if (format === "csv") content = what === "heatmap" ? heatmapCsvContent(ctx) : importanceCsvContent(ctx);
-    else if (format === "svg") content = chartsSvgContent(Array.from(this.importance.root.querySelectorAll<SVGSVGElement>("svg.chart")));
+    // The sweep chart joins the export once it has a sweep to show (it is empty, 0 px high, before).
+    else if (format === "svg") content = chartsSvgContent(Array.from(this.importance.root.querySelectorAll<SVGSVGElement>("svg.chart")).filter((c) => Number(c.getAttribute("height")) > 0));
     else {
       const parts = this.heatmap.exportParts();
       if (!parts) {
@@ -302,6 +356,9 @@ export class LoraDropPanel {
       paramsBefore: this.counts.before,
       paramsAfter: this.counts.after,
       lossPoints: this.loss.points.length,
+      sweepPoints: this.sweeps.get(this.state.mode)?.points.length ?? 0,
+      sweepMarker: this.sweepMarker,
+      evaluating: this.evaluation.kind === "running",
     };
   }
 }

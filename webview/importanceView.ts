@@ -7,6 +7,7 @@ import { scaleBand, scaleLinear } from "d3-scale";
 import { select } from "d3-selection";
 import { line } from "d3-shape";
 import { compactValue } from "../extension/viewModel/format";
+import { chartWidths } from "../extension/viewModel/sweepChart";
 import type { LayerSelection, LayerStatus } from "../extension/viewModel/layerSelection";
 import { h } from "./dom";
 
@@ -27,15 +28,22 @@ export interface ImportanceModel {
   otherLabel: string;
 }
 
-/** The importance bars and cumulative curve, side by side (stacked when narrow). */
+/** A chart drawn beside the cumulative curve (the sweep's), sized by this view. */
+export interface SideChart {
+  root: HTMLElement;
+  resize(width: number): void;
+}
+
+/** The importance bars and cumulative curve, with `side` beside the curve (layout: chartWidths). */
 export class ImportanceView {
   readonly root: HTMLElement;
   private readonly bars: SVGSVGElement;
   private readonly curve: SVGSVGElement;
   private model: ImportanceModel | undefined;
+  private observedWidth = -1;
 
-  /** Builds the two empty charts. */
-  constructor() {
+  /** Builds the two empty charts and places `side` after the curve. */
+  constructor(private readonly side: SideChart) {
     this.bars = document.createElementNS(SVG_NS, "svg");
     this.curve = document.createElementNS(SVG_NS, "svg");
     this.bars.classList.add("chart", "importance-bars");
@@ -45,8 +53,16 @@ export class ImportanceView {
     this.root = h("div", { className: "charts" }, [
       h("figure", { className: "chart-figure" }, [h("figcaption", { text: "Layer importance (share of total LoRA output)" }), this.bars]),
       h("figure", { className: "chart-figure" }, [h("figcaption", { text: "Cumulative importance, most important layers first" }), this.curve]),
+      side.root,
     ]);
-    new ResizeObserver(() => this.render()).observe(this.root);
+    // Only a change of width redraws, in the next frame: the sweep chart beside the curve changes the row's height
+    // as it fills, and redrawing inside the observer's callback would make the observer report itself again.
+    new ResizeObserver(() => {
+      const width = this.root.clientWidth;
+      if (width === this.observedWidth) return;
+      this.observedWidth = width;
+      requestAnimationFrame(() => this.render());
+    }).observe(this.root);
   }
 
   /** Redraws both charts for `model`. */
@@ -55,18 +71,13 @@ export class ImportanceView {
     this.render();
   }
 
-  private width(): number {
-    // Two charts per row when there is room, else one per row.
-    const available = this.root.clientWidth || 800;
-    return Math.max(260, Math.floor(available >= 700 ? available / 2 - 16 : available - 8));
-  }
-
   private render(): void {
     const m = this.model;
     if (!m) return;
-    const width = this.width();
-    renderBars(this.bars, m, width);
-    renderCurve(this.curve, m, width);
+    const widths = chartWidths(this.root.clientWidth || 800);
+    renderBars(this.bars, m, widths.bars);
+    renderCurve(this.curve, m, widths.curve);
+    this.side.resize(widths.sweep);
   }
 }
 

@@ -26,6 +26,7 @@ export class PruneControls {
   private readonly mode: RadioGroup<PruneMode>;
   private readonly summary: HTMLParagraphElement;
   private readonly params: HTMLParagraphElement;
+  private readonly loss: HTMLParagraphElement;
   private readonly apply: HTMLElement;
   private readonly status: HTMLParagraphElement;
 
@@ -40,6 +41,7 @@ export class PruneControls {
     ], (mode) => events.onMode(mode), "prune-mode");
     this.summary = h("p", { className: "prune-summary", attrs: { "aria-live": "polite" } });
     this.params = h("p", { className: "prune-params" });
+    this.loss = h("p", { className: "prune-loss", attrs: { "aria-live": "polite" } });
     this.apply = h("vscode-button", { className: "apply-prune", text: "Apply drop-and-share" });
     this.apply.addEventListener("click", () => {
       if (!this.apply.hasAttribute("disabled")) events.onApply();
@@ -51,14 +53,14 @@ export class PruneControls {
         h("div", { className: "threshold-row" }, [h("label", { text: "Threshold T", attrs: { for: "threshold" } }), this.slider, this.value]),
         this.mode.root,
       ]),
-      h("div", { className: "prune-outcome" }, [this.summary, this.params]),
+      h("div", { className: "prune-outcome" }, [this.summary, this.params, this.loss]),
       h("div", { className: "apply-row" }, [this.apply]),
       this.status,
     ]);
   }
 
-  /** Shows the threshold, mode and the selection and counts they lead to. */
-  update(threshold: number, mode: PruneMode, selection: LayerSelection, counts: ParameterCounts, layers: readonly number[]): void {
+  /** Shows the threshold, mode, the selection and counts they lead to, and (from a sweep) the measured loss. */
+  update(threshold: number, mode: PruneMode, selection: LayerSelection, counts: ParameterCounts, layers: readonly number[], lossSummary = ""): void {
     if (Number(this.slider.value) !== threshold) this.slider.value = String(threshold);
     this.value.textContent = threshold.toFixed(2);
     this.mode.set(mode);
@@ -79,6 +81,8 @@ export class PruneControls {
       h("strong", { text: groupedInteger(counts.after) }),
       ` (−${percent(counts.reduction)})`,
     );
+    this.loss.textContent = lossSummary;
+    this.loss.hidden = lossSummary === "";
     this.apply.textContent = mode === "share" ? "Apply drop-and-share" : "Apply drop";
     this.slider.setAttribute("aria-valuetext", `${threshold.toFixed(2)}: keep ${k} of ${n} layers`);
   }

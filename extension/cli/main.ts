@@ -8,6 +8,7 @@ import { registerPrune } from "./pruneCommand";
 import { registerPipeline } from "./pipelineCommand";
 import { registerTrain } from "./trainCommand";
 import { registerCreateDemo } from "./createDemoCommand";
+import { registerSweep } from "./sweepCommand";
 import { reportError } from "./terminal";
 import { LoraDropError } from "../core/util/errors";
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerProfile(program);
   registerPrune(program);
+  registerSweep(program);
   registerPipeline(program);
   registerTrain(program);
   registerCreateDemo(program);

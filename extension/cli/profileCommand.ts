@@ -5,8 +5,9 @@ import { Command, Option } from "commander";
 import * as path from "node:path";
 import { intArg, memoryBudgetOption, thresholdArg, threadsArg } from "./args";
 import { addEngineOptions, engineArgs } from "./engineArgs";
+import { LoraDropError } from "../core/util/errors";
 import { profileToFile } from "../core/importance/profile";
-import { ProfileFile } from "../core/importance/profileSchema";
+import { CRITERIA, ProfileFile } from "../core/importance/profileSchema";
 import { rankByImportance } from "../core/importance/selection";
 import { profileRunLabel } from "../core/importance/profileSchema";
 import { terminalContext, pct } from "./terminal";
@@ -17,12 +18,15 @@ import { profileConclusion } from "../viewModel/profileSummary";
 /** The summary table printed after a profile: layers by importance with the cumulative share. */
 export function summaryTable(p: ProfileFile, top = 0): string {
   const order = rankByImportance(p.importance.per_layer);
-  const lines = ["rank  layer  importance  cumulative"];
+  // Ablation's raw value is a loss increase, worth seeing beside its share (it may be negative).
+  const ablation = p.criterion === "ablation";
+  const lines = [`rank  layer  importance  cumulative${ablation ? "  loss increase" : ""}`];
   let cum = 0;
   const shown = top > 0 ? order.slice(0, top) : order;
   shown.forEach((i, rank) => {
     cum += p.importance.per_layer[i]!;
-    lines.push(`${String(rank + 1).padStart(4)}  ${String(p.layers[i]).padStart(5)}  ${pct(p.importance.per_layer[i]!).padStart(10)}  ${pct(cum).padStart(10)}`);
+    const raw = ablation ? `  ${p.importance.per_layer_raw[i]!.toExponential(3).padStart(13)}` : "";
+    lines.push(`${String(rank + 1).padStart(4)}  ${String(p.layers[i]).padStart(5)}  ${pct(p.importance.per_layer[i]!).padStart(10)}  ${pct(cum).padStart(10)}${raw}`);
   });
   return lines.join("\n");
 }
@@ -45,7 +49,8 @@ export function registerProfile(program: Command): void {
     .option("--max-examples <n>", "examples to profile", intArg, 64)
     .option("--max-tokens <n>", "tokens per example at most", intArg, 128)
     .option("--batch-size <n>", "sequences per run", intArg, 8)
-    .addOption(new Option("--criterion <c>", "importance criterion").choices(["output", "gradient", "weight"]).default("output"));
+    .addOption(new Option("--criterion <c>", "importance criterion (ablation: the loss increase when a layer's LoRA is removed)").choices([...CRITERIA]).default("output"))
+    .option("--per-module", "with --criterion ablation: also remove each module of each layer on its own (per-module importance)");
   addEngineOptions(cmd)
     .option("--threads <n>", "CPU threads", threadsArg)
     .addOption(memoryBudgetOption())
@@ -55,16 +60,20 @@ export function registerProfile(program: Command): void {
     .option("--quiet", "no progress output")
     .option("--verbose", "log details (execution provider, timings)")
     .action(async (o) => {
+      if (o.perModule && o.criterion !== "ablation") {
+        throw new LoraDropError("INVALID_ARGUMENT", "--per-module applies to --criterion ablation only (every other criterion measures each module anyway)");
+      }
       const ctx = terminalContext("profile", o);
       try {
         const profile = await profileToFile({
           modelDir: o.model, adapterDir: o.adapter, dataPath: o.data, maxExamples: o.maxExamples, maxTokens: o.maxTokens,
-          batchSize: o.batchSize, ...engineArgs(o), threads: o.threads, criterion: o.criterion,
+          batchSize: o.batchSize, ...engineArgs(o), threads: o.threads, criterion: o.criterion, ablationPerModule: o.perModule === true,
           memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice,
         }, o.out, o.force === true, ctx);
         ctx.done();
         if (!o.quiet) {
           process.stdout.write(`${summaryTable(profile)}\n`);
+          if (profile.ablation) process.stdout.write(`full adapter loss ${profile.ablation.full_loss.toFixed(5)}; importance counts only the loss increases (a layer whose removal lowers the loss gets 0)\n`);
           process.stdout.write(`ran on: ${profileRunLabel(profile)}; ${profile.sequences.length} sequences, ${profile.timing.tokens} tokens, ${profile.timing.tokens_per_second.toFixed(0)} tok/s\n`);
           if (profile.timing.peak_rss_bytes) process.stdout.write(`peak memory: ${formatBytes(profile.timing.peak_rss_bytes)} sampled RSS, ${formatBytes(maxRssBytes())} max RSS of the process\n`);
           // The conclusion last, where the eye lands after a long table.

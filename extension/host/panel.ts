@@ -13,12 +13,20 @@ import { PANEL_VIEW_TYPE } from "./manifest";
 import { PanelController, type PanelHost, type PanelPrunePlan } from "./panelController";
 import type { PruneResult } from "../worker/jobProtocol";
 import type { Services } from "./services";
+import type { PanelSweepPlan, SweepHooks } from "./panelSweeps";
+import { readSweep } from "../core/sweep/sweepFile";
 
 /** workspaceState key: the profile files the panel shows, so a revived panel can load them again. */
 const PANEL_FILES_KEY = "loraDrop.panelFiles";
 
 /** Runs a prune asked for by the panel (implemented by the prune command, which owns confirmations). */
 export type PanelPruneRunner = (plan: PanelPrunePlan) => Promise<PruneResult>;
+
+/** What the panel's buttons run: the prune flow and the sweep ("Evaluate thresholds"). */
+export interface PanelRunners {
+  prune: PanelPruneRunner;
+  evaluate(plan: PanelSweepPlan, hooks: SweepHooks): Promise<string>;
+}
 
 /** The LoRA-drop panel. At most one exists; commands reveal it. */
 export class ProfilePanel {
@@ -30,19 +38,19 @@ export class ProfilePanel {
   private readonly disposables: vscode.Disposable[] = [];
 
   /** Reveals the panel, creating it if needed. */
-  static createOrShow(services: Services, prune: PanelPruneRunner): ProfilePanel {
+  static createOrShow(services: Services, runners: PanelRunners): ProfilePanel {
     if (ProfilePanel.current) {
       ProfilePanel.current.panel.reveal(undefined, true);
       return ProfilePanel.current;
     }
     const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, "LoRA-drop", { viewColumn: vscode.ViewColumn.Active, preserveFocus: false }, webviewOptions(services.context.extensionUri));
-    return (ProfilePanel.current = new ProfilePanel(panel, services, prune));
+    return (ProfilePanel.current = new ProfilePanel(panel, services, runners));
   }
 
   /** Restores a panel VS Code kept across a reload, and the profiles it showed. */
-  static revive(panel: vscode.WebviewPanel, services: Services, prune: PanelPruneRunner): ProfilePanel {
+  static revive(panel: vscode.WebviewPanel, services: Services, runners: PanelRunners): ProfilePanel {
     ProfilePanel.current?.dispose();
-    const revived = (ProfilePanel.current = new ProfilePanel(panel, services, prune));
+    const revived = (ProfilePanel.current = new ProfilePanel(panel, services, runners));
     const files = services.context.workspaceState.get<{ primary?: string; compare?: string }>(PANEL_FILES_KEY, {});
     for (const slot of ["primary", "compare"] as const) {
       const file = files[slot];
@@ -57,10 +65,10 @@ export class ProfilePanel {
     return revived;
   }
 
-  private constructor(private readonly panel: vscode.WebviewPanel, private readonly services: Services, prune: PanelPruneRunner) {
+  private constructor(private readonly panel: vscode.WebviewPanel, private readonly services: Services, runners: PanelRunners) {
     panel.webview.options = webviewOptions(services.context.extensionUri);
     panel.iconPath = vscode.Uri.joinPath(services.context.extensionUri, "media", "icon.png");
-    this.controller = new PanelController(this.host(prune), services.settings());
+    this.controller = new PanelController(this.host(runners), services.settings());
     panel.webview.html = this.html();
     this.disposables.push(
       panel.webview.onDidReceiveMessage((m) => void this.controller.handleMessage(m)),
@@ -111,7 +119,7 @@ export class ProfilePanel {
     });
   }
 
-  private host(prune: PanelPruneRunner): PanelHost {
+  private host(runners: PanelRunners): PanelHost {
     const services = this.services;
     return {
       // A run (training) may outlive the panel; messages to a closed panel are dropped.
@@ -124,7 +132,9 @@ export class ProfilePanel {
         fs.mkdirSync(dir, { recursive: true });
         return dir;
       },
-      prune,
+      prune: runners.prune,
+      evaluate: (plan, hooks) => runners.evaluate(plan, hooks),
+      loadSweep: (file) => readSweep(file),
       saveDialog: async (defaultPath: string, format: ExportFormat) => {
         const uri = await vscode.window.showSaveDialog({
           title: `Export ${format.toUpperCase()}`,

@@ -15,6 +15,8 @@ import { UserError } from "./errorText";
 import type { PruneResult, TrainStep } from "../worker/jobProtocol";
 import { checkInsideWorkspace, containingRoot, exportBytes, exportTarget, prunedAdapterDir } from "./paths";
 import type { PruneMode } from "../core/adapter/dropRecord";
+import type { SweepFile } from "../core/sweep/sweepSchema";
+import { PanelSweeps, type PanelSweepPlan, type SweepHooks } from "./panelSweeps";
 
 /** A prune the panel asked for, with every path decided by the host. */
 export interface PanelPrunePlan {
@@ -35,6 +37,10 @@ export interface PanelHost {
   exportFolder(): string | undefined;
   /** Runs a prune (worker, progress, confirmations). */
   prune(plan: PanelPrunePlan): Promise<PruneResult>;
+  /** Runs a sweep (worker, progress, cancel); resolves to the sweep file written. */
+  evaluate(plan: PanelSweepPlan, hooks: SweepHooks): Promise<string>;
+  /** Reads and validates a sweep file. */
+  loadSweep(file: string): SweepFile;
   /** Asks where to save; undefined when the user cancels. */
   saveDialog(defaultPath: string, format: ExportFormat): Promise<string | undefined>;
   /** Lets the user pick a profile file to compare with. */
@@ -78,8 +84,13 @@ export class PanelController {
   private messagesReceived = 0;
   private invalidMessages = 0;
   private readonly webviewErrors: string[] = [];
+  private readonly sweeps: PanelSweeps;
 
   constructor(private readonly host: PanelHost, defaults: PanelSettings) {
+    this.sweeps = new PanelSweeps({
+      send: (m) => this.send(m), roots: () => host.roots(), evaluate: (plan, hooks) => host.evaluate(plan, hooks), loadSweep: (f) => host.loadSweep(f),
+      reportError: (what, e) => host.reportError(what, e), log: host.log, changed: () => this.publish(),
+    });
     this.settings = { threshold: defaults.threshold, mode: defaults.mode };
     this.threshold = defaults.threshold;
     this.mode = defaults.mode;
@@ -117,6 +128,7 @@ export class PanelController {
       this.compare = { file, profile };
     }
     this.send({ type: "profile", slot, profile, sourcePath: file });
+    if (slot === "primary") this.sweeps.profileShown(file, profile);
     this.publish();
   }
 
@@ -197,6 +209,7 @@ export class PanelController {
       messagesReceived: this.messagesReceived,
       invalidMessages: this.invalidMessages,
       webviewErrors: [...this.webviewErrors],
+      ...this.sweeps.report(),
     };
   }
 
@@ -240,6 +253,10 @@ export class PanelController {
         return this.exportFile(msg.requestId, msg.format, msg.fileName, msg.content);
       case "pickCompareProfile":
         return this.pickCompare();
+      case "evaluateThresholds":
+        return this.sweeps.evaluate(msg.mode, this.primary);
+      case "cancelEvaluation":
+        return this.sweeps.cancel();
     }
   }
 
@@ -294,6 +311,7 @@ export class PanelController {
     // Settings first, so a fresh page starts the profile at the user's threshold rather than at 0.9.
     this.send({ type: "settings", ...this.settings });
     if (this.primary) this.send({ type: "profile", slot: "primary", profile: this.primary.profile, sourcePath: this.primary.file });
+    this.sweeps.replay();
     if (this.compare) this.send({ type: "profile", slot: "compare", profile: this.compare.profile, sourcePath: this.compare.file });
     for (const s of this.trainSteps) this.send({ type: "trainProgress", ...s });
     if (this.trainOutcome) this.send({ type: "trainDone", ...this.trainOutcome });

@@ -8,6 +8,7 @@ import type { TestState } from "./testApi";
 import { describeError } from "./errorText";
 import { runJob } from "./jobRunner";
 import type { Job, JobResults, TrainStep } from "../worker/jobProtocol";
+import type { ProgressUpdate } from "../core/util/progress";
 import type { HostLog } from "./log";
 import { containingRoot, outputFolderPath } from "./paths";
 import { ProgressTracker } from "./progressText";
@@ -90,7 +91,7 @@ export class Services {
    * Runs a job in the worker process under a cancellable progress notification: the notification's Cancel
    * (a CancellationToken) aborts an AbortController whose signal stops the worker.
    */
-  runJob<J extends Job>(title: string, job: J, extra: { trainStep?: (s: TrainStep) => void } = {}): Promise<JobResults[J["kind"]]> {
+  runJob<J extends Job>(title: string, job: J, extra: { trainStep?: (s: TrainStep) => void; signal?: AbortSignal; progress?: (u: ProgressUpdate) => void } = {}): Promise<JobResults[J["kind"]]> {
     this.log.info(`${title}: starting ${job.kind} job ${JSON.stringify(job)}`);
     return Promise.resolve(
       vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
@@ -100,17 +101,25 @@ export class Services {
           controller.abort();
         });
         if (token.isCancellationRequested) controller.abort();
+        // A caller's own cancel (the panel's button) stops the job as the notification's does.
+        const onAbort = () => controller.abort();
+        extra.signal?.addEventListener("abort", onAbort, { once: true });
+        if (extra.signal?.aborted) controller.abort();
         const tracker = new ProgressTracker();
         try {
           return await runJob(job, {
             signal: controller.signal,
-            progress: (u) => progress.report(tracker.next(u)),
+            progress: (u) => {
+              progress.report(tracker.next(u));
+              extra.progress?.(u);
+            },
             log: this.log,
             trainStep: extra.trainStep,
             env: this.workerEnv(),
           });
         } finally {
           subscription.dispose();
+          extra.signal?.removeEventListener("abort", onAbort);
         }
       }),
     );

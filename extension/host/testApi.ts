@@ -40,6 +40,9 @@ export interface PanelReport {
   invalidMessages: number;
   /** `webviewError` messages, newest last. */
   webviewErrors: string[];
+  /** Modes of the primary profile's sweeps on screen, and whether "Evaluate thresholds" runs. */
+  sweeps: PruneMode[];
+  evaluating: boolean;
 }
 
 /** The last prune, by command or by the panel's button. */
@@ -69,6 +72,8 @@ export interface TestSnapshot {
   lastTrain?: TrainReport;
   lastPipelineOutDir?: string;
   lastExportPath?: string;
+  /** The last sweep file written by "Evaluate thresholds". */
+  lastSweepPath?: string;
   panel?: PanelReport;
   /** Error notifications shown, newest last (at most 50). */
   errors: string[];

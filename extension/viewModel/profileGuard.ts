@@ -5,7 +5,7 @@
  * the webview's defence: every array the panel indexes must have the length the profile claims, every
  * number must be finite, so rendering code can index without re-checking.
  */
-import { PROFILE_SCHEMA, PROFILE_VERSION, type ProfileFile } from "../core/importance/profileSchema";
+import { CRITERIA, PROFILE_SCHEMA, PROFILE_VERSION, SIGNED_CRITERIA, type ProfileFile } from "../core/importance/profileSchema";
 import { ENGINE_CHOICES } from "../core/torch/engineChoice";
 import {
   isArrayOf,
@@ -37,7 +37,7 @@ export function profileProblem(x: unknown): string | undefined {
   if (x.schema !== PROFILE_SCHEMA) return `schema is not "${PROFILE_SCHEMA}"`;
   if (x.version !== PROFILE_VERSION) return `version is not ${PROFILE_VERSION}`;
   if (!isBoundedString(x.created, PROFILE_LIMITS.textChars)) return "created is not a string";
-  if (!isOneOf(x.criterion, ["output", "gradient", "weight"] as const)) return "criterion is unknown";
+  if (!isOneOf(x.criterion, CRITERIA)) return "criterion is unknown";
   if (!isBoundedString(x.device, PROFILE_LIMITS.textChars)) return "device is not a string";
   if (x.engine !== undefined && !isOneOf(x.engine, ENGINE_CHOICES)) return "engine is unknown";
   const model = x.model;
@@ -78,7 +78,9 @@ export function profileProblem(x: unknown): string | undefined {
     const problem = checkNorms(x.norms, modules, layerCount, tokenCounts);
     if (problem) return problem;
   }
-  return checkImportance(x.importance, modules, layerCount);
+  if (x.ablation !== undefined && (!isObject(x.ablation) || !isFiniteNumber(x.ablation.full_loss) || !isBoolean(x.ablation.per_module))) return "ablation is malformed";
+  // Ablation's raw values are loss increases, negative where a layer's LoRA hurts; normalised importance never is.
+  return checkImportance(x.importance, modules, layerCount, SIGNED_CRITERIA.includes(x.criterion));
 }
 
 /** True when `x` is a ProfileFile whose arrays are mutually consistent (see profileProblem). */
@@ -133,18 +135,20 @@ function checkNorms(norms: unknown, modules: string[], layerCount: number, token
   return undefined;
 }
 
-function checkImportance(importance: unknown, modules: string[], layerCount: number): string | undefined {
+function checkImportance(importance: unknown, modules: string[], layerCount: number, signed: boolean): string | undefined {
   if (!isObject(importance)) return "importance is not an object";
+  const raw = signed ? isFiniteNumber : isNonNegative;
+  const what = signed ? "finite numbers" : "numbers ≥ 0";
   if (!isArrayOfLength(importance.per_layer, layerCount, isNonNegative)) return `importance.per_layer must hold ${layerCount} numbers ≥ 0`;
-  if (!isArrayOfLength(importance.per_layer_raw, layerCount, isNonNegative)) return `importance.per_layer_raw must hold ${layerCount} numbers ≥ 0`;
-  return checkPerModule(importance.per_module, modules, layerCount, "per_module") ?? checkPerModule(importance.per_module_raw, modules, layerCount, "per_module_raw");
+  if (!isArrayOfLength(importance.per_layer_raw, layerCount, raw)) return `importance.per_layer_raw must hold ${layerCount} ${what}`;
+  return checkPerModule(importance.per_module, modules, layerCount, "per_module", isNonNegative, "numbers ≥ 0") ?? checkPerModule(importance.per_module_raw, modules, layerCount, "per_module_raw", raw, what);
 }
 
-function checkPerModule(x: unknown, modules: string[], layerCount: number, name: string): string | undefined {
+function checkPerModule(x: unknown, modules: string[], layerCount: number, name: string, check: (v: unknown) => v is number, what: string): string | undefined {
   if (!isObject(x)) return `importance.${name} is not an object`;
   const table: Fields = x;
   for (const m of modules) {
-    if (!isArrayOfLength(table[m], layerCount, isNonNegative)) return `importance.${name}.${m} must hold ${layerCount} numbers ≥ 0`;
+    if (!isArrayOfLength(table[m], layerCount, check)) return `importance.${name}.${m} must hold ${layerCount} ${what}`;
   }
   return undefined;
 }

@@ -18,6 +18,7 @@ import {
   isOneOf,
 } from "./guards";
 import { isProfileFile } from "./profileGuard";
+import { isSweepFile, type SweepFile } from "../core/sweep/sweepSchema";
 
 /** Which of the two profile slots a profile fills: the one being inspected, or the one it is compared with. */
 export type ProfileSlot = "primary" | "compare";
@@ -64,6 +65,14 @@ export type HostToWebview =
     }
   /** An export was written (`savedPath`) or the user cancelled the save dialog (`savedPath` absent). */
   | { type: "exportDone"; requestId: number; savedPath?: string }
+  /** A sweep of the primary profile's thresholds (one per mode), measured before or loaded from beside the profile. */
+  | { type: "sweep"; sweep: SweepFile; sourcePath: string }
+  /** Forget the sweeps (a new primary profile has none yet). */
+  | { type: "clearSweeps" }
+  /** An evaluation of the thresholds in `mode` is running: `fraction` done, in [0, 1]. */
+  | { type: "sweepProgress"; mode: PruneMode; fraction: number; message: string }
+  /** The evaluation ended; `message` explains a failure or cancellation. */
+  | { type: "sweepDone"; mode: PruneMode; outcome: "completed" | "cancelled" | "failed"; message?: string }
   /** Something failed on the host; `requestId` names the request it answers, if any. */
   | { type: "error"; message: string; requestId?: number };
 
@@ -79,6 +88,10 @@ export type WebviewToHost =
   | { type: "stateChanged"; threshold: number; mode: PruneMode }
   /** Ask the host to let the user pick a second profile for the comparison view. */
   | { type: "pickCompareProfile" }
+  /** Measure the loss of the pruned adapter at every threshold of the primary profile, in `mode` ("Evaluate thresholds"). */
+  | { type: "evaluateThresholds"; mode: PruneMode }
+  /** Stop the running evaluation. */
+  | { type: "cancelEvaluation" }
   /** An unexpected error inside the panel, for the host's log. */
   | { type: "webviewError"; message: string };
 
@@ -115,6 +128,22 @@ export function parseHostMessage(x: unknown): HostToWebview | undefined {
       if (x.savedPath !== undefined && !isBoundedString(x.savedPath, MAX_TEXT_CHARS)) return undefined;
       return x.savedPath === undefined ? { type: "exportDone", requestId: x.requestId } : { type: "exportDone", requestId: x.requestId, savedPath: x.savedPath };
     }
+    case "sweep":
+      if (!isBoundedString(x.sourcePath, MAX_TEXT_CHARS) || !isSweepFile(x.sweep)) return undefined;
+      return { type: "sweep", sweep: x.sweep, sourcePath: x.sourcePath };
+    case "clearSweeps":
+      return { type: "clearSweeps" };
+    case "sweepProgress": {
+      const { mode, fraction, message } = x;
+      if (!isOneOf(mode, PRUNE_MODES) || !isFiniteNumber(fraction) || fraction < 0 || fraction > 1 || !isBoundedString(message, MAX_TEXT_CHARS)) return undefined;
+      return { type: "sweepProgress", mode, fraction, message };
+    }
+    case "sweepDone": {
+      const { mode, outcome, message } = x;
+      if (!isOneOf(mode, PRUNE_MODES) || !isOneOf(outcome, ["completed", "cancelled", "failed"] as const)) return undefined;
+      if (message !== undefined && !isBoundedString(message, MAX_TEXT_CHARS)) return undefined;
+      return message === undefined ? { type: "sweepDone", mode, outcome } : { type: "sweepDone", mode, outcome, message };
+    }
     case "error": {
       if (!isBoundedString(x.message, MAX_TEXT_CHARS)) return undefined;
       if (x.requestId !== undefined && !isCount(x.requestId)) return undefined;
@@ -145,6 +174,11 @@ export function parseWebviewMessage(x: unknown): WebviewToHost | undefined {
       return { type: "stateChanged", threshold: x.threshold, mode: x.mode };
     case "pickCompareProfile":
       return { type: "pickCompareProfile" };
+    case "evaluateThresholds":
+      if (!isOneOf(x.mode, PRUNE_MODES)) return undefined;
+      return { type: "evaluateThresholds", mode: x.mode };
+    case "cancelEvaluation":
+      return { type: "cancelEvaluation" };
     case "webviewError":
       if (!isBoundedString(x.message, MAX_TEXT_CHARS)) return undefined;
       return { type: "webviewError", message: x.message };

@@ -2,18 +2,21 @@
  * What the worker process does for each job kind: calls the engine and returns a small result. Runs inside the
  * worker (never in the extension host), and is callable in-process by tests.
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { profileToFile } from "../core/importance/profile";
 import { phasedProgress, type RunContext } from "../core/util/progress";
 import { pruneAdapter } from "../core/prune/prune";
 import { layersFor } from "../core/adapter/dropRecord";
 import { trainLora } from "../core/train/train";
+import { runSweep } from "../core/sweep/sweep";
+import { checkSweepOutput, writeSweep } from "../core/sweep/sweepFile";
 import { PIPELINE_FILES, PIPELINE_PHASES, runPipeline } from "../core/pipeline/pipeline";
 import { LoraDropError } from "../core/util/errors";
 import { jobProblem } from "./jobValidation";
 import { createDemoWorkspace } from "../core/demo/demoWorkspace";
 import { profileConclusion } from "../viewModel/profileSummary";
-import type { Job, JobResults, PipelineJob, ProfileJob, PruneJob, TrainJob, TrainStep } from "./jobProtocol";
+import type { Job, JobResults, PipelineJob, ProfileJob, PruneJob, SweepJob, TrainJob, TrainStep } from "./jobProtocol";
 
 /** The context a job gets: the engine's RunContext plus a per-step callback for training. */
 export type JobContext = RunContext & { onStep?: (step: TrainStep) => void };
@@ -27,6 +30,8 @@ export async function runJobInProcess<J extends Job>(job: J, ctx: JobContext): P
       return (await runProfile(job, ctx)) as JobResults[J["kind"]];
     case "prune":
       return (await runPrune(job, ctx)) as JobResults[J["kind"]];
+    case "sweep":
+      return (await runSweepJob(job, ctx)) as JobResults[J["kind"]];
     case "train":
       return (await runTrain(job, ctx)) as JobResults[J["kind"]];
     case "pipeline":
@@ -70,6 +75,18 @@ async function runPrune(job: PruneJob, ctx: JobContext): Promise<JobResults["pru
     paramsBefore: r.paramsBefore,
     paramsAfter: r.paramsAfter,
   };
+}
+
+async function runSweepJob(job: SweepJob, ctx: JobContext): Promise<JobResults["sweep"]> {
+  const { kind: _, profilePath, outFile, force, ...options } = job;
+  const inputs = { files: [profilePath, options.dataPath], folders: [options.modelDir, options.adapterDir] };
+  // Checked before measuring, so a refused output costs nothing.
+  checkSweepOutput(outFile, inputs, force);
+  const sweep = await runSweep({ ...options, profile: profilePath }, ctx);
+  fs.mkdirSync(path.dirname(outFile), { recursive: true });
+  writeSweep(outFile, sweep, inputs, force);
+  ctx.log?.info(`wrote ${outFile}`);
+  return { sweepPath: outFile, points: sweep.points.length, device: sweep.measured.device, seconds: sweep.measured.seconds };
 }
 
 async function runTrain(job: TrainJob, ctx: JobContext): Promise<JobResults["train"]> {

@@ -11,6 +11,7 @@ import type { PruneOptions } from "../core/prune/prune";
 import type { TrainOptions } from "../core/train/settings";
 import type { PipelineOptions } from "../core/pipeline/pipeline";
 import type { PruneMode } from "../core/adapter/dropRecord";
+import type { SweepOptions } from "../core/sweep/sweep";
 
 /** The options a job carries, as the engine names them: `Required` fields are always set by the host. */
 type JobFields<Options, Always extends keyof Options, Maybe extends keyof Options = never> = Required<Pick<Options, Always>> & Pick<Options, Maybe>;
@@ -32,6 +33,10 @@ export type ProfileJob = {
 export type PruneJob = { kind: "prune"; profilePath: string }
   & JobFields<PruneOptions, "adapterDir" | "threshold" | "mode" | "format" | "outDir" | "force">;
 
+/** A sweep of a profile's thresholds; the worker writes the sweep file (atomically) and returns a summary. */
+export type SweepJob = { kind: "sweep"; profilePath: string; /** Where the worker writes the sweep JSON. */ outFile: string; /** Replace an existing sweep file. */ force: boolean }
+  & JobFields<SweepOptions, "modelDir" | "adapterDir" | "dataPath" | "mode" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream">;
+
 /** A LoRA training run: from `initAdapterDir` when given (its r, lora alpha and targets), else a fresh LoRA. */
 export type TrainJob = { kind: "train" }
   & JobFields<TrainOptions, "modelDir" | "dataPath" | "outDir" | "r" | "loraAlpha" | "targets" | "epochs" | "lr" | "batchSize" | "device" | "maxTokens" | "force",
@@ -46,7 +51,7 @@ export type PipelineJob = { kind: "pipeline" }
 export type DemoJob = { kind: "demo"; dir: string };
 
 /** Any job. */
-export type Job = ProfileJob | PruneJob | TrainJob | PipelineJob | DemoJob;
+export type Job = ProfileJob | PruneJob | SweepJob | TrainJob | PipelineJob | DemoJob;
 
 /** What a profile job returns. */
 export interface ProfileResult {
@@ -72,6 +77,14 @@ export interface PruneResult {
   sharedLayers: number[];
   paramsBefore: number;
   paramsAfter: number;
+}
+
+/** What a sweep job returns (the panel reads the file itself). */
+export interface SweepResult {
+  sweepPath: string;
+  points: number;
+  device: string;
+  seconds: number;
 }
 
 /** What a training job returns. */
@@ -109,6 +122,7 @@ export interface DemoResult {
 export interface JobResults {
   profile: ProfileResult;
   prune: PruneResult;
+  sweep: SweepResult;
   train: TrainResult;
   pipeline: PipelineResult;
   demo: DemoResult;
@@ -165,7 +179,7 @@ export function parseHostToWorker(x: unknown): HostToWorker | undefined {
   if (typeof x !== "object" || x === null) return undefined;
   const m = x as Record<string, unknown>;
   if (m.type === "cancel") return { type: "cancel" };
-  if (m.type === "start" && typeof m.job === "object" && m.job !== null && ["profile", "prune", "train", "pipeline", "demo"].includes((m.job as Job).kind)) {
+  if (m.type === "start" && typeof m.job === "object" && m.job !== null && ["profile", "prune", "sweep", "train", "pipeline", "demo"].includes((m.job as Job).kind)) {
     return { type: "start", job: m.job as Job };
   }
   return undefined;

@@ -139,7 +139,7 @@ describe("LoRA-drop panel controls in Chromium", { skip }, () => {
       order.push(name);
     }
     assert.deepEqual(order, [
-      "module-select", "radio:scale:linear", "zoom-select", "sequence-filter", "sequence-list", "heatmap-canvas",
+      "module-select", "radio:scale:linear", "zoom-select", "sequence-filter", "sequence-list", "heatmap-canvas", "button:Evaluate thresholds",
       "threshold", "radio:prune-mode:share", "button:Apply drop-and-share",
       "button:Heatmap PNG", "button:Heatmap CSV", "button:Importance CSV", "button:Importance SVG", "button:Load profile to compare…",
     ]);

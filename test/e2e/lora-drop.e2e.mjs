@@ -22,6 +22,7 @@ const { loadAdapter } = require(path.join(ROOT, "out/extension/core/adapter/peft
 const { ownParam } = require(path.join(ROOT, "out/extension/core/adapter/loraModule.js"));
 const { loadHfModel } = require(path.join(ROOT, "out/extension/core/models/hfModel.js"));
 const { selectByThreshold } = require(path.join(ROOT, "out/extension/core/importance/selection.js"));
+const { readSweep, sweepPathFor } = require(path.join(ROOT, "out/extension/core/sweep/sweepFile.js"));
 
 const URL_BASE = process.env.VSCODE_URL ?? "http://127.0.0.1:8080";
 const fx = JSON.parse(fs.readFileSync(process.env.FIXTURE ?? "", "utf8"));
@@ -167,6 +168,31 @@ try {
     assert.equal(await web.locator("svg rect.bar.kept").count(), expectKept(fx.threshold).length);
     await waitUntil(() => state()?.panel?.threshold === fx.threshold, { what: "the host to receive the threshold again" });
     assert.deepEqual(state().panel.keptLayers, expectKept(fx.threshold));
+  });
+
+  await step("Evaluate thresholds: the sweep chart, its marker at the panel's T, and the measured loss", async () => {
+    const button = web.locator("vscode-button.evaluate-thresholds");
+    await button.scrollIntoViewIfNeeded();
+    assert.equal((await button.textContent())?.trim(), "Evaluate thresholds");
+    await button.click();
+    await waitUntil(() => state()?.lastSweepPath, { what: "the sweep to be written", timeout: 120_000 });
+    const file = state().lastSweepPath;
+    assert.equal(file, sweepPathFor(state().lastProfilePath, "share"), "saved beside the profile");
+    const sweep = readSweep(file);
+    await waitUntil(async () => (await panel())?.sweepPoints === sweep.points.length, { what: "the panel to show the sweep" });
+    assert.equal(await web.locator(".sweep-chart circle.sweep-point").count(), sweep.points.length);
+    assert.equal(Number(await web.locator(".sweep-chart line.ref-line.base").getAttribute("data-loss")), sweep.base_loss);
+    assert.equal(Number(await web.locator(".sweep-chart line.ref-line.full").getAttribute("data-loss")), sweep.full_loss);
+    // The marker is on the point whose kept set the panel's threshold builds (the engine's own selection).
+    const kept = selectByThreshold(profile.importance.per_layer, fx.threshold).kept.map((p) => profile.layers[p]);
+    const point = sweep.points.find((p) => JSON.stringify(p.kept_layers) === JSON.stringify(kept));
+    assert.ok(point, `the sweep measured the kept set ${kept}`);
+    assert.equal(Number(await web.locator(".sweep-chart circle.sweep-marker").getAttribute("data-threshold")), point.threshold);
+    assert.match(await web.locator(".prune-loss").textContent(), new RegExp(`Measured loss before retraining: ${point.loss.toFixed(4)}`));
+    assert.equal(state().panel.sweeps.join(","), "share");
+    await page.mouse.move(5, 5);
+    await afterPaint(web);
+    await page.screenshot({ path: shot("panel-sweep.png") });
   });
 
   await step("panel in the light theme", async () => {

@@ -129,7 +129,7 @@ test("nothing the worker process loads imports vscode, and the worker imports no
 });
 
 test("the host's pure modules stay free of vscode (they are unit-tested without it)", () => {
-  const pure = ["manifest", "settings", "paths", "profileIndex", "errorText", "jobRunner", "progressText", "candidates", "commandArgs", "panelController", "testApi", "panelHtml", "pythonChoice"];
+  const pure = ["manifest", "settings", "paths", "profileIndex", "errorText", "jobRunner", "progressText", "candidates", "commandArgs", "panelController", "panelSweeps", "testApi", "panelHtml", "pythonChoice"];
   for (const name of pure) {
     for (const [f, imports] of closure(path.join(REPO_ROOT, "extension", "host", `${name}.ts`))) {
       assert.ok(!imports.includes("vscode"), `${rel(f)} (reached from host/${name}.ts) imports vscode`);

@@ -30,6 +30,15 @@ export function loadProfileInputs(opts: ProfileOptions, withModel: (model: HfMod
   return { model, adapter, examples };
 }
 
+/**
+ * Normalised importance from raw values: I_i = max(g_i, 0) / Σ max(g, 0). Every criterion but ablation is never
+ * negative, so this is plain normalisation for them; a negative ablation value (removing the layer's LoRA lowered the
+ * loss) counts as no importance at all, so that layer is among the first to be shared.
+ */
+export function normaliseImportance(raw: readonly number[]): number[] {
+  return normalise(raw.map((g) => Math.max(g, 0)));
+}
+
 /** A zero per-module, per-layer table for the adapter's modules. */
 export function zeroTable(modules: string[], numLayers: number): Record<string, number[]> {
   const table: Record<string, number[]> = {};
@@ -57,6 +66,10 @@ export interface MeasuredImportance {
   device: string;
   /** Raw importance per module and layer. */
   perModuleRaw: Record<string, number[]>;
+  /** Raw importance per layer when it is not the sum over modules (ablation removes a whole layer's LoRA at once). */
+  perLayerRaw?: number[];
+  /** What an ablation profile records besides the importance. */
+  ablation?: ProfileFile["ablation"];
   /** Per-token norms, for the output criterion. */
   norms?: Record<string, number[][][]>;
   /** Date.now() when the run started. */
@@ -68,9 +81,9 @@ export interface MeasuredImportance {
 export function assembleProfile(m: MeasuredImportance): ProfileFile {
   const L = m.model.config.numLayers;
   const modules = m.adapter.modules;
-  const perLayerRaw = Array.from({ length: L }, (_, i) => modules.reduce((a, mod) => a + m.perModuleRaw[mod]![i]!, 0));
+  const perLayerRaw = m.perLayerRaw ?? Array.from({ length: L }, (_, i) => modules.reduce((a, mod) => a + m.perModuleRaw[mod]![i]!, 0));
   const perModule: Record<string, number[]> = {};
-  for (const mod of modules) perModule[mod] = normalise(m.perModuleRaw[mod]!);
+  for (const mod of modules) perModule[mod] = normaliseImportance(m.perModuleRaw[mod]!);
   const seconds = (Date.now() - m.started) / 1000;
   const tokens = m.examples.reduce((a, e) => a + e.ids.length, 0);
   const cfg = m.model.config;
@@ -91,7 +104,8 @@ export function assembleProfile(m: MeasuredImportance): ProfileFile {
     modules,
     sequences: m.examples.map((e) => ({ ids: e.ids, tokens: e.tokens, special: e.special, example: e.example })),
     ...(m.norms ? { norms: m.norms } : {}),
-    importance: { per_layer_raw: perLayerRaw, per_layer: normalise(perLayerRaw), per_module_raw: m.perModuleRaw, per_module: perModule },
+    importance: { per_layer_raw: perLayerRaw, per_layer: normaliseImportance(perLayerRaw), per_module_raw: m.perModuleRaw, per_module: perModule },
+    ...(m.ablation ? { ablation: m.ablation } : {}),
     timing: { seconds, tokens, tokens_per_second: tokens / Math.max(seconds, 1e-9), ...(m.peakRss !== undefined ? { peak_rss_bytes: m.peakRss } : {}) },
   };
 }

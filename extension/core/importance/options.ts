@@ -25,8 +25,13 @@ export interface ProfileOptions extends EngineOptions {
   device?: EngineDevice;
   /** CPU threads (onnxruntime's intra-op threads, or torch's). */
   threads?: number;
-  /** `output` (LoRA-drop, default), `weight` (||s·B·A||_F²) or `gradient` (||∂L/∂A||² + ||∂L/∂B||², training graph). */
+  /**
+   * `output` (LoRA-drop, default), `weight` (||s·B·A||_F²), `gradient` (||∂L/∂A||² + ||∂L/∂B||², training graph) or
+   * `ablation` (the loss increase when a layer's LoRA is removed).
+   */
   criterion?: Criterion;
+  /** Ablation: also remove each module of each layer on its own, for per-module importance (one more evaluation per pair). */
+  ablationPerModule?: boolean;
   /** onnx: bytes the streamed working set may use (default: half the available memory). */
   memoryBudget?: number;
   /** onnx: run layer blocks one after another from the shards (`auto`: when the float32 model exceeds the budget). */

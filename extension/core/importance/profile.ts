@@ -1,9 +1,9 @@
 /**
  * `profileAdapter`: measures how much each layer's LoRA matters, by the chosen criterion, and returns the profile
  * file's content: `output` (LoRA-drop's ‖s·B·A·x‖² over tokens, output.ts), `gradient` (‖∂L/∂A‖² + ‖∂L/∂B‖²,
- * gradient.ts) or `weight` (‖s·B·A‖_F², weight.ts), on the chosen engine: onnxruntime in this process, or PyTorch
- * + transformers + PEFT in a Python child process (torchProfile.ts), which write the same profile. `profileToFile`
- * runs one and writes it, for the CLI and the worker.
+ * gradient.ts), `weight` (‖s·B·A‖_F², weight.ts) or `ablation` (the loss increase without each layer's LoRA, ablation.ts),
+ * on the chosen engine: onnxruntime in this process, or PyTorch + transformers + PEFT in a Python child process
+ * (torchProfile.ts), which write the same profile. `profileToFile` runs one and writes it, for the CLI and the worker.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -17,6 +17,7 @@ import { writeProfile } from "./profileFile";
 import { profileOutput } from "./output";
 import { profileGradient } from "./gradient";
 import { profileWeight } from "./weight";
+import { profileAblation } from "./ablation";
 import { torchProfile } from "./torchProfile";
 import { checkEngineOptions, onnxDevice } from "../torch/engineOptions";
 
@@ -28,6 +29,7 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
   switch (opts.criterion ?? "output") {
     case "gradient": return profileGradient(onnx, ctx);
     case "weight": return profileWeight(onnx, ctx);
+    case "ablation": return profileAblation(onnx, ctx);
     default: return profileOutput(onnx, ctx);
   }
 }

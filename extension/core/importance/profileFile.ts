@@ -3,7 +3,7 @@
  * error instead of a crash deep inside the panel or the pruner.
  */
 import { LoraDropError, describeValue } from "../util/errors";
-import { ProfileFile, PROFILE_CRITERIA, PROFILE_SCHEMA, PROFILE_VERSION } from "./profileSchema";
+import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION, CRITERIA, SIGNED_CRITERIA } from "./profileSchema";
 import { ENGINE_CHOICES } from "../torch/engineChoice";
 import { writeFileAtomic } from "../io/atomicWrite";
 import { readRegularText } from "../io/regularFile";
@@ -22,17 +22,24 @@ export function validateProfile(raw: unknown, file = "profile"): ProfileFile {
   if (p.version !== PROFILE_VERSION) bad(`profile version ${describeValue(p.version)} is not supported (this version reads ${PROFILE_VERSION})`, "version");
   // Files written before the field existed have none, and are onnx profiles.
   if (p.engine !== undefined && !(ENGINE_CHOICES as readonly unknown[]).includes(p.engine)) bad(`engine ${describeValue(p.engine)} is not one of ${ENGINE_CHOICES.join(", ")}`, "engine");
+  if (!CRITERIA.includes(p.criterion!)) bad(`criterion ${describeValue(p.criterion)} is unknown (known: ${CRITERIA.join(", ")})`, "criterion");
+  // Raw ablation values are loss increases, negative where a layer's LoRA hurts; the normalised ones never are.
+  const signed = SIGNED_CRITERIA.includes(p.criterion!);
   if (!Array.isArray(p.layers) || !p.layers.every((l) => Number.isInteger(l))) bad("layers must be a list of integers", "layers");
   if (!Array.isArray(p.modules) || !p.modules.every((m) => typeof m === "string")) bad("modules must be a list of names", "modules");
   if (new Set(p.modules).size !== p.modules!.length) bad("modules must not repeat a name", "modules");
   const L = p.layers!.length;
   const imp = p.importance;
   if (typeof imp !== "object" || imp === null) bad("importance must be an object", "importance");
-  const numList = (v: unknown, n: number) => Array.isArray(v) && v.length === n && v.every((x) => typeof x === "number" && Number.isFinite(x) && x >= 0);
-  if (!imp || !numList(imp.per_layer, L) || !numList(imp.per_layer_raw, L)) bad(`importance.per_layer and per_layer_raw must be ${L} non-negative numbers`, "importance");
+  const numList = (v: unknown, n: number, anySign = false) => Array.isArray(v) && v.length === n && v.every((x) => typeof x === "number" && Number.isFinite(x) && (anySign || x >= 0));
+  const rawWord = signed ? "finite" : "non-negative";
+  if (!imp || !numList(imp.per_layer, L) || !numList(imp.per_layer_raw, L, signed)) bad(`importance.per_layer must be ${L} non-negative numbers and per_layer_raw ${L} ${rawWord} numbers`, "importance");
   for (const m of p.modules!) {
-    if (!numList(imp!.per_module?.[m], L) || !numList(imp!.per_module_raw?.[m], L)) bad(`importance.per_module.${m} must be ${L} non-negative numbers`, "importance.per_module");
+    if (!numList(imp!.per_module?.[m], L) || !numList(imp!.per_module_raw?.[m], L, signed)) bad(`importance.per_module.${m} must be ${L} non-negative numbers (per_module_raw: ${rawWord})`, "importance.per_module");
     if (!numList(p.adapter?.params?.[m], L)) bad(`adapter.params.${m} must be ${L} non-negative numbers`, "adapter.params");
+  }
+  if (p.ablation !== undefined && (typeof p.ablation !== "object" || p.ablation === null || !Number.isFinite(p.ablation.full_loss) || typeof p.ablation.per_module !== "boolean")) {
+    bad("ablation must hold full_loss (a number) and per_module (true or false)", "ablation");
   }
   if (!Array.isArray(p.sequences)) bad("sequences must be a list", "sequences");
   p.sequences!.forEach((s, i) => {
@@ -74,11 +81,12 @@ const IMPORTANCE_TOLERANCE = 1e-6;
 function checkImportance(p: ProfileFile, bad: (msg: string, field?: string) => never): void {
   // prune reads the model folder from here when --model is not given.
   if (typeof p.model !== "object" || p.model === null || typeof p.model.path !== "string" || p.model.path === "") bad(`model.path must be the model folder's path, got ${describeValue(p.model?.path)}`, "model.path");
-  if (!(PROFILE_CRITERIA as readonly string[]).includes(p.criterion)) bad(`criterion must be one of ${PROFILE_CRITERIA.join(", ")}, got ${describeValue(p.criterion)}`, "criterion");
   if (new Set(p.layers).size !== p.layers.length || p.layers.some((l) => l < 0)) bad("layers must be distinct non-negative layer indices", "layers");
   const close = (a: number, b: number) => Math.abs(a - b) <= IMPORTANCE_TOLERANCE * Math.max(Math.abs(a), Math.abs(b), 1e-30);
   const imp = p.importance;
-  const normalised = (raw: number[], norm: number[], field: string) => {
+  // Normalised importance counts only the positive part of raw values (which only signed criteria can have).
+  const normalised = (rawValues: number[], norm: number[], field: string) => {
+    const raw = rawValues.map((g) => Math.max(g, 0));
     const total = raw.reduce((a, b) => a + b, 0);
     const sum = norm.reduce((a, b) => a + b, 0);
     if (total > 0 && Math.abs(sum - 1) > IMPORTANCE_TOLERANCE) bad(`${field} sums to ${sum}, not 1`, field);
@@ -88,10 +96,13 @@ function checkImportance(p: ProfileFile, bad: (msg: string, field?: string) => n
     });
   };
   for (const m of p.modules) normalised(imp.per_module_raw[m]!, imp.per_module[m]!, `importance.per_module.${m}`);
-  imp.per_layer_raw.forEach((g, i) => {
-    const sum = p.modules.reduce((a, m) => a + imp.per_module_raw[m]![i]!, 0);
-    if (!close(g, sum)) bad(`importance.per_layer_raw[${i}] is ${g} but the modules' raw values sum to ${sum}`, "importance.per_layer_raw");
-  });
+  // Ablation removes a layer's LoRA as a whole: its per-layer value is measured, not the sum over modules.
+  if (!SIGNED_CRITERIA.includes(p.criterion)) {
+    imp.per_layer_raw.forEach((g, i) => {
+      const sum = p.modules.reduce((a, m) => a + imp.per_module_raw[m]![i]!, 0);
+      if (!close(g, sum)) bad(`importance.per_layer_raw[${i}] is ${g} but the modules' raw values sum to ${sum}`, "importance.per_layer_raw");
+    });
+  }
   normalised(imp.per_layer_raw, imp.per_layer, "importance.per_layer");
   for (const m of p.modules) {
     if (!p.adapter.params[m]!.every((n) => Number.isSafeInteger(n))) bad(`adapter.params.${m} must hold whole parameter counts`, "adapter.params");

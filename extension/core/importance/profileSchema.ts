@@ -12,10 +12,17 @@ export const PROFILE_VERSION = 1;
 
 import { engineLabel, type EngineChoice } from "../torch/engineChoice";
 
-/** The importance criteria. `output` is LoRA-drop's. */
-export const PROFILE_CRITERIA = ["output", "gradient", "weight"] as const;
-/** How layer importance was measured. */
-export type Criterion = (typeof PROFILE_CRITERIA)[number];
+/** How layer importance was measured. `output` is LoRA-drop's criterion. */
+export type Criterion = "output" | "gradient" | "weight" | "ablation";
+
+/** Every criterion, for option lists and validation. */
+export const CRITERIA: readonly Criterion[] = ["output", "gradient", "weight", "ablation"];
+
+/**
+ * Criteria whose raw importance may be negative: ablation's loss increase is below zero for a layer whose LoRA
+ * hurts on the data. Their normalised importance counts only the positive part (see normaliseImportance).
+ */
+export const SIGNED_CRITERIA: readonly Criterion[] = ["ablation"];
 
 /** One profiled sequence: its token ids and their display strings. */
 export interface ProfileSequence {
@@ -31,9 +38,12 @@ export interface ProfileSequence {
 
 /** Importance numbers derived from the norms. */
 export interface ProfileImportance {
-  /** g_i: the sum over modules, sequences and tokens of ||s·B·A·x||², one per layer. */
+  /**
+   * g_i, one per layer: for `output` the sum over modules, sequences and tokens of ||s·B·A·x||²; for `ablation` the
+   * loss increase when the layer's LoRA is removed (negative when removing it lowers the loss).
+   */
   per_layer_raw: number[];
-  /** I_i = g_i / Σ g; sums to 1 (all zeros when every LoRA output is zero). */
+  /** I_i = max(g_i, 0) / Σ max(g, 0); sums to 1 (all zeros when no layer has a positive g). */
   per_layer: number[];
   /** Per module, per layer: the raw sums for that module alone. */
   per_module_raw: Record<string, number[]>;
@@ -85,6 +95,12 @@ export interface ProfileFile {
    */
   norms?: Record<string, number[][][]>;
   importance: ProfileImportance;
+  /** Criterion `ablation`: the loss of the adapter as it is, and whether each module was also removed on its own. */
+  ablation?: {
+    full_loss: number;
+    /** True: per_module_raw[m][i] is the loss increase when only module m of layer i loses its LoRA. False: it repeats the layer's. */
+    per_module: boolean;
+  };
   /** Wall-clock figures of the run. */
   timing: {
     seconds: number; tokens: number; tokens_per_second: number;

@@ -9,7 +9,7 @@ import { loadHfModel } from "../models/hfModel";
 import { Adapter, loadAdapter, moduleName } from "../adapter/peftAdapter";
 import { peftFolderFor } from "../torch/peftFolder";
 import { batchesOf } from "../data/batch";
-import { Criterion, ProfileFile } from "./profileSchema";
+import { ProfileFile } from "./profileSchema";
 import { readSafetensorsIndex, readTensorF32 } from "../io/safetensors";
 import { LoraDropError } from "../util/errors";
 import { RunContext } from "../util/progress";
@@ -17,7 +17,7 @@ import { runTorchEngine, withWorkDir } from "../torch/engineProcess";
 import { engineLabel } from "../torch/engineChoice";
 import { torchDevice } from "../torch/engineOptions";
 import { writeExamplesFile } from "../torch/examplesFile";
-import { TORCH_PROTOCOL_VERSION, TorchLoraEntry, TorchProfileRequest } from "../torch/protocol";
+import { TORCH_PROTOCOL_VERSION, TorchLoraEntry, TorchProfileRequest, type TorchCriterion } from "../torch/protocol";
 import { assembleProfile } from "./assemble";
 import { loadExamples } from "../data/examples";
 import { ProfileOptions } from "./options";
@@ -29,11 +29,12 @@ import { ProfileOptions } from "./options";
  */
 export async function torchProfile(opts: ProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
   const criterion = opts.criterion ?? "output";
+  if (criterion === "ablation") throw new LoraDropError("INVALID_ARGUMENT", "the ablation criterion runs on the onnx engine only so far; leave --engine out", undefined, "criterion");
   return (await torchProfiles(opts, [criterion], ctx))[criterion]!;
 }
 
 /** Several criteria from one engine run (the model is loaded once); one profile file per criterion. */
-export async function torchProfiles(opts: ProfileOptions, criteria: Criterion[], ctx: RunContext = {}): Promise<Partial<Record<Criterion, ProfileFile>>> {
+export async function torchProfiles(opts: ProfileOptions, criteria: TorchCriterion[], ctx: RunContext = {}): Promise<Partial<Record<TorchCriterion, ProfileFile>>> {
   const started = Date.now();
   const model = loadHfModel(opts.modelDir);
   const adapter = loadAdapter(opts.adapterDir, model.config);
@@ -58,7 +59,7 @@ export async function torchProfiles(opts: ProfileOptions, criteria: Criterion[],
     };
     const res = await runTorchEngine(request, work, { python: opts.python, graceMs: opts.graceMs, env: opts.env }, ctx);
     const L = model.config.numLayers;
-    const out: Partial<Record<Criterion, ProfileFile>> = {};
+    const out: Partial<Record<TorchCriterion, ProfileFile>> = {};
     for (const criterion of criteria) {
       const measured = res.criteria[criterion];
       if (!measured || measured.raw.length !== loras.length) {

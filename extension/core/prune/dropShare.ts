@@ -51,6 +51,9 @@ export function selectFromProfile(profile: ProfileFile, adapter: Pick<Adapter, "
     const s = selectAmong(profile.importance.per_layer, candidates, rule);
     return { perModule, ...toLayers(s), importance: profile.importance.per_layer, coverage: s.coverage, rule, criterion: profile.criterion };
   }
+  if (profile.ablation && !profile.ablation.per_module) {
+    throw new LoraDropError("PROFILE_INVALID", "this ablation profile removed whole layers only, so it has no per-module importance; profile again with --criterion ablation --per-module, or select per layer", profileFile, "ablation.per_module");
+  }
   const kept: Record<string, number[]> = {};
   const shared: Record<string, number[]> = {};
   const coverage: Record<string, number> = {};

@@ -7,11 +7,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoraDropError, throwIfCancelled } from "../util/errors";
 import { loadHfModel } from "../models/hfModel";
-import { loadAdapter, writeAdapter } from "../adapter/peftAdapter";
+import { loadAdapter, writeAdapter, type Adapter } from "../adapter/peftAdapter";
 import { readProfile } from "../importance/profileFile";
 import { ProfileFile } from "../importance/profileSchema";
 import { SelectionRule } from "../importance/selection";
-import { selectFromProfile, buildDropShare, dropShareRecord, dropConfig, DropShareSelection, SharedInit } from "./dropShare";
+import { selectFromProfile, buildDropShare, dropShareRecord, dropConfig, type DropShareSelection, type SharedInit } from "./dropShare";
 import { LoraDropRecord } from "../adapter/dropRecord";
 import { RunContext } from "../util/progress";
 import { checkRunPaths } from "../io/outputGuard";
@@ -19,37 +19,61 @@ import { ModelConfig } from "../models/config";
 import { countLoraParams, LoraModule } from "../adapter/loraModule";
 import type { AdapterFormat, PruneMode } from "../adapter/dropRecord";
 
-/** What to prune and how. */
-export interface PruneOptions {
-  adapterDir: string;
-  /** A profile file of this adapter (or the profile itself). */
-  profile: string | ProfileFile;
-  outDir: string;
-  /** The base model folder; defaults to the profile's `model.path`. */
-  modelDir?: string;
+/** How the kept set is chosen and what the other layers get: what `prune` and `sweep` share. */
+export interface PruneRule {
   /** Cumulative-importance threshold in (0, 1] (default 0.9), unless `keep` is given. */
   threshold?: number;
   /** Keep this many layers (per module with perModule) instead of using a threshold. */
   keep?: number;
   perModule?: boolean;
   mode?: PruneMode;
+}
+
+/** What to prune and how. */
+export interface PruneOptions extends PruneRule {
+  adapterDir: string;
+  /** A profile file of this adapter (or the profile itself). */
+  profile: string | ProfileFile;
+  outDir: string;
+  /** The base model folder; defaults to the profile's `model.path`. */
+  modelDir?: string;
   format?: AdapterFormat;
   /** Replace an existing output folder. */
   force?: boolean;
 }
 
-/** What a prune did. */
-export interface PruneResult {
-  outDir: string;
+/** A pruned adapter built in memory: exactly the LoRA set `prune` writes, with the selection it came from. */
+export interface PrunedAdapter {
   selection: DropShareSelection;
-  record: LoraDropRecord;
+  mode: PruneMode;
+  /** The pruned LoRA modules (kept pairs as they were, shared layers bound to one pair per module). */
+  loras: LoraModule[];
+  sharedInit: SharedInit[];
   paramsBefore: number;
   paramsAfter: number;
   /** 1 − after/before. */
   reduction: number;
-  sharedInit: SharedInit[];
-  /** The pruned LoRA modules as written (and verified). */
-  loras: LoraModule[];
+}
+
+/** What a prune did. */
+export interface PruneResult extends Omit<PrunedAdapter, "mode"> {
+  outDir: string;
+  record: LoraDropRecord;
+}
+
+/**
+ * Builds the pruned adapter in memory from the profile's importance: selects the kept and shared layers by `rule`
+ * and builds the drop-and-share LoRA set. `pruneAdapter` writes what this returns; `sweep` evaluates it.
+ */
+export function buildPrunedAdapter(adapter: Adapter, profile: ProfileFile, rule: PruneRule, profileFile = "profile",
+  onModule?: (module: string, index: number, count: number) => void): PrunedAdapter {
+  const selectionRule: SelectionRule = rule.keep !== undefined ? { keep: rule.keep } : { threshold: rule.threshold ?? 0.9 };
+  const mode = rule.mode ?? "share";
+  const selection = selectFromProfile(profile, adapter, selectionRule, rule.perModule ?? false, profileFile);
+  const built = buildDropShare(adapter, selection, mode, onModule);
+  const paramsBefore = countLoraParams(adapter.loras);
+  const paramsAfter = countLoraParams(built.loras);
+  return { selection, mode, loras: built.loras, sharedInit: built.sharedInit, paramsBefore, paramsAfter, reduction: paramsBefore > 0 ? 1 - paramsAfter / paramsBefore : 0 };
 }
 
 /** Prunes an adapter with LoRA-drop and writes the result to a new folder. */
@@ -68,42 +92,41 @@ export async function pruneAdapter(opts: PruneOptions, ctx: RunContext = {}): Pr
   // Checked before the profile is read (it may be the output itself), and again with the model folder it names.
   checkRunPaths(inputs(opts.modelDir), out);
   const profile = typeof opts.profile === "string" ? readProfile(opts.profile) : opts.profile;
-  const modelDir = opts.modelDir ?? profile.model.path;
-  checkRunPaths(inputs(modelDir), out);
+  checkRunPaths(inputs(opts.modelDir ?? profile.model.path), out);
   if (fs.existsSync(opts.outDir) && !opts.force) {
     throw new LoraDropError("OUTPUT_EXISTS", "the output folder already exists; choose another or pass --force", opts.outDir);
   }
-  if (opts.modelDir === undefined && !fs.existsSync(path.join(modelDir, "config.json"))) {
-    throw new LoraDropError("FILE_NOT_FOUND", `the base model recorded in the profile is not there (${modelDir}); pass --model DIR`, profileFile, "model.path");
-  }
-  const config = loadHfModel(modelDir).config;
+  const config = loadHfModel(profileModelDir(profile, opts.modelDir, profileFile)).config;
   const adapter = loadAdapter(opts.adapterDir, config);
-  const rule: SelectionRule = opts.keep !== undefined ? { keep: opts.keep } : { threshold: opts.threshold ?? 0.9 };
-  const mode = opts.mode ?? "share";
   const format = opts.format ?? "peft";
-  const selection = selectFromProfile(profile, adapter, rule, opts.perModule ?? false, profileFile);
-  ctx.log?.info(`kept ${JSON.stringify(selection.kept)}, shared ${JSON.stringify(selection.shared)}`);
   await cancelPoint(ctx.signal);
   total = adapter.modules.length + 2;
   report(1, "selecting layers");
-  const built = buildDropShare(adapter, selection, mode, (m, i, n) => report(1 + i, `shared LoRA of ${m} (${i + 1}/${n})`));
-  for (const s of built.sharedInit) ctx.log?.info(`shared ${s.module} over layers ${s.layers.join(", ")}: rank ${s.r} keeps ${(100 * s.energyKept).toFixed(1)}% of the mean update's energy`);
+  const pruned = buildPrunedAdapter(adapter, profile, opts, profileFile, (m, i, n) => report(1 + i, `shared LoRA of ${m} (${i + 1}/${n})`));
+  const { selection, mode } = pruned;
+  ctx.log?.info(`kept ${JSON.stringify(selection.kept)}, shared ${JSON.stringify(selection.shared)}`);
+  for (const s of pruned.sharedInit) ctx.log?.info(`shared ${s.module} over layers ${s.layers.join(", ")}: rank ${s.r} keeps ${(100 * s.energyKept).toFixed(1)}% of the mean update's energy`);
   const record = dropShareRecord(selection, mode, format, path.resolve(opts.adapterDir), "mean-low-rank");
   const overrides: Record<string, unknown> = mode === "drop" ? dropConfig(selection, adapter.modules, adapter.config.architecture) : {};
   await cancelPoint(ctx.signal);
   report(total - 1, "writing and verifying the new adapter");
-  await writeAdapter(opts.outDir, adapter.config, built.loras, {
+  await writeAdapter(opts.outDir, adapter.config, pruned.loras, {
     force: opts.force, format, configOverrides: overrides, record,
     // Verified in the temporary folder, so a failed check leaves no output behind.
-    beforeCommit: (tmp) => verifyWritten(tmp, config, built.loras),
+    beforeCommit: (tmp) => verifyWritten(tmp, config, pruned.loras),
   });
-  const paramsBefore = countLoraParams(adapter.loras);
-  const paramsAfter = countLoraParams(built.loras);
   report(total, "done");
-  return {
-    outDir: opts.outDir, selection, record, paramsBefore, paramsAfter,
-    reduction: paramsBefore > 0 ? 1 - paramsAfter / paramsBefore : 0, sharedInit: built.sharedInit, loras: built.loras,
-  };
+  const { mode: _, ...rest } = pruned;
+  return { ...rest, outDir: opts.outDir, record };
+}
+
+/** The base model folder of a profile: `modelDir` when given, else the one the profile recorded (which must exist). */
+export function profileModelDir(profile: ProfileFile, modelDir: string | undefined, profileFile: string): string {
+  const dir = modelDir ?? profile.model.path;
+  if (!fs.existsSync(path.join(dir, "config.json"))) {
+    throw new LoraDropError("FILE_NOT_FOUND", `the base model recorded in the profile is not there (${dir}); pass --model DIR`, profileFile, "model.path");
+  }
+  return dir;
 }
 
 /**

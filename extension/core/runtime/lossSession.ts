@@ -62,10 +62,12 @@ export interface TrainGraph {
   classification: boolean;
   /** Output names of the classification head's gradients, by head weight name (when the head is trained). */
   headGrads: Map<string, string>;
+  /** A sequence classifier's [batch, num_labels] logits, when asked for (evaluation scores accuracy from them). */
+  classLogits?: string;
 }
 
 /** Builds the loss (and, when `gradients`, the LoRA gradients) into `g` and marks the outputs. */
-export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean; numLayers?: number; trainHead?: boolean }): TrainGraph {
+export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean; numLayers?: number; trainHead?: boolean; classLogits?: boolean }): TrainGraph {
   const o = new Ops(g);
   // The LM head (the largest single product) runs only at target positions: prompt tokens and padding get no logits.
   const logitRows = g.input("logit_rows", "int64", ["rows"]);
@@ -79,6 +81,9 @@ export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot
   const picked = g.node("GatherElements", [logp, o.unsqueeze(labels, [1])], [{ dtype: "float32", shape: ["rows", 1] }], { axis: 1 })[0]!;
   const loss = o.neg(o.reduceSum(o.mul(picked, o.unsqueeze(lossWeights, [1])), [0, 1], false));
   g.output(loss);
+  // The class logits come out as well when asked, so one run gives both the loss and the predicted classes.
+  const classLogits = classification && opts.classLogits ? forward.logits! : undefined;
+  if (classLogits) g.output(classLogits);
   const grads = new Map<string, { A: string | null; B: string | null }>();
   const headGrads = new Map<string, string>();
   if (opts.gradients) {
@@ -97,7 +102,7 @@ export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot
       if (name) headGrads.set(h.name, name);
     }
   }
-  return { forward, logitRows, labels, lossWeights, loss, grads, classification, headGrads };
+  return { forward, logitRows, labels, lossWeights, loss, grads, classification, headGrads, ...(classLogits ? { classLogits } : {}) };
 }
 
 /** The loss's target positions of a batch (flat [batch*seq] indices), their next tokens, and weights 1/denominator. */
@@ -151,6 +156,8 @@ export interface LossSessionOptions {
   config?: Record<string, string>;
   /** A sequence classifier's head is trained: its weights are inputs (values passed to `run`) with gradients. */
   trainHead?: boolean;
+  /** A sequence classifier also returns its class logits (LossResult.logits). */
+  classLogits?: boolean;
   log?: Logger;
 }
 
@@ -162,6 +169,8 @@ export interface LossResult {
   grads?: Map<string, ParamGrads>;
   /** Per head tensor (when the head is trained). */
   headGrads?: Map<string, Float32Array>;
+  /** A sequence classifier's [batch, num_labels] logits (with `classLogits`). */
+  logits?: Float32Array;
 }
 
 /** A compiled training (or loss-only) graph for one model and one LoRA layout. */
@@ -175,7 +184,7 @@ export class LossSession {
   /** Builds the graph and creates the session. */
   static async create(model: HfModel, slots: LoraSlot[], opts: LossSessionOptions): Promise<LossSession> {
     const g = new GraphBuilder();
-    const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers, trainHead: opts.trainHead });
+    const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers, trainHead: opts.trainHead, classLogits: opts.classLogits });
     const { session, device } = await createSession(g.toBytes(), {
       device: opts.device, shardFiles: model.shards.map((s) => s.file), threads: opts.threads, log: opts.log,
       prepack: opts.prepack ?? !opts.gradients, config: opts.config,
@@ -218,7 +227,8 @@ export class LossSession {
     }
     const out = await this.session.run(feeds);
     const loss = (out[this.graph.loss]!.data as Float32Array)[0]!;
-    if (this.graph.grads.size === 0 && this.graph.headGrads.size === 0) return { loss };
+    const logits = this.graph.classLogits ? { logits: out[this.graph.classLogits]!.data as Float32Array } : {};
+    if (this.graph.grads.size === 0 && this.graph.headGrads.size === 0) return { loss, ...logits };
     const grads = new Map<string, ParamGrads>();
     for (const inp of this.graph.forward.loraInputs) {
       const names = this.graph.grads.get(inp.param)!;
@@ -230,7 +240,7 @@ export class LossSession {
       const name = this.graph.headGrads.get(h.name);
       headGrads.set(h.name, name ? (out[name]!.data as Float32Array) : new Float32Array(h.shape.reduce((a, b) => a * b, 1)));
     }
-    return { loss, grads, ...(headGrads.size ? { headGrads } : {}) };
+    return { loss, grads, ...(headGrads.size ? { headGrads } : {}), ...logits };
   }
 
   /** Loss targets in a batch: tokens to predict, or (for a classifier) its sequences. */

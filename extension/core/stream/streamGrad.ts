@@ -14,8 +14,9 @@ import { Ops } from "../onnx/ops";
 import { buildBackward } from "../onnx/autodiff";
 import { HfModel } from "../models/hfModel";
 import { Batch } from "../data/batch";
-import { createSession, DeviceChoice, f32Tensor, i64Tensor, ort } from "../runtime/session";
-import { lossTargets, LoraParam, ParamGrads } from "../runtime/lossSession";
+import { createSession, DeviceChoice, f32Tensor, i64Tensor } from "../runtime/session";
+import { LoraParam, ParamGrads } from "../runtime/lossSession";
+import { StreamHead, type HeadResult } from "./streamHead";
 import { BlockGraph, blockKey, blockSlots, buildBlockGraph } from "./blockGraph";
 import { LayerWeightReader } from "./layerWeights";
 import { BlockSpan, BlockWeightQueue, BlockWeights } from "./prefetch";
@@ -43,7 +44,6 @@ export interface StreamedGradResult {
 }
 
 interface BackwardBlock { session: Ort.InferenceSession; graph: BlockGraph; dOut: string; dIn: string; grads: Map<string, { A: string | null; B: string | null }> }
-interface HeadGraph { session: Ort.InferenceSession; hidden: string; norm: string; head: string; rows: string; labels: string; weights: string; loss: string; dHidden: string }
 
 /** Builds the block-backward session: inputs as the forward block plus dh_out; outputs dh_in and LoRA gradients. */
 async function backwardBlock(model: HfModel, local: LoraSlot[], k: number, opts: StreamedGradOptions): Promise<BackwardBlock> {
@@ -69,65 +69,6 @@ async function backwardBlock(model: HfModel, local: LoraSlot[], k: number, opts:
   for (const l of graph.loraInputs) grads.set(l.param, { A: mark(d.get(l.A)), B: mark(d.get(l.B)) });
   const { session } = await createSession(g.toBytes(), { device: opts.device, shardFiles: [], threads: opts.threads });
   return { session, graph, dOut, dIn, grads };
-}
-
-/** Builds the head session: final RMSNorm and LM head at the target rows, the weighted cross-entropy, d/d hidden. */
-async function headSession(model: HfModel, opts: StreamedGradOptions): Promise<HeadGraph> {
-  const cfg = model.config;
-  const g = new GraphBuilder();
-  const o = new Ops(g);
-  const hidden = g.input("hidden", "float32", ["batch*seq", cfg.hiddenSize]);
-  const norm = g.input("w.norm", "float32", [cfg.hiddenSize]);
-  const head = g.input("w.lm_head", "float32", [cfg.vocabSize, cfg.hiddenSize]);
-  const rows = g.input("logit_rows", "int64", ["rows"]);
-  const labels = g.input("labels", "int64", ["rows"]);
-  const weights = g.input("loss_weights", "float32", ["rows"]);
-  // The same RMSNorm as models/llama.ts, on the target rows only.
-  const x = o.gather(hidden, rows);
-  const inv = o.reciprocal(o.sqrt(o.add(o.reduceMean(o.mul(x, x), [-1]), g.f32(cfg.rmsNormEps))));
-  const logits = o.gemm(o.mul(o.mul(x, inv), norm), head, { transB: true });
-  const logp = o.logSoftmax(logits, -1);
-  const picked = g.node("GatherElements", [logp, o.unsqueeze(labels, [1])], [{ dtype: "float32", shape: ["rows", 1] }], { axis: 1 })[0]!;
-  const loss = o.neg(o.reduceSum(o.mul(picked, o.unsqueeze(weights, [1])), [0, 1], false));
-  g.output(loss);
-  const dHidden = buildBackward(g, loss, [hidden]).get(hidden);
-  if (!dHidden) throw new Error("the loss does not reach the hidden states");
-  g.output(dHidden);
-  const { session } = await createSession(g.toBytes(), { device: opts.device, shardFiles: [], threads: opts.threads });
-  return { session, hidden, norm, head, rows, labels, weights, loss, dHidden };
-}
-
-/**
- * Runs the head over every batch: the summed loss and d loss / d hidden. Its weights (the LM head is the largest
- * tensor) come from a reader of their own, closed on return, so they are not kept through the backward pass.
- */
-async function runHead(model: HfModel, headG: HeadGraph, batches: Batch[], hidden: Float32Array[], denominator: number): Promise<{ loss: number; dHidden: Float32Array[] }> {
-  const cfg = model.config;
-  const H = cfg.hiddenSize;
-  const reader = new LayerWeightReader(model);
-  try {
-    const tied = cfg.tieWordEmbeddings || !model.weights.has("lm_head.weight");
-    const headFeeds: Record<string, Ort.Tensor> = {
-      [headG.norm]: f32Tensor(reader.read("model.norm.weight", [H], "head.norm"), [H]),
-      [headG.head]: f32Tensor(reader.read(tied ? "model.embed_tokens.weight" : "lm_head.weight", [cfg.vocabSize, H], "head.lm_head"), [cfg.vocabSize, H]),
-    };
-    let loss = 0;
-    const dHidden: Float32Array[] = [];
-    for (let bi = 0; bi < batches.length; bi++) {
-      const batch = batches[bi]!;
-      const t = lossTargets(batch, denominator);
-      headFeeds[headG.hidden] = f32Tensor(hidden[bi]!, [batch.batch * batch.seq, H]);
-      headFeeds[headG.rows] = i64Tensor(t.rows, [t.rows.length]);
-      headFeeds[headG.labels] = i64Tensor(t.labels, [t.rows.length]);
-      headFeeds[headG.weights] = new (ort().Tensor)("float32", t.weights, [t.rows.length]);
-      const out = await headG.session.run(headFeeds);
-      loss += (out[headG.loss]!.data as Float32Array)[0]!;
-      dHidden.push(out[headG.dHidden]!.data as Float32Array);
-    }
-    return { loss, dHidden };
-  } finally {
-    reader.close();
-  }
 }
 
 /**
@@ -205,10 +146,14 @@ export async function streamedLoraGradients(model: HfModel, slots: LoraSlot[], p
       else queue.release(weights);
     }
     // Head: loss and d loss / d hidden per batch (the prefetcher meanwhile reads the first backward block).
-    const headG = await headSession(model, opts);
-    sessions.push(headG.session);
-    const head = await runHead(model, headG, batches, hidden, denominator);
-    let dHidden = head.dHidden;
+    const headRun = await StreamHead.create(model, opts, true);
+    let head: HeadResult;
+    try {
+      head = await headRun.run(batches, hidden, denominator);
+    } finally {
+      await headRun.close();
+    }
+    let dHidden = head.dHidden!;
     // Backward, block by block in reverse, recomputing each block from its checkpoint.
     for (let bk = blocks.length - 1; bk >= 0; bk--) {
       const b = blocks[bk]!;

@@ -42,11 +42,14 @@ export interface TorchRequestBase {
   outputDir: string;
 }
 
+/** The criteria the torch engine measures itself (ablation is measured through loss evaluations). */
+export type TorchCriterion = "output" | "weight" | "gradient";
+
 /** Profile request: the criteria to measure over the example batches (indices into the examples file). */
 export interface TorchProfileRequest extends TorchRequestBase {
   command: "profile";
   adapter: string;
-  criteria: ("output" | "weight" | "gradient")[];
+  criteria: TorchCriterion[];
   batches: number[][];
 }
 
@@ -91,7 +94,7 @@ export interface TorchCriterionResult { raw: number[]; normsFile?: string }
 /** Peak memory of the answering process, on every result line: resident bytes, and on CUDA the allocator's peak. */
 export interface TorchPeakMemory { peakRssBytes?: number; gpuPeakBytes?: number }
 /** The answer to a profile request. */
-export interface TorchProfileResult extends TorchPeakMemory { type: "result"; command: "profile"; device: string; dtype: string; seconds: number; criteria: Partial<Record<"output" | "weight" | "gradient", TorchCriterionResult>> }
+export interface TorchProfileResult extends TorchPeakMemory { type: "result"; command: "profile"; device: string; dtype: string; seconds: number; criteria: Partial<Record<TorchCriterion, TorchCriterionResult>> }
 /** The answer to a train request: where the trained tensors are, and the per-step losses. */
 export interface TorchTrainResult extends TorchPeakMemory {
   type: "result"; command: "train"; device: string; dtype: string; tensorsFile: string; steps: number;

@@ -1,16 +1,14 @@
 /**
  * "LoRA-drop: Prune adapter" (Explorer context on an adapter folder or its files, and the palette), and the
  * panel's "Apply drop-and-share": find the adapter's latest profile (or offer to run one), ask for the
- * threshold, write `<name>-lora-drop-T0.90/` next to the source in the worker, reveal it, and say what was kept.
+ * threshold (offering to evaluate every threshold's loss first, thresholdPrompt.ts), write `<name>-lora-drop-T0.90/` next to the source in the worker, reveal it, and say what was kept.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { CancelledError } from "../../core/util/errors";
-import { readProfile } from "../../core/importance/profileFile";
-import { selectForProfile, countParameters, keptPositions } from "../../viewModel/layerSelection";
 import type { PruneReport } from "../testApi";
-import { parseInvocation, parseThresholdInput, pruneArgs } from "../commandArgs";
+import { parseInvocation, pruneArgs } from "../commandArgs";
 import { UserError } from "../errorText";
 import type { PruneResult } from "../../worker/jobProtocol";
 import type { PanelPrunePlan } from "../panelController";
@@ -19,10 +17,9 @@ import { Pickers } from "../pickers";
 import { findLatestProfile } from "../profileIndex";
 import type { Services } from "../services";
 import type { CommandDeps } from "./deps";
-import type { AdapterFormat, PruneMode } from "../../core/adapter/dropRecord";
-
-/** Profiles up to this size are read in the extension host to preview the kept layers while typing T. */
-const PREVIEW_MAX_BYTES = 32 * 2 ** 20;
+import type { AdapterFormat } from "../../core/adapter/dropRecord";
+import { askThreshold } from "./thresholdPrompt";
+import { runSweep } from "./sweep";
 
 /** A prune to run, with every choice made. */
 interface PrunePlan extends PanelPrunePlan {
@@ -43,7 +40,8 @@ export async function pruneCommand(s: Services, deps: CommandDeps, rawArgs: read
   const settings = s.settings(adapterDir);
   const mode = args.mode ?? settings.mode;
   // Prefilled with the T chosen in the panel for this adapter, else the setting.
-  const threshold = args.threshold ?? (await askThreshold(deps.panels.chosenThreshold(adapterDir) ?? settings.threshold, profilePath, mode));
+  const threshold = args.threshold ?? (await askThreshold(deps.panels.chosenThreshold(adapterDir) ?? settings.threshold, profilePath, mode,
+    async (profile) => void (await runSweep(s, profilePath, profile, mode)), (e) => s.reportError("Evaluate thresholds", e)));
   await s.milestone("thresholdChosen");
   const plan: PrunePlan = {
     adapterDir, profilePath, threshold, mode,
@@ -123,37 +121,4 @@ async function latestOrNewProfile(s: Services, deps: CommandDeps, adapterDir: st
   );
   if (choice !== "Profile now") throw new CancelledError("prune");
   return deps.profile({ adapter: adapterDir, open: false });
-}
-
-/** Asks for T, prefilled from the settings; for a small profile, shows what each value keeps while typing. */
-async function askThreshold(initial: number, profilePath: string, mode: PruneMode): Promise<number> {
-  let preview: ((t: number) => string) | undefined;
-  try {
-    if (fs.statSync(profilePath).size <= PREVIEW_MAX_BYTES) {
-      const p = readProfile(profilePath);
-      preview = (t) => {
-        // The engine's selection (LoRA layers only), so the preview names exactly the layers the prune keeps.
-        const sel = selectForProfile(p, t);
-        const c = countParameters(p.adapter.params, p.modules, sel.kept, mode);
-        return `Keeps layers ${keptPositions(sel.kept).map((i) => p.layers[i]).join(", ")} (${sel.keptCount} of ${sel.order.length} with a LoRA); LoRA parameters −${(100 * c.reduction).toFixed(1)}%.`;
-      };
-    }
-  } catch {
-    // The prune itself reports a bad profile with its file and field; the preview is optional.
-  }
-  const text = await vscode.window.showInputBox({
-    title: "LoRA-drop: threshold",
-    prompt: "Cumulative importance to keep, in (0, 1]: layers are kept, most important first, until their importance adds up to T.",
-    value: formatThreshold(initial),
-    ignoreFocusOut: true,
-    validateInput: (v) => {
-      const t = parseThresholdInput(v);
-      if (typeof t === "string") return t;
-      return preview ? { message: preview(t), severity: vscode.InputBoxValidationSeverity.Info } : undefined;
-    },
-  });
-  if (text === undefined) throw new CancelledError("prune");
-  const t = parseThresholdInput(text);
-  if (typeof t === "string") throw new UserError(t);
-  return t;
 }

@@ -13,6 +13,7 @@ import { profileCommand } from "./profile";
 import { pruneCommand, runPanelPrune } from "./prune";
 import { trainCommand } from "./train";
 import { createDemoCommand, openWalkthrough } from "./createDemo";
+import { runPanelSweep } from "./sweep";
 import type { CommandDeps } from "./deps";
 import { PanelOpener } from "./panelOpener";
 
@@ -22,7 +23,7 @@ export type CommandHandler = (args: readonly unknown[]) => unknown;
 /** Builds the commands' collaborators: the panel opener runs the prune flow, the prune flow may run a profile. */
 export function wireCommands(s: Services): CommandDeps {
   const deps: CommandDeps = {
-    panels: new PanelOpener(s, (plan) => runPanelPrune(s, plan)),
+    panels: new PanelOpener(s, { prune: (plan) => runPanelPrune(s, plan), evaluate: (plan, hooks) => runPanelSweep(s, plan, hooks) }),
     profile: (request) => profileCommand(s, deps, [request]),
   };
   return deps;

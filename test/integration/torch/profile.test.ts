@@ -8,13 +8,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { profileAdapter } from "../../../extension/core/importance/profile";
-import { Criterion, ProfileFile } from "../../../extension/core/importance/profileSchema";
+import { ProfileFile } from "../../../extension/core/importance/profileSchema";
+import type { TorchCriterion } from "../../../extension/core/torch/protocol";
 import { torchProfiles } from "../../../extension/core/importance/torchProfile";
 import { FixtureArch, makeTorchFixtures, torchEnvOrSkip } from "../../torchEnv";
 
 const { env, skip } = torchEnvOrSkip();
 const ARCHS: FixtureArch[] = ["llama", "qwen2", "gpt2", "roberta"];
-const CRITERIA: Criterion[] = ["output", "weight", "gradient"];
+const CRITERIA: TorchCriterion[] = ["output", "weight", "gradient"];
 
 /** Largest absolute difference between two equally shaped number lists. */
 function maxAbs(a: number[], b: number[]): number {
@@ -22,7 +23,7 @@ function maxAbs(a: number[], b: number[]): number {
   return Math.max(0, ...a.map((x, i) => Math.abs(x - b[i]!)));
 }
 
-function compare(arch: string, criterion: Criterion, torch: ProfileFile, onnx: ProfileFile): void {
+function compare(arch: string, criterion: TorchCriterion, torch: ProfileFile, onnx: ProfileFile): void {
   const what = `${arch} ${criterion}`;
   assert.deepEqual(torch.modules, onnx.modules, what);
   assert.ok(onnx.importance.per_layer_raw.some((g) => g > 0), `${what}: the onnx profile is all zeros`);

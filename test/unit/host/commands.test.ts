@@ -2,9 +2,9 @@
  * The commands end to end under a fake `vscode` (hostFakeVscode.ts) with the real worker and engine: profile,
  * prune from the Explorer (threshold asked, folder written next to the source, kept layers as computed by hand
  * from the profile), replace confirmation, and the failure and cancel paths: one error notification with
- * "Show log", nothing written; a cancel shows no error.
+ * "Show log", nothing written; a cancel shows no error. The threshold prompt's "Evaluate thresholds" button.
  */
-import { fake, FakeUri, fakeExtensionContext } from "./fakeVscode";
+import { fake, FakeUri, fakeExtensionContext, PRESS_BUTTON } from "./fakeVscode";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
@@ -20,6 +20,8 @@ import { loadAdapter } from "../../../extension/core/adapter/peftAdapter";
 import { loadHfModel } from "../../../extension/core/models/hfModel";
 import { parseHostMessage } from "../../../extension/viewModel/protocol";
 import { makeFixture, tmpDir, REPO_ROOT } from "../../helpers";
+import { readSweep, sweepPathFor } from "../../../extension/core/sweep/sweepFile";
+import { EVALUATE_BUTTON_TOOLTIP } from "../../../extension/host/commands/thresholdPrompt";
 
 const fx = makeFixture({}, {}, { count: 16 });
 const extensionRoot = REPO_ROOT;
@@ -164,4 +166,25 @@ test("the memory-budget and streaming settings reach the engine in the worker", 
   const profilePath = (await run("loraDrop.profile", { model: fx.modelDir, adapter: fx.adapterDir, data: fx.dataFile, open: false })) as string;
   assert.ok(fs.existsSync(profilePath));
   assert.match(fake.logLines.join("\n"), /not streaming: .* of a 2\.0 KiB budget/);
+});
+
+test("prune's threshold prompt offers Evaluate thresholds without a sweep; afterwards it shows the measured loss", async () => {
+  const { run, test: state } = setup();
+  const profilePath = (await run("loraDrop.profile", { model: fx.modelDir, adapter: fx.adapterDir, data: fx.dataFile, open: false })) as string;
+  fake.inputBoxes.push(PRESS_BUTTON, "0.8");
+  fake.answers.push({ match: "already exists", choose: "Replace" });
+  const report = (await run("loraDrop.prune", FakeUri.file(fx.adapterDir), [])) as { keptLayers: number[] };
+  assert.ok(report, "the prune completed after the evaluation");
+  const [first, second] = fake.prompts;
+  assert.deepEqual(first!.buttons, [EVALUATE_BUTTON_TOOLTIP], "no sweep yet: the button is offered");
+  assert.match(first!.prompt, /graph button measures the loss at every T/);
+  const sweepFile = sweepPathFor(profilePath, "share");
+  assert.equal(state.snapshot().lastSweepPath, sweepFile);
+  const sweep = readSweep(sweepFile);
+  assert.equal(sweep.profile.created, readProfile(profilePath).created);
+  assert.deepEqual(second!.buttons, [], "with a sweep the prompt needs no button");
+  const point = sweep.points.find((p) => JSON.stringify(p.kept_layers) === JSON.stringify(report.keptLayers))!;
+  const message = (second!.validation as { message: string }).message;
+  assert.match(message, new RegExp(`measured loss ${point.loss.toFixed(4)} \\(full adapter ${sweep.full_loss.toFixed(4)}, base model ${sweep.base_loss.toFixed(4)}\\)`));
+  assert.equal(fake.shown.filter((x) => x.kind === "error").length, 0);
 });

@@ -47,8 +47,20 @@ class Disposable {
   }
 }
 
+/** In `fake.inputBoxes`: press the prompt's first button instead of typing a value. */
+export const PRESS_BUTTON = "\u0000press-button";
+
+/** An input box as shown: its prompt, button tooltips, and the validation message for the value it ended with. */
+export interface ShownPrompt {
+  prompt: string;
+  buttons: string[];
+  validation: unknown;
+}
+
 /** What tests read and steer. */
 export const fake = {
+  /** Input boxes created with createInputBox, as shown. */
+  prompts: [] as ShownPrompt[],
   shown: [] as Shown[],
   /** Answers for showErrorMessage/showInformationMessage/showWarningMessage, by message substring; default: dismissed. */
   answers: [] as { match: string; choose: string }[],
@@ -80,6 +92,7 @@ export const fake = {
   /** Set to cancel the next withProgress's token after `cancelAfterMs`. */
   cancelAfterMs: undefined as number | undefined,
   reset(): void {
+    this.prompts = [];
     this.shown = [];
     this.answers = [];
     this.quickPicks = [];
@@ -114,6 +127,7 @@ const vscode = {
   ProgressLocation: { Notification: 15, Window: 10 },
   QuickPickItemKind: { Separator: -1, Default: 0 },
   InputBoxValidationSeverity: { Info: 1, Warning: 2, Error: 3 },
+  ThemeIcon: class { constructor(readonly id: string) {} },
   ViewColumn: { Active: -1, Beside: -2, One: 1 },
   ExtensionKind: { UI: 1, Workspace: 2 },
   env: { isTelemetryEnabled: false },
@@ -154,6 +168,7 @@ const vscode = {
       fake.inputBoxValues.push(options?.value);
       return fake.inputBoxes.shift();
     },
+    createInputBox: () => createInputBox(),
     showSaveDialog: async () => {
       const p = fake.saveDialogs.shift();
       return p === undefined ? undefined : FakeUri.file(p);
@@ -243,6 +258,43 @@ const vscode = {
     },
   },
 };
+
+/**
+ * An InputBox answered from `fake.inputBoxes` when shown: a string is typed and accepted, PRESS_BUTTON presses
+ * the first button, undefined dismisses it.
+ */
+function createInputBox() {
+  const on = { value: [] as ((v: string) => void)[], accept: [] as (() => void)[], button: [] as ((b: unknown) => void)[], hide: [] as (() => void)[] };
+  const listen = <T>(list: T[]) => (l: T) => {
+    list.push(l);
+    return new Disposable();
+  };
+  const box = {
+    title: "", prompt: "", value: "", ignoreFocusOut: false, buttons: [] as { tooltip?: string }[], validationMessage: undefined as unknown,
+    onDidChangeValue: listen(on.value), onDidAccept: listen(on.accept), onDidTriggerButton: listen(on.button), onDidHide: listen(on.hide),
+    show() {
+      const next = fake.inputBoxes.shift();
+      setImmediate(() => {
+        if (next === PRESS_BUTTON) {
+          fake.prompts.push({ prompt: box.prompt, buttons: box.buttons.map((b) => b.tooltip ?? ""), validation: box.validationMessage });
+          on.button.forEach((l) => l(box.buttons[0]));
+        } else if (next === undefined) {
+          box.hide();
+        } else {
+          box.value = next;
+          on.value.forEach((l) => l(next));
+          fake.prompts.push({ prompt: box.prompt, buttons: box.buttons.map((b) => b.tooltip ?? ""), validation: box.validationMessage });
+          on.accept.forEach((l) => l());
+        }
+      });
+    },
+    hide() {
+      on.hide.forEach((l) => l());
+    },
+    dispose() {},
+  };
+  return box;
+}
 
 // Resolve `vscode` to the fake for every module loaded after this one.
 const mod = Module as unknown as { _resolveFilename: (request: string, ...rest: unknown[]) => string };

@@ -1,6 +1,7 @@
 /**
  * The panel's host side without VS Code: the ready handshake and replay, the kept layers the test API reports
- * (checked against a hand computation), and what crafted webview messages can and cannot make the host do.
+ * (checked against a hand computation), what crafted webview messages can and cannot make the host do, and the
+ * sweeps: reopened beside the profile (stale ones skipped), "Evaluate thresholds" with progress, cancel and refusal.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,6 +14,10 @@ import { selectAmong } from "../../../extension/core/importance/selection";
 import { selectFromProfile } from "../../../extension/core/prune/dropShare";
 import { selectForProfile, keptPositions } from "../../../extension/viewModel/layerSelection";
 import { tmpDir } from "../../helpers";
+import type { PanelSweepPlan, SweepHooks } from "../../../extension/host/panelSweeps";
+import { readSweep, sweepPathFor } from "../../../extension/core/sweep/sweepFile";
+import { CancelledError } from "../../../extension/core/util/errors";
+import { makeSweep } from "../viewModel/fixtures";
 
 /** Four layers with importance 0.5, 0.1, 0.3, 0.1; 96 LoRA parameters per module and layer, none for v_proj at layer 3. */
 function profile(adapterPath: string): ProfileFile {
@@ -31,6 +36,9 @@ function profile(adapterPath: string): ProfileFile {
 
 interface Harness {
   controller: PanelController;
+  swept: PanelSweepPlan[];
+  /** What the fake sweep run does: by default writes makeSweep's sweep to the plan's file. */
+  evaluate?: (plan: PanelSweepPlan, hooks: SweepHooks) => Promise<string>;
   posted: HostToWebview[];
   pruned: PanelPrunePlan[];
   errors: string[];
@@ -41,7 +49,7 @@ interface Harness {
 
 function harness(opts: { compareFile?: string } = {}): Harness {
   const root = tmpDir();
-  const h: Harness = { controller: undefined as unknown as PanelController, posted: [], pruned: [], errors: [], saveDialogs: [], dialogCalls: 0, root };
+  const h: Harness = { controller: undefined as unknown as PanelController, swept: [], posted: [], pruned: [], errors: [], saveDialogs: [], dialogCalls: 0, root };
   const host: PanelHost = {
     post: (m) => h.posted.push(m),
     roots: () => [root],
@@ -50,6 +58,14 @@ function harness(opts: { compareFile?: string } = {}): Harness {
       h.pruned.push(plan);
       return { outDir: plan.outDir, threshold: plan.threshold, mode: plan.mode, keptLayers: [0, 2], sharedLayers: [1, 3], paramsBefore: 672, paramsAfter: 576 };
     },
+    evaluate: async (plan, hooks) => {
+      h.swept.push(plan);
+      if (h.evaluate) return h.evaluate(plan, hooks);
+      hooks.progress(0.5, "configuration 3/6");
+      fs.writeFileSync(plan.outFile, JSON.stringify(makeSweep(plan.profile, { mode: plan.mode })));
+      return plan.outFile;
+    },
+    loadSweep: (file) => readSweep(file),
     saveDialog: async () => {
       h.dialogCalls++;
       return h.saveDialogs.shift();
@@ -226,4 +242,63 @@ test("all-zero importance: the panel, the host and the engine's prune selection 
       assert.deepEqual(h.controller.report().keptLayers, loraLayers, `host report at T = ${t}`);
     }
   }
+});
+
+test("sweeps beside the profile reopen with it (a sweep of another profile run is skipped) and replay after `ready`", async () => {
+  const h = harness();
+  const file = path.join(h.root, "p.profile.json");
+  const p = profile(path.join(h.root, "a"));
+  fs.writeFileSync(sweepPathFor(file, "share"), JSON.stringify(makeSweep(p)));
+  fs.writeFileSync(sweepPathFor(file, "drop"), JSON.stringify(makeSweep({ ...p, created: "2024-12-31T00:00:00Z" }, { mode: "drop" })));
+  h.controller.showProfile(file, p, "primary");
+  assert.deepEqual(h.controller.report().sweeps, ["share"]);
+  await h.controller.handleMessage({ type: "ready" });
+  const sweeps = h.posted.filter((m) => m.type === "sweep");
+  assert.equal(sweeps.length, 1);
+  assert.ok(parseHostMessage(sweeps[0]), "the replayed sweep passes the webview's validation");
+  // Another primary profile: its sweeps replace these.
+  h.controller.showProfile(path.join(h.root, "q.profile.json"), p, "primary");
+  assert.equal(h.posted.at(-1)?.type, "clearSweeps");
+  assert.deepEqual(h.controller.report().sweeps, []);
+});
+
+test("Evaluate thresholds: the sweep is written beside the profile, progress and result reach the panel", async () => {
+  const h = harness();
+  const file = path.join(h.root, "p.profile.json");
+  h.controller.showProfile(file, profile(path.join(h.root, "a")), "primary");
+  await h.controller.handleMessage({ type: "ready" });
+  await h.controller.handleMessage({ type: "evaluateThresholds", mode: "drop" });
+  assert.deepEqual(h.swept.map((x) => [x.outFile, x.mode]), [[sweepPathFor(file, "drop"), "drop"]]);
+  const types = h.posted.map((m) => m.type);
+  assert.deepEqual(types.slice(types.indexOf("sweepProgress")), ["sweepProgress", "sweep", "sweepDone"]);
+  assert.deepEqual(h.posted.at(-1), { type: "sweepDone", mode: "drop", outcome: "completed" });
+  assert.deepEqual(h.controller.report().sweeps, ["drop"]);
+  assert.equal(h.controller.report().evaluating, false);
+  assert.deepEqual(h.errors, []);
+});
+
+test("Evaluate thresholds: cancel from the panel stops the run; a profile outside the workspace is refused", async () => {
+  const h = harness();
+  h.controller.showProfile(path.join(h.root, "p.profile.json"), profile(path.join(h.root, "a")), "primary");
+  await h.controller.handleMessage({ type: "ready" });
+  h.evaluate = (_plan, hooks) => new Promise((_resolve, reject) => hooks.signal.addEventListener("abort", () => reject(new CancelledError("sweep"))));
+  const running = h.controller.handleMessage({ type: "evaluateThresholds", mode: "share" });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(h.controller.report().evaluating, true);
+  await h.controller.handleMessage({ type: "evaluateThresholds", mode: "share" });
+  assert.equal(h.swept.length, 1, "a second click while one runs starts nothing");
+  await h.controller.handleMessage({ type: "cancelEvaluation" });
+  await running;
+  assert.deepEqual(h.posted.at(-1), { type: "sweepDone", mode: "share", outcome: "cancelled" });
+  assert.equal(h.controller.report().evaluating, false);
+
+  const outside = harness();
+  outside.controller.showProfile(path.join(tmpDir(), "p.profile.json"), profile("/a"), "primary");
+  await outside.controller.handleMessage({ type: "ready" });
+  await outside.controller.handleMessage({ type: "evaluateThresholds", mode: "share" });
+  assert.equal(outside.swept.length, 0);
+  const done = outside.posted.at(-1) as Extract<HostToWebview, { type: "sweepDone" }>;
+  assert.equal(done.outcome, "failed");
+  assert.match(done.message ?? "", /outside the workspace/);
+  assert.match(outside.errors[0] ?? "", /^Evaluate thresholds: .*outside the workspace/);
 });

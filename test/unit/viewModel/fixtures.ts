@@ -3,6 +3,9 @@
  * Importance is derived from the generated norms exactly as the profile format defines it.
  */
 import { PROFILE_SCHEMA, PROFILE_VERSION, type ProfileFile } from "../../../extension/core/importance/profileSchema";
+import { SWEEP_SCHEMA, SWEEP_VERSION, type SweepFile } from "../../../extension/core/sweep/sweepSchema";
+import { distinctThresholds } from "../../../extension/core/sweep/thresholds";
+import { countParameters, keptPositions, selectForProfile } from "../../../extension/viewModel/layerSelection";
 
 /** Token strings that must never be interpreted as markup or reorder the display. */
 export const HOSTILE_TOKENS = {
@@ -103,5 +106,33 @@ export function makeProfile(options: FakeProfileOptions = {}): ProfileFile {
     norms,
     importance: { per_layer_raw, per_layer: per_layer_raw.map((v) => (totalRaw > 0 ? v / totalRaw : 0)), per_module_raw, per_module },
     timing: { seconds: 1.5, tokens, tokens_per_second: tokens / 1.5 },
+  };
+}
+
+/**
+ * A sweep consistent with `profile`: one point per distinct kept set (the engine's thresholds and selection), each
+ * pruned adapter's parameters counted as `prune` counts them (shared pairs once, sized like the largest shared
+ * one), and a loss falling from the base model's towards the full adapter's as coverage grows.
+ */
+export function makeSweep(profile: ProfileFile, options: { mode?: "share" | "drop"; base?: number; full?: number } = {}): SweepFile {
+  const mode = options.mode ?? "share";
+  const base = options.base ?? 3.2;
+  const full = options.full ?? 2.1;
+  const candidates: Record<string, number[]> = {};
+  for (const m of profile.modules) candidates[m] = profile.layers.map((_, i) => i).filter((i) => (profile.adapter.params[m]![i] ?? 0) > 0);
+  const points = distinctThresholds(profile, candidates, false).map((threshold) => {
+    const sel = selectForProfile(profile, threshold);
+    const kept = keptPositions(sel.kept);
+    const counts = countParameters(profile.adapter.params, profile.modules, sel.kept, mode);
+    const coverage = sel.cumulative[sel.keptCount - 1] ?? 0;
+    const shared = profile.layers.filter((_, i) => sel.candidate[i] && !sel.kept[i]);
+    return { threshold, coverage, kept_layers: kept, shared_layers: shared, lora_params: counts.after, loss: full + (base - full) * (1 - coverage) ** 2 };
+  }).sort((a, b) => a.lora_params - b.lora_params || a.threshold - b.threshold);
+  return {
+    schema: SWEEP_SCHEMA, version: SWEEP_VERSION, created: "2026-01-02T00:00:00.000Z",
+    model: { path: profile.model.path, architecture: "llama" }, adapter: { path: profile.adapter.path, total_params: profile.adapter.total_params },
+    profile: { path: "/work/p.profile.json", criterion: profile.criterion, created: profile.created },
+    mode, per_module: false, task: "causal-lm", base_loss: base, full_loss: full, points,
+    measured: { data: "data/sample.jsonl", max_examples: 64, max_tokens: 128, examples: 3, tokens: 28, targets: 25, device: "cpu", streamed: false, seconds: 0.8 },
   };
 }

@@ -122,3 +122,13 @@ test("parseHostMessage rejects settings with a threshold outside (0, 1] or an un
   for (const mode of ["merge", "", null, undefined, 1]) assert.equal(parseHostMessage({ type: "settings", threshold: 0.5, mode }), undefined, String(mode));
   assert.deepEqual(parseHostMessage({ type: "settings", threshold: 0.5, mode: "share", extra: "<img>" }), { type: "settings", threshold: 0.5, mode: "share" });
 });
+
+test("parseHostMessage: an ablation profile may carry negative raw importance; other criteria may not", () => {
+  const p = makeProfile({ criterion: "ablation" });
+  const signed = { ...p, ablation: { full_loss: 2.5, per_module: false }, importance: { ...p.importance, per_layer_raw: p.importance.per_layer_raw.map((v, i) => (i === 1 ? -0.01 : v)) } };
+  assert.ok(parseHostMessage({ type: "profile", slot: "compare", profile: signed, sourcePath: "a.json" }));
+  assert.equal(parseHostMessage({ type: "profile", slot: "compare", profile: { ...signed, criterion: "output" }, sourcePath: "a.json" }), undefined);
+  assert.equal(parseHostMessage({ type: "profile", slot: "compare", profile: { ...signed, ablation: { full_loss: "2.5", per_module: false } }, sourcePath: "a.json" }), undefined);
+  const negativeShare = { ...signed, importance: { ...signed.importance, per_layer: signed.importance.per_layer.map((v, i) => (i === 1 ? -0.01 : v)) } };
+  assert.equal(parseHostMessage({ type: "profile", slot: "compare", profile: negativeShare, sourcePath: "a.json" }), undefined, "normalised importance is never negative");
+});

@@ -2,7 +2,7 @@
  * Jobs as the worker receives them: the field checks (a crafted message fails with INVALID_ARGUMENT naming the
  * field, in-process and through the real worker, which keeps answering), and the memory budget and streaming
  * choice reaching the engine's profile, training and pipeline (seen in the plan the engine logs, in its
- * MEMORY_BUDGET error, and in streamed results equal to whole-model ones).
+ * MEMORY_BUDGET error, and in streamed results equal to whole-model ones); the sweep job end to end.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +10,8 @@ import * as path from "node:path";
 import { jobProblem } from "../../../extension/worker/jobValidation";
 import { runJobInProcess, type JobContext } from "../../../extension/worker/jobHandlers";
 import { runJob } from "../../../extension/host/jobRunner";
-import type { PipelineJob, ProfileJob, TrainJob } from "../../../extension/worker/jobProtocol";
+import type { PipelineJob, ProfileJob, SweepJob, TrainJob } from "../../../extension/worker/jobProtocol";
+import { readSweep, sweepPathFor } from "../../../extension/core/sweep/sweepFile";
 import { isLoraDropError } from "../../../extension/core/util/errors";
 import { readProfile } from "../../../extension/core/importance/profileFile";
 import { makeFixture, maxRelErr, tmpDir } from "../../helpers";
@@ -140,4 +141,27 @@ test("worker jobs refuse an output that is one of their inputs (OUTPUT_IS_INPUT)
   await assert.rejects(runJobInProcess(pipelineJob({ outDir: path.dirname(fx.dataFile), force: true }), {}), isInput);
   await assert.rejects(runJobInProcess({ kind: "prune", adapterDir: fx.adapterDir, profilePath: fx.dataFile, threshold: 0.9, mode: "share", format: "peft", outDir: fx.adapterDir, force: true }, {}), isInput);
   assert.deepEqual(readFileSync(fx.dataFile), dataBefore);
+});
+
+test("sweep job: runs in the worker, writes the sweep beside the profile, refuses its inputs as output; the streaming choice reaches it", async () => {
+  const profile = await runJob(profileJob({ maxExamples: 4 }), { env: { ORT_DISABLE_TELEMETRY: "1" } });
+  const sweepJob = (extra: Partial<SweepJob> = {}): SweepJob => ({
+    kind: "sweep", modelDir: fx.modelDir, adapterDir: fx.adapterDir, profilePath: profile.profilePath, dataPath: fx.dataFile, mode: "share", maxExamples: 4, maxTokens: 16,
+    device: "cpu", outFile: sweepPathFor(profile.profilePath, "share"), force: false, ...extra,
+  });
+  assert.equal(jobProblem(sweepJob({ memoryBudget: 64 * MiB, stream: "on" })), undefined);
+  assert.equal(jobProblem({ ...sweepJob(), mode: "keep" })?.field, "mode");
+  assert.equal(jobProblem({ ...sweepJob(), profilePath: 3 })?.field, "profilePath");
+  const progress: number[] = [];
+  const r = await runJob(sweepJob(), { env: { ORT_DISABLE_TELEMETRY: "1" }, progress: (u) => progress.push(u.step / u.total) });
+  assert.equal(r.sweepPath, profile.profilePath.replace(/\.json$/, ".sweep.json"));
+  const sweep = readSweep(r.sweepPath);
+  assert.equal(sweep.points.length, r.points);
+  assert.equal(sweep.profile.created, readProfile(profile.profilePath).created);
+  assert.ok(progress.length > 0 && progress.every((p) => p <= 1));
+  await assert.rejects(runJobInProcess(sweepJob(), {}), (e) => isLoraDropError(e) && e.code === "OUTPUT_EXISTS");
+  await assert.rejects(runJobInProcess(sweepJob({ outFile: profile.profilePath, force: true }), {}), (e) => isLoraDropError(e) && e.code === "OUTPUT_IS_INPUT");
+  const streamed = logged();
+  await runJobInProcess(sweepJob({ memoryBudget: 64 * MiB, stream: "on", force: true }), streamed.ctx);
+  assert.ok(streamed.lines.some((l) => /^streaming: .* of a 64\.0 MiB budget$/.test(l)), streamed.lines.join("\n"));
 });
