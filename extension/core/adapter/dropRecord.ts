@@ -31,7 +31,7 @@ export const RECORD_FILE = "lora_drop.json";
 /** How the shared LoRA can have been initialised. */
 export const SHARED_INITS = ["mean-low-rank", "fresh", "none"] as const;
 /** Criteria a record may name (the profile's). */
-export const RECORD_CRITERIA = ["output", "gradient", "weight"] as const;
+export const RECORD_CRITERIA = ["output", "gradient", "weight", "ablation"] as const;
 
 /** Kept or shared layer indices: one list for every module, or one list per module (`--per-module`). */
 export type LayerSets = number[] | Record<string, number[]>;

@@ -11,12 +11,13 @@ export const PROFILE_SCHEMA = "lora-drop.profile";
 export const PROFILE_VERSION = 1;
 
 import { engineLabel, type EngineChoice } from "../torch/engineChoice";
+import { RECORD_CRITERIA } from "../adapter/dropRecord";
 
 /** How layer importance was measured. `output` is LoRA-drop's criterion. */
-export type Criterion = "output" | "gradient" | "weight" | "ablation";
+export type Criterion = (typeof RECORD_CRITERIA)[number];
 
-/** Every criterion, for option lists and validation. */
-export const CRITERIA: readonly Criterion[] = ["output", "gradient", "weight", "ablation"];
+/** Every criterion, for option lists and validation (the same list a pruned adapter's record accepts). */
+export const CRITERIA: readonly Criterion[] = RECORD_CRITERIA;
 
 /**
  * Criteria whose raw importance may be negative: ablation's loss increase is below zero for a layer whose LoRA

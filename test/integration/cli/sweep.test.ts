@@ -37,7 +37,7 @@ test("sweep writes the sweep file and prints one row per candidate between the b
   assert.match(again.stderr, /^error \[OUTPUT_EXISTS\]: .*sweep\.json: /);
   const onInput = run([...args.slice(0, -4), "--out", profile, "--device", "cpu", "--force"]);
   assert.equal(onInput.status, 2);
-  assert.match(onInput.stderr, /^error \[INVALID_ARGUMENT\]: .*p\.json: the output is one of the sweep.s inputs/);
+  assert.match(onInput.stderr, /^error \[OUTPUT_IS_INPUT\]: .*p\.json: the output --out is an input/);
   assert.ok(readProfile(profile), "the profile is intact");
   const badList = run([...args, "--force", "--thresholds", "0.5,1.5"]);
   assert.notEqual(badList.status, 0);

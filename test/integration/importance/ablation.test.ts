@@ -18,6 +18,7 @@ import { referenceLoss } from "../train/trainReference";
 import { encoderReference } from "../../reference/archReference";
 import { writeTinyArchAdapter, writeTinyArchModel } from "../../fixtures/tinyArch";
 import { makeFixture, tmpDir } from "../../helpers";
+import { normaliseImportance } from "../../../extension/core/importance/assemble";
 
 const SEQS = [[1, 45, 66, 29, 33, 26, 9], [1, 31, 181, 7], [1, 3, 4, 5, 6, 7, 8, 9, 10, 11]];
 const MASKS = SEQS.map((ids) => ids.map((_, t) => t > 0));
@@ -51,7 +52,8 @@ test("ablation on a Llama: each layer's loss increase equals the reference's, a 
 
   // The file keeps the signed raw values; a layer-only ablation profile has no per-module importance to prune by.
   const file = path.join(fx.root, "ablation.profile.json");
-  writeProfile(file, { ...profile, importance: { ...profile.importance, per_layer_raw: raw.map((g, i) => (i === 0 ? -Math.abs(g) : g)) } });
+  const signed = raw.map((g, i) => (i === 0 ? -Math.abs(g) : g));
+  writeProfile(file, { ...profile, importance: { ...profile.importance, per_layer_raw: signed, per_layer: normaliseImportance(signed) } });
   assert.ok(readProfile(file).importance.per_layer_raw[0]! < 0);
   const layerOnly = await profileAdapter({ modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: data, device: "cpu", criterion: "ablation" });
   assert.equal(layerOnly.ablation!.per_module, false);

@@ -273,6 +273,7 @@ function createInputBox() {
     title: "", prompt: "", value: "", ignoreFocusOut: false, buttons: [] as { tooltip?: string }[], validationMessage: undefined as unknown,
     onDidChangeValue: listen(on.value), onDidAccept: listen(on.accept), onDidTriggerButton: listen(on.button), onDidHide: listen(on.hide),
     show() {
+      fake.inputBoxValues.push(box.value);
       const next = fake.inputBoxes.shift();
       setImmediate(() => {
         if (next === PRESS_BUTTON) {

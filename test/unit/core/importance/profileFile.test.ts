@@ -33,7 +33,7 @@ test("importance that does not follow from the raw values is PROFILE_INVALID nam
     ["importance.per_module.v_proj", (i) => { (i.per_module as Record<string, number[]>).v_proj = [0.25, 0, 0.75]; }, /per_module.v_proj\[0\] is 0.25/],
     ["importance.per_layer_raw", (i) => { i.per_layer_raw = [4, 2, 3]; }, /per_layer_raw\[2\] is 3 but the modules' raw values sum to 2/],
     ["importance.per_layer", (i) => { i.per_layer = [0, 0, 0]; }, /sums to 0, not 1/],
-    ["criterion", (_i, p) => { p.criterion = "magic"; }, /criterion must be one of output, gradient, weight/],
+    ["criterion", (_i, p) => { p.criterion = "magic"; }, /criterion "magic" is unknown \(known: output, gradient, weight, ablation\)/],
     ["layers", (_i, p) => { p.layers = [0, 0, 1]; }, /distinct/],
   ];
   for (const [field, edit, re] of edits) {
