@@ -4,11 +4,14 @@
  * - `fp32`: Gemm(transB=1) over the stored weights, as the engine runs today;
  * - `nbits`: com.microsoft MatMulNBits over weights from the quantized-weight cache (external data);
  * - `dq8`: com.microsoft DynamicQuantizeMatMul over int8 weights [K, N], one symmetric scale per output column
- *   (graph constants), activations quantized per tensor at run time.
+ *   (graph constants), activations quantized per tensor at run time;
+ * - `rq8`: the same weights through the standard MatMulInteger, activations quantized per row (token) by plain ops
+ *   (scale = row max / 127, codes shifted by 128 into uint8 for the u8×s8 VNNI kernel).
  * LoRA branches, norms, attention and the taps stay fp32 in every variant. The decoder layer repeats
  * models/llama.ts's buildDecoderLayer with the projection made pluggable.
  */
 import { GraphBuilder } from "../../extension/core/onnx/builder";
+import { Ops } from "../../extension/core/onnx/ops";
 import { WeightBinder, shardLocation } from "../../extension/core/onnx/weights";
 import { HfModel, moduleParent, DECODER_MODULES } from "../../extension/core/hfModel";
 import { buildLayerContext, LayerContext, LoraSlot, stackTaps } from "../../extension/core/models/llama";
@@ -19,7 +22,7 @@ import { ensureQuantized, QuantizedTensorRef } from "../../extension/core/quant/
 import { AccuracyLevel, matMulNBits, quantizedExternal } from "../../extension/core/quant/quantLinear";
 
 /** How the projections run. */
-export type Precision = { kind: "fp32" } | { kind: "nbits"; spec: QuantSpec; accuracyLevel: AccuracyLevel } | { kind: "dq8" };
+export type Precision = { kind: "fp32" } | { kind: "nbits"; spec: QuantSpec; accuracyLevel: AccuracyLevel } | { kind: "dq8" } | { kind: "rq8" };
 
 /** A built graph and the files its external data lives in, in `shardLocation` order. */
 export interface QuantProfileGraph {
@@ -37,10 +40,9 @@ export interface QuantProfileGraph {
   cacheMisses: number;
 }
 
-/** Parses "fp32", "int4[-blk32][-acc4][-zp]", "int8[-blk128][-acc4][-zp]" or "dq8". */
+/** Parses "fp32", "int4[-blk32][-acc4][-zp]", "int8[-blk128][-acc4][-zp]", "dq8" or "rq8". */
 export function parsePrecision(s: string): Precision {
-  if (s === "fp32") return { kind: "fp32" };
-  if (s === "dq8") return { kind: "dq8" };
+  if (s === "fp32" || s === "dq8" || s === "rq8") return { kind: s };
   const m = /^int([48])(?:-blk(\d+))?(?:-acc([014]))?(-zp)?$/.exec(s);
   if (!m) throw new Error(`precision ${s}: expected fp32, dq8 or int4|int8[-blkN][-accL][-zp]`);
   return {
@@ -86,7 +88,7 @@ export async function buildQuantProfile(model: HfModel, slots: LoraSlot[], numLa
       const { ref, location } = refs.get(name)!;
       return matMulNBits(g, x, quantizedExternal(g, ref, location), precision.accuracyLevel);
     }
-    if (precision.kind === "dq8") return dynamicQuantLinear(g, model, x, name, inF, outF);
+    if (precision.kind === "dq8" || precision.kind === "rq8") return int8Linear(g, model, x, name, inF, outF, precision.kind);
     return o.gemm(x, w.weight(name, [outF, inF]), { transB: true });
   };
 
@@ -100,8 +102,8 @@ export async function buildQuantProfile(model: HfModel, slots: LoraSlot[], numLa
   return { bytes: g.toBytes(), shardFiles, loraNorms, tapLayers: ctx.tapOrder.map((t) => t.layer), inputIds, attentionMask, loraInputs, quantSeconds, cacheHits, cacheMisses };
 }
 
-/** DynamicQuantizeMatMul over the weight as int8 [K, N] with a symmetric scale per output column. */
-function dynamicQuantLinear(g: GraphBuilder, model: HfModel, x: string, name: string, K: number, N: number): string {
+/** The weight as int8 [K, N] with a symmetric scale per output column, through DynamicQuantizeMatMul or MatMulInteger. */
+function int8Linear(g: GraphBuilder, model: HfModel, x: string, name: string, K: number, N: number, kind: "dq8" | "rq8"): string {
   const ref = model.weights.get(name)!;
   const w = readTensorF32(readSafetensorsIndex(ref.index.file), name).data;
   const q = new Int8Array(K * N);
@@ -114,9 +116,17 @@ function dynamicQuantLinear(g: GraphBuilder, model: HfModel, x: string, name: st
     const inv = 1 / s;
     for (let k = 0; k < K; k++) q[k * N + n] = Math.round(w[n * K + k]! * inv);
   }
-  const b = g.constant({ dtype: "int8", dims: [K, N], data: q }, "dq_b");
-  const s = g.constant({ dtype: "float32", dims: [N], data: scale }, "dq_s");
-  return g.node("DynamicQuantizeMatMul", [x, b, s], [{ dtype: "float32", shape: [g.shape(x)[0]!, N] }], {}, "com.microsoft")[0]!;
+  const M = g.shape(x)[0]!;
+  const b = g.constant({ dtype: "int8", dims: [K, N], data: q }, "q8_b");
+  const s = g.constant({ dtype: "float32", dims: [N], data: scale }, "q8_s");
+  if (kind === "dq8") return g.node("DynamicQuantizeMatMul", [x, b, s], [{ dtype: "float32", shape: [M, N] }], {}, "com.microsoft")[0]!;
+  const o = new Ops(g);
+  const absMax = g.node("ReduceMax", [g.node("Abs", [x], [g.info(x)])[0]!, g.i64([1])], [{ dtype: "float32", shape: [M, 1] }], { keepdims: 1 })[0]!;
+  const rowScale = o.div(o.add(absMax, g.f32(1e-30)), g.f32(127));
+  const xq = o.cast(o.add(g.node("Round", [o.div(x, rowScale)], [g.info(x)])[0]!, g.f32(128)), "uint8");
+  const zp = g.constant({ dtype: "uint8", dims: [], data: Uint8Array.of(128) }, "q8_zp");
+  const acc = g.node("MatMulInteger", [xq, b, zp], [{ dtype: "int32", shape: [M, N] }])[0]!;
+  return o.mul(o.mul(o.cast(acc, "float32"), rowScale), s);
 }
 
 type Linear = (x: string, module: string, inF: number, outF: number) => string;
