@@ -12,7 +12,7 @@
  * session's idle threads do not steal the next one's cores.
  *
  * Usage: node out/scripts/bench/quantOps.js [--m 256,128] [--shapes 2048x2048,2048x256,2048x5632,5632x2048]
- *        [--rounds 5] [--reps 3] [--only fp32,nbits4,nbits8,dqmm,mmi] [--json FILE] [--cache DIR]
+ *        [--rounds 5] [--reps 3] [--only fp32,nbits4,nbits8,dqmm,mmi] [--json FILE] [--cache DIR] [--wait-idle SECONDS]
  * A shape is K×N (input × output features).
  */
 import * as fs from "node:fs";
@@ -25,6 +25,7 @@ import { GraphBuilder } from "../../extension/core/onnx/builder";
 import { Ops } from "../../extension/core/onnx/ops";
 import { ort } from "../../extension/core/session";
 import { Rng } from "../../extension/core/random";
+import { waitIdle } from "./idle";
 import { readSafetensorsIndex, readTensorF32 } from "../../extension/core/safetensors";
 import { quantizeMatrix, QuantSpec } from "../../extension/core/quant/blockQuant";
 import { AccuracyLevel, matMulNBits, quantizedConstants } from "../../extension/core/quant/quantLinear";
@@ -132,7 +133,7 @@ async function main(): Promise<void> {
     options: {
       m: { type: "string", default: "256,128" }, shapes: { type: "string", default: "2048x2048,2048x256,2048x5632,5632x2048" },
       rounds: { type: "string", default: "5" }, reps: { type: "string", default: "3" }, only: { type: "string" },
-      json: { type: "string" }, cache: { type: "string", default: path.join(".cache", "bench") },
+      json: { type: "string" }, cache: { type: "string", default: path.join(".cache", "bench") }, "wait-idle": { type: "string", default: "0" },
     },
   });
   const Ms = a.m!.split(",").map(Number);
@@ -165,6 +166,7 @@ async function main(): Promise<void> {
         await s.run(feeds);
       }
       for (let round = 0; round < Number(a.rounds); round++) {
+        waitIdle(Number(a["wait-idle"]));
         for (let j = 0; j < sessions.length; j++) {
           const { v, s } = sessions[(j + round) % sessions.length]!;
           for (let r = 0; r < Number(a.reps); r++) {
