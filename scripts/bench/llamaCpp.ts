@@ -97,7 +97,7 @@ function main(): number {
         console.log(`  round ${round + 1}: ${e.label.padEnd(28)} ${(seq / r.best).toFixed(1).padStart(7)} tok/s (runs ${r.times.map((t) => t.toFixed(2)).join(" ")} s; load ${loadAverage()}${idle !== undefined ? `, ${(100 * idle).toFixed(0)} % idle before` : ""})`);
       }
     }
-    printTable(engines, seq, peak.fp32Gflops);
+    printTable(engines, seq, peak.fp32Gflops, peak.int8Gops);
     if (a.json) fs.writeFileSync(a.json, JSON.stringify({ seq, peak, engines: engines.map(({ tapsFile: _, ...e }) => e) }, null, 2));
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
@@ -167,11 +167,16 @@ function importance(file: string): number[] {
   return normalise(g);
 }
 
-function printTable(engines: Engine[], seq: number, peak: number): void {
+/** Whether an engine's products run on int8 dot products (quantized activations) rather than fp32 FMAs. */
+function intCompute(e: Engine): boolean {
+  return e.kind === "ours" ? e.arg !== "fp32" && !/-acc[01]/.test(e.arg) : /Q\d/.test(e.label);
+}
+
+function printTable(engines: Engine[], seq: number, peak: number, int8Peak?: number): void {
   const fp32 = engines.find((e) => e.kind === "ours" && e.arg === "fp32");
   const ref = fp32?.tapsFile && fs.existsSync(fp32.tapsFile) ? importance(fp32.tapsFile) : undefined;
   const keptRef = ref ? selectByThreshold(ref, 0.9).kept.join() : "";
-  console.log(`\n| engine | tok/s (best) | GFLOP/s | % of ${peak.toFixed(0)} peak | peak RSS | vs fp32 importance |`);
+  console.log(`\n| engine | tok/s (best) | GFLOP/s | % of peak (fp32 ${peak.toFixed(0)}${int8Peak ? `, int8 ${int8Peak.toFixed(0)}` : ""}) | peak RSS | vs fp32 importance |`);
   console.log("|---|---|---|---|---|---|");
   for (const e of engines) {
     let fidelity = "";
@@ -181,7 +186,8 @@ function printTable(engines: Engine[], seq: number, peak: number): void {
       fidelity = `max |ΔI| ${maxAbs.toExponential(1)}, kept set at T=0.9 ${selectByThreshold(imp, 0.9).kept.join() === keptRef ? "equal" : "DIFFERS"}`;
     }
     const gflops = e.flops / e.best / 1e9;
-    console.log(`| ${e.label} | ${(seq / e.best).toFixed(1)} | ${gflops.toFixed(0)} | ${((100 * gflops) / peak).toFixed(0)} % | ${(e.rss / GIB).toFixed(2)} GiB | ${fidelity} |`);
+    const ofPeak = intCompute(e) && int8Peak ? `${((100 * gflops) / int8Peak).toFixed(0)} % int8` : `${((100 * gflops) / peak).toFixed(0)} % fp32`;
+    console.log(`| ${e.label} | ${(seq / e.best).toFixed(1)} | ${gflops.toFixed(0)} | ${ofPeak} | ${(e.rss / GIB).toFixed(2)} GiB | ${fidelity} |`);
   }
   const notes = engines.filter((e) => e.note).map((e) => e.note);
   if (notes[0]) console.log(`\nllama.cpp CPU features: ${notes[0]}`);
