@@ -17,7 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import { CancelledError, ErrorCode, LoraDropError, throwIfCancelled } from "../errors";
-import { readSafetensorsIndex, readTensorBytes, SafetensorsIndex } from "../safetensors";
+import { readSafetensorsIndex, SafetensorsIndex } from "../safetensors";
 import { removeStaleTemps } from "../atomicWrite";
 import { QuantLayout, QuantSpec, quantLayout } from "./blockQuant";
 import { QuantJob, quantizeInto, writeAt } from "./quantJobs";
