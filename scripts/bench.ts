@@ -7,7 +7,7 @@
  * `forward` adds the final norm and the logits, the like-for-like comparison with a full PyTorch forward.
  *
  * Usage: npm run bench -- [--seq 256[,128,512]] [--pass profile,forward] [--reps 3] [--no-torch] [--python PATH]
- *        [--peak-gflops 230] [--threads N] [--prepack 0|1] [--config key=value ...] [--cache DIR] [--json FILE]
+ *        [--peak-gflops auto|N] [--threads N] [--prepack 0|1] [--config key=value ...] [--cache DIR] [--json FILE]
  *        [--wait-idle SECONDS] [--device cpu|webgpu|cuda] [--torch-device cpu|cuda]
  *        [--engine onnx|torch] [--rounds 2] [--dtype float32|bfloat16|float16]
  * `--device` picks onnxruntime's execution provider and `--torch-device` the PyTorch reference's device (a GPU
@@ -16,6 +16,8 @@
  * `--torch-device` in `--dtype`) beside the onnx engine: the two alternate, `--rounds` times each, so a load
  * change on a shared machine hits both; the best round of each is reported, every round is in the JSON. The
  * torch engine needs transformers and peft beside torch (source ../shared/pyenv/env.sh, or pass --python).
+ * `--peak-gflops auto` (the default) measures the CPU's fp32 peak with a short FMA micro-benchmark (cpuPeak.ts),
+ * estimating it from /proc/cpuinfo where no C compiler is found; a number sets it instead.
  * On a shared machine, `--wait-idle 120` waits (up to that long) before each measurement until the CPUs were at
  * least 85 % idle over two seconds; the table's notes say how idle they were.
  */
@@ -31,6 +33,7 @@ import type { OrtWorkerResult } from "./bench/ortWorker";
 import { benchHeader } from "./bench/machine";
 import { torchEngineProfile, type TorchEngineResult } from "./bench/torchEngine";
 import type { TorchDevice, TorchDtype } from "../extension/core/torch/protocol";
+import { describePeak, detectCpuPeak } from "./bench/cpuPeak";
 
 const GIB = 1024 ** 3;
 
@@ -53,7 +56,7 @@ async function main(): Promise<number> {
     options: {
       seq: { type: "string", default: "256" }, pass: { type: "string", default: "profile,forward" },
       reps: { type: "string", default: "3" }, "no-torch": { type: "boolean", default: false }, python: { type: "string" },
-      "peak-gflops": { type: "string", default: "230" }, threads: { type: "string" }, prepack: { type: "string" },
+      "peak-gflops": { type: "string", default: "auto" }, threads: { type: "string" }, prepack: { type: "string" },
       config: { type: "string", multiple: true, default: [] },
       cache: { type: "string", default: path.join(".cache", "bench") }, json: { type: "string" }, "wait-idle": { type: "string", default: "0" },
       device: { type: "string", default: "cpu" }, "torch-device": { type: "string", default: "cpu" },
@@ -63,7 +66,8 @@ async function main(): Promise<number> {
   const withTorchEngine = a.engine === "torch";
   const seqs = a.seq.split(",").map(Number);
   const passes = a.pass.split(",") as ("profile" | "forward")[];
-  const peak = Number(a["peak-gflops"]);
+  const detected = a["peak-gflops"] === "auto" ? detectCpuPeak() : undefined;
+  const peak = detected ? detected.fp32Gflops : Number(a["peak-gflops"]);
   const shape = TINYLLAMA_SHAPE;
   const fx = ensureBenchModel(path.resolve(a.cache), shape, (m) => console.log(m));
   const model = loadHfModel(fx.modelDir);
@@ -83,7 +87,7 @@ async function main(): Promise<number> {
 
   console.log(`model: ${describeShape(shape)}; weights ${(fx.weightBytes / GIB).toFixed(2)} GiB; batch 1`);
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / GIB).toFixed(0)} GiB; ` +
-    `peak taken as ${peak} GFLOP/s fp32; load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+    `peak taken as ${peak.toFixed(0)} GFLOP/s fp32${detected ? `, ${describePeak(detected)}` : " (--peak-gflops)"}; load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   const ortFlags = [
     ...(a.threads ? ["--threads", a.threads] : []), ...(a.prepack ? ["--prepack", a.prepack] : []),
     ...a.config.flatMap((c) => ["--config", c]), "--device", a.device!,

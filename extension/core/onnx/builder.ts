@@ -9,7 +9,7 @@
 import { onnx } from "onnx-proto";
 
 /** Element types the builder knows. */
-export type DType = "float32" | "float16" | "bfloat16" | "int64" | "int32" | "bool" | "float64";
+export type DType = "float32" | "float16" | "bfloat16" | "int64" | "int32" | "bool" | "float64" | "uint8" | "int8";
 /** A dimension: a known size or a symbolic one. */
 export type Dim = number | string;
 /** A shape. */
@@ -30,7 +30,7 @@ export interface GraphNode {
 export interface ConstTensor {
   dtype: DType;
   dims: number[];
-  data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array;
+  data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array | Uint16Array;
 }
 
 /** An initializer whose bytes live in an external file (a safetensors file, at a byte offset). */
@@ -47,10 +47,10 @@ export interface ValueInfo {
 }
 
 const ONNX_DTYPE: Record<DType, number> = {
-  float32: 1, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16,
+  float32: 1, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16, uint8: 2, int8: 3,
 };
 const DTYPE_BYTES: Record<DType, number> = {
-  float32: 4, int32: 4, int64: 8, bool: 1, float16: 2, float64: 8, bfloat16: 2,
+  float32: 4, int32: 4, int64: 8, bool: 1, float16: 2, float64: 8, bfloat16: 2, uint8: 1, int8: 1,
 };
 
 /** Bytes per element of a dtype. */

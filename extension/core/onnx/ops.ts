@@ -177,7 +177,7 @@ export class Ops {
 
   /** Element type conversion. */
   cast(x: string, to: DType): string {
-    const codes: Record<DType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16 };
+    const codes: Record<DType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16, uint8: 2, int8: 3 };
     return this.g.node("Cast", [x], [{ dtype: to, shape: this.g.shape(x) }], { to: codes[to] })[0]!;
   }
 
