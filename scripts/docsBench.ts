@@ -1,5 +1,5 @@
 /**
- * `npm run docs:bench`: renders the benchmark figures in docs/benchmarks.md from the JSON the bench scripts wrote
+ * `npm run docs:bench`: renders the benchmark figures in docs/*.md (benchmarks.md, engines.md) from the JSON the bench scripts wrote
  * (docs/bench/*.json, each with its machine, date and command), so no figure in the docs is typed by hand.
  * The document holds its prose; each `<!-- bench:NAME.json -->` … `<!-- /bench -->` block is replaced by the
  * tables of that file. `--check` changes nothing and exits 1 when the document is not what the JSON gives.
@@ -62,6 +62,27 @@ function torchLine(j: BenchJson): string[] {
   return t?.blas ? ["", `PyTorch reference: ${t.blas}.`] : [];
 }
 
+/**
+ * Where one run measured several engines on the same pass and length, each one's best tokens per second as a ratio
+ * of the first engine's ("seq 256 profile: torch engine 0.52× onnxruntime, pytorch 0.50×").
+ */
+export function ratioLines(items: { seq: number; pass?: string; engine: string; tokensPerSecond: number }[]): string[] {
+  const groups = new Map<string, Map<string, number>>();
+  for (const r of items) {
+    const key = `seq ${r.seq}${r.pass ? ` ${r.pass}` : ""}`;
+    const best = groups.get(key) ?? new Map<string, number>();
+    best.set(r.engine, Math.max(best.get(r.engine) ?? 0, r.tokensPerSecond));
+    groups.set(key, best);
+  }
+  const lines: string[] = [];
+  for (const [key, best] of groups) {
+    const [[first, base], ...others] = [...best];
+    if (others.length === 0) continue;
+    lines.push(`- ${key}: ${others.map(([e, v]) => `${e} ${(v / base).toFixed(2)}×`).join(", ")} ${first}'s tokens per second.`);
+  }
+  return lines.length ? ["", ...lines] : [];
+}
+
 function profileTable(j: BenchJson): string[] {
   type M = { engine: string; seq: number; pass: string; seconds: number; tokensPerSecond: number; gflops: number; peakRssBytes: number; note?: string };
   const results = j.results as M[];
@@ -74,6 +95,7 @@ function profileTable(j: BenchJson): string[] {
     "",
     ...table(["pass", "seq", "engine", "tok/s", "GFLOP/s", "% of peak", "peak RSS", "RSS / fp32 weights"], rows),
     ...torchLine(j),
+    ...ratioLines(results),
     ...agreement.map((a) => `- seq ${a.seq} ${a.pass}: the engines' taps differ by ${a.taps.toExponential(1)}${a.logits !== undefined ? `, logits by ${a.logits.toExponential(1)}` : ""} of their scale.`),
   ];
 }
@@ -87,6 +109,7 @@ function trainTable(j: BenchJson): string[] {
     "",
     ...table(["seq", "engine", "tok/s", "step", "GFLOP/s", "% of peak", "peak RSS", "first-step loss"], rows),
     ...torchLine(j),
+    ...ratioLines((j.results as R[]).map((r) => ({ seq: r.seq, engine: r.engine, tokensPerSecond: r.seq / r.best }))),
   ];
 }
 
@@ -116,21 +139,31 @@ function qrTable(j: BenchJson): string[] {
   ];
 }
 
+/** The pages under docs/ that hold bench blocks. */
+export function benchPages(docsDir: string): string[] {
+  return fs.readdirSync(docsDir).filter((f) => f.endsWith(".md")).sort()
+    .filter((f) => fs.readFileSync(path.join(docsDir, f), "utf8").includes("<!-- bench:"));
+}
+
 function main(): number {
-  const doc = path.join("docs", "benchmarks.md");
-  const before = fs.readFileSync(doc, "utf8");
-  const after = renderBenchDoc(before, path.join("docs", "bench"));
-  if (process.argv.includes("--check")) {
-    if (after !== before) {
-      console.error(`${doc} differs from what docs/bench/*.json give; run npm run docs:bench`);
-      return 1;
+  const check = process.argv.includes("--check");
+  let stale = 0;
+  for (const page of benchPages("docs")) {
+    const doc = path.join("docs", page);
+    const before = fs.readFileSync(doc, "utf8");
+    const after = renderBenchDoc(before, path.join("docs", "bench"));
+    if (check) {
+      if (after !== before) {
+        console.error(`${doc} differs from what docs/bench/*.json give; run npm run docs:bench`);
+        stale++;
+      }
+      continue;
     }
-    console.log(`${doc} is up to date`);
-    return 0;
+    fs.writeFileSync(doc, after);
+    console.log(`${doc}: ${[...before.matchAll(BLOCK)].length} blocks rendered from docs/bench/`);
   }
-  fs.writeFileSync(doc, after);
-  console.log(`${doc}: ${[...before.matchAll(BLOCK)].length} blocks rendered from docs/bench/`);
-  return 0;
+  if (check && stale === 0) console.log("the bench blocks in docs/ are up to date");
+  return stale ? 1 : 0;
 }
 
 if (require.main === module) process.exitCode = main();

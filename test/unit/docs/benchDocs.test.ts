@@ -7,24 +7,27 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { readBench, renderBench, renderBenchDoc } from "../../../scripts/docsBench";
+import { benchPages, ratioLines, readBench, renderBench, renderBenchDoc } from "../../../scripts/docsBench";
 import { benchHeader } from "../../../scripts/bench/machine";
 import { REPO_ROOT, tmpDir } from "../../helpers";
 
 const docs = path.join(REPO_ROOT, "docs");
 const benchDir = path.join(docs, "bench");
 
-test("docs/benchmarks.md is exactly what docs/bench/*.json render to (npm run docs:bench)", () => {
-  const doc = fs.readFileSync(path.join(docs, "benchmarks.md"), "utf8");
-  assert.equal(renderBenchDoc(doc, benchDir), doc);
+const pages = () => benchPages(docs).map((f) => ({ f, doc: fs.readFileSync(path.join(docs, f), "utf8") }));
+
+test("each docs page with bench blocks is exactly what docs/bench/*.json render to (npm run docs:bench)", () => {
+  const found = pages();
+  assert.ok(found.some((p) => p.f === "benchmarks.md"), "benchmarks.md holds bench blocks");
+  for (const { doc } of found) assert.equal(renderBenchDoc(doc, benchDir), doc);
 });
 
-test("every bench JSON is shown on the page and says where and when it was measured", () => {
-  const doc = fs.readFileSync(path.join(docs, "benchmarks.md"), "utf8");
+test("every bench JSON is shown on a page and says where and when it was measured", () => {
   const files = fs.readdirSync(benchDir).filter((f) => f.endsWith(".json"));
   assert.ok(files.length >= 2, `bench results are committed (${files.join(", ")})`);
   for (const f of files) {
-    assert.ok(doc.includes(`<!-- bench:${f} -->`), `${f} has a block on the page`);
+    const doc = pages().find((p) => p.doc.includes(`<!-- bench:${f} -->`))?.doc;
+    assert.ok(doc, `${f} has a block on a page`);
     const j = readBench(path.join(benchDir, f));
     assert.ok(j.machine.cpu && j.machine.cores > 0 && j.machine.memoryBytes > 0, `${f} names the machine`);
     assert.ok(!Number.isNaN(Date.parse(j.date)), `${f} has a date`);
@@ -44,4 +47,15 @@ test("the renderer refuses a JSON without its machine and date, and renders one 
   assert.ok(text.startsWith(`*Measured on ${json.machine.cpu} (${json.machine.cores} cores`));
   assert.match(text, /\| 4096×256 \| 0\.50 s \| 2\.00 s \| 4\.0× \|/);
   assert.match(text, /\| q_proj \| 4096×4096 \| 32 × 8 \| 1\.25 s \|/);
+});
+
+test("engines measured side by side get each one's best as a ratio of the first engine's", () => {
+  const lines = ratioLines([
+    { seq: 256, pass: "profile", engine: "onnxruntime", tokensPerSecond: 80 },
+    { seq: 256, pass: "profile", engine: "torch engine", tokensPerSecond: 40 },
+    { seq: 256, pass: "profile", engine: "onnxruntime", tokensPerSecond: 100 },
+    { seq: 256, pass: "profile", engine: "pytorch", tokensPerSecond: 25 },
+    { seq: 128, pass: "profile", engine: "onnxruntime", tokensPerSecond: 90 },
+  ]);
+  assert.deepEqual(lines, ["", "- seq 256 profile: torch engine 0.40×, pytorch 0.25× onnxruntime's tokens per second."]);
 });
