@@ -10,10 +10,9 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { tmpDir } from "./helpers";
+import { REPO_ROOT, tmpDir } from "./helpers";
 
-/** The repository root (this file is test/torchEnv.ts, compiled to out/test/torchEnv.js). */
-export const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}out${path.sep}`) ? "../.." : "..");
+export { REPO_ROOT };
 
 /** A Python that can run the engine, with the environment to run it in. */
 export interface TorchEnv {

@@ -23,7 +23,7 @@ import { withAdapterHead } from "../../../extension/core/adapter/adapterHead";
 import { LoraForwardRunner } from "../../../extension/core/runtime/loraRunner";
 import { makeBatch } from "../../../extension/core/data/batch";
 import { REPO_ROOT, tmpDir } from "../../helpers";
-import { pythonEnv, REQUIRE_TORCH } from "../../pythonEnv";
+import { torchEnvOrSkip } from "../../torchEnv";
 
 const ARCHS = ["llama", "qwen2", "gpt2", "roberta"] as const;
 /** The prune forms PEFT loads, by name: options of pruneAdapter (all `--format peft`). */
@@ -77,12 +77,12 @@ function flatten(x: unknown): number[] {
 }
 
 test("PEFT 0.14 loads every PEFT prune form of every architecture, warning-free, with the engine's logits", { timeout: 600_000 }, async (t) => {
-  const py = pythonEnv();
-  if ("missing" in py) {
-    if (REQUIRE_TORCH) assert.fail(`LORA_DROP_REQUIRE_TORCH=1 but ${py.missing}`);
-    t.skip(py.missing);
+  const { env: py, skip } = torchEnvOrSkip();
+  if (!py) {
+    t.skip(skip);
     return;
   }
+
   const root = tmpDir("lora-drop-peft-");
   const cases: Case[] = [];
   const add = async (id: string, modelDir: string, adapterDir: string | null) => {
@@ -112,7 +112,7 @@ test("PEFT 0.14 loads every PEFT prune form of every architecture, warning-free,
   const reportFile = path.join(root, "report.json");
   fs.writeFileSync(manifest, JSON.stringify({ cases: cases.map(({ engine: _e, ...c }) => c) }));
   const started = Date.now();
-  const run = spawnSync(py.python, [path.join(REPO_ROOT, "test", "python", "peft_load.py"), manifest, reportFile], { env: py.env, encoding: "utf8", timeout: 540_000 });
+  const run = spawnSync(py.python, [path.join(REPO_ROOT, "test", "python", "peft_load.py"), manifest, reportFile], { env: { ...process.env, ...py.env }, encoding: "utf8", timeout: 540_000 });
   assert.equal(run.status, 0, `peft_load.py failed: ${run.stderr.slice(-3000)}`);
   const report = JSON.parse(fs.readFileSync(reportFile, "utf8")) as Report;
   t.diagnostic(`PyTorch side (${Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(", ")}): ${cases.length} loads in ${((Date.now() - started) / 1000).toFixed(1)} s`);
