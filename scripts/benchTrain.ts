@@ -4,12 +4,12 @@
  * a PyTorch CPU reference doing the same LoRA training step on the same weights in the same run. Each measurement
  * runs in its own process so that its peak RSS is its own; batch 1, the loss over every next token.
  *
- * Usage: npm run bench:train -- [--seq 256[,128,512]] [--reps 3] [--no-torch] [--python PATH] [--peak-gflops 230]
+ * Usage: npm run bench:train -- [--seq 256[,128,512]] [--reps 3] [--no-torch] [--python PATH] [--peak-gflops auto|N]
  *        [--threads N] [--prepack 0|1] [--cache DIR] [--json FILE] [--engine onnx|torch] [--rounds 2]
  *        [--torch-device cpu|cuda] [--dtype float32|bfloat16|float16]
  * `--engine torch` adds LoRA-drop's torch engine (`trainLora` with engine torch, as `lora-drop train --engine torch`
  * runs it) beside the onnx engine; the two alternate, `--rounds` times each, the best round of each is reported and
- * every round is in the JSON.
+ * every round is in the JSON. `--peak-gflops auto` (the default) measures the CPU's fp32 peak (cpuPeak.ts).
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -25,6 +25,7 @@ import type { TorchDevice, TorchDtype } from "../extension/core/torch/protocol";
 import { trainLora } from "../extension/core/train/train";
 import { ModelConfig } from "../extension/core/models/config";
 import { benchHeader } from "./bench/machine";
+import { describePeak, detectCpuPeak } from "./bench/cpuPeak";
 
 const GIB = 1024 ** 3;
 
@@ -54,7 +55,7 @@ async function main(): Promise<number> {
   const { values: a } = parseArgs({
     options: {
       seq: { type: "string", default: "256" }, reps: { type: "string", default: "3" }, "no-torch": { type: "boolean", default: false },
-      python: { type: "string" }, "peak-gflops": { type: "string", default: "230" }, threads: { type: "string" }, prepack: { type: "string" },
+      python: { type: "string" }, "peak-gflops": { type: "string", default: "auto" }, threads: { type: "string" }, prepack: { type: "string" },
       cache: { type: "string", default: path.join(".cache", "bench") }, json: { type: "string" },
       worker: { type: "boolean", default: false }, model: { type: "string" }, adapter: { type: "string" }, ids: { type: "string" },
       engine: { type: "string", default: "onnx" }, rounds: { type: "string", default: "2" }, "torch-device": { type: "string", default: "cpu" },
@@ -68,7 +69,8 @@ async function main(): Promise<number> {
   }
   const header = benchHeader("train", "npm run bench:train");
   const seqs = a.seq.split(",").map(Number);
-  const peak = Number(a["peak-gflops"]);
+  const detected = a["peak-gflops"] === "auto" ? detectCpuPeak() : undefined;
+  const peak = detected ? detected.fp32Gflops : Number(a["peak-gflops"]);
   const shape = TINYLLAMA_SHAPE;
   const fx = ensureBenchModel(path.resolve(a.cache), shape, (m) => console.log(m));
   const cfg = loadHfModel(fx.modelDir).config;
@@ -80,7 +82,7 @@ async function main(): Promise<number> {
     torchSkip = `${python} cannot import torch (apt-get install python3-torch libopenblas0-pthread, or pass --python)`;
   }
   console.log(`model: ${describeShape(shape)}; weights ${(fx.weightBytes / GIB).toFixed(2)} GiB; batch 1; training step = forward + backward + AdamW`);
-  console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}; peak taken as ${peak} GFLOP/s fp32; load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}; peak taken as ${peak.toFixed(0)} GFLOP/s fp32${detected ? `, ${describePeak(detected)}` : " (--peak-gflops)"}; load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   if (torchSkip) console.log(`PyTorch reference skipped: ${torchSkip}`);
   else console.log(`PyTorch reference: ${python}, torch.set_num_threads(1), OPENBLAS_NUM_THREADS=${torchEnv.OPENBLAS_NUM_THREADS}, OPENBLAS_CORETYPE=${torchEnv.OPENBLAS_CORETYPE}`);
 
