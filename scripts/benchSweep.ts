@@ -3,7 +3,7 @@
  * LoRA r=8 on q/v, generated once into the cache by bench/benchModel.ts): the output profile of 64 × 128 random
  * tokens, then the sweep of every distinct threshold over the same tokens — the base model, the full adapter and
  * one pruned adapter per kept-set size, all through one session. Prints a summary and one JSON line (also written
- * to --json) with the machine, the date and the load average.
+ * to --json, e.g. docs/bench/sweep.json, with the bench header: machine, date, load average and command).
  *
  * Options: --cache DIR (default .cache/bench), --examples 64, --tokens 128, --threads N, --device cpu|webgpu|cuda,
  * --stream auto|on|off, --thresholds 0.5,0.9 (default: every distinct one), --wait-idle SECONDS, --json FILE.
@@ -21,6 +21,7 @@ import { Rng } from "../extension/core/util/random";
 import type { DeviceChoice } from "../extension/core/runtime/session";
 import type { StreamChoice } from "../extension/core/stream/memoryBudget";
 import { reportError } from "../extension/cli/terminal";
+import { benchHeader } from "./bench/machine";
 
 const GIB = 1024 ** 3;
 
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
   const common = { modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: data, maxExamples: examples, maxTokens: tokens, device: a.device as DeviceChoice, threads: a.threads ? Number(a.threads) : undefined, stream: a.stream as StreamChoice };
   console.log(`model: ${describeShape(TINYLLAMA_SHAPE)}; data: ${examples} × ${tokens} tokens`);
   const idle = waitIdle(Number(a["wait-idle"]));
+  const header = benchHeader("sweep", "npm run bench:sweep");
   const loadStart = os.loadavg();
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / GIB).toFixed(0)} GiB; load average at start ${loadStart.map((l) => l.toFixed(2)).join(" ")}${idle}`);
 
@@ -66,13 +68,13 @@ async function main(): Promise<void> {
   console.log(`sweep: ${configurations} configurations × ${examples * tokens} tokens in ${seconds.toFixed(1)} s (${(seconds / configurations).toFixed(1)} s each, ` +
     `${((configurations * examples * tokens) / seconds).toFixed(0)} tok/s); profile ${profileSeconds.toFixed(1)} s; load average at end ${loadEnd.map((l) => l.toFixed(2)).join(" ")}`);
   const result = {
-    bench: "sweep", date: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? "", memory_gib: Number((os.totalmem() / GIB).toFixed(1)), platform: `${os.platform()} ${os.release()}`, node: process.version },
-    load_average: { start: loadStart, end: loadEnd }, idle_before: idle,
-    model: describeShape(TINYLLAMA_SHAPE), examples, tokens_per_example: tokens, device: sweep.measured.device, streamed: sweep.measured.streamed,
-    profile_seconds: profileSeconds, configurations, sweep_seconds: seconds, seconds_per_configuration: seconds / configurations,
-    tokens_per_second: (configurations * examples * tokens) / seconds, peak_rss_bytes: sweep.measured.peak_rss_bytes,
-    base_loss: sweep.base_loss, full_loss: sweep.full_loss, points: sweep.points.map((p) => ({ threshold: p.threshold, kept: (p.kept_layers as number[]).length, lora_params: p.lora_params, loss: p.loss })),
+    ...header, loadAverageEnd: loadEnd.map((l) => Number(l.toFixed(2))), idleBefore: idle,
+    shape: TINYLLAMA_SHAPE, weightBytes: fx.weightBytes, examples, tokensPerExample: tokens,
+    device: sweep.measured.device, streamed: sweep.measured.streamed,
+    profileSeconds, configurations, sweepSeconds: seconds, secondsPerConfiguration: seconds / configurations,
+    tokensPerSecond: (configurations * examples * tokens) / seconds, peakRssBytes: sweep.measured.peak_rss_bytes,
+    baseLoss: sweep.base_loss, fullLoss: sweep.full_loss,
+    points: sweep.points.map((p) => ({ threshold: p.threshold, kept: (p.kept_layers as number[]).length, loraParams: p.lora_params, loss: p.loss })),
   };
   if (a.json) fs.writeFileSync(a.json, JSON.stringify(result, null, 2) + "\n");
   console.log(JSON.stringify(result));

@@ -1,6 +1,7 @@
 /**
- * `npm run docs:bench`: renders the benchmark figures in docs/*.md (benchmarks.md, engines.md) from the JSON the bench scripts wrote
- * (docs/bench/*.json, each with its machine, date and command), so no figure in the docs is typed by hand.
+ * `npm run docs:bench`: renders the benchmark figures in docs/*.md (benchmarks.md, engines.md, …) and the README
+ * from the JSON the bench scripts wrote (docs/bench/*.json, each with its machine, date and command), so no figure
+ * in the docs is typed by hand.
  * The document holds its prose; each `<!-- bench:NAME.json -->` … `<!-- /bench -->` block is replaced by the
  * tables of that file. `--check` changes nothing and exits 1 when the document is not what the JSON gives.
  */
@@ -13,14 +14,21 @@ const GIB = 1024 ** 3;
 /** A bench JSON as written by the bench scripts (the fields the tables read). */
 type BenchJson = BenchHeader & Record<string, unknown>;
 
-/** The block markers: `<!-- bench:profile.json -->` … `<!-- /bench -->`. */
-const BLOCK = /<!-- bench:([\w.-]+\.json) -->\n[\s\S]*?<!-- \/bench -->/g;
+/**
+ * The block markers: `<!-- bench:profile.json -->` … `<!-- /bench -->` for the tables, `<!-- bench:sweep.json
+ * summary -->` … for a one-sentence summary (in the README).
+ */
+const BLOCK = /<!-- bench:([\w.-]+\.json)( summary)? -->\n[\s\S]*?<!-- \/bench -->/g;
 
-/** The document with every block rendered from the JSON files in `benchDir`. */
-export function renderBenchDoc(doc: string, benchDir: string): string {
-  return doc.replace(BLOCK, (_, file: string) => {
+/**
+ * The document with every block rendered from the JSON files in `benchDir`; `linkDir` is the bench folder as the
+ * document links to it (`bench` from docs/, `docs/bench` from the README).
+ */
+export function renderBenchDoc(doc: string, benchDir: string, linkDir = "bench"): string {
+  return doc.replace(BLOCK, (_, file: string, summary: string | undefined) => {
     const json = readBench(path.join(benchDir, file));
-    return `<!-- bench:${file} -->\n${renderBench(json, file)}\n<!-- /bench -->`;
+    const body = summary ? renderSummary(json, file, linkDir) : renderBench(json, file, linkDir);
+    return `<!-- bench:${file}${summary ?? ""} -->\n${body}\n<!-- /bench -->`;
   });
 }
 
@@ -34,19 +42,27 @@ export function readBench(file: string): BenchJson {
 }
 
 /** The tables of one bench, with the line saying where the figures come from. */
-export function renderBench(j: BenchJson, file: string): string {
-  const tables: Record<string, (j: BenchJson) => string[]> = { profile: profileTable, train: trainTable, scale: scaleTable, qr: qrTable };
+export function renderBench(j: BenchJson, file: string, linkDir = "bench"): string {
+  const tables: Record<string, (j: BenchJson) => string[]> = { profile: profileTable, train: trainTable, scale: scaleTable, qr: qrTable, sweep: sweepTable };
   const render = tables[j.bench];
   if (!render) throw new Error(`${file}: unknown bench ${j.bench}`);
-  return [provenance(j, file), "", ...render(j)].join("\n");
+  return [provenance(j, file, linkDir), "", ...render(j)].join("\n");
+}
+
+/** One sentence for the README: what the bench measured, on what and when, linked to its JSON. */
+export function renderSummary(j: BenchJson, file: string, linkDir = "bench"): string {
+  const summaries: Record<string, (j: BenchJson) => string> = { sweep: sweepSummary };
+  const render = summaries[j.bench];
+  if (!render) throw new Error(`${file}: bench ${j.bench} has no summary`);
+  return `${render(j)} (${j.machine.cpu}, ${j.machine.cores} cores, ${j.date.slice(0, 10)}, load average ${j.loadAverage[0]}: [${file}](${linkDir}/${file}))`;
 }
 
 /** "Measured on AMD EPYC … (2 cores, 24 GiB), 2026-12-03, load average 3.1 at the start: `npm run bench -- …`". */
-function provenance(j: BenchJson, file: string): string {
+function provenance(j: BenchJson, file: string, linkDir: string): string {
   const m = j.machine;
   return `*Measured on ${m.cpu} (${m.cores} cores, ${(m.memoryBytes / GIB).toFixed(0)} GiB, ${m.platform}), ${j.date.slice(0, 10)}, ` +
     `load average ${j.loadAverage[0]} at the start; onnxruntime-node ${m.onnxruntime}, Node ${m.node}. ` +
-    `Command: \`${j.command}\`. Source: [bench/${file}](bench/${file}).*`;
+    `Command: \`${j.command}\`. Source: [${linkDir}/${file}](${linkDir}/${file}).*`;
 }
 
 function table(head: string[], rows: string[][]): string[] {
@@ -132,6 +148,39 @@ function scaleTable(j: BenchJson): string[] {
   return ["A Llama-2-7B-shaped model (random BF16 weights, 13 GB on disk), run block by block from its files.", "", ...table(["what", "measured"], rows)];
 }
 
+type SweepBench = BenchJson & {
+  shape: { numLayers: number; hiddenSize: number }; weightBytes: number; examples: number; tokensPerExample: number; device: string;
+  profileSeconds: number; configurations: number; sweepSeconds: number; secondsPerConfiguration: number; tokensPerSecond: number;
+  peakRssBytes: number; loadAverageEnd: number[];
+};
+
+/** Every threshold of the bench model: one pruned adapter per kept-set size, plus the base model and the full adapter. */
+const everyThreshold = (j: SweepBench) => j.shape.numLayers + 2;
+const minutes = (s: number) => (s >= 90 ? `${(s / 60).toFixed(0)} min` : `${s.toFixed(0)} s`);
+
+function sweepTable(json: BenchJson): string[] {
+  const j = json as SweepBench;
+  const tokens = j.examples * j.tokensPerExample;
+  return [
+    `The benchmark model (random weights of TinyLlama-1.1B's shape, ${j.shape.numLayers} layers, fp32, ${gib(j.weightBytes)}; LoRA r = 8 on q/v), ` +
+      `${j.examples} examples × ${j.tokensPerExample} tokens, on ${j.device}; one session for every configuration. Load average at the end ${j.loadAverageEnd[0]}.`,
+    "",
+    ...table(["what", "measured"], [
+      [`output profile of the ${tokens.toLocaleString("en-US")} tokens (once, for the thresholds)`, `${j.profileSeconds.toFixed(1)} s`],
+      [`sweep: ${j.configurations} configurations × ${tokens.toLocaleString("en-US")} tokens`, `${j.sweepSeconds.toFixed(0)} s: ${j.secondsPerConfiguration.toFixed(1)} s per configuration, ${j.tokensPerSecond.toFixed(0)} tokens/s`],
+      [`every threshold (${everyThreshold(j)} configurations: base, full adapter, ${j.shape.numLayers} kept-set sizes)`, `≈ ${minutes(everyThreshold(j) * j.secondsPerConfiguration)} at that rate`],
+      ["peak memory of the sweep", `${gib(j.peakRssBytes)} RSS`],
+    ]),
+  ];
+}
+
+function sweepSummary(json: BenchJson): string {
+  const j = json as SweepBench;
+  return `On the benchmark model (TinyLlama-1.1B's shape, ${j.examples} × ${j.tokensPerExample} tokens) a sweep costs ` +
+    `${j.secondsPerConfiguration.toFixed(0)} s per threshold on a ${j.machine.cores}-core CPU, ≈ ${minutes(everyThreshold(j) * j.secondsPerConfiguration)} ` +
+    `for all ${everyThreshold(j)} configurations`;
+}
+
 function qrTable(j: BenchJson): string[] {
   const qr = j.qr as { rows: number; k: number; householderSeconds: number; mlMatrixSeconds?: number }[];
   const modules = j.modules as { module: string; out: number; in: number; layers: number; r: number; seconds: number }[];
@@ -154,10 +203,10 @@ export function benchPages(docsDir: string): string[] {
 function main(): number {
   const check = process.argv.includes("--check");
   let stale = 0;
-  for (const page of benchPages("docs")) {
-    const doc = path.join("docs", page);
+  const pages = [...benchPages("docs").map((p) => ({ doc: path.join("docs", p), linkDir: "bench" })), { doc: "README.md", linkDir: "docs/bench" }];
+  for (const { doc, linkDir } of pages) {
     const before = fs.readFileSync(doc, "utf8");
-    const after = renderBenchDoc(before, path.join("docs", "bench"));
+    const after = renderBenchDoc(before, path.join("docs", "bench"), linkDir);
     if (check) {
       if (after !== before) {
         console.error(`${doc} differs from what docs/bench/*.json give; run npm run docs:bench`);

@@ -7,19 +7,22 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { benchPages, ratioLines, readBench, renderBench, renderBenchDoc } from "../../../scripts/docsBench";
+import { benchPages, ratioLines, readBench, renderBench, renderBenchDoc, renderSummary } from "../../../scripts/docsBench";
 import { benchHeader } from "../../../scripts/bench/machine";
 import { REPO_ROOT, tmpDir } from "../../helpers";
 
 const docs = path.join(REPO_ROOT, "docs");
 const benchDir = path.join(docs, "bench");
 
-const pages = () => benchPages(docs).map((f) => ({ f, doc: fs.readFileSync(path.join(docs, f), "utf8") }));
+const pages = () => [
+  ...benchPages(docs).map((f) => ({ f, doc: fs.readFileSync(path.join(docs, f), "utf8"), linkDir: "bench" })),
+  { f: "README.md", doc: fs.readFileSync(path.join(REPO_ROOT, "README.md"), "utf8"), linkDir: "docs/bench" },
+];
 
-test("each docs page with bench blocks is exactly what docs/bench/*.json render to (npm run docs:bench)", () => {
+test("each page with bench blocks (docs/*.md, the README) is exactly what docs/bench/*.json render to (npm run docs:bench)", () => {
   const found = pages();
   assert.ok(found.some((p) => p.f === "benchmarks.md"), "benchmarks.md holds bench blocks");
-  for (const { doc } of found) assert.equal(renderBenchDoc(doc, benchDir), doc);
+  for (const { doc, linkDir } of found) assert.equal(renderBenchDoc(doc, benchDir, linkDir), doc);
 });
 
 test("every bench JSON is shown on a page and says where and when it was measured", () => {
@@ -58,4 +61,18 @@ test("engines measured side by side get each one's best as a ratio of the first 
     { seq: 128, pass: "profile", engine: "onnxruntime", tokensPerSecond: 90 },
   ]);
   assert.deepEqual(lines, ["", "- seq 256 profile: torch engine 0.40×, pytorch 0.25× onnxruntime's tokens per second."]);
+});
+
+test("a sweep bench renders as a table and, for the README, as one sentence; both scale to every threshold", () => {
+  const json = {
+    ...benchHeader("sweep", "npm run bench:sweep"), loadAverageEnd: [2.5], shape: { numLayers: 22, hiddenSize: 2048 }, weightBytes: 4.4e9,
+    examples: 64, tokensPerExample: 128, device: "cpu", profileSeconds: 80, configurations: 5, sweepSeconds: 450, secondsPerConfiguration: 90,
+    tokensPerSecond: 91, peakRssBytes: 4.9e9,
+  };
+  const text = renderBench(json, "sweep.json");
+  assert.match(text, /\| sweep: 5 configurations × 8,192 tokens \| 450 s: 90\.0 s per configuration, 91 tokens\/s \|/);
+  assert.match(text, /\| every threshold \(24 configurations: base, full adapter, 22 kept-set sizes\) \| ≈ 36 min at that rate \|/);
+  const line = renderSummary(json, "sweep.json", "docs/bench");
+  assert.match(line, /costs 90 s per threshold on a \d+-core CPU, ≈ 36 min for all 24 configurations/);
+  assert.ok(line.endsWith(`[sweep.json](docs/bench/sweep.json))`) && line.includes(json.date.slice(0, 10)));
 });
