@@ -21,6 +21,7 @@ import { LoraDropError, throwIfCancelled } from "../util/errors";
 import type { RunContext } from "../util/progress";
 import type { EvaluationOptions } from "../evaluate/loraSets";
 import { scoreLoraSets } from "../evaluate/scoreSets";
+import { checkEngineOptions } from "../torch/engineOptions";
 import { loraLayers, selectFromProfile } from "../prune/dropShare";
 import { buildPrunedAdapter, type PrunedAdapter } from "../prune/prune";
 import { distinctThresholds } from "./thresholds";
@@ -45,6 +46,8 @@ export interface SweepOptions extends Omit<EvaluationOptions, "onScore"> {
 
 /** Measures every candidate and returns the sweep file's content. */
 export async function runSweep(opts: SweepOptions, ctx: RunContext = {}): Promise<SweepFile> {
+  // The engine's options first: a device or an option of the other engine is refused before any file is read.
+  const engine = checkEngineOptions(opts);
   const profileFile = typeof opts.profile === "string" ? opts.profile : "profile";
   const profile = typeof opts.profile === "string" ? readProfile(opts.profile) : opts.profile;
   const mode = opts.mode ?? "share";
@@ -97,7 +100,7 @@ export async function runSweep(opts: SweepOptions, ctx: RunContext = {}): Promis
     model: { path: path.resolve(opts.modelDir), architecture: model.config.architecture },
     adapter: { path: path.resolve(opts.adapterDir), total_params: countLoraParams(adapter.loras) },
     profile: { path: typeof opts.profile === "string" ? path.resolve(opts.profile) : "", criterion: profile.criterion, created: profile.created },
-    mode, per_module: perModule, task: classifier ? "sequence-classification" : "causal-lm", engine: opts.engine ?? "onnx",
+    mode, per_module: perModule, task: classifier ? "sequence-classification" : "causal-lm", engine,
     base_loss: baseScore!.loss, full_loss: fullScore!.loss,
     ...(classifier ? { base_accuracy: baseScore!.accuracy!, full_accuracy: fullScore!.accuracy! } : {}),
     points,
