@@ -13,7 +13,6 @@ import type { TokenizedExample } from "../data/dataset";
 import type { HfModel } from "../models/hfModel";
 import { writeSafetensors, type TensorToWrite } from "../io/safetensors";
 import { countTargets } from "../runtime/lossSession";
-import { headTensorShapes } from "../train/classifierHead";
 import { engineLabel } from "../torch/engineChoice";
 import { torchDevice } from "../torch/engineOptions";
 import { runTorchEngine, withWorkDir } from "../torch/engineProcess";
@@ -29,9 +28,10 @@ export async function torchLoraSets(model: HfModel, adapter: Adapter, sets: Lora
   const started = Date.now();
   const cfg = model.config;
   const classification = cfg.head === "seq-cls";
-  // transformers would give a classifier without saved head weights a random one: refused, as the onnx engine does.
-  const missingHead = classification ? headTensorShapes(model).find((t) => !model.weights.has(t.name)) : undefined;
-  if (missingHead) throw new LoraDropError("TENSOR_MISSING", `the model has no ${missingHead.name} and the adapter saved no classification head`, adapter.dir, missingHead.name);
+  // transformers would give a classifier without head weights (a bare encoder whose adapter saved none) a random
+  // one: refused rather than scored.
+  const head = cfg.architecture === "roberta" ? "classifier.out_proj.weight" : "classifier.weight";
+  if (classification && !model.weights.has(head)) throw new LoraDropError("TENSOR_MISSING", `the model has no ${head} and the adapter saved no classification head`, adapter.dir, head);
   // Padded as the onnx engine pads (a RoBERTa's positions depend on the pad id), in the same batches.
   const pad = classification ? cfg.padTokenId ?? 0 : 0;
   const groups = batchesOf(examples, opts.batchSize ?? 8);
