@@ -35,7 +35,7 @@ export type PruneJob = { kind: "prune"; profilePath: string }
 
 /** A sweep of a profile's thresholds; the worker writes the sweep file (atomically) and returns a summary. */
 export type SweepJob = { kind: "sweep"; profilePath: string; /** Where the worker writes the sweep JSON. */ outFile: string; /** Replace an existing sweep file. */ force: boolean }
-  & JobFields<SweepOptions, "modelDir" | "adapterDir" | "dataPath" | "mode" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream">;
+  & JobFields<SweepOptions, "modelDir" | "adapterDir" | "dataPath" | "mode" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream" | EngineFields>;
 
 /** A LoRA training run: from `initAdapterDir` when given (its r, lora alpha and targets), else a fresh LoRA. */
 export type TrainJob = { kind: "train" }

@@ -69,7 +69,7 @@ const FIELDS: { [K in Job["kind"]]: FieldChecks<Extract<Job, { kind: K }>> } = {
   prune: { adapterDir: text, profilePath: text, threshold: number, mode: oneOf(...PRUNE_MODES), format: oneOf(...ADAPTER_FORMATS), outDir: text, force: flag },
   sweep: {
     modelDir: text, adapterDir: text, profilePath: text, dataPath: text, mode: oneOf(...PRUNE_MODES), maxExamples: count, maxTokens: count, device, outFile: text, force: flag,
-    memoryBudget: optional(count), stream: optional(streamChoice),
+    memoryBudget: optional(count), stream: optional(streamChoice), ...ENGINE_CHECKS,
   },
   train: {
     modelDir: text, dataPath: text, outDir: text, initAdapterDir: optional(text), r: count, loraAlpha: number, targets: texts, epochs: count, lr: number,

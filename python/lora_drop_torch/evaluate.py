@@ -46,14 +46,16 @@ def run(req, device, dtype):
             "seconds": time.time() - started, "evaluations": evaluations}
 
 
-def evaluate(model, batches, examples, task, pad, device):
-    """{"loss": mean over every loss term, "predicted"?: class per example (-1 where not evaluated)}."""
+def evaluate(model, batches, examples, task, pad, device, on_batch=None):
+    """{"loss": mean over every loss term, "predicted"?: class per example (-1 where not evaluated)}; `on_batch`
+    is told the tokens done after each batch."""
     groups = [[examples[i] for i in g] for g in batches]
     total = sum(count_targets(g, task) for g in groups)
     if total == 0:
         raise EngineError("DATASET_EMPTY", "no example has a token to predict", field="batches")
     summed = 0.0
     predicted = [-1] * len(examples)
+    done = 0
     with torch.no_grad():
         for indices, group in zip(batches, groups):
             batch = Batch(group, pad, device)
@@ -63,6 +65,9 @@ def evaluate(model, batches, examples, task, pad, device):
             if task == "seq-cls":
                 for i, c in zip(indices, logits.argmax(-1).tolist()):
                     predicted[i] = int(c)
+            done += batch.tokens
+            if on_batch is not None:
+                on_batch(done)
     loss = summed / total
     if loss != loss or loss in (float("inf"), float("-inf")):
         raise EngineError("NUMERICAL", f"the evaluation loss is {loss}", field="batches")

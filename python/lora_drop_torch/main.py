@@ -50,7 +50,7 @@ def run(req, versions, held):
     """Dispatches a checked request; puts the data-parallel World in `held` for main() to close."""
     import torch
 
-    from . import evaluate, profile, train
+    from . import evaluate, lora_sets, profile, train
     from .distributed import World
     from .modeling import DTYPES, resolve_device, resolve_dtype
 
@@ -66,11 +66,12 @@ def run(req, versions, held):
                  f"{device} {str(dtype).split('.')[-1]}" + (f", rank {world.rank} of {world.size}" if world.size > 1
                                                             else ""))
     command = req.choice("command", request.COMMANDS)
-    if command in ("profile", "evaluate"):
+    if command in ("profile", "evaluate", "evaluate-sets"):
         if world.size > 1:
             raise EngineError("INVALID_ARGUMENT", f"{command} runs in one process; start it without WORLD_SIZE > 1",
                               field="WORLD_SIZE")
-        result = (profile if command == "profile" else evaluate).run(req, device, dtype)
+        handler = {"profile": profile, "evaluate": evaluate, "evaluate-sets": lora_sets}[command]
+        result = handler.run(req, device, dtype)
     else:
         world.init(device)
         result = train.run(req, device, dtype, world)

@@ -4,7 +4,7 @@ import json
 from . import PROTOCOL_VERSION
 from .errors import EngineError
 
-COMMANDS = ("profile", "train", "evaluate")
+COMMANDS = ("profile", "train", "evaluate", "evaluate-sets")
 
 
 class Request:

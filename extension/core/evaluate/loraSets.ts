@@ -98,12 +98,13 @@ function zeroArrays(): (n: number) => Float32Array {
   return (n) => cache.get(n) ?? (cache.set(n, new Float32Array(n)), cache.get(n)!);
 }
 
-/** Scores every configuration of `sets` on `examples` (all of a classifier's examples must carry a label). */
+/**
+ * Scores every configuration of `sets` on `examples` with the onnx engine (all of a classifier's examples must carry
+ * a label); scoreLoraSets (scoreSets.ts) runs either engine.
+ */
 export async function evaluateLoraSets(model: HfModel, layout: readonly LoraModule[], sets: LoraSetSource, examples: TokenizedExample[], opts: EvaluationOptions = {}, ctx: RunContext = {}): Promise<Evaluation> {
   const started = Date.now();
-  if (checkEngineOptions(opts) === "torch") {
-    throw new LoraDropError("INVALID_ARGUMENT", "evaluating LoRA configurations (sweep, ablation) runs on the onnx engine only so far; leave --engine out", undefined, "engine");
-  }
+  if (checkEngineOptions(opts) === "torch") throw new Error("evaluateLoraSets runs the onnx engine; scoreLoraSets dispatches to the torch engine");
   const cfg = model.config;
   const classification = cfg.head === "seq-cls";
   const batches = batchesOf(examples, opts.batchSize ?? 8).map((g) => makeBatch(g, classification ? cfg.padTokenId ?? 0 : 0));

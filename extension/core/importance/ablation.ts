@@ -1,7 +1,8 @@
 /**
  * The `ablation` criterion: a layer matters as much as the loss rises when its LoRA is taken away. One evaluation
  * of the adapter as it is, then one per LoRA layer with that layer's LoRA set to zero, all over the same examples
- * and through one compiled model (evaluate/loraSets.ts); g_i = loss(without layer i's LoRA) − loss(full adapter).
+ * and on either engine (evaluate/scoreSets.ts: one compiled onnx model, or one torch model whose PEFT LoRA layers
+ * are switched off one at a time); g_i = loss(without layer i's LoRA) − loss(full adapter).
  * g_i is negative when the layer's LoRA hurts on this data; normalised importance counts only the positive part
  * (assemble.ts, normaliseImportance). With `ablationPerModule`, each module of each layer is also removed on its
  * own for the per-module table; otherwise that table repeats the layer's value for every module the layer carries.
@@ -9,7 +10,7 @@
 import { isEncoder } from "../models/arch";
 import { withAdapterHead } from "../adapter/adapterHead";
 import type { LoraModule } from "../adapter/loraModule";
-import { evaluateLoraSets } from "../evaluate/loraSets";
+import { scoreLoraSets } from "../evaluate/scoreSets";
 import { throwIfCancelled } from "../util/errors";
 import type { RunContext } from "../util/progress";
 import { assembleProfile, loadProfileInputs, zeroTable } from "./assemble";
@@ -29,8 +30,8 @@ export async function profileAblation(opts: ProfileOptions, ctx: RunContext = {}
   const removed: { layer: number; module?: string }[] = [...layers.map((layer) => ({ layer })),
     ...(perModule ? adapter.loras.map((l) => ({ layer: l.layer, module: l.module })) : [])];
   const without = (r: { layer: number; module?: string }): LoraModule[] => adapter.loras.filter((l) => l.layer !== r.layer || (r.module !== undefined && l.module !== r.module));
-  const run = await evaluateLoraSets(model, adapter.loras, { count: removed.length + 1, get: (i) => (i === 0 ? adapter.loras : without(removed[i - 1]!)) }, examples, {
-    device: opts.device, threads: opts.threads, batchSize: opts.batchSize ?? PROFILE_DEFAULTS.batchSize, memoryBudget: opts.memoryBudget, stream: opts.stream, onPlan: opts.onPlan,
+  const run = await scoreLoraSets(model, adapter, { count: removed.length + 1, get: (i) => (i === 0 ? adapter.loras : without(removed[i - 1]!)) }, examples, {
+    engine: opts.engine, python: opts.python, dtype: opts.dtype, graceMs: opts.graceMs, env: opts.env, device: opts.device, threads: opts.threads, batchSize: opts.batchSize ?? PROFILE_DEFAULTS.batchSize, memoryBudget: opts.memoryBudget, stream: opts.stream, onPlan: opts.onPlan,
     onScore: (i, s) => ctx.log?.info(i === 0 ? `full adapter: loss ${s.loss.toFixed(5)}` : `without ${describe(removed[i - 1]!)}: loss ${s.loss.toFixed(5)}`),
   }, ctx);
   const full = run.scores[0]!.loss;
@@ -44,7 +45,7 @@ export async function profileAblation(opts: ProfileOptions, ctx: RunContext = {}
     perModuleRaw[l.module]![l.layer] = perModule ? increase(layers.length + j) : perLayerRaw[l.layer]!;
   });
   return assembleProfile({
-    opts, model, adapter, examples, criterion: "ablation", device: run.device, perModuleRaw, perLayerRaw, started, peakRss: run.peakRssBytes,
+    opts, model, adapter, examples, criterion: "ablation", engine: opts.engine ?? "onnx", device: run.device, perModuleRaw, perLayerRaw, started, peakRss: run.peakRssBytes,
     ablation: { full_loss: full, per_module: perModule || adapter.modules.length === 1 },
   });
 }

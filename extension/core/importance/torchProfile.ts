@@ -19,6 +19,7 @@ import { torchDevice } from "../torch/engineOptions";
 import { writeExamplesFile } from "../torch/examplesFile";
 import { TORCH_PROTOCOL_VERSION, TorchLoraEntry, TorchProfileRequest, type TorchCriterion } from "../torch/protocol";
 import { assembleProfile } from "./assemble";
+import { profileAblation } from "./ablation";
 import { loadExamples } from "../data/examples";
 import { ProfileOptions } from "./options";
 
@@ -29,7 +30,8 @@ import { ProfileOptions } from "./options";
  */
 export async function torchProfile(opts: ProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
   const criterion = opts.criterion ?? "output";
-  if (criterion === "ablation") throw new LoraDropError("INVALID_ARGUMENT", "the ablation criterion runs on the onnx engine only so far; leave --engine out", undefined, "criterion");
+  // Ablation is measured through loss evaluations, which both engines run (ablation.ts, evaluate/scoreSets.ts).
+  if (criterion === "ablation") return profileAblation(opts, ctx);
   return (await torchProfiles(opts, [criterion], ctx))[criterion]!;
 }
 

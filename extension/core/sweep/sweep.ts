@@ -2,8 +2,9 @@
  * `lora-drop sweep`: the loss of every candidate LoRA-drop pruning of an adapter, before any retraining. A pruned
  * adapter is usable at once (kept layers keep their LoRA, shared layers start from the best rank-r approximation
  * of their mean update), so for each threshold the very adapter `prune` would write is built in memory
- * (buildPrunedAdapter) and scored on the data — beside the base model (no LoRA) and the adapter as it is — all
- * through one compiled model, whose LoRA values are inputs (evaluate/loraSets.ts).
+ * (buildPrunedAdapter) and scored on the data — beside the base model (no LoRA) and the adapter as it is — on
+ * either engine (evaluate/scoreSets.ts): through one compiled onnx model whose LoRA values are inputs, or one torch
+ * model whose PEFT LoRA layers are given each candidate's tensors.
  */
 import * as path from "node:path";
 import { loadHfModel } from "../models/hfModel";
@@ -18,7 +19,9 @@ import type { ProfileFile } from "../importance/profileSchema";
 import { PROFILE_DEFAULTS } from "../importance/options";
 import { LoraDropError, throwIfCancelled } from "../util/errors";
 import type { RunContext } from "../util/progress";
-import { evaluateLoraSets, type EvaluationOptions } from "../evaluate/loraSets";
+import type { EvaluationOptions } from "../evaluate/loraSets";
+import { scoreLoraSets } from "../evaluate/scoreSets";
+import { checkEngineOptions } from "../torch/engineOptions";
 import { loraLayers, selectFromProfile } from "../prune/dropShare";
 import { buildPrunedAdapter, type PrunedAdapter } from "../prune/prune";
 import { distinctThresholds } from "./thresholds";
@@ -43,6 +46,8 @@ export interface SweepOptions extends Omit<EvaluationOptions, "onScore"> {
 
 /** Measures every candidate and returns the sweep file's content. */
 export async function runSweep(opts: SweepOptions, ctx: RunContext = {}): Promise<SweepFile> {
+  // The engine's options first: a device or an option of the other engine is refused before any file is read.
+  const engine = checkEngineOptions(opts);
   const profileFile = typeof opts.profile === "string" ? opts.profile : "profile";
   const profile = typeof opts.profile === "string" ? readProfile(opts.profile) : opts.profile;
   const mode = opts.mode ?? "share";
@@ -77,7 +82,7 @@ export async function runSweep(opts: SweepOptions, ctx: RunContext = {}): Promis
   };
   // Configuration 0 is the base model, 1 the adapter as it is, then the candidates.
   const sets = { count: unique.length + 2, get: (i: number): LoraModule[] => (i === 0 ? [] : i === 1 ? adapter.loras : candidate(i - 2).loras) };
-  const run = await evaluateLoraSets(model, adapter.loras, sets, examples, {
+  const run = await scoreLoraSets(model, adapter, sets, examples, {
     ...opts,
     onScore: (i, s) => ctx.log?.info(i === 0 ? `base model: loss ${s.loss.toFixed(5)}` : i === 1 ? `full adapter: loss ${s.loss.toFixed(5)}` : `T = ${unique[i - 2]}: loss ${s.loss.toFixed(5)}`),
   }, ctx);
@@ -95,7 +100,7 @@ export async function runSweep(opts: SweepOptions, ctx: RunContext = {}): Promis
     model: { path: path.resolve(opts.modelDir), architecture: model.config.architecture },
     adapter: { path: path.resolve(opts.adapterDir), total_params: countLoraParams(adapter.loras) },
     profile: { path: typeof opts.profile === "string" ? path.resolve(opts.profile) : "", criterion: profile.criterion, created: profile.created },
-    mode, per_module: perModule, task: classifier ? "sequence-classification" : "causal-lm",
+    mode, per_module: perModule, task: classifier ? "sequence-classification" : "causal-lm", engine,
     base_loss: baseScore!.loss, full_loss: fullScore!.loss,
     ...(classifier ? { base_accuracy: baseScore!.accuracy!, full_accuracy: fullScore!.accuracy! } : {}),
     points,

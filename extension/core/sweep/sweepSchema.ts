@@ -5,6 +5,7 @@
  * DOM), so the engine's reader and the panel check a sweep with the same code.
  */
 import type { LayerSets, PruneMode } from "../adapter/dropRecord";
+import { ENGINE_CHOICES, type EngineChoice } from "../torch/engineChoice";
 
 /** The schema tag stored in every sweep file. */
 export const SWEEP_SCHEMA = "lora-drop.sweep";
@@ -47,6 +48,8 @@ export interface SweepFile {
   mode: PruneMode;
   per_module: boolean;
   task: SweepTask;
+  /** The engine that measured it (absent in files written before the torch engine could sweep: those are onnx). */
+  engine?: EngineChoice;
   /** The loss with no LoRA at all (a classifier keeps the adapter's saved head). */
   base_loss: number;
   /** The loss of the adapter as it is. */
@@ -65,7 +68,7 @@ export interface SweepFile {
     tokens: number;
     /** Loss targets per configuration: predicted tokens, or classified examples. */
     targets: number;
-    /** The execution provider that ran. */
+    /** Where it ran: the onnx engine's execution provider ("cpu", "webgpu"), or "torch <device> <dtype>". */
     device: string;
     streamed: boolean;
     /** Streamed: configurations carried through the blocks together (the weights are read once per such group). */
@@ -94,6 +97,7 @@ export function sweepProblem(x: unknown): SweepProblem | undefined {
   if (x.mode !== "share" && x.mode !== "drop") return bad("mode", "mode must be share or drop");
   if (typeof x.per_module !== "boolean") return bad("per_module", "per_module must be true or false");
   if (x.task !== "causal-lm" && x.task !== "sequence-classification") return bad("task", "task must be causal-lm or sequence-classification");
+  if (x.engine !== undefined && !(ENGINE_CHOICES as readonly unknown[]).includes(x.engine)) return bad("engine", `engine must be one of ${ENGINE_CHOICES.join(", ")}`);
   for (const k of ["base_loss", "full_loss"] as const) if (!isFinite(x[k])) return bad(k, `${k} must be a finite number`);
   for (const k of ["base_accuracy", "full_accuracy"] as const) if (x[k] !== undefined && !isShare(x[k])) return bad(k, `${k} must be in [0, 1]`);
   const m = x.measured;

@@ -78,8 +78,21 @@ export interface TorchEvaluateRequest extends Omit<TorchRequestBase, "loras" | "
   batches: number[][];
 }
 
+/**
+ * Evaluate-sets request: the loss of many LoRA configurations of one adapter (PEFT loads it once: its layout, and a
+ * classifier's head), over the same batches. `sets[i][j]` is configuration i's pair on `loras[j]`: the keys of its
+ * A and B in `tensorsFile` (a safetensors file of float32 tensors), or null for no LoRA there.
+ */
+export interface TorchEvaluateSetsRequest extends TorchRequestBase {
+  command: "evaluate-sets";
+  adapter: string;
+  tensorsFile: string;
+  sets: ([string, string] | null)[][];
+  batches: number[][];
+}
+
 /** Any request. */
-export type TorchRequest = TorchProfileRequest | TorchTrainRequest | TorchEvaluateRequest;
+export type TorchRequest = TorchProfileRequest | TorchTrainRequest | TorchEvaluateRequest | TorchEvaluateSetsRequest;
 
 /** Progress: `step` of `total` units. */
 export interface TorchProgressLine { type: "progress"; step: number; total: number; message?: string }
@@ -106,8 +119,10 @@ export interface TorchTrainResult extends TorchPeakMemory {
 export interface TorchEvaluation { loss: number; predicted?: number[] }
 /** The answer to an evaluate request: one evaluation per entry of `adapters`, in order. */
 export interface TorchEvaluateResult extends TorchPeakMemory { type: "result"; command: "evaluate"; device: string; dtype: string; seconds: number; evaluations: TorchEvaluation[] }
+/** The answer to an evaluate-sets request: one evaluation per configuration, in order. */
+export interface TorchEvaluateSetsResult extends Omit<TorchEvaluateResult, "command"> { command: "evaluate-sets" }
 /** Any result line. */
-export type TorchResult = TorchProfileResult | TorchTrainResult | TorchEvaluateResult;
+export type TorchResult = TorchProfileResult | TorchTrainResult | TorchEvaluateResult | TorchEvaluateSetsResult;
 /** Any line the engine may write. */
 export type TorchLine = TorchProgressLine | TorchLogLine | TorchStepLine | TorchErrorLine | TorchResult;
 
@@ -149,8 +164,8 @@ function parseResult(v: Fields): TorchResult {
 }
 
 function parseResultOf(v: Fields): TorchResult {
-  const command = v.oneOf("command", ["profile", "train", "evaluate"] as const);
-  if (command === "evaluate") {
+  const command = v.oneOf("command", ["profile", "train", "evaluate", "evaluate-sets"] as const);
+  if (command === "evaluate" || command === "evaluate-sets") {
     const evaluations = v.list("evaluations").map((x, i) => {
       if (typeof x !== "object" || x === null) throw bad(v.source, `sent evaluations[${i}] that is not an object`);
       const f = new Fields(x as Record<string, unknown>, v.source);

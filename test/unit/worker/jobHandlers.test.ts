@@ -152,6 +152,9 @@ test("sweep job: runs in the worker, writes the sweep beside the profile, refuse
   assert.equal(jobProblem(sweepJob({ memoryBudget: 64 * MiB, stream: "on" })), undefined);
   assert.equal(jobProblem({ ...sweepJob(), mode: "keep" })?.field, "mode");
   assert.equal(jobProblem({ ...sweepJob(), profilePath: 3 })?.field, "profilePath");
+  assert.equal(jobProblem(sweepJob({ engine: "torch", python: "/venv/bin/python", dtype: "bfloat16", device: "mps" })), undefined);
+  assert.equal(jobProblem(sweepJob({ engine: "jax" as "torch" }))?.field, "engine");
+  await assert.rejects(runJobInProcess(sweepJob({ engine: "torch", device: "webgpu" }), {}), (e) => isLoraDropError(e) && e.code === "INVALID_ARGUMENT" && /webgpu is the onnx engine's/.test((e as Error).message));
   const progress: number[] = [];
   const r = await runJob(sweepJob(), { env: { ORT_DISABLE_TELEMETRY: "1" }, progress: (u) => progress.push(u.step / u.total) });
   assert.equal(r.sweepPath, profile.profilePath.replace(/\.json$/, ".sweep.json"));

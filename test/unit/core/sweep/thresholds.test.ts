@@ -27,11 +27,13 @@ test("default thresholds: the cumulative importance after each next layer, zero-
 test("sweep validator: a generated sweep passes; each malformed field is named", () => {
   const sweep = makeSweep(makeProfile({ layers: 5 }));
   assert.equal(sweepProblem(sweep), undefined);
+  assert.equal(sweepProblem({ ...sweep, engine: "torch", measured: { ...sweep.measured, device: "torch cuda bfloat16" } }), undefined);
   const cases: [unknown, string][] = [
     [{ ...sweep, schema: "lora-drop.profile" }, "schema"],
     [{ ...sweep, version: 2 }, "version"],
     [{ ...sweep, mode: "keep" }, "mode"],
     [{ ...sweep, task: "regression" }, "task"],
+    [{ ...sweep, engine: "jax" }, "engine"],
     [{ ...sweep, base_loss: null }, "base_loss"],
     [{ ...sweep, full_accuracy: 1.5 }, "full_accuracy"],
     [{ ...sweep, measured: { ...sweep.measured, tokens: -1 } }, "measured.tokens"],

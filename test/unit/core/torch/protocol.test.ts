@@ -27,6 +27,8 @@ test("protocol lines are validated field by field", () => {
   assert.deepEqual(profile.type === "result" && profile.command === "profile" && profile.criteria, { output: { raw: [1, 2], normsFile: "/t/n" }, weight: { raw: [3, 4] } });
   const train = parseTorchLine('{"type":"result","command":"train","device":"cuda","dtype":"bfloat16","tensorsFile":"/t/x","steps":2,"losses":[{"step":1,"loss":3,"lr":0.1}],"tokens":40,"trainableParams":64,"headParams":0,"worldSize":2}', "p");
   assert.equal(train.type === "result" && train.command === "train" && train.worldSize, 2);
+  const sets = parseTorchLine('{"type":"result","command":"evaluate-sets","device":"cpu","dtype":"float32","seconds":1,"evaluations":[{"loss":2.5},{"loss":2,"predicted":[1,0,-1]}]}', "p");
+  assert.deepEqual(sets.type === "result" && sets.command === "evaluate-sets" && sets.evaluations, [{ loss: 2.5 }, { loss: 2, predicted: [1, 0, -1] }]);
 
   refused("Loading checkpoint shards: 100%", /wrote a line that is not JSON/);
   refused("[1, 2]", /not an object/);
@@ -37,6 +39,7 @@ test("protocol lines are validated field by field", () => {
   refused('{"type":"step","step":1.5,"totalSteps":4,"loss":1,"lr":0,"gradNorm":0,"tokensPerSecond":1}', /step is not a count/);
   refused('{"type":"result","command":"profile","device":"cpu","dtype":"float32","seconds":1,"criteria":{"output":{"raw":[1,null]}}}', /raw with a value that is not a finite number/);
   refused('{"type":"result","command":"profile","device":"cpu","dtype":"float32","seconds":1,"criteria":{"entropy":{"raw":[]}}}', /unknown criterion "entropy"/);
+  refused('{"type":"result","command":"evaluate-sets","device":"cpu","dtype":"float32","seconds":1,"evaluations":[{"loss":null}]}', /loss is not a finite number/);
   refused('{"type":"result","command":"train","device":"cpu","dtype":"float32","tensorsFile":"x","steps":1,"losses":[7],"tokens":1,"trainableParams":1,"headParams":0,"worldSize":1}', /losses\[0\] that is not an object/);
 });
 
