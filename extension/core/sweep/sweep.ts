@@ -101,7 +101,7 @@ export async function runSweep(opts: SweepOptions, ctx: RunContext = {}): Promis
     points,
     measured: {
       data: path.resolve(opts.dataPath), max_examples: maxExamples, max_tokens: maxTokens, examples: run.examples, tokens: run.tokens, targets: run.targets,
-      device: run.device, streamed: run.streamed, ...(run.configurationsPerPass !== undefined ? { configurations_per_pass: run.configurationsPerPass } : {}),
+      device: run.device, precision: opts.precision ?? "fp32", streamed: run.streamed, ...(run.configurationsPerPass !== undefined ? { configurations_per_pass: run.configurationsPerPass } : {}),
       seconds: run.seconds, peak_rss_bytes: run.peakRssBytes,
     },
   };
