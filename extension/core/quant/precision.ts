@@ -23,3 +23,15 @@ export function checkPrecision(value: unknown): Precision {
   }
   return value as Precision;
 }
+
+/**
+ * Checks the precision and that the engine runs it: a quantized precision is the onnx engine's (MatMulNBits); the
+ * torch engine's precision is its dtype. Returns the precision (default fp32).
+ */
+export function checkEnginePrecision(opts: { precision?: unknown; engine?: string }): Precision {
+  const precision = checkPrecision(opts.precision);
+  if (precision !== "fp32" && (opts.engine ?? "onnx") === "torch") {
+    throw new LoraDropError("INVALID_ARGUMENT", `--precision ${precision} runs on the onnx engine (onnxruntime's MatMulNBits); the torch engine's precision is --dtype (float32, bfloat16, float16)`, undefined, "precision");
+  }
+  return precision;
+}

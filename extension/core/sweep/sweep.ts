@@ -19,6 +19,7 @@ import { PROFILE_DEFAULTS } from "../importance/options";
 import { LoraDropError, throwIfCancelled } from "../util/errors";
 import type { RunContext } from "../util/progress";
 import { evaluateLoraSets, type EvaluationOptions } from "../evaluate/loraSets";
+import { checkEnginePrecision } from "../quant/precision";
 import { loraLayers, selectFromProfile } from "../prune/dropShare";
 import { buildPrunedAdapter, type PrunedAdapter } from "../prune/prune";
 import { distinctThresholds } from "./thresholds";
@@ -43,6 +44,7 @@ export interface SweepOptions extends Omit<EvaluationOptions, "onScore"> {
 
 /** Measures every candidate and returns the sweep file's content. */
 export async function runSweep(opts: SweepOptions, ctx: RunContext = {}): Promise<SweepFile> {
+  checkEnginePrecision(opts);
   const profileFile = typeof opts.profile === "string" ? opts.profile : "profile";
   const profile = typeof opts.profile === "string" ? readProfile(opts.profile) : opts.profile;
   const mode = opts.mode ?? "share";
