@@ -12,7 +12,7 @@ import type { SweepJob } from "../../worker/jobProtocol";
 import { UserError } from "../errorText";
 import type { PanelSweepPlan, SweepHooks } from "../panelSweeps";
 import type { Services } from "../services";
-import { streamingOf } from "../settings";
+import { precisionOf, streamingOf } from "../settings";
 
 /** The worker job of a sweep of `profile` in `mode`, written to `outFile` (replacing an older sweep there). */
 export function sweepJob(s: Services, profilePath: string, profile: ProfileFile, mode: PruneMode, outFile: string): SweepJob {
@@ -24,7 +24,7 @@ export function sweepJob(s: Services, profilePath: string, profile: ProfileFile,
   return {
     kind: "sweep", modelDir: profile.model.path, adapterDir: profile.adapter.path, profilePath, dataPath: profile.settings.data, mode,
     maxExamples: Math.max(1, profile.settings.max_examples), maxTokens: Math.max(1, profile.settings.max_tokens), device: settings.device,
-    outFile, force: true, ...streamingOf(settings),
+    outFile, force: true, ...streamingOf(settings), ...precisionOf(settings),
   };
 }
 
