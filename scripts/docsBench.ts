@@ -132,7 +132,7 @@ export function comparisonTable(c: Comparison): string[] {
       `Peak ${c.peak.method}: fp32 ${c.peak.fp32Gflops.toFixed(0)} GFLOP/s${c.peak.int8Gops ? `, int8 ${c.peak.int8Gops.toFixed(0)} GOP/s` : ""} (${c.peak.how}). ` +
       "llama.cpp runs every layer and the last token's logits; ours, the profile pass up to the last LoRA layer.",
     "",
-    ...table(["engine", "tok/s", "GFLOP/s", "% of peak", "peak RSS", "importance vs fp32 (max |ΔI|)"], rows),
+    ...table(["engine", "tok/s", "GFLOP/s", "% of peak", "peak RSS", "importance vs fp32: max abs ΔI"], rows),
     ...(c.llamaCppSkipped ? ["", `llama.cpp not run: ${c.llamaCppSkipped}.`] : []),
     ...(ratios.length ? ["", ...ratios] : []),
   ];
