@@ -9,7 +9,12 @@
  * Usage: npm run bench -- [--seq 256[,128,512]] [--pass profile,forward] [--reps 3] [--no-torch] [--python PATH]
  *        [--peak-gflops auto|N] [--threads N] [--prepack 0|1] [--config key=value ...] [--cache DIR] [--json FILE]
  *        [--wait-idle SECONDS] [--device cpu|webgpu|cuda] [--torch-device cpu|cuda]
- *        [--engine onnx|torch] [--rounds 2] [--dtype float32|bfloat16|float16]
+ *        [--engine onnx|torch] [--rounds 2] [--dtype float32|bfloat16|float16] [--precision fp32,int8,int4] [--llama-cpp]
+ * `--precision` and `--llama-cpp` add the engine comparison (bench/llamaCpp.ts): our profile pass at each precision
+ * (as `lora-drop profile --precision` runs it) beside llama.cpp's prompt processing in F32, F16, Q8_0 and Q4_0 on the
+ * same tokens (first --seq), alternated in rounds, with the measured peak and each precision's importance against
+ * fp32's. llama.cpp is installed on demand into .cache/llama-cpp (preferring the npm cache); where it cannot be,
+ * its rows are skipped with the reason, printed and kept in the JSON.
  * `--device` picks onnxruntime's execution provider and `--torch-device` the PyTorch reference's device (a GPU
  * comparison: `--device webgpu --torch-device cuda`); the defaults compare the two on the CPU.
  * `--engine torch` adds LoRA-drop's torch engine (the profile as `lora-drop profile --engine torch` runs it, on
@@ -34,6 +39,7 @@ import { benchHeader } from "./bench/machine";
 import { torchEngineProfile, type TorchEngineResult } from "./bench/torchEngine";
 import type { TorchDevice, TorchDtype } from "../extension/core/torch/protocol";
 import { describePeak, detectCpuPeak } from "./bench/cpuPeak";
+import type { EngineComparison } from "./bench/llamaCpp";
 
 const GIB = 1024 ** 3;
 
@@ -61,6 +67,7 @@ async function main(): Promise<number> {
       cache: { type: "string", default: path.join(".cache", "bench") }, json: { type: "string" }, "wait-idle": { type: "string", default: "0" },
       device: { type: "string", default: "cpu" }, "torch-device": { type: "string", default: "cpu" },
       engine: { type: "string", default: "onnx" }, rounds: { type: "string", default: "2" }, dtype: { type: "string", default: "float32" },
+      precision: { type: "string" }, "llama-cpp": { type: "boolean", default: false },
     },
   });
   const withTorchEngine = a.engine === "torch";
@@ -151,11 +158,15 @@ async function main(): Promise<number> {
     if (blasNote) console.log(blasNote);
     console.log();
     printTable(results, peak, fx.weightBytes, agreement);
+    const comparison = a.precision || a["llama-cpp"]
+      ? engineComparison({ precisions: a.precision ?? "fp32", llamaCpp: a["llama-cpp"]!, seq: seqs[0]!, reps: a.reps!, threads: a.threads ?? String(os.cpus().length), cacheRoot: path.dirname(path.resolve(a.cache)), work })
+      : undefined;
     if (a.json) {
       const measured = results.map(({ outFile: _, ...m }) => m);
       fs.writeFileSync(a.json, `${JSON.stringify({
         ...header, shape, weightBytes: fx.weightBytes, peak, settings: ortFlags, engine: a.engine, dtype: a.dtype,
         torch: torchSkip ? { skipped: torchSkip } : { blas: blasNote }, results: measured, agreement, rounds,
+        ...(comparison ? { comparison } : {}),
       }, null, 2)}\n`);
       console.log(`wrote ${a.json}`);
     }
@@ -163,6 +174,23 @@ async function main(): Promise<number> {
     fs.rmSync(work, { recursive: true, force: true });
   }
   return 0;
+}
+
+/**
+ * Runs the engine comparison (bench/llamaCpp.ts) in its own process, installing llama.cpp first when asked for
+ * and missing, and returns what it measured.
+ */
+function engineComparison(o: { precisions: string; llamaCpp: boolean; seq: number; reps: string; threads: string; cacheRoot: string; work: string }): EngineComparison {
+  const script = path.join(__dirname, "bench", "llamaCpp.js");
+  if (o.llamaCpp && !fs.existsSync(path.join(o.cacheRoot, "llama-cpp", "gguf-py"))) {
+    const setup = spawnSync(process.execPath, [script, "--setup", "--cache", o.cacheRoot], { stdio: "inherit" });
+    if (setup.status !== 0) console.log("llama.cpp could not be installed (see above); its rows are skipped");
+  }
+  const json = path.join(o.work, "comparison.json");
+  const r = spawnSync(process.execPath, [script, "--ours", o.precisions, "--types", o.llamaCpp ? "F32,F16,Q8_0,Q4_0" : "", "--seq", String(o.seq),
+    "--reps", o.reps, "--threads", o.threads, "--cache", o.cacheRoot, "--json", json], { stdio: "inherit" });
+  if (r.status !== 0) throw new Error(`the engine comparison failed (${r.status ?? r.signal})`);
+  return JSON.parse(fs.readFileSync(json, "utf8")) as EngineComparison;
 }
 
 function measurement(engine: Measurement["engine"], seq: number, pass: Measurement["pass"], seconds: number, rss: number,

@@ -113,6 +113,44 @@ function profileTable(j: BenchJson): string[] {
     ...torchLine(j),
     ...ratioLines(results),
     ...agreement.map((a) => `- seq ${a.seq} ${a.pass}: the engines' taps differ by ${a.taps.toExponential(1)}${a.logits !== undefined ? `, logits by ${a.logits.toExponential(1)}` : ""} of their scale.`),
+    ...(j.comparison ? ["", ...comparisonTable(j.comparison as Comparison)] : []),
+  ];
+}
+
+/** The engine comparison of `npm run bench -- --precision … --llama-cpp` (scripts/bench/llamaCpp.ts's JSON). */
+interface Comparison {
+  seq: number;
+  threads: number;
+  rounds: number;
+  peak: { fp32Gflops: number; int8Gops?: number; method: string; how: string };
+  llamaCppSkipped?: string;
+  engines: { label: string; kind: "ours" | "llama.cpp"; arg: string; tokensPerSecond: number; gflops: number; rss: number; maxImportanceDelta?: number; keptEqual?: boolean }[];
+}
+
+/** Pairs whose tokens-per-second ratio the comparison states: our precision against llama.cpp's nearest format. */
+export const PEER_FORMATS: readonly [string, string][] = [["fp32", "F32"], ["int8", "Q8_0"], ["int4", "Q4_0"]];
+
+/** Our profile pass at each precision beside llama.cpp's prompt processing on the same tokens, with the ratios. */
+export function comparisonTable(c: Comparison): string[] {
+  const int8 = (e: Comparison["engines"][number]) => (e.kind === "ours" ? e.arg !== "fp32" : /^llama\.cpp Q/.test(e.label)) && c.peak.int8Gops;
+  const rows = c.engines.map((e) => [
+    e.label, e.tokensPerSecond.toFixed(1), e.gflops.toFixed(0),
+    int8(e) ? `${pct(e.gflops / c.peak.int8Gops!)} of int8` : `${pct(e.gflops / c.peak.fp32Gflops)} of fp32`, gib(e.rss),
+    e.maxImportanceDelta !== undefined ? `${e.maxImportanceDelta.toExponential(1)}, kept set at T = 0.9 ${e.keptEqual ? "equal" : "differs"}` : "",
+  ]);
+  const tps = (label: string) => c.engines.find((e) => e.label === label)?.tokensPerSecond;
+  const ratios = PEER_FORMATS.flatMap(([ours, peer]) => {
+    const a = tps(`lora-drop profile ${ours}`), b = tps(`llama.cpp ${peer}`);
+    return a !== undefined && b !== undefined ? [`- ${ours} ${(a / b).toFixed(2)}× llama.cpp ${peer}'s tokens per second.`] : [];
+  });
+  return [
+    `Engines on the same ${c.seq} tokens, ${c.threads} threads, alternated over ${c.rounds} rounds (best run of each). ` +
+      `Peak ${c.peak.method}: fp32 ${c.peak.fp32Gflops.toFixed(0)} GFLOP/s${c.peak.int8Gops ? `, int8 ${c.peak.int8Gops.toFixed(0)} GOP/s` : ""} (${c.peak.how}). ` +
+      "llama.cpp runs every layer and the last token's logits; ours, the profile pass up to the last LoRA layer.",
+    "",
+    ...table(["engine", "tok/s", "GFLOP/s", "% of peak", "peak RSS", "importance vs fp32: max abs ΔI"], rows),
+    ...(c.llamaCppSkipped ? ["", `llama.cpp not run: ${c.llamaCppSkipped}.`] : []),
+    ...(ratios.length ? ["", ...ratios] : []),
   ];
 }
 
@@ -136,16 +174,20 @@ function trainTable(j: BenchJson): string[] {
 }
 
 function scaleTable(j: BenchJson): string[] {
-  const p = j.profile as { tokens: number; seconds: number; cpuSeconds: number; firstBlockSeconds: number; layersPerBlock: number; peakSampledBytes: number; maxRssBytes: number; device: string } | undefined;
+  const p = j.profile as { tokens: number; seconds: number; cpuSeconds: number; firstBlockSeconds: number; layersPerBlock: number; peakSampledBytes: number; maxRssBytes: number; device: string; precision?: string; streamed?: boolean } | undefined;
   const t = j.train as { seconds: number; peakSampledBytes: number } | undefined;
   const rows: string[][] = [];
   if (p) {
-    rows.push(["profile, streamed", `${p.seconds.toFixed(1)} s for ${p.tokens} tokens (${(p.tokens / p.seconds).toFixed(1)} tok/s, ${((j.flops as number) / p.seconds / 1e9).toFixed(0)} GFLOP/s) on ${p.device}`]);
-    rows.push(["first block done after", `${p.firstBlockSeconds.toFixed(1)} s (${p.layersPerBlock} layer(s) per block)`]);
-    rows.push(["peak memory", `${gib(p.peakSampledBytes)} sampled RSS (budget ${gib(j.budget as number)})`]);
+    // Files written before quantized runs were streamed fp32 runs.
+    const streamed = p.streamed ?? true;
+    rows.push([`profile, ${p.precision ?? "fp32"}, ${streamed ? "streamed" : "whole"}`, `${p.seconds.toFixed(1)} s for ${p.tokens} tokens (${(p.tokens / p.seconds).toFixed(1)} tok/s, ${((j.flops as number) / p.seconds / 1e9).toFixed(0)} GFLOP/s) on ${p.device}`]);
+    if (j.firstRunSeconds !== undefined) rows.push(["first run, quantizing into the cache", `${(j.firstRunSeconds as number).toFixed(1)} s`]);
+    if (streamed) rows.push(["first block done after", `${p.firstBlockSeconds.toFixed(1)} s (${p.layersPerBlock} layer(s) per block)`]);
+    rows.push(["peak memory", `${gib(p.peakSampledBytes)} sampled RSS, ${gib(p.maxRssBytes)} max RSS (budget ${j.budget !== undefined ? gib(j.budget as number) : "automatic"})`]);
   }
   if (t) rows.push(["one streamed training step", `${t.seconds.toFixed(1)} s, peak ${gib(t.peakSampledBytes)}`]);
-  return ["A Llama-2-7B-shaped model (random BF16 weights, 13 GB on disk), run block by block from its files.", "", ...table(["what", "measured"], rows)];
+  const how = p?.streamed === false ? `its projections quantized to ${p.precision} at load and run whole` : "run block by block from its files";
+  return [`A Llama-2-7B-shaped model (random BF16 weights, 13 GB on disk), ${how}.`, "", ...table(["what", "measured"], rows)];
 }
 
 type SweepBench = BenchJson & {

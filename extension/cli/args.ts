@@ -5,11 +5,18 @@
 import { Option, InvalidArgumentError } from "commander";
 import { parseSize } from "../core/stream/memoryBudget";
 import { maxThreads } from "../core/runtime/session";
+import { PRECISIONS } from "../core/quant/precision";
 
 /** The memory budget of layer streaming, shared by profile and train. */
 export function memoryBudgetOption(): Option {
   return new Option("--memory-budget <size>", "onnx engine: memory the streamed layers may use, e.g. 6G (default: half the available memory; " +
     "on a GPU provider at most 80 % of the GPU's free memory where nvidia-smi reports it)").argParser(parseSize);
+}
+
+/** The base model's precision (onnx engine), shared by profile and sweep. */
+export function precisionOption(): Option {
+  return new Option("--precision <p>", "onnx engine: the base model's projections in fp32, int8 (the fast path: importance within 5e-3 of fp32) or int4; " +
+    "quantized weights are cached in $LORA_DROP_CACHE/quant (default ~/.cache/lora-drop/quant)").choices(PRECISIONS).default("fp32");
 }
 
 /**

@@ -3,7 +3,7 @@
  */
 import { Command, Option } from "commander";
 import * as path from "node:path";
-import { intArg, memoryBudgetOption, thresholdArg, threadsArg } from "./args";
+import { intArg, memoryBudgetOption, precisionOption, thresholdArg, threadsArg } from "./args";
 import { addEngineOptions, engineArgs } from "./engineArgs";
 import { LoraDropError } from "../core/util/errors";
 import { profileToFile } from "../core/importance/profile";
@@ -14,6 +14,7 @@ import { terminalContext, pct } from "./terminal";
 import { formatBytes, StreamChoice } from "../core/stream/memoryBudget";
 import { maxRssBytes } from "../core/stream/peakMemory";
 import { profileConclusion } from "../viewModel/profileSummary";
+import type { Precision } from "../core/quant/precision";
 
 /** The summary table printed after a profile: layers by importance with the cumulative share. */
 export function summaryTable(p: ProfileFile, top = 0): string {
@@ -53,6 +54,7 @@ export function registerProfile(program: Command): void {
     .option("--per-module", "with --criterion ablation: also remove each module of each layer on its own (per-module importance)");
   addEngineOptions(cmd)
     .option("--threads <n>", "CPU threads", threadsArg)
+    .addOption(precisionOption())
     .addOption(memoryBudgetOption())
     .addOption(new Option("--stream <mode>", "onnx engine: run the model block by block from its files (auto: when it does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
     .option("--threshold <t>", "the threshold T whose selection the closing summary describes", thresholdArg, 0.9)
@@ -68,13 +70,13 @@ export function registerProfile(program: Command): void {
         const profile = await profileToFile({
           modelDir: o.model, adapterDir: o.adapter, dataPath: o.data, maxExamples: o.maxExamples, maxTokens: o.maxTokens,
           batchSize: o.batchSize, ...engineArgs(o), threads: o.threads, criterion: o.criterion, ablationPerModule: o.perModule === true,
-          memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice,
+          memoryBudget: o.memoryBudget, stream: o.stream as StreamChoice, precision: o.precision as Precision,
         }, o.out, o.force === true, ctx);
         ctx.done();
         if (!o.quiet) {
           process.stdout.write(`${summaryTable(profile)}\n`);
           if (profile.ablation) process.stdout.write(`full adapter loss ${profile.ablation.full_loss.toFixed(5)}; importance counts only the loss increases (a layer whose removal lowers the loss gets 0)\n`);
-          process.stdout.write(`ran on: ${profileRunLabel(profile)}; ${profile.sequences.length} sequences, ${profile.timing.tokens} tokens, ${profile.timing.tokens_per_second.toFixed(0)} tok/s\n`);
+          process.stdout.write(`ran on: ${profileRunLabel(profile)}${profile.precision ? `, ${profile.precision}` : ""}; ${profile.sequences.length} sequences, ${profile.timing.tokens} tokens, ${profile.timing.tokens_per_second.toFixed(0)} tok/s\n`);
           if (profile.timing.peak_rss_bytes) process.stdout.write(`peak memory: ${formatBytes(profile.timing.peak_rss_bytes)} sampled RSS, ${formatBytes(maxRssBytes())} max RSS of the process\n`);
           // The conclusion last, where the eye lands after a long table.
           process.stdout.write(`${profileConclusion(profile, o.threshold).join("\n")}\n`);

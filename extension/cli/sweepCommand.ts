@@ -3,7 +3,8 @@
  * base model and the full adapter, measured before any retraining; written as a sweep file and printed as a table.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { intArg, memoryBudgetOption, threadsArg } from "./args";
+import { intArg, memoryBudgetOption, precisionOption, threadsArg } from "./args";
+import type { Precision } from "../core/quant/precision";
 import { addEngineOptions, engineArgs } from "./engineArgs";
 import { runSweep, type SweepOptions } from "../core/sweep/sweep";
 import { checkSweepOutput, writeSweep } from "../core/sweep/sweepFile";
@@ -27,7 +28,7 @@ export function sweepTable(s: SweepFile): string {
   if (s.per_module) lines.push("* per module: kept (layer, module) pairs");
   const m = s.measured;
   lines.push(`${s.task === "causal-lm" ? "mean token cross-entropy" : "class cross-entropy"} on ${m.examples} examples (${m.targets} targets, ${m.tokens} tokens) of ${m.data}; ` +
-    `${s.points.length + 2} configurations in ${m.seconds.toFixed(1)} s on ${m.device}${m.streamed ? `, streamed (${m.configurations_per_pass} per pass)` : ""}`);
+    `${s.points.length + 2} configurations in ${m.seconds.toFixed(1)} s on ${m.device}${m.precision && m.precision !== "fp32" ? ` (${m.precision})` : ""}${m.streamed ? `, streamed (${m.configurations_per_pass} per pass)` : ""}`);
   return lines.join("\n");
 }
 
@@ -56,6 +57,7 @@ export function sweepOptionsFrom(o: Record<string, unknown>): SweepOptions {
     mode: o.mode as "share" | "drop", perModule: o.perModule === true, thresholds: o.thresholds as number[] | undefined,
     maxExamples: o.maxExamples as number, maxTokens: o.maxTokens as number, batchSize: o.batchSize as number,
     ...engineArgs(o), threads: o.threads as number | undefined, memoryBudget: o.memoryBudget as number | undefined, stream: o.stream as StreamChoice,
+    precision: o.precision as Precision,
   };
 }
 
@@ -77,6 +79,7 @@ export function registerSweep(program: Command): void {
     .option("--batch-size <n>", "sequences per run", intArg, 8);
   addEngineOptions(cmd)
     .option("--threads <n>", "CPU threads", threadsArg)
+    .addOption(precisionOption())
     .addOption(memoryBudgetOption())
     .addOption(new Option("--stream <mode>", "run the model block by block from its files (auto: when it does not fit the budget)").choices(["auto", "on", "off"]).default("auto"))
     .option("--force", "overwrite an existing sweep file")

@@ -7,6 +7,7 @@ import { SETTINGS, SettingKey } from "./manifest";
 import type { AdapterFormat, PruneMode } from "../core/adapter/dropRecord";
 import type { EngineChoice, EngineDevice } from "../core/torch/engineChoice";
 import type { TorchDtype } from "../core/torch/protocol";
+import type { Precision } from "../core/quant/precision";
 
 /** The settings, typed and within range. */
 export interface Settings {
@@ -22,6 +23,8 @@ export interface Settings {
   memoryBudget: number | undefined;
   /** Layer streaming: `auto` streams when the model does not fit the memory budget. */
   stream: StreamChoice;
+  /** The onnx engine's precision of the base model's projections (profile and sweep). */
+  precision: Precision;
   threshold: number;
   sampleFraction: number;
   maxExamples: number;
@@ -75,6 +78,7 @@ export function readSettings(get: SettingGetter): { settings: Settings; problems
       device: pick("loraDrop.device", oneOf<EngineDevice>("loraDrop.device")),
       memoryBudget: memoryBudgetBytes(pick("loraDrop.memoryBudget", size)),
       stream: pick("loraDrop.stream", oneOf<StreamChoice>("loraDrop.stream")),
+      precision: pick("loraDrop.precision", oneOf<Precision>("loraDrop.precision")),
       threshold: pick("loraDrop.threshold", fraction),
       sampleFraction: pick("loraDrop.sampleFraction", fraction),
       maxExamples: pick("loraDrop.maxExamples", positiveInt),
@@ -102,6 +106,14 @@ export function readSettings(get: SettingGetter): { settings: Settings; problems
 export function streamingOf(settings: Pick<Settings, "memoryBudget" | "stream" | "engine">): { memoryBudget?: number; stream?: StreamChoice } {
   if (settings.engine === "torch") return {};
   return { ...(settings.memoryBudget !== undefined ? { memoryBudget: settings.memoryBudget } : {}), stream: settings.stream };
+}
+
+/**
+ * The precision field of a profile or sweep job. Sent whatever the engine: the torch engine refuses a quantized
+ * precision with a message naming --dtype, rather than the setting being ignored.
+ */
+export function precisionOf(settings: Pick<Settings, "precision">): { precision: Precision } {
+  return { precision: settings.precision };
 }
 
 /** The engine fields of a job: the engine, and for torch its dtype and the interpreter the host chose (undefined: the engine's default). */

@@ -1,5 +1,6 @@
 /** Number formatting for labels and readouts; pure so every view formats the same way. */
-import { profileRunLabel } from "../core/importance/profileSchema";
+import { profileEngine, profilePrecision, profileRunLabel } from "../core/importance/profileSchema";
+import type { Precision } from "../core/quant/precision";
 import type { EngineChoice } from "../core/torch/engineChoice";
 
 /** The exact value as JavaScript prints it (shortest form that round-trips): used in tooltips and CSV. */
@@ -35,9 +36,13 @@ export function bytesText(bytes: number): string {
   return `${u === 0 ? v : v.toFixed(2)} ${units[u]}`;
 }
 
-/** How the profile ran: "onnx cpu · 1,234 tok/s · peak 3.34 GiB", "torch cuda bfloat16 · …" (peak memory only when recorded). */
-export function runSummary(p: { device: string; engine?: EngineChoice; timing: { tokens_per_second: number; peak_rss_bytes?: number } }): string {
-  const parts = [profileRunLabel(p), `${groupedInteger(Math.round(p.timing.tokens_per_second))} tok/s`];
+/**
+ * How the profile ran: "onnx cpu · int8 · 1,234 tok/s · peak 3.34 GiB", "torch cuda bfloat16 · …" (the onnx
+ * engine's precision, fp32 for files older than the field; the torch engine's dtype is in its label; peak memory
+ * only when recorded).
+ */
+export function runSummary(p: { device: string; engine?: EngineChoice; precision?: Precision; timing: { tokens_per_second: number; peak_rss_bytes?: number } }): string {
+  const parts = [profileRunLabel(p), ...(profileEngine(p) === "onnx" ? [profilePrecision(p)] : []), `${groupedInteger(Math.round(p.timing.tokens_per_second))} tok/s`];
   if (p.timing.peak_rss_bytes !== undefined && p.timing.peak_rss_bytes > 0) parts.push(`peak ${bytesText(p.timing.peak_rss_bytes)}`);
   return parts.join(" · ");
 }

@@ -7,6 +7,7 @@
  */
 import { CRITERIA, PROFILE_SCHEMA, PROFILE_VERSION, SIGNED_CRITERIA, type ProfileFile } from "../core/importance/profileSchema";
 import { ENGINE_CHOICES } from "../core/torch/engineChoice";
+import { PRECISIONS } from "../core/quant/precision";
 import {
   isArrayOf,
   isArrayOfLength,
@@ -40,6 +41,7 @@ export function profileProblem(x: unknown): string | undefined {
   if (!isOneOf(x.criterion, CRITERIA)) return "criterion is unknown";
   if (!isBoundedString(x.device, PROFILE_LIMITS.textChars)) return "device is not a string";
   if (x.engine !== undefined && !isOneOf(x.engine, ENGINE_CHOICES)) return "engine is unknown";
+  if (x.precision !== undefined && !isOneOf(x.precision, PRECISIONS)) return "precision is unknown";
   const model = x.model;
   if (!isObject(model) || !isBoundedString(model.path, PROFILE_LIMITS.textChars) || !isBoundedString(model.architecture, PROFILE_LIMITS.textChars)) {
     return "model is malformed";

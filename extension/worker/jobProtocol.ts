@@ -19,6 +19,9 @@ type JobFields<Options, Always extends keyof Options, Maybe extends keyof Option
 /** The engine fields a job may carry (absent: the onnx engine); the torch engine's run in one process from the extension. */
 type EngineFields = "engine" | "python" | "dtype";
 
+/** The onnx engine's precision fields: the base model's projections and where their quantized weights are cached. */
+type PrecisionFields = "precision" | "quantCacheDir";
+
 /** A profile run; the worker writes the profile file itself so the large JSON never crosses the pipe. */
 export type ProfileJob = {
   kind: "profile";
@@ -27,7 +30,7 @@ export type ProfileJob = {
   /** The threshold T whose selection the result's summary describes (the loraDrop.threshold setting). */
   threshold: number;
 }
-  & JobFields<ProfileOptions, "modelDir" | "adapterDir" | "dataPath" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream" | EngineFields>;
+  & JobFields<ProfileOptions, "modelDir" | "adapterDir" | "dataPath" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream" | PrecisionFields | EngineFields>;
 
 /** A drop-and-share prune of an adapter using a saved profile; `force` replaces an existing output (the user confirmed). */
 export type PruneJob = { kind: "prune"; profilePath: string }
@@ -35,7 +38,7 @@ export type PruneJob = { kind: "prune"; profilePath: string }
 
 /** A sweep of a profile's thresholds; the worker writes the sweep file (atomically) and returns a summary. */
 export type SweepJob = { kind: "sweep"; profilePath: string; /** Where the worker writes the sweep JSON. */ outFile: string; /** Replace an existing sweep file. */ force: boolean }
-  & JobFields<SweepOptions, "modelDir" | "adapterDir" | "dataPath" | "mode" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream" | EngineFields>;
+  & JobFields<SweepOptions, "modelDir" | "adapterDir" | "dataPath" | "mode" | "maxExamples" | "maxTokens" | "device", "memoryBudget" | "stream" | EngineFields | PrecisionFields>;
 
 /** A LoRA training run: from `initAdapterDir` when given (its r, lora alpha and targets), else a fresh LoRA. */
 export type TrainJob = { kind: "train" }

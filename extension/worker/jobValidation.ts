@@ -4,7 +4,7 @@
  * (a string where the engine expects a number) reaching the engine. Ranges the engine checks itself (threshold,
  * learning rate…) are left to it, so its messages stay the ones users see; only types are checked here, plus
  * the fields the engine takes as given (the memory budget, the streaming choice, the device, the engine and its
- * interpreter and dtype; which device and options go with which engine is the engine's own check).
+ * interpreter and dtype, the precision; which device and options go with which engine is the engine's own check).
  * Pure: no `vscode`; the allowed values come from the engine's own lists.
  */
 import type { Job } from "./jobProtocol";
@@ -12,6 +12,7 @@ import { STREAM_CHOICES } from "../core/stream/memoryBudget";
 import { ENGINE_CHOICES, ENGINE_DEVICES } from "../core/torch/engineChoice";
 import { TORCH_DTYPES } from "../core/torch/protocol";
 import { ADAPTER_FORMATS, PRUNE_MODES } from "../core/adapter/dropRecord";
+import { PRECISIONS } from "../core/quant/precision";
 
 /** What is wrong with a job: the field and a sentence about it. */
 export interface JobProblem {
@@ -47,6 +48,7 @@ const device = oneOf(...ENGINE_DEVICES);
 const streamChoice = oneOf(...STREAM_CHOICES);
 const engine = oneOf(...ENGINE_CHOICES);
 const dtype = oneOf(...TORCH_DTYPES);
+const precision = oneOf(...PRECISIONS);
 
 /** A field that may be absent (checked when present). */
 interface Optional { optional: Check }
@@ -54,6 +56,9 @@ const optional = (check: Check): Optional => ({ optional: check });
 
 /** The checks of the engine fields every model-running job may carry. */
 const ENGINE_CHECKS = { engine: optional(engine), python: optional(text), dtype: optional(dtype) } as const;
+
+/** The checks of the precision fields of the jobs that run the base model forward (profile, sweep). */
+const PRECISION_CHECKS = { precision: optional(precision), quantCacheDir: optional(text) } as const;
 
 /**
  * The checks of one job kind, derived from its type: every field has one, and exactly the fields that may be
@@ -64,12 +69,12 @@ type FieldChecks<J> = { [F in Exclude<keyof J, "kind">]-?: undefined extends J[F
 const FIELDS: { [K in Job["kind"]]: FieldChecks<Extract<Job, { kind: K }>> } = {
   profile: {
     modelDir: text, adapterDir: text, dataPath: text, maxExamples: count, maxTokens: count, device, outFile: text, threshold: number,
-    memoryBudget: optional(count), stream: optional(streamChoice), ...ENGINE_CHECKS,
+    memoryBudget: optional(count), stream: optional(streamChoice), ...PRECISION_CHECKS, ...ENGINE_CHECKS,
   },
   prune: { adapterDir: text, profilePath: text, threshold: number, mode: oneOf(...PRUNE_MODES), format: oneOf(...ADAPTER_FORMATS), outDir: text, force: flag },
   sweep: {
     modelDir: text, adapterDir: text, profilePath: text, dataPath: text, mode: oneOf(...PRUNE_MODES), maxExamples: count, maxTokens: count, device, outFile: text, force: flag,
-    memoryBudget: optional(count), stream: optional(streamChoice), ...ENGINE_CHECKS,
+    memoryBudget: optional(count), stream: optional(streamChoice), ...ENGINE_CHECKS, ...PRECISION_CHECKS,
   },
   train: {
     modelDir: text, dataPath: text, outDir: text, initAdapterDir: optional(text), r: count, loraAlpha: number, targets: texts, epochs: count, lr: number,

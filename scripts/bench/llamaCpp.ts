@@ -41,6 +41,20 @@ interface Engine {
   rss: number;
   note: string;
   tapsFile?: string;
+  /** Ours, quantized: the largest |ΔI| against our fp32 importance, and whether the kept set at T = 0.9 is fp32's. */
+  maxImportanceDelta?: number;
+  keptEqual?: boolean;
+}
+
+/** What `--json` writes: the engines side by side on the same tokens, with the measured peak. */
+export interface EngineComparison {
+  seq: number;
+  threads: number;
+  rounds: number;
+  peak: ReturnType<typeof detectCpuPeak>;
+  /** Why the llama.cpp rows are missing, when they are. */
+  llamaCppSkipped?: string;
+  engines: (Omit<Engine, "tapsFile" | "best"> & { seconds: number; tokensPerSecond: number; gflops: number })[];
 }
 
 function main(): number {
@@ -71,9 +85,9 @@ function main(): number {
   const engines: Engine[] = a.ours!.split(",").filter(Boolean).map((p) => ({
     label: `lora-drop profile ${p}`, kind: "ours", arg: p, flops: profileFlops, best: Infinity, rss: 0, note: "", tapsFile: path.join(work, `taps-${p}.json`),
   }));
-  const skip = llamaSkipReason(lib, a.python!);
+  const skip = a.types ? llamaSkipReason(lib, a.python!) : undefined;
   if (skip) console.log(`llama.cpp rows skipped: ${skip}`);
-  else {
+  else if (a.types) {
     for (const type of a.types!.split(",").filter(Boolean)) {
       const gguf = convert(fx.modelDir, path.join(cache, "bench", "gguf"), type, lib, a.python!);
       engines.push({ label: `llama.cpp ${type}`, kind: "llama.cpp", arg: gguf, flops: llamaFlops, best: Infinity, rss: 0, note: "" });
@@ -98,7 +112,13 @@ function main(): number {
       }
     }
     printTable(engines, seq, peak.fp32Gflops, peak.int8Gops);
-    if (a.json) fs.writeFileSync(a.json, JSON.stringify({ seq, peak, engines: engines.map(({ tapsFile: _, ...e }) => e) }, null, 2));
+    if (a.json) {
+      const out: EngineComparison = {
+        seq, threads: Number(a.threads), rounds: Number(a.rounds), peak, ...(skip ? { llamaCppSkipped: skip } : {}),
+        engines: engines.map(({ tapsFile: _, best, ...e }) => ({ ...e, seconds: best, tokensPerSecond: seq / best, gflops: e.flops / best / 1e9 })),
+      };
+      fs.writeFileSync(a.json, JSON.stringify(out, null, 2));
+    }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -122,7 +142,7 @@ function setup(lib: string): number {
   fs.mkdirSync(lib, { recursive: true });
   if (!fs.existsSync(path.join(lib, "package.json"))) fs.writeFileSync(path.join(lib, "package.json"), JSON.stringify({ private: true, description: "benchmark peer, installed by scripts/bench/llamaCpp.ts --setup" }));
   console.log(`installing node-llama-cpp@${NODE_LLAMA_CPP_VERSION} and ${pkg} into ${lib} (no GPU builds, no postinstall download)`);
-  const npm = spawnSync("npm", ["install", "--no-audit", "--no-fund", "--omit=optional", `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}`, `${pkg}@${NODE_LLAMA_CPP_VERSION}`],
+  const npm = spawnSync("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--omit=optional", `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}`, `${pkg}@${NODE_LLAMA_CPP_VERSION}`],
     { cwd: lib, stdio: "inherit", env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: "true" } });
   if (npm.status !== 0) return 1;
   const bundle = path.join(lib, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle");
@@ -169,7 +189,7 @@ function importance(file: string): number[] {
 
 /** Whether an engine's products run on int8 dot products (quantized activations) rather than fp32 FMAs. */
 function intCompute(e: Engine): boolean {
-  return e.kind === "ours" ? e.arg !== "fp32" && !/-acc[01]/.test(e.arg) : /Q\d/.test(e.label);
+  return e.kind === "ours" ? e.arg !== "fp32" : /Q\d/.test(e.label);
 }
 
 function printTable(engines: Engine[], seq: number, peak: number, int8Peak?: number): void {
@@ -183,7 +203,9 @@ function printTable(engines: Engine[], seq: number, peak: number, int8Peak?: num
     if (ref && e.tapsFile && e !== fp32 && fs.existsSync(e.tapsFile)) {
       const imp = importance(e.tapsFile);
       const maxAbs = Math.max(...imp.map((x, i) => Math.abs(x - ref[i]!)));
-      fidelity = `max |ΔI| ${maxAbs.toExponential(1)}, kept set at T=0.9 ${selectByThreshold(imp, 0.9).kept.join() === keptRef ? "equal" : "DIFFERS"}`;
+      e.maxImportanceDelta = maxAbs;
+      e.keptEqual = selectByThreshold(imp, 0.9).kept.join() === keptRef;
+      fidelity = `max |ΔI| ${maxAbs.toExponential(1)}, kept set at T=0.9 ${e.keptEqual ? "equal" : "DIFFERS"}`;
     }
     const gflops = e.flops / e.best / 1e9;
     const ofPeak = intCompute(e) && int8Peak ? `${((100 * gflops) / int8Peak).toFixed(0)} % int8` : `${((100 * gflops) / peak).toFixed(0)} % fp32`;

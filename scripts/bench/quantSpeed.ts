@@ -4,7 +4,7 @@
  * whole bench model's projections into a fresh quantized-weight cache with 1 and with all threads (reads from the
  * page cache included), and the cache hit that follows.
  *
- * Usage: node out/scripts/bench/quantSpeed.js [--reps 3] [--cache DIR] [--spec int4-blk32|int8-blk128|…] [--no-cache-build]
+ * Usage: node out/scripts/bench/quantSpeed.js [--reps 3] [--cache DIR] [--spec int4,int8] [--no-cache-build]
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -18,21 +18,21 @@ import { quantizeColumnsStored } from "../../extension/core/quant/columnQuant";
 import { ensureQuantized } from "../../extension/core/quant/quantCache";
 import { loadHfModel } from "../../extension/core/models/hfModel";
 import { ensureBenchModel, TINYLLAMA_SHAPE } from "./benchModel";
-import { parsePrecision } from "./quantGraph";
+import { PRECISION_FORMATS, type QuantPrecision } from "../../extension/core/quant/quantFormats";
 import { loadAverage } from "./idle";
 import { moduleParent, DECODER_MODULES } from "../../extension/core/models/arch";
 
 async function main(): Promise<void> {
   const { values: a } = parseArgs({
     options: {
-      reps: { type: "string", default: "3" }, cache: { type: "string", default: ".cache" }, spec: { type: "string", default: "int4-blk32,int4-blk64-zp,int8-blk128" },
+      reps: { type: "string", default: "3" }, cache: { type: "string", default: ".cache" }, spec: { type: "string", default: "int4,int8" },
       "no-cache-build": { type: "boolean", default: false },
     },
   });
   console.log(`load average ${loadAverage()}; ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}`);
   const rows = 5632, cols = 2048;
   const w = normalArray(new Rng(9), rows * cols, 0.02);
-  const specs = a.spec!.split(",").map((s) => ({ name: s, spec: (parsePrecision(s) as { spec: QuantSpec }).spec }));
+  const specs = a.spec!.split(",").map((s) => ({ name: s, spec: PRECISION_FORMATS[s as QuantPrecision].spec as QuantSpec }));
   for (const dtype of ["F32", "BF16", "F16"] as const) {
     const file = encodeSafetensors([{ name: "w", dtype, shape: [rows, cols], data: w }]);
     const bytes = file.subarray(8 + Number(file.readBigUInt64LE(0)));

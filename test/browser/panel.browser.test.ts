@@ -153,6 +153,11 @@ describe("LoRA-drop panel in Chromium", { skip }, () => {
     // ("</b>" holds a slash, so the name is "b>.profile.json": markup in a path stays text either way.)
     assert.equal(await page.textContent(".source-path"), posix.basename("/work/runs/<b>demo</b>.profile.json"));
     assert.equal(await page.getAttribute(".source-path", "title"), "/work/runs/<b>demo</b>.profile.json");
+    // It says how the profile ran, precision included (fp32 for a file without the field).
+    assert.match(await page.textContent(".panel-header") ?? "", / · onnx cpu · fp32 · [\d,]+ tok\/s/);
+    await sendToPanel(page, { type: "profile", slot: "primary", profile: { ...profile, precision: "int4" }, sourcePath: "/work/runs/<b>demo</b>.profile.json" });
+    await page.waitForFunction(() => document.querySelector(".panel-header")?.textContent?.includes("· int4 ·"));
+    assert.match(await page.textContent(".panel-header") ?? "", / · onnx cpu · int4 · [\d,]+ tok\/s/);
 
     // A single module shows that module's stored value.
     // Pick v_proj through the vscode-elements dropdown with the keyboard (options: all, q_proj, v_proj).

@@ -18,6 +18,8 @@ import type { RunContext } from "../util/progress";
 import { defaultMemoryBudget, describePlan, planStreaming, STREAMED_ARCHITECTURES, type StreamChoice, type StreamPlan } from "../stream/memoryBudget";
 import { streamedLosses } from "../stream/streamLoss";
 import { PeakRss } from "../stream/peakMemory";
+import { quantizeModel } from "../models/quantizedWeights";
+import { checkPrecision, type Precision } from "../quant/precision";
 
 /** The configurations to score, built on demand (a shared pair is computed only when its configuration runs). */
 export interface LoraSetSource {
@@ -37,6 +39,10 @@ export interface EvaluationOptions extends EngineOptions {
   memoryBudget?: number;
   /** Layer streaming (Llama-family causal LMs; `auto`: when the float32 model exceeds the budget). */
   stream?: StreamChoice;
+  /** The base model's projections in fp32 (default), int8 or int4 (quant/precision.ts); quantized runs are not streamed. */
+  precision?: Precision;
+  /** Where quantized weights are cached (default: defaultQuantCacheDir()). */
+  quantCacheDir?: string;
   /** Called once the streaming decision is made. */
   onPlan?: (plan: StreamPlan) => void;
   /** Called as each configuration's score is known. */
@@ -155,7 +161,7 @@ function evaluationPlan(model: HfModel, batches: Batch[], tokens: number, count:
   const seq = Math.max(1, ...batches.map((b) => b.seq));
   const shape = (group: number) => ({ batch, seq, totalTokens: tokens * group, layers: cfg.numLayers });
   const extra = streamedHeadBytes(cfg, batch, seq);
-  const first = planStreaming(cfg, shape(1), budget, streamable ? opts.stream ?? "auto" : "off", extra);
+  const first = planStreaming(cfg, shape(1), budget, streamable ? opts.stream ?? "auto" : "off", extra, checkPrecision(opts.precision));
   if (!first.stream) return { ...first, groupSize: count };
   // The most configurations whose hidden states fit beside the block: each one carries all the tokens' states.
   let group = 1;
@@ -185,7 +191,8 @@ async function wholeGraphScores(model: HfModel, slots: LoraSlot[], sets: LoraSet
     const unlabelled = batches.flatMap((b) => b.examples).find((e) => e.label === undefined);
     if (unlabelled) throw new LoraDropError("DATASET_INVALID", `example ${unlabelled.example + 1} has no \`label\`: a sequence classifier's loss needs the class of every example`, undefined, "label");
   }
-  const session = await LossSession.create(model, slots, { gradients: false, dropout: false, device: onnxDevice(opts.device), threads: opts.threads, classLogits: classification, log: ctx.log });
+  const quantized = await quantizeModel(model, checkPrecision(opts.precision), { cacheDir: opts.quantCacheDir, signal: ctx.signal, log: ctx.log });
+  const session = await LossSession.create(model, slots, { gradients: false, dropout: false, device: onnxDevice(opts.device), threads: opts.threads, classLogits: classification, quantized, log: ctx.log });
   const started = Date.now();
   const scores: SetScore[] = [];
   try {

@@ -32,6 +32,7 @@ export async function profileAblation(opts: ProfileOptions, ctx: RunContext = {}
   const without = (r: { layer: number; module?: string }): LoraModule[] => adapter.loras.filter((l) => l.layer !== r.layer || (r.module !== undefined && l.module !== r.module));
   const run = await scoreLoraSets(model, adapter, { count: removed.length + 1, get: (i) => (i === 0 ? adapter.loras : without(removed[i - 1]!)) }, examples, {
     engine: opts.engine, python: opts.python, dtype: opts.dtype, graceMs: opts.graceMs, env: opts.env, device: opts.device, threads: opts.threads, batchSize: opts.batchSize ?? PROFILE_DEFAULTS.batchSize, memoryBudget: opts.memoryBudget, stream: opts.stream, onPlan: opts.onPlan,
+    precision: opts.precision, quantCacheDir: opts.quantCacheDir,
     onScore: (i, s) => ctx.log?.info(i === 0 ? `full adapter: loss ${s.loss.toFixed(5)}` : `without ${describe(removed[i - 1]!)}: loss ${s.loss.toFixed(5)}`),
   }, ctx);
   const full = run.scores[0]!.loss;

@@ -94,6 +94,8 @@ export function assembleProfile(m: MeasuredImportance): ProfileFile {
     criterion: m.criterion,
     device: m.device,
     engine: m.engine ?? "onnx",
+    // The torch engine's precision is its dtype, part of `device`.
+    ...(m.engine === "torch" ? {} : { precision: m.opts.precision ?? "fp32" }),
     model: { path: path.resolve(m.opts.modelDir), architecture: cfg.architecture, num_layers: L, hidden_size: cfg.hiddenSize, vocab_size: cfg.vocabSize },
     adapter: {
       path: path.resolve(m.opts.adapterDir), r: m.adapter.config.r, lora_alpha: m.adapter.config.loraAlpha, target_modules: modules,

@@ -6,6 +6,7 @@ import type { StreamChoice, StreamPlan } from "../stream/memoryBudget";
 import type { EngineDevice } from "../torch/engineChoice";
 import type { EngineOptions } from "../torch/engineOptions";
 import type { Criterion } from "./profileSchema";
+import type { Precision } from "../quant/precision";
 
 /** Defaults of the optional fields. */
 export const PROFILE_DEFAULTS = { maxExamples: 64, maxTokens: 128, batchSize: 8 } as const;
@@ -36,6 +37,13 @@ export interface ProfileOptions extends EngineOptions {
   memoryBudget?: number;
   /** onnx: run layer blocks one after another from the shards (`auto`: when the float32 model exceeds the budget). */
   stream?: StreamChoice;
+  /**
+   * onnx: the projections' precision (default fp32). int8 and int4 quantize the base model's projection weights at
+   * load into a disk cache (`quantCacheDir`); LoRA and the norm taps stay float32. The output and ablation criteria.
+   */
+  precision?: Precision;
+  /** Where quantized weights are cached (default: $LORA_DROP_CACHE/quant, else ~/.cache/lora-drop/quant). */
+  quantCacheDir?: string;
   /** Called once the streaming decision is made (the CLI prints it). */
   onPlan?: (plan: StreamPlan) => void;
 }

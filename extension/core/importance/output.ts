@@ -10,6 +10,8 @@ import { throwIfCancelled, LoraDropError } from "../util/errors";
 import { defaultMemoryBudget, describePlan, planStreaming, STREAMED_ARCHITECTURES } from "../stream/memoryBudget";
 import { streamedLoraNorms } from "../stream/streamForward";
 import { PeakRss } from "../stream/peakMemory";
+import { quantizeModel } from "../models/quantizedWeights";
+import { checkPrecision } from "../quant/precision";
 import { assembleProfile, assertFiniteNorms, loadProfileInputs, zeroTable } from "./assemble";
 import { PROFILE_DEFAULTS, type OnnxProfileOptions } from "./options";
 import type { ProfileFile } from "./profileSchema";
@@ -20,6 +22,7 @@ export async function profileOutput(opts: OnnxProfileOptions, ctx: RunContext = 
   const { model, adapter, examples } = loadProfileInputs(opts);
   const L = model.config.numLayers;
   const modules = adapter.modules;
+  const precision = checkPrecision(opts.precision);
   throwIfCancelled(ctx.signal, "profile");
 
   const norms: Record<string, number[][][]> = {};
@@ -50,7 +53,7 @@ export async function profileOutput(opts: OnnxProfileOptions, ctx: RunContext = 
     if (!streamable && opts.stream === "on") throw new LoraDropError("INVALID_ARGUMENT", `layer streaming supports ${STREAMED_ARCHITECTURES.join(", ")} models, not ${model.config.architecture}`, opts.modelDir, "stream");
     const plan = planStreaming(model.config, {
       batch: Math.max(1, ...batches.map((b) => b.batch)), seq: Math.max(1, ...batches.map((b) => b.seq)), totalTokens, layers: lastLora,
-    }, opts.memoryBudget ?? defaultMemoryBudget(opts.device ?? "auto"), streamable ? opts.stream ?? "auto" : "off");
+    }, opts.memoryBudget ?? defaultMemoryBudget(opts.device ?? "auto"), streamable ? opts.stream ?? "auto" : "off", 0, precision);
     opts.onPlan?.(plan);
     ctx.log?.info(describePlan(plan));
     if (plan.stream) {
@@ -60,8 +63,9 @@ export async function profileOutput(opts: OnnxProfileOptions, ctx: RunContext = 
     } else {
       // Building and compiling the graph can take seconds on a large model: say so before the first batch.
       ctx.progress?.report({ step: 0, total: totalTokens, message: `preparing the model (${L} layers)` });
+      const quantized = await quantizeModel(model, precision, { cacheDir: opts.quantCacheDir, numLayers: lastLora, signal: ctx.signal, log: ctx.log });
       const runner = await LoraForwardRunner.create(model, adapter.loras, {
-        logits: false, loraNorms: true, device: opts.device ?? "auto", threads: opts.threads, truncateAfterLastLora: true, log: ctx.log,
+        logits: false, loraNorms: true, device: opts.device ?? "auto", threads: opts.threads, truncateAfterLastLora: true, quantized, log: ctx.log,
       });
       device = runner.device;
       try {

@@ -20,10 +20,12 @@ import { profileWeight } from "./weight";
 import { profileAblation } from "./ablation";
 import { torchProfile } from "./torchProfile";
 import { checkEngineOptions, onnxDevice } from "../torch/engineOptions";
+import { checkEnginePrecision } from "../quant/precision";
 
 /** Runs a profile on the chosen engine and returns the profile file's content. */
 export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {}): Promise<ProfileFile> {
   checkThreads(opts.threads);
+  checkProfilePrecision(opts);
   if (checkEngineOptions(opts) === "torch") return torchProfile(opts, ctx);
   const onnx = { ...opts, device: onnxDevice(opts.device) };
   switch (opts.criterion ?? "output") {
@@ -32,6 +34,20 @@ export async function profileAdapter(opts: ProfileOptions, ctx: RunContext = {})
     case "ablation": return profileAblation(onnx, ctx);
     default: return profileOutput(onnx, ctx);
   }
+}
+
+/**
+ * Throws INVALID_ARGUMENT for a precision that is unknown or that the run cannot honour: a quantized precision
+ * needs the onnx engine (checkEnginePrecision) and a criterion that runs the base model forward
+ * only (output, ablation): `gradient` differentiates through the base weights, which MatMulNBits has no rule for,
+ * and `weight` never runs the base model.
+ */
+export function checkProfilePrecision(opts: Pick<ProfileOptions, "precision" | "engine" | "criterion">): void {
+  const precision = checkEnginePrecision(opts);
+  if (precision === "fp32") return;
+  const bad = (why: string): never => { throw new LoraDropError("INVALID_ARGUMENT", `--precision ${precision} ${why}`, undefined, "precision"); };
+  if (opts.criterion === "gradient") bad("cannot run the gradient criterion: its backward pass goes through the base weights, which are differentiated in fp32 only; use --precision fp32");
+  if (opts.criterion === "weight") bad("has no effect on the weight criterion, which reads only the adapter; leave --precision out");
 }
 
 /** The run's inputs as the output guard sees them. */

@@ -5,6 +5,7 @@
 import { LoraDropError, describeValue } from "../util/errors";
 import { ProfileFile, PROFILE_SCHEMA, PROFILE_VERSION, CRITERIA, SIGNED_CRITERIA } from "./profileSchema";
 import { ENGINE_CHOICES } from "../torch/engineChoice";
+import { PRECISIONS } from "../quant/precision";
 import { writeFileAtomic } from "../io/atomicWrite";
 import { readRegularText } from "../io/regularFile";
 
@@ -22,6 +23,8 @@ export function validateProfile(raw: unknown, file = "profile"): ProfileFile {
   if (p.version !== PROFILE_VERSION) bad(`profile version ${describeValue(p.version)} is not supported (this version reads ${PROFILE_VERSION})`, "version");
   // Files written before the field existed have none, and are onnx profiles.
   if (p.engine !== undefined && !(ENGINE_CHOICES as readonly unknown[]).includes(p.engine)) bad(`engine ${describeValue(p.engine)} is not one of ${ENGINE_CHOICES.join(", ")}`, "engine");
+  // Files written before the field existed have none, and ran in fp32.
+  if (p.precision !== undefined && !(PRECISIONS as readonly unknown[]).includes(p.precision)) bad(`precision ${describeValue(p.precision)} is not one of ${PRECISIONS.join(", ")}`, "precision");
   if (!CRITERIA.includes(p.criterion!)) bad(`criterion ${describeValue(p.criterion)} is unknown (known: ${CRITERIA.join(", ")})`, "criterion");
   // Raw ablation values are loss increases, negative where a layer's LoRA hurts; the normalised ones never are.
   const signed = SIGNED_CRITERIA.includes(p.criterion!);

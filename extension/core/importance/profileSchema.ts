@@ -11,6 +11,7 @@ export const PROFILE_SCHEMA = "lora-drop.profile";
 export const PROFILE_VERSION = 1;
 
 import { engineLabel, type EngineChoice } from "../torch/engineChoice";
+import type { Precision } from "../quant/precision";
 import { RECORD_CRITERIA } from "../adapter/dropRecord";
 
 /** How layer importance was measured. `output` is LoRA-drop's criterion. */
@@ -63,6 +64,8 @@ export interface ProfileFile {
   device: string;
   /** The engine that measured it (absent in files written before there were two engines: those are onnx). */
   engine?: EngineChoice;
+  /** The precision of the base model's projections (absent in files written before the option: those are fp32). */
+  precision?: Precision;
   model: {
     path: string;
     architecture: string;
@@ -108,6 +111,11 @@ export interface ProfileFile {
     /** Highest resident memory sampled during the run, in bytes (absent in older files). */
     peak_rss_bytes?: number;
   };
+}
+
+/** The precision of a profile: its `precision` field, or fp32 for files written before the field existed. */
+export function profilePrecision(p: Pick<ProfileFile, "precision">): Precision {
+  return p.precision ?? "fp32";
 }
 
 /** The engine of a profile: its `engine` field, or onnx for files written before the field existed. */

@@ -27,7 +27,7 @@ export class ForwardBlocks {
 
   constructor(readonly g: GraphBuilder, model: HfModel, slots: LoraSlot[], readonly opts: ForwardOptions) {
     this.o = new Ops(g);
-    this.w = new WeightBinder(g, model);
+    this.w = new WeightBinder(g, model, opts.quantized);
     this.inputIds = g.input("input_ids", "int64", ["batch", "seq"]);
     this.attentionMask = g.input("attention_mask", "int64", ["batch", "seq"]);
     this.bsShape = g.node("Shape", [this.inputIds], [{ dtype: "int64", shape: [2] }])[0]!;
@@ -66,7 +66,7 @@ export class ForwardBlocks {
    * [in, out] (GPT-2's Conv1D), so the Gemm reads it without transposing; LoRA A/B keep PEFT's [r, in]/[out, r].
    */
   linear(x: string, layer: number, module: string, weightPrefix: string, inF: number, outF: number, conv1d = false): string {
-    const wt = this.w.weight(`${weightPrefix}.weight`, conv1d ? [inF, outF] : [outF, inF]);
+    const wt = this.w.projectionWeight(`${weightPrefix}.weight`, conv1d ? [inF, outF] : [outF, inF]);
     const y = projection(this.o, x, wt, this.w.weight(`${weightPrefix}.bias`, [outF]), { conv1d });
     return this.lora.add(x, y, layer, module, inF);
   }

@@ -15,6 +15,8 @@ export interface LoraSlot {
   outFeatures: number;
 }
 
+import type { QuantizedWeights } from "../quant/quantLinear";
+
 /** Which outputs to build. */
 export interface ForwardOptions {
   logits: boolean;
@@ -36,6 +38,11 @@ export interface ForwardOptions {
    * graph inputs (`headInputs`) instead of frozen initializers, so the loss can be differentiated with respect to them.
    */
   headInputs?: boolean;
+  /**
+   * Projection weights quantized for the run (quantizedWeights.ts): those it holds are multiplied by MatMulNBits
+   * from their cache files; every other weight, the LoRA branches and the taps stay float32. Absent: fp32.
+   */
+  quantized?: QuantizedWeights;
 }
 
 /** One LoRA parameter pair fed as graph inputs. */

@@ -15,7 +15,7 @@ import type { HfModel } from "./hfModel";
 import type { ModelConfig } from "./config";
 import { moduleParent } from "./arch";
 import { TOKENS, type ForwardGraph, type ForwardOptions, type LoraSlot } from "./forward";
-import { LoraLinears, projection } from "./loraLinear";
+import { LoraLinears, projection, type ProjectionWeight } from "./loraLinear";
 
 /** RoPE inverse frequencies as HF computes them, including linear and llama3 scaling. */
 export function ropeInvFreq(cfg: ModelConfig): number[] {
@@ -109,9 +109,11 @@ function rmsNorm(g: GraphBuilder, ctx: LayerContext, x: string, weight: string):
 /**
  * Builds decoder layer `layer` on hidden states `h` [batch*seq, hidden] and returns the new hidden states.
  * `weight(suffix, shape)` gives the float32 value of a layer weight named without its `model.layers.<i>.` prefix
- * (initializers in the whole model, graph inputs in a streamed block). LoRA slots are looked up by `layer`.
+ * (initializers in the whole model, graph inputs in a streamed block); `projectionWeight` the same for the seven
+ * projections, which may be quantized (default: `weight`). LoRA slots are looked up by `layer`.
  */
-export function buildDecoderLayer(g: GraphBuilder, ctx: LayerContext, layer: number, h: string, weight: (suffix: string, shape: number[]) => string): string {
+export function buildDecoderLayer(g: GraphBuilder, ctx: LayerContext, layer: number, h: string, weight: (suffix: string, shape: number[]) => string,
+  projectionWeight: (suffix: string, shape: number[]) => ProjectionWeight = weight): string {
   const { cfg, o } = ctx;
   const H = cfg.hiddenSize, D = cfg.headDim, nH = cfg.numHeads, nKV = cfg.numKvHeads, grp = nH / nKV;
   const N = TOKENS;
@@ -123,7 +125,7 @@ export function buildDecoderLayer(g: GraphBuilder, ctx: LayerContext, layer: num
   };
   const linear = (x: string, module: string, inF: number, outF: number, bias: boolean) => {
     const prefix = `${moduleParent(module)}.${module}`;
-    const y = projection(o, x, weight(`${prefix}.weight`, [outF, inF]), bias ? weight(`${prefix}.bias`, [outF]) : undefined, { asMatMul: ctx.opts.linearAsMatMul });
+    const y = projection(o, x, projectionWeight(`${prefix}.weight`, [outF, inF]), bias ? weight(`${prefix}.bias`, [outF]) : undefined, { asMatMul: ctx.opts.linearAsMatMul });
     return ctx.lora.add(x, y, layer, module, inF);
   };
   const x = rmsNorm(g, ctx, h, weight("input_layernorm.weight", [H]));
@@ -147,7 +149,7 @@ export function buildDecoderLayer(g: GraphBuilder, ctx: LayerContext, layer: num
 /** Builds the decoder forward pass into `g`. The caller marks outputs. */
 export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: ForwardOptions): ForwardGraph {
   const cfg = model.config;
-  const w = new WeightBinder(g, model);
+  const w = new WeightBinder(g, model, opts.quantized);
   const H = cfg.hiddenSize;
   const N = TOKENS;
   const inputIds = g.input("input_ids", "int64", ["batch", "seq"]);
@@ -159,7 +161,8 @@ export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSl
   let h = o.reshape(o.gather(embed, inputIds), [-1, H], [N, H]);
   const numLayers = opts.numLayers ?? cfg.numLayers;
   for (let i = 0; i < numLayers; i++) {
-    h = buildDecoderLayer(g, ctx, i, h, (suffix, shape) => w.weight(`model.layers.${i}.${suffix}`, shape));
+    const name = (suffix: string) => `model.layers.${i}.${suffix}`;
+    h = buildDecoderLayer(g, ctx, i, h, (suffix, shape) => w.weight(name(suffix), shape), (suffix, shape) => w.projectionWeight(name(suffix), shape));
   }
 
   const { lora } = ctx;

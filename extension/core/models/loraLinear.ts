@@ -8,6 +8,10 @@ import { GraphBuilder } from "../onnx/builder";
 import { Ops } from "../onnx/ops";
 import type { ForwardGraph, ForwardOptions, LoraInput, LoraSlot } from "./forward";
 import { TOKENS } from "./forward";
+import { matMulNBits, type AccuracyLevel, type QuantizedWeightValues } from "../quant/quantLinear";
+
+/** A projection's stored weight: a float32 graph value, or quantized values multiplied by MatMulNBits. */
+export type ProjectionWeight = string | { quantized: QuantizedWeightValues; accuracyLevel: AccuracyLevel };
 
 /** How the stored weight of a projection is laid out and multiplied. */
 export interface ProjectionLayout {
@@ -17,8 +21,12 @@ export interface ProjectionLayout {
   asMatMul?: boolean;
 }
 
-/** x·Wᵀ (+ bias) for a stored weight `w`, as one Gemm that reads the weight in place. */
-export function projection(o: Ops, x: string, w: string, bias: string | undefined, layout: ProjectionLayout = {}): string {
+/**
+ * x·Wᵀ (+ bias) for a stored weight `w`: one Gemm that reads a float32 weight in place, or one MatMulNBits over a
+ * quantized one (always [out, in]: a Conv1D weight was transposed when it was quantized, so `layout` does not apply).
+ */
+export function projection(o: Ops, x: string, w: ProjectionWeight, bias: string | undefined, layout: ProjectionLayout = {}): string {
+  if (typeof w !== "string") return matMulNBits(o.g, x, w.quantized, w.accuracyLevel, bias);
   if (layout.conv1d) return o.gemm(x, w, { transB: false, c: bias });
   if (!layout.asMatMul) return o.gemm(x, w, { transB: true, c: bias });
   const y = o.matmul(x, o.transpose(w, [1, 0]));

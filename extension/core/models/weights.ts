@@ -1,11 +1,14 @@
 /**
  * Binds a model's safetensors weights into a graph as external initializers that point at their byte offsets
  * in the shard files, so weights never pass through JavaScript. F16/BF16 weights are cast to float32 in the graph.
+ * Projection weights quantized for the run (quantizedWeights.ts) are bound from their cache files instead.
  */
 import { GraphBuilder, DType } from "../onnx/builder";
 import { Ops } from "../onnx/ops";
 import { HfModel, WeightRef } from "./hfModel";
 import { LoraDropError } from "../util/errors";
+import { quantizedExternal, type QuantizedWeights, type QuantizedWeightValues } from "../quant/quantLinear";
+import type { ProjectionWeight } from "./loraLinear";
 
 const ST_TO_DTYPE: Record<string, DType> = { F32: "float32", F16: "float16", BF16: "bfloat16", F64: "float64" };
 
@@ -17,12 +20,26 @@ export function shardLocation(i: number): string {
 /** Resolves HF weight names to float32 graph values, creating each initializer once. */
 export class WeightBinder {
   private bound = new Map<string, string>();
+  private boundQuantized = new Map<string, QuantizedWeightValues>();
 
-  constructor(private readonly g: GraphBuilder, private readonly model: HfModel) {}
+  constructor(private readonly g: GraphBuilder, private readonly model: HfModel, private readonly quantized?: QuantizedWeights) {}
 
   /** Whether the checkpoint has this tensor. */
   has(name: string): boolean {
     return this.model.weights.has(name);
+  }
+
+  /**
+   * A projection's weight as loraLinear.ts's `projection` multiplies it: the quantized values when the run
+   * quantized this weight, else the float32 value. `shape` is the stored shape ([out, in], or a Conv1D's [in, out]).
+   */
+  projectionWeight(name: string, shape: number[]): ProjectionWeight {
+    const q = this.quantized?.tensors.get(name);
+    if (!q) return this.weight(name, shape);
+    checkShape(this.model.weights.get(name)!, name, shape);
+    const bound = this.boundQuantized.get(name) ?? quantizedExternal(this.g, q.ref, q.location);
+    this.boundQuantized.set(name, bound);
+    return { quantized: bound, accuracyLevel: this.quantized!.accuracyLevel };
   }
 
   /** The float32 graph value for a weight, checking its shape. */

@@ -15,7 +15,7 @@
  * exact. See `quantErrorBound` for what that guarantees.
  */
 import { LoraDropError } from "../util/errors";
-import { convertToF32 } from "../stream/layerWeights";
+import { convertToF32 } from "../io/safetensors";
 
 /** Bits per weight code: the widths MatMulNBits runs on the CPU. */
 export type QuantBits = 4 | 8;

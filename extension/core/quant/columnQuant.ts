@@ -10,7 +10,7 @@
  * Dequantization is w[n, k] = data[k, n] · scales[n]; the error is at most half a step, scales[n] / 2.
  */
 import { LoraDropError } from "../util/errors";
-import { convertToF32 } from "../stream/layerWeights";
+import { convertToF32 } from "../io/safetensors";
 
 /** A weight quantized per output column, int8 [K, N]. */
 export interface ColumnQuantized {

@@ -23,13 +23,15 @@ import { QuantLayout, QuantSpec, quantLayout } from "./blockQuant";
 import { QuantJob, quantizeInto, writeAt } from "./quantJobs";
 
 /** Bumped whenever the bytes a given key produces change (quantization rule, layout, naming). */
-export const QUANT_CACHE_FORMAT = 1;
+export const QUANT_CACHE_FORMAT = 2;
 const META_KEY = "lora_drop.quant";
 
 /** Tensors of one safetensors file to quantize. Each must be a 2-D F32/F16/BF16 [out, in] weight. */
 export interface QuantSource {
   file: string;
   tensors: string[];
+  /** The tensors are stored [in, out] (GPT-2's Conv1D) and are quantized as their transpose. */
+  transposed?: boolean;
 }
 
 /** A byte range inside the cache file. */
@@ -83,9 +85,9 @@ export function quantCacheKey(source: QuantSource, spec: QuantSpec, index = read
   });
   const key = JSON.stringify({
     format: QUANT_CACHE_FORMAT, path: real, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino,
-    bits: spec.bits, blockSize: spec.blockSize, symmetric: spec.symmetric, tensors,
+    bits: spec.bits, blockSize: spec.blockSize, symmetric: spec.symmetric, transposed: source.transposed === true, tensors,
   });
-  return { key, fileName: `${cachePrefix(real, spec)}${digest(key, 16)}.safetensors` };
+  return { key, fileName: `${cachePrefix(real, spec, source.transposed === true)}${digest(key, 16)}.safetensors` };
 }
 
 /**
@@ -107,7 +109,7 @@ export async function ensureQuantized(source: QuantSource, spec: QuantSpec, opts
   removeStaleTemps(file);
   const started = Date.now();
   throwIfCancelled(opts.signal, "quantization");
-  const tensors = await writeEntry(file, key, index, plan, spec, opts);
+  const tensors = await writeEntry(file, key, index, plan, spec, source.transposed === true, opts);
   removeOlderEntries(opts.cacheDir, fileName);
   opts.log?.(`quantized ${source.tensors.length} tensors of ${source.file} to ${spec.bits} bits in ${((Date.now() - started) / 1000).toFixed(1)} s → ${file}`);
   return { file, hit: false, tensors };
@@ -117,7 +119,7 @@ export async function ensureQuantized(source: QuantSource, spec: QuantSpec, opts
 function planLayout(index: SafetensorsIndex, source: QuantSource, spec: QuantSpec): { header: Record<string, unknown>; refs: Omit<QuantizedTensorRef, "file">[] } {
   const layouts = source.tensors.map((name) => {
     const [rows, cols] = index.tensors.get(name)!.shape as [number, number];
-    return { name, l: quantLayout(rows, cols, spec) };
+    return { name, l: source.transposed ? quantLayout(cols, rows, spec) : quantLayout(rows, cols, spec) };
   });
   const header: Record<string, unknown> = Object.create(null);
   let at = 0;
@@ -136,7 +138,7 @@ function planLayout(index: SafetensorsIndex, source: QuantSource, spec: QuantSpe
   return { header, refs };
 }
 
-async function writeEntry(file: string, key: string, index: SafetensorsIndex, plan: ReturnType<typeof planLayout>, spec: QuantSpec, opts: QuantCacheOptions): Promise<Map<string, QuantizedTensorRef>> {
+async function writeEntry(file: string, key: string, index: SafetensorsIndex, plan: ReturnType<typeof planLayout>, spec: QuantSpec, transposed: boolean, opts: QuantCacheOptions): Promise<Map<string, QuantizedTensorRef>> {
   const { refs } = plan;
   const header = { ...plan.header, __metadata__: { [META_KEY]: key } };
   let json = JSON.stringify(header);
@@ -156,7 +158,7 @@ async function writeEntry(file: string, key: string, index: SafetensorsIndex, pl
       fs.closeSync(fd);
     }
     const jobs: QuantJob[] = refs.map((r) => ({
-      index, name: r.name, spec, target: tmp, scalesAt: dataStart + r.scales.offset, qweightAt: dataStart + r.qweight.offset,
+      index, name: r.name, spec, transposed, target: tmp, scalesAt: dataStart + r.scales.offset, qweightAt: dataStart + r.qweight.offset,
       ...(r.zeroPoints ? { zeroPointsAt: dataStart + r.zeroPoints.offset } : {}),
     }));
     await runJobs(jobs, opts);
@@ -235,9 +237,9 @@ function absolute(r: Omit<QuantizedTensorRef, "file">, file: string, dataStart: 
 }
 
 /** File names of one source and spec share this prefix; only the key digest after it differs. */
-function cachePrefix(realPath: string, spec: QuantSpec): string {
+function cachePrefix(realPath: string, spec: QuantSpec, transposed: boolean): string {
   const stem = path.basename(realPath).replace(/\.safetensors$/, "").replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 60);
-  return `${stem}-${digest(realPath, 8)}-q${spec.bits}b${spec.blockSize}${spec.symmetric ? "s" : "a"}-`;
+  return `${stem}-${digest(realPath, 8)}-q${spec.bits}b${spec.blockSize}${spec.symmetric ? "s" : "a"}${transposed ? "t" : ""}-`;
 }
 
 /** Removes entries with the same prefix as `keep` but another key: built from an older version of the source. */

@@ -19,6 +19,17 @@ export interface QuantizedWeightValues extends QuantLayout {
 }
 
 /**
+ * The quantized projection weights of one model, as a graph build binds them: by checkpoint weight name, the
+ * cached tensor and the location its cache file gets beside the graph (after the model's shards, in `files` order).
+ */
+export interface QuantizedWeights {
+  accuracyLevel: AccuracyLevel;
+  tensors: ReadonlyMap<string, { ref: QuantizedTensorRef; location: string }>;
+  /** The cache files, in the order of their locations (appended to the session's shard files). */
+  files: string[];
+}
+
+/**
  * How MatMulNBits computes: 0 (unset) dequantizes B to float32 and runs an fp32 product; 4 quantizes A to int8
  * per block of K on the fly and runs an integer product (VNNI on AVX-512 CPUs).
  */

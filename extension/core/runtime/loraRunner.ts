@@ -12,6 +12,7 @@ import { Batch } from "../data/batch";
 import type { Logger } from "../util/progress";
 import { ForwardGraph, LoraSlot } from "../models/forward";
 import { LoraModule } from "../adapter/loraModule";
+import type { QuantizedWeights } from "../quant/quantLinear";
 
 /** The graph-facing shape of a LoRA module. */
 export function slotOf(l: LoraModule): LoraSlot {
@@ -29,6 +30,8 @@ export interface RunnerOptions {
   truncateAfterLastLora?: boolean;
   /** Decoder projections as MatMul with transposed weights (see ForwardOptions.linearAsMatMul). */
   linearAsMatMul?: boolean;
+  /** Quantized projection weights (models/quantizedWeights.ts), built for at least the layers this graph runs. */
+  quantized?: QuantizedWeights;
   log?: Logger;
 }
 
@@ -54,13 +57,13 @@ export class LoraForwardRunner {
     const numLayers = opts.truncateAfterLastLora && !opts.logits && loras.length
       ? Math.max(...loras.map((l) => l.layer)) + 1
       : undefined;
-    const graph = buildForward(g, model, loras.map(slotOf), { logits: opts.logits, loraNorms: opts.loraNorms, numLayers, linearAsMatMul: opts.linearAsMatMul });
+    const graph = buildForward(g, model, loras.map(slotOf), { logits: opts.logits, loraNorms: opts.loraNorms, numLayers, linearAsMatMul: opts.linearAsMatMul, quantized: opts.quantized });
     if (graph.logits) g.output(graph.logits);
     if (graph.loraNorms) g.output(graph.loraNorms);
     // The profile graph's last layer is mostly dead (only the path to its last tap matters); ORT would run it all.
     pruneDeadNodes(g);
     const { session, device } = await createSession(g.toBytes(), {
-      device: opts.device, shardFiles: model.shards.map((s) => s.file), threads: opts.threads, prepack: opts.prepack, log: opts.log,
+      device: opts.device, shardFiles: [...model.shards.map((s) => s.file), ...(opts.quantized?.files ?? [])], threads: opts.threads, prepack: opts.prepack, log: opts.log,
     });
     return new LoraForwardRunner(session, device, graph);
   }

@@ -20,6 +20,7 @@ import { createSession, DeviceChoice, ExecutionProvider, f32Tensor, i64Tensor, o
 import type { Logger } from "../util/progress";
 import { ForwardGraph, LoraSlot } from "../models/forward";
 import type { LoraModule } from "../adapter/loraModule";
+import type { QuantizedWeights } from "../quant/quantLinear";
 
 /** One trained head tensor, by its base-model weight name (e.g. `classifier.out_proj.weight`). */
 export interface HeadParam {
@@ -67,14 +68,14 @@ export interface TrainGraph {
 }
 
 /** Builds the loss (and, when `gradients`, the LoRA gradients) into `g` and marks the outputs. */
-export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean; numLayers?: number; trainHead?: boolean; classLogits?: boolean }): TrainGraph {
+export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean; numLayers?: number; trainHead?: boolean; classLogits?: boolean; quantized?: QuantizedWeights }): TrainGraph {
   const o = new Ops(g);
   // The LM head (the largest single product) runs only at target positions: prompt tokens and padding get no logits.
   const logitRows = g.input("logit_rows", "int64", ["rows"]);
   // A sequence classifier has one row of class logits per sequence; logit_rows then picks sequences.
   const classification = model.config.head === "seq-cls";
   const headInputs = classification && (opts.trainHead ?? false);
-  const forward = buildForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers, headInputs, ...(classification ? {} : { logitRows }) });
+  const forward = buildForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers, headInputs, quantized: opts.quantized, ...(classification ? {} : { logitRows }) });
   const labels = g.input("labels", "int64", ["rows"]);
   const lossWeights = g.input("loss_weights", "float32", ["rows"]);
   const logp = o.logSoftmax(classification ? o.gather(forward.logits!, logitRows) : forward.logits!, -1);
@@ -158,6 +159,8 @@ export interface LossSessionOptions {
   trainHead?: boolean;
   /** A sequence classifier also returns its class logits (LossResult.logits). */
   classLogits?: boolean;
+  /** Quantized projection weights (models/quantizedWeights.ts); a loss-only graph only: no gradient rule crosses them. */
+  quantized?: QuantizedWeights;
   log?: Logger;
 }
 
@@ -184,9 +187,9 @@ export class LossSession {
   /** Builds the graph and creates the session. */
   static async create(model: HfModel, slots: LoraSlot[], opts: LossSessionOptions): Promise<LossSession> {
     const g = new GraphBuilder();
-    const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers, trainHead: opts.trainHead, classLogits: opts.classLogits });
+    const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers, trainHead: opts.trainHead, classLogits: opts.classLogits, quantized: opts.quantized });
     const { session, device } = await createSession(g.toBytes(), {
-      device: opts.device, shardFiles: model.shards.map((s) => s.file), threads: opts.threads, log: opts.log,
+      device: opts.device, shardFiles: [...model.shards.map((s) => s.file), ...(opts.quantized?.files ?? [])], threads: opts.threads, log: opts.log,
       prepack: opts.prepack ?? !opts.gradients, config: opts.config,
     });
     return new LossSession(session, device, graph);

@@ -6,50 +6,11 @@
 import * as fs from "node:fs";
 import { HfModel, WeightRef } from "../models/hfModel";
 import { LoraDropError } from "../util/errors";
-import { halfToFloat } from "../io/safetensors";
+import { convertToF32 } from "../io/safetensors";
 import { BlockWeightInput } from "./blockGraph";
 import { openRegularFile } from "../io/regularFile";
 
-let halfTable: Float32Array | undefined;
-/** All 65536 F16 values as float32, so conversion is one table lookup per element. */
-function f16Table(): Float32Array {
-  if (!halfTable) {
-    halfTable = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) halfTable[i] = halfToFloat(i);
-  }
-  return halfTable;
-}
-
 const SIZES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
-
-/** Converts raw little-endian F32/F16/BF16 bytes into `out` (same element count). */
-export function convertToF32(raw: Uint8Array, dtype: string, out: Float32Array): void {
-  const n = out.length;
-  if (dtype === "F32") {
-    new Uint8Array(out.buffer, out.byteOffset, n * 4).set(raw.subarray(0, n * 4));
-  } else if (dtype === "BF16") {
-    // BF16 is the top half of a float32: move the bits into place. Two values per 32-bit load (the little-endian
-    // low half is the first) runs ~35 % faster than one 16-bit load each; this loop is most of the read time.
-    const dst = new Uint32Array(out.buffer, out.byteOffset, n);
-    let i = 0;
-    if (raw.byteOffset % 4 === 0) {
-      const pairs = new Uint32Array(raw.buffer, raw.byteOffset, n >>> 1);
-      for (let p = 0; p < pairs.length; p++, i += 2) {
-        const w = pairs[p]!;
-        dst[i] = w << 16;
-        dst[i + 1] = w & 0xffff0000;
-      }
-    }
-    const src = new Uint16Array(raw.buffer, raw.byteOffset, n);
-    for (; i < n; i++) dst[i] = src[i]! << 16;
-  } else if (dtype === "F16") {
-    const src = new Uint16Array(raw.buffer, raw.byteOffset, n);
-    const t = f16Table();
-    for (let i = 0; i < n; i++) out[i] = t[src[i]!]!;
-  } else {
-    throw new Error(`unsupported dtype ${dtype}`);
-  }
-}
 
 /** Reads `length` bytes at `position` of `file` into `buf` (whole or error). */
 function readAt(fd: number, buf: Uint8Array, length: number, position: number, file: string, name: string): void {

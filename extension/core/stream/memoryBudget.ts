@@ -8,6 +8,8 @@ import { LoraDropError } from "../util/errors";
 import type { DeviceChoice } from "../runtime/session";
 import { nvidiaFreeMemory } from "./gpuMemory";
 import { ModelConfig } from "../models/config";
+import type { Precision } from "../quant/precision";
+import { bytesPerWeight } from "../quant/quantFormats";
 
 /** Layer streaming: when the float32 model exceeds the budget (`auto`), always, or never. */
 export const STREAM_CHOICES = ["auto", "on", "off"] as const;
@@ -120,9 +122,22 @@ export function trainingExtraBytes(cfg: ModelConfig, shape: RunShape): number {
 /**
  * Chooses streaming and the block size for a budget; throws MEMORY_BUDGET when one layer does not fit. `extra`
  * is memory held throughout a streamed run besides the block (trainingExtraBytes for training).
+ *
+ * Streaming carries float32 weights only. A quantized `precision` (int8, int4) runs the model whole, sized at its
+ * quantized bytes: `on` is refused (INVALID_ARGUMENT), and a quantized model over the budget is MEMORY_BUDGET.
  */
-export function planStreaming(cfg: ModelConfig, shape: RunShape, budget: number, choice: StreamChoice, extra = 0): StreamPlan {
-  const whole = 4 * (shape.layers * layerWeightElements(cfg) + cfg.vocabSize * cfg.hiddenSize) + blockBytes(cfg, shape, 0).activations;
+export function planStreaming(cfg: ModelConfig, shape: RunShape, budget: number, choice: StreamChoice, extra = 0, precision: Precision = "fp32"): StreamPlan {
+  const whole = bytesPerWeight(precision) * shape.layers * layerWeightElements(cfg) + 4 * cfg.vocabSize * cfg.hiddenSize + blockBytes(cfg, shape, 0).activations;
+  if (precision !== "fp32") {
+    if (choice === "on") {
+      throw new LoraDropError("INVALID_ARGUMENT", `layer streaming carries float32 weights; the ${precision} model (~${formatBytes(whole)}) runs whole: leave --stream out, or choose --precision fp32 to stream`, undefined, "stream");
+    }
+    if (choice === "auto" && whole > budget) {
+      throw new LoraDropError("MEMORY_BUDGET", `at ${precision} the model needs ~${formatBytes(whole)} of a ${formatBytes(budget)} budget, and quantized weights are not streamed: ` +
+        `raise --memory-budget, lower --batch-size/--max-tokens, or choose --precision fp32, which streams`, undefined, "memory-budget");
+    }
+    return { stream: false, layersPerBlock: shape.layers, prefetch: false, budget, needed: whole };
+  }
   if (choice === "off" || (choice === "auto" && whole <= budget)) return { stream: false, layersPerBlock: shape.layers, prefetch: false, budget, needed: whole };
   const one = blockBytes(cfg, shape, 1);
   if (one.total + extra > budget) {

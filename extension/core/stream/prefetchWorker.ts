@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import { parentPort } from "node:worker_threads";
-import { convertToF32 } from "./layerWeights";
+import { convertToF32 } from "../io/safetensors";
 import { openRegularFile } from "../io/regularFile";
 
 /** One tensor to read: where its bytes are and how to convert them. */

@@ -22,6 +22,7 @@ import type { RunContext } from "../util/progress";
 import type { EvaluationOptions } from "../evaluate/loraSets";
 import { scoreLoraSets } from "../evaluate/scoreSets";
 import { checkEngineOptions } from "../torch/engineOptions";
+import { checkEnginePrecision } from "../quant/precision";
 import { loraLayers, selectFromProfile } from "../prune/dropShare";
 import { buildPrunedAdapter, type PrunedAdapter } from "../prune/prune";
 import { distinctThresholds } from "./thresholds";
@@ -48,6 +49,7 @@ export interface SweepOptions extends Omit<EvaluationOptions, "onScore"> {
 export async function runSweep(opts: SweepOptions, ctx: RunContext = {}): Promise<SweepFile> {
   // The engine's options first: a device or an option of the other engine is refused before any file is read.
   const engine = checkEngineOptions(opts);
+  checkEnginePrecision(opts);
   const profileFile = typeof opts.profile === "string" ? opts.profile : "profile";
   const profile = typeof opts.profile === "string" ? readProfile(opts.profile) : opts.profile;
   const mode = opts.mode ?? "share";
@@ -106,7 +108,7 @@ export async function runSweep(opts: SweepOptions, ctx: RunContext = {}): Promis
     points,
     measured: {
       data: path.resolve(opts.dataPath), max_examples: maxExamples, max_tokens: maxTokens, examples: run.examples, tokens: run.tokens, targets: run.targets,
-      device: run.device, streamed: run.streamed, ...(run.configurationsPerPass !== undefined ? { configurations_per_pass: run.configurationsPerPass } : {}),
+      device: run.device, precision: opts.precision ?? "fp32", streamed: run.streamed, ...(run.configurationsPerPass !== undefined ? { configurations_per_pass: run.configurationsPerPass } : {}),
       seconds: run.seconds, peak_rss_bytes: run.peakRssBytes,
     },
   };

@@ -6,6 +6,7 @@
  */
 import type { LayerSets, PruneMode } from "../adapter/dropRecord";
 import { ENGINE_CHOICES, type EngineChoice } from "../torch/engineChoice";
+import { PRECISIONS, type Precision } from "../quant/precision";
 
 /** The schema tag stored in every sweep file. */
 export const SWEEP_SCHEMA = "lora-drop.sweep";
@@ -70,6 +71,8 @@ export interface SweepFile {
     targets: number;
     /** Where it ran: the onnx engine's execution provider ("cpu", "webgpu"), or "torch <device> <dtype>". */
     device: string;
+    /** The base model's projections (absent in files written before the option: fp32). */
+    precision?: Precision;
     streamed: boolean;
     /** Streamed: configurations carried through the blocks together (the weights are read once per such group). */
     configurations_per_pass?: number;
@@ -103,6 +106,7 @@ export function sweepProblem(x: unknown): SweepProblem | undefined {
   const m = x.measured;
   if (!isObject(m) || !isText(m.data) || !isText(m.device) || typeof m.streamed !== "boolean") return bad("measured", "measured must name the data and the device");
   for (const k of ["max_examples", "max_tokens", "examples", "tokens", "targets"] as const) if (!isCount(m[k])) return bad(`measured.${k}`, `measured.${k} must be a count`);
+  if (m.precision !== undefined && !(PRECISIONS as readonly unknown[]).includes(m.precision)) return bad("measured.precision", `measured.precision must be one of ${PRECISIONS.join(", ")}`);
   if (m.configurations_per_pass !== undefined && !isCount(m.configurations_per_pass)) return bad("measured.configurations_per_pass", "measured.configurations_per_pass must be a count");
   if (!isFinite(m.seconds) || m.seconds < 0 || (m.peak_rss_bytes !== undefined && !isCount(m.peak_rss_bytes))) return bad("measured", "measured.seconds (and peak_rss_bytes) must be non-negative numbers");
   if (!Array.isArray(x.points) || x.points.length === 0 || x.points.length > MAX_SWEEP_POINTS) return bad("points", `points must be a list of 1–${MAX_SWEEP_POINTS} candidates`);

@@ -11,7 +11,7 @@ import { adapterDirOf, profileFileName } from "../paths";
 import { Pickers } from "../pickers";
 import type { Services } from "../services";
 import type { CommandDeps } from "./deps";
-import { streamingOf } from "../settings";
+import { precisionOf, streamingOf } from "../settings";
 import { runLabel } from "../../core/torch/engineChoice";
 
 /** Runs the command; resolves to the profile file written. */
@@ -45,6 +45,7 @@ export async function profileCommand(s: Services, deps: CommandDeps, rawArgs: re
     outFile,
     threshold: settings.threshold,
     ...streamingOf(settings),
+    ...precisionOf(settings),
     ...(await s.engineFields(adapter)),
   });
   await s.recordProfile(adapter, result.profilePath);

@@ -13,7 +13,7 @@ import type { SweepJob } from "../../worker/jobProtocol";
 import { UserError } from "../errorText";
 import type { PanelSweepPlan, SweepHooks } from "../panelSweeps";
 import type { Services } from "../services";
-import { streamingOf } from "../settings";
+import { precisionOf, streamingOf } from "../settings";
 import { runLabel } from "../../core/torch/engineChoice";
 
 /** The worker job of a sweep of `profile` in `mode`, written to `outFile` (replacing an older sweep there). */
@@ -26,7 +26,7 @@ export async function sweepJob(s: Services, profilePath: string, profile: Profil
   return {
     kind: "sweep", modelDir: profile.model.path, adapterDir: profile.adapter.path, profilePath, dataPath: profile.settings.data, mode,
     maxExamples: Math.max(1, profile.settings.max_examples), maxTokens: Math.max(1, profile.settings.max_tokens), device: settings.device,
-    outFile, force: true, ...streamingOf(settings), ...(await s.engineFields(profile.adapter.path)),
+    outFile, force: true, ...streamingOf(settings), ...precisionOf(settings), ...(await s.engineFields(profile.adapter.path)),
   };
 }
 

@@ -30,7 +30,7 @@ test("profile writes a profile and prints the ranked table", () => {
   const top = p.importance.per_layer.indexOf(Math.max(...p.importance.per_layer));
   const firstRow = r.stdout.split("\n")[1]!.trim().split(/\s+/);
   assert.equal(Number(firstRow[1]), top, "the first row is the most important layer");
-  assert.match(r.stdout, /ran on: onnx cpu;/);
+  assert.match(r.stdout, /ran on: onnx cpu, fp32;/);
   assert.match(r.stdout, new RegExp(`wrote ${out.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
 });
 

@@ -26,6 +26,10 @@ test("bad option values exit 2 with INVALID_ARGUMENT naming the option", async (
     [["profile", "--model", fx.modelDir, "--adapter", fx.adapterDir, "--data", fx.dataFile, "--out", ""], /^--out: the profile file path is empty/],
     [["profile", "--model", fx.modelDir, "--adapter", fx.adapterDir, "--out", out], /required option '--data <file>' not specified/],
     [[...train, "--frobnicate"], /unknown option '--frobnicate'/],
+    [["profile", "--model", fx.modelDir, "--adapter", fx.adapterDir, "--data", fx.dataFile, "--out", out, "--precision", "int2"], /option '--precision <p>' argument 'int2' is invalid\. Allowed choices are fp32, int8, int4/],
+    [["sweep", "--model", fx.modelDir, "--adapter", fx.adapterDir, "--profile", "p.json", "--data", fx.dataFile, "--out", out, "--precision", "fp16"], /--precision <p>.*Allowed choices are fp32, int8, int4/],
+    [["profile", "--model", fx.modelDir, "--adapter", fx.adapterDir, "--data", fx.dataFile, "--out", out, "--precision", "int8", "--engine", "torch"], /^--precision int8 runs on the onnx engine/],
+    [["profile", "--model", fx.modelDir, "--adapter", fx.adapterDir, "--data", fx.dataFile, "--out", out, "--precision", "int4", "--criterion", "gradient"], /^--precision int4 cannot run the gradient criterion/],
     [[], /no command given; run lora-drop --help/],
   ];
   for (const [argv, re] of cases) {

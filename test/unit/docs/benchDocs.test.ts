@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { benchPages, ratioLines, readBench, renderBench, renderBenchDoc, renderSummary } from "../../../scripts/docsBench";
+import { benchPages, comparisonTable, ratioLines, readBench, renderBench, renderBenchDoc, renderSummary } from "../../../scripts/docsBench";
 import { benchHeader } from "../../../scripts/bench/machine";
 import { REPO_ROOT, tmpDir } from "../../helpers";
 
@@ -75,4 +75,22 @@ test("a sweep bench renders as a table and, for the README, as one sentence; bot
   const line = renderSummary(json, "sweep.json", "docs/bench");
   assert.match(line, /costs 90 s per threshold on a \d+-core CPU, ≈ 36 min for all 24 configurations/);
   assert.ok(line.endsWith(`[sweep.json](docs/bench/sweep.json))`) && line.includes(json.date.slice(0, 10)));
+});
+
+test("the engine comparison: each precision beside llama.cpp, % of the peak its compute uses, fidelity and the peer ratios", () => {
+  const engine = (label: string, kind: "ours" | "llama.cpp", arg: string, tokensPerSecond: number, extra = {}) => ({ label, kind, arg, tokensPerSecond, gflops: tokensPerSecond, rss: 2 * 1024 ** 3, ...extra });
+  const lines = comparisonTable({
+    seq: 256, threads: 2, rounds: 5, peak: { fp32Gflops: 200, int8Gops: 800, method: "measured", how: "FMA chains" },
+    engines: [
+      engine("lora-drop profile fp32", "ours", "fp32", 100), engine("lora-drop profile int8", "ours", "int8", 240, { maxImportanceDelta: 4e-4, keptEqual: true }),
+      engine("lora-drop profile int4", "ours", "int4", 180, { maxImportanceDelta: 3.7e-3, keptEqual: false }),
+      engine("llama.cpp F32", "llama.cpp", "f32.gguf", 50), engine("llama.cpp Q8_0", "llama.cpp", "q8.gguf", 120), engine("llama.cpp Q4_0", "llama.cpp", "q4.gguf", 200),
+    ],
+  });
+  assert.ok(lines.includes("| lora-drop profile int8 | 240.0 | 240 | 30 % of int8 | 2.00 GiB | 4.0e-4, kept set at T = 0.9 equal |"));
+  assert.ok(lines.includes("| lora-drop profile int4 | 180.0 | 180 | 23 % of int8 | 2.00 GiB | 3.7e-3, kept set at T = 0.9 differs |"));
+  assert.ok(lines.includes("| llama.cpp F32 | 50.0 | 50 | 25 % of fp32 | 2.00 GiB |  |"));
+  assert.deepEqual(lines.slice(-3), [
+    "- fp32 2.00× llama.cpp F32's tokens per second.", "- int8 2.00× llama.cpp Q8_0's tokens per second.", "- int4 0.90× llama.cpp Q4_0's tokens per second.",
+  ]);
 });

@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { engineOf, memoryBudgetBytes, readSettings, streamingOf } from "../../../extension/host/settings";
+import { engineOf, memoryBudgetBytes, precisionOf, readSettings, streamingOf } from "../../../extension/host/settings";
 
 test("settings: valid values pass, invalid ones fall back to the default and are named", () => {
   const values: Record<string, unknown> = { device: "cuda", threshold: 0.75, maxExamples: 3, mode: "drop", "train.targetModules": ["q_proj", "o_proj"] };
@@ -70,4 +70,12 @@ test("settings: the engine, the torch engine's interpreter and dtype; a torch jo
   assert.deepEqual([bad.settings.engine, bad.settings.dtype, bad.settings.pythonPath], ["onnx", "float32", ""]);
   assert.equal(bad.problems.length, 3);
   assert.match(bad.problems.join("\n"), /loraDrop\.engine = "jax" is not valid; using "onnx"/);
+});
+
+test("settings: the precision is fp32 unless set to int8 or int4; an unknown one falls back and is named", () => {
+  assert.deepEqual(precisionOf(readSettings(() => undefined).settings), { precision: "fp32" });
+  assert.deepEqual(precisionOf(readSettings((k) => (k === "precision" ? "int8" : undefined)).settings), { precision: "int8" });
+  const bad = readSettings((k) => (k === "precision" ? "int2" : undefined));
+  assert.equal(bad.settings.precision, "fp32");
+  assert.deepEqual(bad.problems, ['loraDrop.precision = "int2" is not valid; using "fp32"']);
 });

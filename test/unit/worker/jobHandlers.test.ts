@@ -6,6 +6,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { jobProblem } from "../../../extension/worker/jobValidation";
 import { runJobInProcess, type JobContext } from "../../../extension/worker/jobHandlers";
@@ -73,6 +74,22 @@ test("job checks: well-formed jobs pass; each bad field is named", () => {
   for (const [job, field] of cases) assert.equal(jobProblem(job)?.field, field, JSON.stringify(job));
   assert.equal(jobProblem(profileJob({ memoryBudget: "6G" as unknown as number }))?.message, 'memoryBudget must be a positive integer, got "6G"');
   assert.equal(jobProblem(profileJob({ stream: "yes" as "on" }))?.message, 'stream must be one of auto, on, off, got "yes"');
+});
+
+test("job checks: the precision fields of profile and sweep jobs", () => {
+  assert.equal(jobProblem(profileJob({ precision: "int8", quantCacheDir: "/tmp/q" })), undefined);
+  assert.equal(jobProblem(profileJob({ precision: "int2" as "int8" }))?.message, 'precision must be one of fp32, int8, int4, got "int2"');
+  assert.equal(jobProblem(profileJob({ quantCacheDir: 7 as unknown as string }))?.field, "quantCacheDir");
+  const sweep = { kind: "sweep", modelDir: "m", adapterDir: "a", profilePath: "p", dataPath: "d", mode: "share", maxExamples: 4, maxTokens: 8, device: "cpu", outFile: "o", force: false };
+  assert.equal(jobProblem({ ...sweep, precision: "int4" }), undefined);
+  assert.equal(jobProblem({ ...sweep, precision: 4 })?.field, "precision");
+});
+
+test("a profile job with a quantized precision records it in the profile", async () => {
+  const out = path.join(tmpDir(), "p.json");
+  const r = await runJobInProcess(profileJob({ outFile: out, precision: "int8", quantCacheDir: path.join(tmpDir(), "q") }), {});
+  assert.equal((r as { profilePath: string }).profilePath, out);
+  assert.equal(JSON.parse(fs.readFileSync(out, "utf8")).precision, "int8");
 });
 
 test("a job's device and options must be its engine's: the engine's own check, named by field", async () => {

@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { convertToF32 } from "../../../../extension/core/stream/layerWeights";
+import { convertToF32 } from "../../../../extension/core/io/safetensors";
 import { floatToBf16, floatToHalf, toFloat32 } from "../../../../extension/core/io/safetensors";
 
 test("convertToF32 matches toFloat32 for BF16, F16 and F32, aligned or not, even or odd lengths", () => {
