@@ -219,7 +219,7 @@ function sweepTable(json: BenchJson): string[] {
 function sweepSummary(json: BenchJson): string {
   const j = json as SweepBench;
   return `On the benchmark model (TinyLlama-1.1B's shape, ${j.examples} × ${j.tokensPerExample} tokens) a sweep costs ` +
-    `${j.secondsPerConfiguration.toFixed(0)} s per threshold on a ${j.machine.cores}-core CPU, ≈ ${minutes(everyThreshold(j) * j.secondsPerConfiguration)} ` +
+    `${j.secondsPerConfiguration.toFixed(0)} s per threshold on the CPU, ≈ ${minutes(everyThreshold(j) * j.secondsPerConfiguration)} ` +
     `for all ${everyThreshold(j)} configurations`;
 }
 
