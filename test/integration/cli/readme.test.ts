@@ -70,7 +70,7 @@ test("every npm script the README names exists", () => {
 test("the README's example commands run in an empty folder and do what it says", () => {
   const cwd = tmpDir("lora-drop-readme-");
   const lines = cliInvocations(README).map((u) => u.line).filter((l) => !l.endsWith("--help"));
-  assert.deepEqual(lines.map((l) => l.split(/\s+/)[2]), ["create-demo", "profile", "prune", "train", "pipeline"]);
+  assert.deepEqual(lines.map((l) => l.split(/\s+/)[2]), ["create-demo", "profile", "sweep", "prune", "train", "pipeline"]);
   const outputs: Record<string, string> = {};
   for (const line of lines) {
     const args = line.split(/\s+/).slice(2);
@@ -88,6 +88,11 @@ test("the README's example commands run in an empty folder and do what it says",
   assert.equal(end[3], "next: npx lora-drop prune --adapter demo/adapter --profile demo/profile.json --out demo/adapter-lora-drop-T0.90");
   const kept = /keeps \d+ of 8 layers \(([\d, ]+)\)/.exec(end[1]!)![1]!;
   assert.match(outputs.prune!, new RegExp(`^kept: ${kept};`, "m"), "prune at T = 0.9 keeps the layers the profile said");
+  // The sweep: the loss at every threshold, sorted by LoRA parameters, between the base model's and the full adapter's.
+  const sweep = JSON.parse(fs.readFileSync(path.join(cwd, "demo", "sweep.json"), "utf8")) as { base_loss: number; full_loss: number; points: { lora_params: number; loss: number }[] };
+  assert.ok(sweep.points.length >= 2 && sweep.full_loss < sweep.base_loss, `${sweep.points.length} points, full ${sweep.full_loss}, base ${sweep.base_loss}`);
+  assert.deepEqual(sweep.points.map((p) => p.lora_params), [...sweep.points.map((p) => p.lora_params)].sort((a, b) => a - b));
+  assert.match(outputs.sweep!, /^wrote demo\/sweep\.json/m);
   for (const f of ["demo/adapter-lora-drop/adapter_config.json", "demo/new-adapter/adapter_model.safetensors", "demo/run/report.md", "demo/run/adapter/adapter_config.json"]) {
     assert.ok(fs.existsSync(path.join(cwd, f)), `${f} written`);
   }
