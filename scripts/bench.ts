@@ -36,6 +36,7 @@ import { Rng } from "../extension/core/util/random";
 import { ensureBenchModel, describeShape, passFlops, TINYLLAMA_SHAPE } from "./bench/benchModel";
 import type { OrtWorkerResult } from "./bench/ortWorker";
 import { benchHeader } from "./bench/machine";
+import { waitIdleNote } from "./bench/idle";
 import { torchEngineProfile, type TorchEngineResult } from "./bench/torchEngine";
 import type { TorchDevice, TorchDtype } from "../extension/core/torch/protocol";
 import { describePeak, detectCpuPeak } from "./bench/cpuPeak";
@@ -125,13 +126,13 @@ async function main(): Promise<number> {
         let te: TorchEngineResult | undefined;
         let idleOrt = "";
         for (let round = 0; round < (alternate ? Number(a.rounds) : 1); round++) {
-          idleOrt = waitIdle(Number(a["wait-idle"]));
+          idleOrt = waitIdleNote(Number(a["wait-idle"]));
           const ro = runJson<OrtWorkerResult>(process.execPath, [worker, ...common, "--out", ortOut, ...ortFlags], process.env);
           console.log(`  seq ${seq} ${pass}: onnxruntime ${(seq / ro.best).toFixed(1)} tok/s`);
           rounds.push({ seq, pass, engine: "onnxruntime", tokensPerSecond: seq / ro.best, peakRssBytes: ro.peakRssBytes });
           if (!o || ro.best < o.best) o = ro;
           if (!alternate) continue;
-          waitIdle(Number(a["wait-idle"]));
+          waitIdleNote(Number(a["wait-idle"]));
           const rt = await torchEngineProfile({
             modelDir: fx.modelDir, adapterDir: fx.adapterDir, idsFile, reps: Number(a.reps), python, env: torchEnv,
             device: a["torch-device"] as TorchDevice, dtype: a.dtype as TorchDtype, ...(a.threads ? { threads: Number(a.threads) } : {}),
@@ -145,7 +146,7 @@ async function main(): Promise<number> {
         if (torchSkip) continue;
         const torchOut = path.join(work, `torch-${pass}-${seq}.json`);
         const script = path.join(__dirname, "..", "..", "scripts", "bench", "torch_reference.py");
-        const idleTorch = waitIdle(Number(a["wait-idle"]));
+        const idleTorch = waitIdleNote(Number(a["wait-idle"]));
         const t = runJson<{ best: number; peak_rss_bytes: number; blas: string[]; torch: string; gpu_peak_bytes: number | null }>(python, [script, ...common, "--device", a["torch-device"]!, "--out", torchOut], torchEnv);
         blasNote = `torch ${t.torch}, BLAS loaded: ${t.blas.join(", ") || "none found"}`;
         if (!t.blas.some((b) => b.includes("openblas"))) blasNote += " — WARNING: not OpenBLAS, the reference is not the fair one (see docs/benchmarks.md)";
@@ -196,28 +197,6 @@ function engineComparison(o: { precisions: string; llamaCpp: boolean; seq: numbe
 function measurement(engine: Measurement["engine"], seq: number, pass: Measurement["pass"], seconds: number, rss: number,
   flops: number, outFile: string, note?: string): Measurement {
   return { engine, seq, pass, seconds, tokensPerSecond: seq / seconds, gflops: flops / seconds / 1e9, peakRssBytes: rss, outFile, note };
-}
-
-/** Share of CPU time idle over the next `ms` milliseconds (Linux /proc/stat), or undefined elsewhere. */
-function idleShare(ms: number): number | undefined {
-  const read = () => {
-    if (!fs.existsSync("/proc/stat")) return undefined;
-    const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
-    return { idle: f[3]! + f[4]!, total: f.reduce((x, y) => x + y, 0) };
-  };
-  const a = read();
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-  const b = read();
-  return a && b && b.total > a.total ? (b.idle - a.idle) / (b.total - a.total) : undefined;
-}
-
-/** Waits up to `seconds` for a mostly idle machine; returns a note on how idle it was ("" when not asked). */
-function waitIdle(seconds: number): string {
-  if (seconds <= 0) return "";
-  const until = Date.now() + seconds * 1000;
-  let idle = idleShare(2000);
-  while (idle !== undefined && idle < 0.85 && Date.now() < until) idle = idleShare(2000);
-  return idle === undefined ? "" : `, CPUs ${(100 * idle).toFixed(0)} % idle before`;
 }
 
 function runJson<T>(cmd: string, args: string[], env: NodeJS.ProcessEnv): T {

@@ -22,6 +22,7 @@ import type { DeviceChoice } from "../extension/core/runtime/session";
 import type { StreamChoice } from "../extension/core/stream/memoryBudget";
 import { reportError } from "../extension/cli/terminal";
 import { benchHeader } from "./bench/machine";
+import { waitIdleNote } from "./bench/idle";
 
 const GIB = 1024 ** 3;
 
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(data, Array.from({ length: examples }, () => JSON.stringify({ input_ids: Array.from({ length: tokens }, () => 3 + rng.int(TINYLLAMA_SHAPE.vocabSize - 3)) })).join("\n") + "\n");
   const common = { modelDir: fx.modelDir, adapterDir: fx.adapterDir, dataPath: data, maxExamples: examples, maxTokens: tokens, device: a.device as DeviceChoice, threads: a.threads ? Number(a.threads) : undefined, stream: a.stream as StreamChoice };
   console.log(`model: ${describeShape(TINYLLAMA_SHAPE)}; data: ${examples} × ${tokens} tokens`);
-  const idle = waitIdle(Number(a["wait-idle"]));
+  const idle = waitIdleNote(Number(a["wait-idle"]));
   const header = benchHeader("sweep", "npm run bench:sweep");
   const loadStart = os.loadavg();
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / GIB).toFixed(0)} GiB; load average at start ${loadStart.map((l) => l.toFixed(2)).join(" ")}${idle}`);
@@ -78,28 +79,6 @@ async function main(): Promise<void> {
   };
   if (a.json) fs.writeFileSync(a.json, JSON.stringify(result, null, 2) + "\n");
   console.log(JSON.stringify(result));
-}
-
-/** Share of CPU time idle over the next `ms` milliseconds (Linux /proc/stat), or undefined elsewhere. */
-function idleShare(ms: number): number | undefined {
-  const read = () => {
-    if (!fs.existsSync("/proc/stat")) return undefined;
-    const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
-    return { idle: f[3]! + f[4]!, total: f.reduce((x, y) => x + y, 0) };
-  };
-  const x = read();
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-  const y = read();
-  return x && y && y.total > x.total ? (y.idle - x.idle) / (y.total - x.total) : undefined;
-}
-
-/** Waits up to `seconds` for a mostly idle machine (≥ 85 % idle over 2 s); returns a note on how idle it was. */
-function waitIdle(seconds: number): string {
-  if (seconds <= 0) return "";
-  const until = Date.now() + seconds * 1000;
-  let idle = idleShare(2000);
-  while (idle !== undefined && idle < 0.85 && Date.now() < until) idle = idleShare(2000);
-  return idle === undefined ? "" : `, CPUs ${(100 * idle).toFixed(0)} % idle before`;
 }
 
 if (require.main === module) {

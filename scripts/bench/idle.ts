@@ -25,6 +25,12 @@ export function waitIdle(seconds: number): number | undefined {
   return idle;
 }
 
+/** Waits as waitIdle does; returns a note for a measurement on how idle the CPUs were ("" when not asked). */
+export function waitIdleNote(seconds: number): string {
+  const idle = waitIdle(seconds);
+  return idle === undefined ? "" : `, CPUs ${(100 * idle).toFixed(0)} % idle before`;
+}
+
 /** The 1-minute load average as text, for the notes of a measurement. */
 export function loadAverage(): string {
   try {
