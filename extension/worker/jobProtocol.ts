@@ -10,6 +10,7 @@ import type { ProfileOptions } from "../core/importance/options";
 import type { PruneOptions } from "../core/prune/prune";
 import type { TrainOptions } from "../core/train/settings";
 import type { PipelineOptions } from "../core/pipeline/pipeline";
+import type { DemoWorkspace } from "../core/demo/demoWorkspace";
 import type { PruneMode } from "../core/adapter/dropRecord";
 import type { SweepOptions } from "../core/sweep/sweep";
 
@@ -111,15 +112,7 @@ export interface PipelineResult {
 }
 
 /** What a demo job returns: the paths written and how the adapter's training went. */
-export interface DemoResult {
-  dir: string;
-  modelDir: string;
-  adapterDir: string;
-  dataFile: string;
-  firstLoss: number;
-  finalLoss: number;
-  seconds: number;
-}
+export type DemoResult = DemoWorkspace;
 
 /** The result type of each job kind. */
 export interface JobResults {

@@ -3,6 +3,7 @@
  * names one tensor twice would be read as if the first entry did not exist; readers call this on text JSON.parse
  * has already accepted to refuse such files instead.
  */
+import { closingQuote } from "./jsonQuote";
 
 /** A key that appears twice in one object. */
 export interface DuplicateKey {
@@ -26,13 +27,7 @@ export function findDuplicateKey(text: string, maxDepth = 2): DuplicateKey | und
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
-      let j = i + 1;
-      while (j < text.length) {
-        const d = text.charCodeAt(j);
-        if (d === 0x5c) j += 2;
-        else if (d === 0x22) break;
-        else j++;
-      }
+      const j = closingQuote(text, i);
       if (expectKey && depth <= maxDepth) {
         const raw = text.slice(i, j + 1);
         // Escapes make "a" and "\u0061" the same key, so decode them before comparing.

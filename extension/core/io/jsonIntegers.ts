@@ -4,6 +4,7 @@
  * that only this reader accepted would be a file no other tool opens. Readers call this on text JSON.parse has
  * already accepted.
  */
+import { closingQuote } from "./jsonQuote";
 
 /** A number token that is not a plain non-negative integer, with the object keys that lead to it. */
 export interface NonIntegerNumber {
@@ -20,13 +21,7 @@ export function findNonIntegerNumber(text: string): NonIntegerNumber | undefined
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
-      let j = i + 1;
-      while (j < text.length) {
-        const d = text.charCodeAt(j);
-        if (d === 0x5c) j += 2;
-        else if (d === 0x22) break;
-        else j++;
-      }
+      const j = closingQuote(text, i);
       if (expectKey && stack.length > 0) {
         const raw = text.slice(i, j + 1);
         stack[stack.length - 1] = raw.includes("\\") ? (JSON.parse(raw) as string) : raw.slice(1, -1);
