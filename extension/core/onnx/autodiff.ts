@@ -6,10 +6,12 @@
  * order, asks each rule for its input gradients, reduces broadcast gradients to the input's (static, symbolic)
  * shape and sums the contributions of every consumer. Values that do not depend on a differentiated input (the
  * frozen base weights and everything computed only from them) never get a gradient, so no dW product is built.
+ * Forward values the builder marked for recomputation are then recomputed in the backward pass (recompute.ts).
  */
 import { AttrValue, ConstTensor, DType, GraphBuilder, Shape } from "./builder";
 import { Ops } from "./ops";
 import { GRAD_RULES, type GradContext } from "./gradRules";
+import { recomputeInBackward } from "./recompute";
 
 /** Appends the backward pass of `loss` (a scalar) with respect to the graph inputs `wrt`; returns their gradients (null: no path). */
 export function buildBackward(g: GraphBuilder, loss: string, wrt: string[]): Map<string, string | null> {
@@ -53,6 +55,8 @@ export function buildBackward(g: GraphBuilder, loss: string, wrt: string[]): Map
       grads.set(input, have ? g.node("Add", [have, reduced], [{ dtype: g.info(input).dtype, shape: g.shape(input) }])[0]! : reduced);
     });
   }
+  // Marked forward values are recomputed where the backward pass reads them instead of being kept alive.
+  recomputeInBackward(g, forward.length);
   return new Map(wrt.map((w) => [w, grads.get(w) ?? null]));
 }
 

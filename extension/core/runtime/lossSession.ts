@@ -187,7 +187,7 @@ export class LossSession {
     const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers, trainHead: opts.trainHead, classLogits: opts.classLogits });
     const { session, device } = await createSession(g.toBytes(), {
       device: opts.device, shardFiles: model.shards.map((s) => s.file), threads: opts.threads, log: opts.log,
-      prepack: opts.prepack ?? !opts.gradients, config: opts.config,
+      prepack: opts.prepack ?? !opts.gradients, backward: opts.gradients, config: opts.config,
     });
     return new LossSession(session, device, graph);
   }
