@@ -4,7 +4,7 @@
  * file-backed and anonymous pages, and the high-water mark VmHWM from /proc/self/status).
  *
  * Usage (after `npm run build`): node out/scripts/bench/trainMemory.js --seq 256 [--steps 3] [--threads N]
- *        [--config session.key=value,...] [--no-arena] [--no-mem-pattern] [--cache DIR]
+ *        [--config session.key=value,...] [--no-arena] [--no-mem-pattern] [--opt LEVEL] [--profile PREFIX] [--cache DIR]
  * Run it under `flock /tmp/bench.lock` on a shared machine: it maps the whole benchmark model.
  */
 import * as fs from "node:fs";
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     options: {
       seq: { type: "string", default: "256" }, steps: { type: "string", default: "3" }, threads: { type: "string" },
       config: { type: "string" }, "no-arena": { type: "boolean", default: false }, "no-mem-pattern": { type: "boolean", default: false },
-      opt: { type: "string" }, cache: { type: "string", default: path.join(".cache", "bench") },
+      opt: { type: "string" }, profile: { type: "string" }, cache: { type: "string", default: path.join(".cache", "bench") },
     },
   });
   const fx = ensureBenchModel(path.resolve(a.cache), TINYLLAMA_SHAPE, (m) => console.log(m));
@@ -56,6 +56,7 @@ async function main(): Promise<void> {
   const extra: Ort.InferenceSession.SessionOptions = {
     ...(a["no-arena"] ? { enableCpuMemArena: false } : {}), ...(a["no-mem-pattern"] ? { enableMemPattern: false } : {}),
     ...(a.opt ? { graphOptimizationLevel: a.opt as "all" } : {}),
+    ...(a.profile ? { enableProfiling: true, profileFilePrefix: a.profile } : {}),
   };
   (rt.InferenceSession as unknown as { create: typeof create }).create = (p, o) => create(p, { ...o, ...extra });
   const t0 = performance.now();

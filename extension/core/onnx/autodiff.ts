@@ -31,7 +31,8 @@ export function buildBackward(g: GraphBuilder, loss: string, wrt: string[]): Map
   const helpers = new ShapeHelpers(g);
   const grads = new Map<string, string>();
   const lossType = g.info(loss).dtype;
-  grads.set(loss, g.constant(constOf(lossType, lossShape.map(Number), 1), "dloss"));
+  const seed = g.constant(constOf(lossType, lossShape.map(Number), 1), "dloss");
+  grads.set(loss, seed);
 
   for (let k = forward.length - 1; k >= 0; k--) {
     const node = forward[k]!;
@@ -56,7 +57,7 @@ export function buildBackward(g: GraphBuilder, loss: string, wrt: string[]): Map
     });
   }
   // Marked forward values are recomputed where the backward pass reads them instead of being kept alive.
-  recomputeInBackward(g, forward.length);
+  recomputeInBackward(g, forward.length, seed);
   return new Map(wrt.map((w) => [w, grads.get(w) ?? null]));
 }
 
