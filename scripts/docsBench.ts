@@ -163,11 +163,13 @@ function trainTable(j: BenchJson): string[] {
     const key = `${r.seq} ${r.engine}`;
     if (!best.has(key) || r.best < best.get(key)!.best) best.set(key, r);
   }
-  const rows = [...best.values()].map((r) => [String(r.seq), r.engine, (r.seq / r.best).toFixed(1), `${r.best.toFixed(2)} s`, (r.flops / r.best / 1e9).toFixed(0), pct(r.flops / r.best / 1e9 / peak), gib(r.peakRssBytes), r.firstLoss.toFixed(5)]);
+  const weights = j.weightBytes as number;
+  const rows = [...best.values()].map((r) => [String(r.seq), r.engine, (r.seq / r.best).toFixed(1), `${r.best.toFixed(2)} s`, (r.flops / r.best / 1e9).toFixed(0), pct(r.flops / r.best / 1e9 / peak),
+    gib(r.peakRssBytes), `${(r.peakRssBytes / weights).toFixed(2)}×`, r.firstLoss.toFixed(5)]);
   return [
     `One LoRA training step (forward, backward, AdamW; r = 8 on q_proj and v_proj) on the same model, batch 1; best of the timed steps.`,
     "",
-    ...table(["seq", "engine", "tok/s", "step", "GFLOP/s", "% of peak", "peak RSS", "first-step loss"], rows),
+    ...table(["seq", "engine", "tok/s", "step", "GFLOP/s", "% of peak", "peak RSS", "RSS / fp32 weights", "first-step loss"], rows),
     ...torchLine(j),
     ...ratioLines((j.results as R[]).map((r) => ({ seq: r.seq, engine: r.engine, tokensPerSecond: r.seq / r.best }))),
   ];

@@ -101,9 +101,13 @@ function reshapeDyn(g: GraphBuilder, ctx: LayerContext, x: string, tail: number[
 /** RMSNorm of the rows of `x` times `weight`. */
 function rmsNorm(g: GraphBuilder, ctx: LayerContext, x: string, weight: string): string {
   const o = ctx.o;
+  const start = g.nodes.length;
   const ms = o.reduceMean(o.mul(x, x), [-1]);
   const inv = o.reciprocal(o.sqrt(o.add(ms, g.f32(ctx.cfg.rmsNormEps))));
-  return o.mul(o.mul(x, inv), weight);
+  const y = o.mul(o.mul(x, inv), weight);
+  // A backward pass recomputes the normalised rows from x (which it keeps anyway) instead of keeping a second copy.
+  g.recomputeSince(start);
+  return y;
 }
 
 /**
@@ -135,14 +139,24 @@ export function buildDecoderLayer(g: GraphBuilder, ctx: LayerContext, layer: num
   const q5 = rope(reshapeDyn(g, ctx, o.mul(q, g.f32(1 / Math.sqrt(D))), [nKV, grp, D], ["batch", "seq", nKV, grp, D]));
   const k5 = rope(reshapeDyn(g, ctx, k, [nKV, 1, D], ["batch", "seq", nKV, 1, D]));
   const v5 = reshapeDyn(g, ctx, v, [nKV, 1, D], ["batch", "seq", nKV, 1, D]);
-  const scores = o.add(o.matmul(o.transpose(q5, [0, 2, 3, 1, 4]), o.transpose(k5, [0, 2, 3, 4, 1])), ctx.attnBias);
-  const attnCtx = o.matmul(o.softmax(scores, -1), o.transpose(v5, [0, 2, 3, 1, 4]));
+  const qT = o.transpose(q5, [0, 2, 3, 1, 4]);
+  const kT = o.transpose(k5, [0, 2, 3, 4, 1]);
+  // The [seq, seq] scores and probabilities of every head are the largest activations; a backward pass recomputes
+  // them from q and k (a small product beside the projections) instead of keeping them for every layer.
+  const start = g.nodes.length;
+  const probs = o.softmax(o.add(o.matmul(qT, kT), ctx.attnBias), -1);
+  g.recomputeSince(start);
+  const attnCtx = o.matmul(probs, o.transpose(v5, [0, 2, 3, 1, 4]));
   const attn = o.reshape(o.transpose(attnCtx, [0, 3, 1, 2, 4]), [-1, nH * D], [N, nH * D]);
   h = o.add(h, linear(attn, "o_proj", nH * D, H, cfg.oBias));
   const x2 = rmsNorm(g, ctx, h, weight("post_attention_layernorm.weight", [H]));
   const gate = linear(x2, "gate_proj", H, cfg.intermediateSize, cfg.mlpBias);
   const up = linear(x2, "up_proj", H, cfg.intermediateSize, cfg.mlpBias);
-  const act = o.mul(o.mul(gate, o.sigmoid(gate)), up);
+  // SiLU is recomputed from the gate in a backward pass: the gate and up products are all the MLP keeps.
+  const siluStart = g.nodes.length;
+  const silu = o.mul(gate, o.sigmoid(gate));
+  g.recomputeSince(siluStart);
+  const act = o.mul(silu, up);
   return o.add(h, linear(act, "down_proj", cfg.intermediateSize, H, cfg.mlpBias));
 }
 

@@ -6,13 +6,19 @@
  * order, asks each rule for its input gradients, reduces broadcast gradients to the input's (static, symbolic)
  * shape and sums the contributions of every consumer. Values that do not depend on a differentiated input (the
  * frozen base weights and everything computed only from them) never get a gradient, so no dW product is built.
+ * Forward values the builder marked for recomputation are then recomputed in the backward pass (recompute.ts).
  */
 import { AttrValue, ConstTensor, DType, GraphBuilder, Shape } from "./builder";
 import { Ops } from "./ops";
 import { GRAD_RULES, type GradContext } from "./gradRules";
+import { recomputeInBackward } from "./recompute";
 
-/** Appends the backward pass of `loss` (a scalar) with respect to the graph inputs `wrt`; returns their gradients (null: no path). */
-export function buildBackward(g: GraphBuilder, loss: string, wrt: string[]): Map<string, string | null> {
+/**
+ * Appends the backward pass of `loss` (a scalar) with respect to the graph inputs `wrt`; returns their gradients
+ * (null: no path). With `seed`, `loss` may be any value and `seed` (a value of its shape, computed in the graph) is
+ * the loss's gradient with respect to it: a gradient built by hand where the generic rules would cost memory.
+ */
+export function buildBackward(g: GraphBuilder, loss: string, wrt: string[], seed?: string): Map<string, string | null> {
   const forward = g.nodes.slice();
   // Values that depend on a differentiated input.
   const depends = new Set(wrt);
@@ -24,12 +30,14 @@ export function buildBackward(g: GraphBuilder, loss: string, wrt: string[]): Map
     if (n.outputs.some((out) => reachesLoss.has(out))) for (const i of n.inputs) if (i !== "") reachesLoss.add(i);
   }
   const lossShape = g.shape(loss);
-  if (lossShape.some((d) => d !== 1)) throw new Error(`buildBackward: the loss must be a scalar, got shape [${lossShape}]`);
+  if (!seed && lossShape.some((d) => d !== 1)) throw new Error(`buildBackward: the loss must be a scalar, got shape [${lossShape}]`);
+  if (seed && JSON.stringify(g.shape(seed)) !== JSON.stringify(lossShape)) throw new Error(`buildBackward: the seed's shape [${g.shape(seed)}] is not the loss's [${lossShape}]`);
 
   const helpers = new ShapeHelpers(g);
   const grads = new Map<string, string>();
   const lossType = g.info(loss).dtype;
-  grads.set(loss, g.constant(constOf(lossType, lossShape.map(Number), 1), "dloss"));
+  const dLoss = seed ?? g.constant(constOf(lossType, lossShape.map(Number), 1), "dloss");
+  grads.set(loss, dLoss);
 
   for (let k = forward.length - 1; k >= 0; k--) {
     const node = forward[k]!;
@@ -53,6 +61,8 @@ export function buildBackward(g: GraphBuilder, loss: string, wrt: string[]): Map
       grads.set(input, have ? g.node("Add", [have, reduced], [{ dtype: g.info(input).dtype, shape: g.shape(input) }])[0]! : reduced);
     });
   }
+  // Marked forward values are recomputed where the backward pass reads them instead of being kept alive.
+  recomputeInBackward(g, forward.length, dLoss);
   return new Map(wrt.map((w) => [w, grads.get(w) ?? null]));
 }
 

@@ -65,6 +65,11 @@ export class GraphBuilder {
   readonly inputs: string[] = [];
   readonly outputs: string[] = [];
   readonly initializers = new Map<string, ConstTensor | ExternalTensor>();
+  /**
+   * Forward values a backward pass recomputes from their producers' inputs instead of keeping them alive from the
+   * forward pass (see onnx/recompute.ts): large outputs of cheap ops, such as attention probabilities or SiLU.
+   */
+  readonly recomputed = new Set<string>();
   /** Names of values that are frozen (initializers and everything computed only from them and constants). */
   private counter = 0;
 
@@ -119,6 +124,20 @@ export class GraphBuilder {
   /** An int64 vector constant (shapes, axes). */
   i64(values: number[]): string {
     return this.constant({ dtype: "int64", dims: [values.length], data: BigInt64Array.from(values.map(BigInt)) }, "i");
+  }
+
+  /** Marks values for recomputation in a backward pass (a graph without one ignores the marks); returns the first. */
+  recompute(...names: string[]): string {
+    for (const n of names) {
+      if (!this.values.has(n)) throw new Error(`recompute: unknown value ${n}`);
+      this.recomputed.add(n);
+    }
+    return names[0]!;
+  }
+
+  /** Marks for recomputation the outputs of every node recorded since node index `start` (a cheap sub-computation). */
+  recomputeSince(start: number): void {
+    for (const n of this.nodes.slice(start)) this.recompute(...n.outputs);
   }
 
   /** Metadata of a value. */

@@ -78,9 +78,9 @@ export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot
   const forward = buildForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers, headInputs, quantized: opts.quantized, ...(classification ? {} : { logitRows }) });
   const labels = g.input("labels", "int64", ["rows"]);
   const lossWeights = g.input("loss_weights", "float32", ["rows"]);
-  const logp = o.logSoftmax(classification ? o.gather(forward.logits!, logitRows) : forward.logits!, -1);
-  const picked = g.node("GatherElements", [logp, o.unsqueeze(labels, [1])], [{ dtype: "float32", shape: ["rows", 1] }], { axis: 1 })[0]!;
-  const loss = o.neg(o.reduceSum(o.mul(picked, o.unsqueeze(lossWeights, [1])), [0, 1], false));
+  const z = classification ? o.gather(forward.logits!, logitRows) : forward.logits!;
+  const ce = weightedCrossEntropy(g, z, labels, lossWeights);
+  const loss = ce.loss;
   g.output(loss);
   // The class logits come out as well when asked, so one run gives both the loss and the predicted classes.
   const classLogits = classification && opts.classLogits ? forward.logits! : undefined;
@@ -89,7 +89,7 @@ export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot
   const headGrads = new Map<string, string>();
   if (opts.gradients) {
     const wrt = [...forward.loraInputs.flatMap((l) => [l.A, l.B]), ...forward.headInputs.map((h) => h.input)];
-    const d = buildBackward(g, loss, wrt);
+    const d = buildBackward(g, z, wrt, ce.gradient());
     // A value can be a graph output only once, so a gradient that already is an output gets its own name.
     const output = (v: string | null | undefined): string | null => {
       if (!v) return null;
@@ -104,6 +104,27 @@ export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot
     }
   }
   return { forward, logitRows, labels, lossWeights, loss, grads, classification, headGrads, ...(classLogits ? { classLogits } : {}) };
+}
+
+/**
+ * The weighted cross-entropy Σ w·(logsumexp(z) − z[label]) of logits z [rows, classes] (labels int64 [rows],
+ * weights float [rows]), and on demand its gradient with respect to z, w·(softmax(z) − onehot(label)), built by
+ * hand: the generic rules (LogSoftmax, GatherElements) would keep the log-probabilities, a scattered one-hot and the
+ * softmax alive at once, where this is one [rows, classes] tensor with the one-hot added into it.
+ */
+export function weightedCrossEntropy(g: GraphBuilder, z: string, labels: string, weights: string): { loss: string; gradient: () => string } {
+  const o = new Ops(g);
+  const col = [g.shape(z)[0]!, 1];
+  const labelCol = o.unsqueeze(labels, [1]);
+  const weightCol = o.unsqueeze(weights, [1]);
+  const lse = g.node("ReduceLogSumExp", [z, g.i64([-1])], [{ dtype: "float32", shape: col }], { keepdims: 1 })[0]!;
+  const picked = g.node("GatherElements", [z, labelCol], [{ dtype: "float32", shape: col }], { axis: 1 })[0]!;
+  const loss = o.reduceSum(o.mul(o.sub(lse, picked), weightCol), [0, 1], false);
+  const gradient = () => {
+    const probsW = o.mul(o.exp(o.sub(z, lse)), weightCol);
+    return g.node("ScatterElements", [probsW, labelCol, o.neg(weightCol)], [{ dtype: "float32", shape: g.shape(z) }], { axis: 1, reduction: "add" })[0]!;
+  };
+  return { loss, gradient };
 }
 
 /** The loss's target positions of a batch (flat [batch*seq] indices), their next tokens, and weights 1/denominator. */
@@ -190,7 +211,7 @@ export class LossSession {
     const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers, trainHead: opts.trainHead, classLogits: opts.classLogits, quantized: opts.quantized });
     const { session, device } = await createSession(g.toBytes(), {
       device: opts.device, shardFiles: [...model.shards.map((s) => s.file), ...(opts.quantized?.files ?? [])], threads: opts.threads, log: opts.log,
-      prepack: opts.prepack ?? !opts.gradients, config: opts.config,
+      prepack: opts.prepack ?? !opts.gradients, backward: opts.gradients, config: opts.config,
     });
     return new LossSession(session, device, graph);
   }

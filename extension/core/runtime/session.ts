@@ -41,6 +41,14 @@ export interface SessionOptions {
    * the weights in memory. On by default; `false` keeps the memory-mapped weights as the only copy.
    */
   prepack?: boolean;
+  /**
+   * The graph holds a backward pass (training, gradients). Its activations are kept only as long as the backward
+   * needs them, so the session: keeps the values the graph recomputes (no common-subexpression elimination, which
+   * would merge the recomputation into the forward pass: onnx/recompute.ts), and plans no memory pattern (the pattern
+   * is one block the size of the run's peak, allocated from the arena beside the blocks of the first run, which
+   * the arena keeps: twice the activations).
+   */
+  backward?: boolean;
   /** Extra ORT session configuration entries (`session.*` keys, e.g. `session.intra_op.allow_spinning`). */
   config?: Record<string, string>;
   log?: Logger;
@@ -126,6 +134,7 @@ export async function createSession(modelBytes: Uint8Array, opts: SessionOptions
       const so: Ort.InferenceSession.SessionOptions = {
         executionProviders: [ep],
         graphOptimizationLevel: "all",
+        ...(opts.backward ? { enableMemPattern: false } : {}),
         logSeverityLevel: order.length > 1 && ep !== "cpu" ? 4 : 3,
         ...(externalData.length ? { externalData } : {}),
         ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
@@ -149,8 +158,12 @@ export async function createSession(modelBytes: Uint8Array, opts: SessionOptions
 }
 
 /** ORT's nested `extra` session configuration for the options, or undefined when there is none. */
-function sessionConfig(opts: SessionOptions): Record<string, unknown> | undefined {
-  const entries: Record<string, string> = { ...(opts.prepack === false ? { "session.disable_prepacking": "1" } : {}), ...opts.config };
+export function sessionConfig(opts: SessionOptions): Record<string, unknown> | undefined {
+  const entries: Record<string, string> = {
+    ...(opts.prepack === false ? { "session.disable_prepacking": "1" } : {}),
+    ...(opts.backward ? { "optimization.disable_specified_optimizers": "CommonSubexpressionElimination" } : {}),
+    ...opts.config,
+  };
   if (!Object.keys(entries).length) return undefined;
   // onnxruntime-node flattens `extra` with dots: { session: { a: "1" } } becomes "session.a" = "1".
   const nested: Record<string, unknown> = {};

@@ -67,7 +67,7 @@ async function backwardBlock(model: HfModel, local: LoraSlot[], k: number, opts:
   if (!dIn) throw new Error("the block's input gets no gradient");
   const grads = new Map<string, { A: string | null; B: string | null }>();
   for (const l of graph.loraInputs) grads.set(l.param, { A: mark(d.get(l.A)), B: mark(d.get(l.B)) });
-  const { session } = await createSession(g.toBytes(), { device: opts.device, shardFiles: [], threads: opts.threads });
+  const { session } = await createSession(g.toBytes(), { device: opts.device, shardFiles: [], threads: opts.threads, backward: true });
   return { session, graph, dOut, dIn, grads };
 }
 

@@ -11,7 +11,7 @@ import { buildBackward } from "../onnx/autodiff";
 import { HfModel } from "../models/hfModel";
 import { Batch } from "../data/batch";
 import { createSession, DeviceChoice, f32Tensor, i64Tensor, ort } from "../runtime/session";
-import { lossTargets } from "../runtime/lossSession";
+import { lossTargets, weightedCrossEntropy } from "../runtime/lossSession";
 import { LayerWeightReader } from "./layerWeights";
 
 /** The compiled head: its session and the names of its values. */
@@ -44,13 +44,12 @@ export class StreamHead {
     const x = o.gather(hidden, rows);
     const inv = o.reciprocal(o.sqrt(o.add(o.reduceMean(o.mul(x, x), [-1]), g.f32(cfg.rmsNormEps))));
     const logits = o.gemm(o.mul(o.mul(x, inv), norm), head, { transB: true });
-    const logp = o.logSoftmax(logits, -1);
-    const picked = g.node("GatherElements", [logp, o.unsqueeze(labels, [1])], [{ dtype: "float32", shape: ["rows", 1] }], { axis: 1 })[0]!;
-    const loss = o.neg(o.reduceSum(o.mul(picked, o.unsqueeze(weights, [1])), [0, 1], false));
+    const ce = weightedCrossEntropy(g, logits, labels, weights);
+    const loss = ce.loss;
     g.output(loss);
     let dHidden: string | undefined;
     if (gradient) {
-      dHidden = buildBackward(g, loss, [hidden]).get(hidden) ?? undefined;
+      dHidden = buildBackward(g, logits, [hidden], ce.gradient()).get(hidden) ?? undefined;
       if (!dHidden) throw new Error("the loss does not reach the hidden states");
       g.output(dHidden);
     }
