@@ -35,8 +35,8 @@ export function buildEncoderForward(g: GraphBuilder, model: HfModel, slots: Lora
   } else {
     pos = b.arange();
   }
-  const words = o.gather(w.weight(`${e}.word_embeddings.weight`, [cfg.vocabSize, H]), b.inputIds);
-  const positions = o.gather(w.weight(`${e}.position_embeddings.weight`, [cfg.maxPositions ?? 512, H]), pos);
+  const words = w.embeddingRows(`${e}.word_embeddings.weight`, [cfg.vocabSize, H], b.inputIds);
+  const positions = w.embeddingRows(`${e}.position_embeddings.weight`, [cfg.maxPositions ?? 512, H], pos);
   // BERT's segment embeddings: token_type_ids (0 for the first sentence of a pair, 1 for the second) are an input.
   // RoBERTa has one type (type_vocab_size 1) and never feeds them, as RobertaTokenizer leaves them out.
   const types = cfg.typeVocabSize ?? 2;

@@ -33,9 +33,9 @@ export function buildGpt2Forward(g: GraphBuilder, model: HfModel, slots: LoraSlo
   const bias = o.where(allowed, g.f32(0), g.f32(-1e9));
 
   // Positions are 0…seq-1 for every row (right padding leaves real tokens where GPT-2 expects them).
-  const wte = w.weight(`${root}wte.weight`, [cfg.vocabSize, H]);
-  const wpe = w.weight(`${root}wpe.weight`, [cfg.maxPositions ?? 1024, H]);
-  let h = o.reshape(o.add(o.gather(wte, b.inputIds), o.gather(wpe, pos)), [-1, H], [TOKENS, H]);
+  const words = w.embeddingRows(`${root}wte.weight`, [cfg.vocabSize, H], b.inputIds);
+  const positions = w.embeddingRows(`${root}wpe.weight`, [cfg.maxPositions ?? 1024, H], pos);
+  let h = o.reshape(o.add(words, positions), [-1, H], [TOKENS, H]);
   const numLayers = opts.numLayers ?? cfg.numLayers;
   for (let i = 0; i < numLayers; i++) {
     const p = `${root}h.${i}`;
@@ -48,7 +48,7 @@ export function buildGpt2Forward(g: GraphBuilder, model: HfModel, slots: LoraSlo
   let logits: string | undefined;
   if (opts.logits) {
     const hn = b.layerNorm(opts.logitRows ? o.gather(h, opts.logitRows) : h, `${root}ln_f`, H, eps);
-    const l2 = o.gemm(hn, wte, { transB: true });
+    const l2 = o.gemm(hn, w.weight(`${root}wte.weight`, [cfg.vocabSize, H]), { transB: true });
     logits = opts.logitRows ? l2 : b.unflatten(l2, [cfg.vocabSize]);
   }
   return b.finish(logits);

@@ -171,8 +171,7 @@ export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSl
   const ctx = buildLayerContext(g, cfg, attentionMask, slots, opts);
   const o = ctx.o;
 
-  const embed = w.weight("model.embed_tokens.weight", [cfg.vocabSize, H]);
-  let h = o.reshape(o.gather(embed, inputIds), [-1, H], [N, H]);
+  let h = o.reshape(w.embeddingRows("model.embed_tokens.weight", [cfg.vocabSize, H], inputIds), [-1, H], [N, H]);
   const numLayers = opts.numLayers ?? cfg.numLayers;
   for (let i = 0; i < numLayers; i++) {
     const name = (suffix: string) => `model.layers.${i}.${suffix}`;
@@ -185,7 +184,7 @@ export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSl
   if (stacked) out.loraNorms = stacked;
   if (opts.logits) {
     const hn = rmsNorm(g, ctx, opts.logitRows ? o.gather(h, opts.logitRows) : h, w.weight("model.norm.weight", [H]));
-    const head = cfg.tieWordEmbeddings || !w.has("lm_head.weight") ? embed : w.weight("lm_head.weight", [cfg.vocabSize, H]);
+    const head = cfg.tieWordEmbeddings || !w.has("lm_head.weight") ? w.weight("model.embed_tokens.weight", [cfg.vocabSize, H]) : w.weight("lm_head.weight", [cfg.vocabSize, H]);
     const logits2 = o.gemm(hn, head, { transB: true });
     out.logits = opts.logitRows ? logits2 : reshapeDyn(g, ctx, logits2, [cfg.vocabSize], ["batch", "seq", cfg.vocabSize]);
   }
