@@ -2,7 +2,6 @@
 // with playwright-core. scripts/e2e/run.sh prepares everything and runs it (npm run test:e2e).
 // Env: VSCODE_URL (the server), FIXTURE (makeWorkspace's description of the workspace), TEST_STATE (the file the
 // extension mirrors its test snapshot to, LORA_DROP_TEST_STATE), E2E_OUT (screenshots), CHROMIUM.
-import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -11,7 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   SEL, afterPaint, answerInput, clearNotifications, explorerContextMenu, explorerRow, pickItem, readJson, recordToasts, runCommand, setColorTheme, toasts,
-  waitUntil, webviewFrame,
+  waitUntil, webviewFrame, openBrowser,
 } from "./workbench.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -64,20 +63,7 @@ function listTree(dir) {
     .sort();
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  // A fresh temporary profile is launch()'s default (it rejects --user-data-dir in args).
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-page.setDefaultTimeout(30_000);
-let passed = 0;
-const step = async (name, body) => {
-  await body();
-  passed++;
-  lap(`ok ${passed} - ${name}`);
-};
+const { browser, page, step, steps } = await openBrowser(lap);
 
 try {
   const sourceHashes = hashTree(fx.adapterDir);
@@ -271,11 +257,11 @@ try {
     assert.deepEqual(listTree(fx.workspace), before, "nothing was written to the workspace");
   });
 
-  console.log(`${passed} passed, 0 failed`);
+  console.log(`${steps.passed} passed, 0 failed`);
 } catch (err) {
   await page.screenshot({ path: shot("failure.png") }).catch(() => {});
   console.error(err);
-  console.log(`${passed} passed, 1 failed`);
+  console.log(`${steps.passed} passed, 1 failed`);
   process.exitCode = 1;
 } finally {
   await browser.close();

@@ -3,13 +3,12 @@
 // in the window that opens: profile, read the heatmap, choose T on the panel's slider, prune; each step must be
 // ticked by then. scripts/e2e/run.sh starts the server and runs it (npm run test:e2e).
 // Env: VSCODE_URL, DEMO_FOLDER (an empty folder for the demo), TEST_STATE (LORA_DROP_TEST_STATE), E2E_OUT, CHROMIUM.
-import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { SEL, afterPaint, answerInput, clearNotifications, pickItem, readJson, recordToasts, runCommand, toasts, waitUntil, webviewFrame } from "./workbench.mjs";
+import { SEL, afterPaint, openBrowser, answerInput, clearNotifications, pickItem, readJson, recordToasts, runCommand, toasts, waitUntil, webviewFrame } from "./workbench.mjs";
 import { WT, clickStepButton, openStep, passFirstLaunch, stepDone } from "./walkthroughPage.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -35,19 +34,7 @@ async function commandFinished(id, timeout = 60_000) {
   return done.outcome;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-page.setDefaultTimeout(30_000);
-let passed = 0;
-const step = async (name, body) => {
-  await body();
-  passed++;
-  lap(`ok ${passed} - ${name}`);
-};
+const { browser, page, step, steps } = await openBrowser(lap);
 
 try {
   await page.goto(`${URL_BASE}/?ew=true`);
@@ -147,11 +134,11 @@ try {
     await page.screenshot({ path: shot("walkthrough-done.png") });
   });
 
-  console.log(`${passed} passed, 0 failed`);
+  console.log(`${steps.passed} passed, 0 failed`);
 } catch (err) {
   await page.screenshot({ path: shot("walkthrough-failure.png") }).catch(() => {});
   console.error(err);
-  console.log(`${passed} passed, 1 failed`);
+  console.log(`${steps.passed} passed, 1 failed`);
   process.exitCode = 1;
 } finally {
   await browser.close();

@@ -2,8 +2,31 @@
 // playwright-core. Every wait is on a condition; the only retries are the two the workbench makes necessary
 // (see runCommand and explorerContextMenu).
 import fs from "node:fs";
+import { chromium } from "playwright-core";
 
 /** Selectors of the workbench's DOM in VS Code 1.100 (not an API: checked again when code-server is upgraded). */
+/**
+ * Headless Chromium on one page for the workbench, and `step(name, body)`, which runs a test step and logs
+ * `ok N - name` with `lap`; `steps.passed` counts the steps that passed.
+ */
+export async function openBrowser(lap) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    // A fresh temporary profile is launch()'s default (it rejects --user-data-dir in args).
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.setDefaultTimeout(30_000);
+  const steps = { passed: 0 };
+  const step = async (name, body) => {
+    await body();
+    steps.passed++;
+    lap(`ok ${steps.passed} - ${name}`);
+  };
+  return { browser, page, step, steps };
+}
+
 export const SEL = {
   workbench: ".monaco-workbench",
   quickInput: ".quick-input-widget",
