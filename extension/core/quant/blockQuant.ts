@@ -12,7 +12,11 @@
  * Dequantization is w = (code − zero point) · scale. Symmetric blocks take scale = m / −2^(bits−1), where m is the
  * block's value of largest magnitude (as llama.cpp's Q4_0/Q8_0 and onnxruntime's own quantizer do): m lands on
  * code 0 exactly and all 2^bits codes are used. Asymmetric blocks span [min(w, 0), max(w, 0)] so that 0 stays
- * exact. See `quantErrorBound` for what that guarantees.
+ * exact. See `quantErrorBound` for what that guarantees. With `rangeSearch`, an asymmetric block also tries that
+ * range shrunk by each factor of RANGE_FACTORS and keeps the one with the least squared error over the block (the
+ * clipping search of llama.cpp's k-quants and of AWQ): the extremes are clipped, everything else is rounded on a
+ * finer grid. (Stopping at the first rise of the error, twice as fast, moved the bench model's importance by 8.7e-3
+ * instead of 7.0e-3: the error is not unimodal in the factor.) The error of a block is then never above the min–max one's, and no longer bounded per weight.
  */
 import { LoraDropError } from "../util/errors";
 import { convertToF32 } from "../io/safetensors";
@@ -27,6 +31,8 @@ export interface QuantSpec {
   blockSize: number;
   /** Symmetric blocks (no zero-point input) or asymmetric ones (a packed zero point per block). */
   symmetric: boolean;
+  /** Asymmetric blocks only: choose each block's range by least squared error (see the file comment). */
+  rangeSearch?: boolean;
 }
 
 /** The byte layout of one quantized [N, K] matrix. */
@@ -54,6 +60,27 @@ export function checkQuantSpec(spec: QuantSpec): void {
   if (!Number.isInteger(b) || b < 16 || (b & (b - 1)) !== 0) {
     throw new LoraDropError("INVALID_ARGUMENT", `quantization block size ${b}: expected a power of two ≥ 16`);
   }
+  if (spec.rangeSearch && spec.symmetric) throw new LoraDropError("INVALID_ARGUMENT", "the quantization range search applies to asymmetric blocks only");
+}
+
+/**
+ * The fractions of a block's min–max range that `rangeSearch` tries, the whole range first (so a tie keeps it).
+ * Measured on the TinyLlama-shaped bench model at 4 bits in blocks of 128: importance against fp32 moved by 7.0e-3
+ * at most with these seven, 2.2e-2 with the min–max range alone.
+ */
+export const RANGE_FACTORS: readonly number[] = [1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7];
+
+/** Sum of squared errors of src[start, end) quantized with `scale` and `zp` to codes 0…top. */
+function blockError(src: Float32Array, start: number, end: number, scale: number, zp: number, top: number): number {
+  const inv = 1 / scale, shift = zp + 0.5;
+  let err = 0;
+  for (let i = start; i < end; i++) {
+    // Truncation is a floor for x ≥ 0; below 0 the clamp gives code 0 either way.
+    const c = (src[i]! * inv + shift) | 0;
+    const d = ((c < 0 ? 0 : c > top ? top : c) - zp) * scale - src[i]!;
+    err += d * d;
+  }
+  return err;
 }
 
 /** The layout MatMulNBits expects for a [rows, cols] weight. */
@@ -125,10 +152,19 @@ export function quantizeRowsInto(src: Float32Array, count: number, out: BlockQua
       } else {
         scale = Math.fround((hi - lo) / top);
         zp = scale === 0 ? 0 : Math.min(top, Math.max(0, Math.round(-lo / scale)));
+        if (spec.rangeSearch && scale !== 0) {
+          let best = blockError(src, start, end, scale, zp, top);
+          for (let f = 1; f < RANGE_FACTORS.length; f++) {
+            const s = Math.fround(((hi - lo) * RANGE_FACTORS[f]!) / top);
+            const z = Math.min(top, Math.max(0, Math.round((-lo * RANGE_FACTORS[f]!) / s)));
+            const err = blockError(src, start, end, s, z, top);
+            if (err < best) { best = err; scale = s; zp = z; }
+          }
+        }
       }
       const inv = scale === 0 ? 0 : 1 / scale;
-      // floor(x + 0.5) through `| 0`: x + 0.5 ≥ 0 by construction (the block's extremes map to codes ≥ 0), so
-      // the truncation is a floor; only the top needs a clamp (the opposite-signed extreme of a symmetric block).
+      // round(x) as (x + 0.5) | 0: a floor for x + 0.5 ≥ 0, and below that (a clipped extreme of a searched range)
+      // the clamp gives code 0 either way; the top is clamped too (the opposite-signed extreme of a symmetric block).
       const shift = zp + 0.5;
       out.scales[row * kBlocks + b] = scale;
       const blob = (row * kBlocks + b) * blobBytes;
@@ -136,12 +172,12 @@ export function quantizeRowsInto(src: Float32Array, count: number, out: BlockQua
         // Full blocks (the common case) write their codes straight out, 4-bit ones two per byte.
         for (let i = start, j = blob; i < end; i += 2, j++) {
           const c0 = (src[i]! * inv + shift) | 0, c1 = (src[i + 1]! * inv + shift) | 0;
-          out.data[j] = (c0 > top ? top : c0) | ((c1 > top ? top : c1) << 4);
+          out.data[j] = (c0 < 0 ? 0 : c0 > top ? top : c0) | ((c1 < 0 ? 0 : c1 > top ? top : c1) << 4);
         }
       } else if (end - start === bs) {
         for (let i = start, j = blob; i < end; i++, j++) {
           const c = (src[i]! * inv + shift) | 0;
-          out.data[j] = c > top ? top : c;
+          out.data[j] = c < 0 ? 0 : c > top ? top : c;
         }
       } else {
         let n = 0;

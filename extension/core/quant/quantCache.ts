@@ -85,7 +85,7 @@ export function quantCacheKey(source: QuantSource, spec: QuantSpec, index = read
   });
   const key = JSON.stringify({
     format: QUANT_CACHE_FORMAT, path: real, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino,
-    bits: spec.bits, blockSize: spec.blockSize, symmetric: spec.symmetric, transposed: source.transposed === true, tensors,
+    bits: spec.bits, blockSize: spec.blockSize, symmetric: spec.symmetric, rangeSearch: spec.rangeSearch === true, transposed: source.transposed === true, tensors,
   });
   return { key, fileName: `${cachePrefix(real, spec, source.transposed === true)}${digest(key, 16)}.safetensors` };
 }
@@ -239,7 +239,7 @@ function absolute(r: Omit<QuantizedTensorRef, "file">, file: string, dataStart: 
 /** File names of one source and spec share this prefix; only the key digest after it differs. */
 function cachePrefix(realPath: string, spec: QuantSpec, transposed: boolean): string {
   const stem = path.basename(realPath).replace(/\.safetensors$/, "").replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 60);
-  return `${stem}-${digest(realPath, 8)}-q${spec.bits}b${spec.blockSize}${spec.symmetric ? "s" : "a"}${transposed ? "t" : ""}-`;
+  return `${stem}-${digest(realPath, 8)}-q${spec.bits}b${spec.blockSize}${spec.symmetric ? "s" : "a"}${spec.rangeSearch ? "m" : ""}${transposed ? "t" : ""}-`;
 }
 
 /** Removes entries with the same prefix as `keep` but another key: built from an older version of the source. */

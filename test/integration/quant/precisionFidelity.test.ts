@@ -2,9 +2,8 @@
  * Quantized profiles against fp32 on the tiny fixtures of every architecture: `profileAdapter` with --precision
  * int8 and int4 (MatMulNBits over block-quantized weights in the real model graphs) keeps the same layers at
  * T = 0.9 as fp32, and int8 moves no layer's importance by 5e-3 or more. int4 holds 5e-3 on the decoders (Llama
- * family, GPT-2) but not on the post-LayerNorm encoders: measured 5.7e-3 (RoBERTa) and 1.4e-2 (BERT), against
- * 2e-4–1.1e-3 for int8, so int4 is asserted within 2e-2 there and int8 is the recommended fast path
- * (docs/cli.md). The fixtures are seeded random models (hidden 128, 4 layers) whose layers' importance differs by
+ * family, GPT-2: measured 1.1e-4 to 2.1e-3) and RoBERTa (9.5e-4) but not on BERT (5.5e-3), against 3e-5–1.1e-3
+ * for int8, so int4 is asserted within 1e-2 on the encoders and int8 is the recommended fast path (docs/cli.md). The fixtures are seeded random models (hidden 128, 4 layers) whose layers' importance differs by
  * more than the quantization noise (the smallest gap is printed with the deltas), so the kept-set check is not
  * decided by near-ties.
  */
@@ -66,7 +65,7 @@ for (const c of CASES) {
       const delta = Math.max(...imp.map((v, i) => Math.abs(v - ref[i]!)));
       console.log(`${c.name} ${precision}: max |ΔI| ${delta.toExponential(2)}; fp32 importance ${ref.map((v) => v.toFixed(3)).join(" ")}, smallest gap ${Math.min(...gaps).toExponential(2)}`);
       assert.ok(delta > 0, `${precision} changes the numbers at all (the quantized graph ran)`);
-      const bound = precision === "int4" && (c.name === "roberta" || c.name === "bert") ? 2e-2 : 5e-3;
+      const bound = precision === "int4" && (c.name === "roberta" || c.name === "bert") ? 1e-2 : 5e-3;
       assert.ok(delta < bound, `${c.name} ${precision}: max |ΔI| ${delta.toExponential(2)} (bound ${bound})`);
       assert.deepEqual(selectByThreshold(imp, 0.9).kept, kept, `${c.name} ${precision}: kept set at T = 0.9`);
     }

@@ -1,11 +1,11 @@
 /**
  * Block-wise quantization in MatMulNBits's layout: hand-checked codes and packing, the format's error bound on
  * seeded weights (4 and 8 bits, symmetric and asymmetric, blocks that K fills and one it does not), F16/BF16
- * sources, and the refusals.
+ * sources, the range search of asymmetric blocks, and the refusals.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BlockQuantized, dequantize, quantErrorBound, quantizeMatrix, quantizeStored, QuantSpec, quantLayout } from "../../../../extension/core/quant/blockQuant";
+import { BlockQuantized, dequantize, quantErrorBound, quantizeMatrix, quantizeStored, QuantSpec, quantLayout, RANGE_FACTORS } from "../../../../extension/core/quant/blockQuant";
 import { encodeSafetensors, floatToBf16, floatToHalf, halfToFloat } from "../../../../extension/core/io/safetensors";
 import { LoraDropError } from "../../../../extension/core/util/errors";
 import { Rng, normalArray } from "../../../../extension/core/util/random";
@@ -97,6 +97,70 @@ test("4-bit error is about 1/16 of the block range, 8-bit about 1/256: measured,
   assert.ok(e4 > 0.06 && e4 < 0.1, `4-bit rms error ${e4}`);
   assert.ok(e8 > 0.004 && e8 < 0.006, `8-bit rms error ${e8}`);
   assert.ok(e4 / e8 > 14 && e4 / e8 < 20, `ratio ${e4 / e8}`);
+});
+
+/** Sum of squared errors of each block of a quantized [rows, cols] matrix against w. */
+function blockErrors(w: Float32Array, q: BlockQuantized): number[] {
+  const d = dequantize(q);
+  const out = new Array(q.rows * q.kBlocks).fill(0);
+  for (let r = 0; r < q.rows; r++) {
+    for (let k = 0; k < q.cols; k++) out[r * q.kBlocks + Math.floor(k / q.spec.blockSize)] += (d[r * q.cols + k]! - w[r * q.cols + k]!) ** 2;
+  }
+  return out;
+}
+
+test("range search: no block's squared error above the min–max range's, the total below it at 4 bits", () => {
+  const rng = new Rng(17);
+  for (const [bits, blockSize] of [[4, 128], [4, 32], [8, 64]] as const) {
+    const rows = 48, cols = 320; // 320 = 2.5 blocks of 128: a partial last block too
+    const w = normalArray(rng, rows * cols, 0.02);
+    for (let i = 0; i < 20; i++) w[rng.int(w.length)] = (rng.normal() > 0 ? 1 : -1) * 0.12;
+    const plain = quantizeMatrix(w, rows, cols, { bits, blockSize, symmetric: false });
+    const searched = quantizeMatrix(w, rows, cols, { bits, blockSize, symmetric: false, rangeSearch: true });
+    const a = blockErrors(w, plain), b = blockErrors(w, searched);
+    // The whole range is the first candidate, so a block keeps it unless a shrunk one is strictly better
+    // (float32 rounding of the dequantized values allowed for).
+    b.forEach((e, i) => assert.ok(e <= a[i]! * (1 + 1e-6) + 1e-30, `block ${i}: ${e} > ${a[i]}`));
+    const total = (x: number[]) => x.reduce((s, v) => s + v, 0);
+    const gain = total(b) / total(a);
+    // Normal weights: clipping pays at 4 bits in blocks of 128 (measured ≈ 0.90), less in smaller blocks.
+    if (bits === 4 && blockSize === 128) assert.ok(gain < 0.95, `4-bit block ${blockSize}: searched/min-max squared error ${gain.toFixed(3)}`);
+    else assert.ok(gain <= 1, `8-bit: ${gain}`);
+    // At 4 bits some block was clipped (its scale is below the min–max one); at 8 bits the steps are too fine.
+    if (bits === 4) assert.ok(searched.scales.some((s, i) => s < plain.scales[i]! * (1 - 1e-6)), "some range was shrunk");
+    const d = dequantize(searched);
+    assert.ok(d.every((v) => Number.isFinite(v)));
+  }
+});
+
+test("range search: weights outside a shrunk range dequantize to its nearest end, never wrap around", () => {
+  const rng = new Rng(23);
+  const rows = 32, cols = 256, bs = 64;
+  const w = normalArray(rng, rows * cols, 1);
+  const q = quantizeMatrix(w, rows, cols, { bits: 4, blockSize: bs, symmetric: false, rangeSearch: true });
+  const plain = quantizeMatrix(w, rows, cols, { bits: 4, blockSize: bs, symmetric: false });
+  const d = dequantize(q);
+  let clipped = 0, shrunk = 0;
+  for (let blk = 0; blk < rows * q.kBlocks; blk++) {
+    const scale = q.scales[blk]!;
+    if (scale >= plain.scales[blk]! * (1 - 1e-6)) continue;
+    shrunk++;
+    const zp = (q.zeroPoints![(Math.floor(blk / q.kBlocks) * q.zeroPointBytes) + ((blk % q.kBlocks) >> 1)]! >> (4 * (blk & 1))) & 0xf;
+    const low = -zp * scale, high = (15 - zp) * scale;
+    const r = Math.floor(blk / q.kBlocks), b = blk % q.kBlocks;
+    for (let k = b * bs; k < (b + 1) * bs; k++) {
+      const x = w[r * cols + k]!, y = d[r * cols + k]!;
+      if (x < low - scale / 2) { clipped++; assert.ok(Math.abs(y - low) < 1e-6, `${x} → ${y}, low end ${low}`); }
+      if (x > high + scale / 2) { clipped++; assert.ok(Math.abs(y - high) < 1e-6, `${x} → ${y}, high end ${high}`); }
+    }
+  }
+  assert.equal(RANGE_FACTORS[0], 1);
+  assert.ok(shrunk > 0 && clipped > 0, `${shrunk} blocks shrunk, ${clipped} weights clipped`);
+});
+
+test("range search is refused for symmetric blocks", () => {
+  assert.throws(() => quantizeMatrix(new Float32Array(32), 1, 32, { bits: 4, blockSize: 32, symmetric: true, rangeSearch: true }),
+    (e: unknown) => e instanceof LoraDropError && e.code === "INVALID_ARGUMENT");
 });
 
 test("stored F16 and BF16 weights quantize as their float32 values do", () => {
