@@ -7,7 +7,7 @@
  * Usage: npm run bench:scale -- [--budget 4G] [--tokens 256] [--threads N] [--cache DIR] [--json FILE]
  *        [--device cpu|webgpu|cuda] [--no-train] [--no-profile] [--precision fp32|int8|int4]
  * `--precision int8|int4` profiles the whole model with its projections quantized (no streaming; the budget is
- * the automatic one unless --budget is given): a first run quantizes into the cache beside the model
+ * the automatic one unless --budget is given): a first run quantizes into an emptied cache beside the model
  * (.cache/bench-7b/quant), the timed run that follows finds it there. Targets (issue 17): int4 under 10 s for 256
  * tokens and under 6 GiB.
  * With a GPU `--device`, each block is uploaded to the GPU as it runs (the model need not fit the GPU).
@@ -58,6 +58,11 @@ interface WorkerResult {
   device: string;
   precision: Precision;
   streamed: boolean;
+  /**
+   * A whole (not streamed) run: seconds from the start until its session was ready (model, weights cache, graph,
+   * session creation with onnxruntime's prepacking), taken when the profile logs the session's execution provider.
+   */
+  setupSeconds?: number;
 }
 
 /** A tensor to generate: name, shape and the half-width of its uniform distribution around `mean`. */
@@ -174,19 +179,27 @@ async function worker(args: { modelDir: string; adapterDir: string; dataPath: st
   let firstBlockLayers = 0;
   let layersPerBlock = 0;
   let streamed = false;
+  let setupSeconds: number | undefined;
   const quantized = args.precision !== "fp32";
   const p = await profileAdapter({
     modelDir: args.modelDir, adapterDir: args.adapterDir, dataPath: args.dataPath, maxExamples: 1, maxTokens: args.tokens, batchSize: 1,
     device: args.device, threads: args.threads, memoryBudget: args.budget, stream: quantized ? "auto" : "on", precision: args.precision, quantCacheDir: args.quantCacheDir,
     onPlan: (plan) => { layersPerBlock = plan.layersPerBlock; streamed = plan.stream; },
   }, {
-    log: { info: (m) => process.stderr.write(`  ${m}\n`), warn: (m) => process.stderr.write(`  warning: ${m}\n`) },
+    log: {
+      info: (m) => {
+        if (!streamed && setupSeconds === undefined && m.startsWith("execution provider: ")) setupSeconds = (Date.now() - started) / 1000;
+        process.stderr.write(`  ${m}\n`);
+      },
+      warn: (m) => process.stderr.write(`  warning: ${m}\n`),
+    },
     progress: { report: (r) => { if (!firstBlockSeconds) { firstBlockSeconds = (Date.now() - started) / 1000; firstBlockLayers = r.step ?? 0; } } },
   });
   const cpu = process.cpuUsage();
   const result: WorkerResult = {
     seconds: (Date.now() - started) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, tokens: p.timing.tokens, firstBlockSeconds, firstBlockLayers,
     peakSampledBytes: p.timing.peak_rss_bytes ?? 0, maxRssBytes: maxRssBytes(), layersPerBlock, device: p.device, precision: args.precision, streamed,
+    ...(setupSeconds !== undefined ? { setupSeconds } : {}),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
@@ -233,7 +246,8 @@ function main(): number {
     }
     return JSON.parse(child.stdout.trim().split("\n").pop()!) as WorkerResult;
   };
-  // Quantized: the first run builds the weight cache (timed apart), the measured one starts from it.
+  // Quantized: the first run builds the weight cache from empty (timed apart), the measured one starts from it.
+  if (!a["no-profile"] && precision !== "fp32") fs.rmSync(path.join(a.cache!, "quant"), { recursive: true, force: true });
   const first = !a["no-profile"] && precision !== "fp32" ? runWorker() : undefined;
   if (first) console.log(`first ${precision} run, quantizing into the cache: ${first.seconds.toFixed(1)} s`);
   const r = a["no-profile"] || (precision !== "fp32" && !first) ? undefined : runWorker();
@@ -244,6 +258,7 @@ function main(): number {
     ["precision", `${r.precision}${r.streamed ? ", streamed" : ", whole (not streamed)"}`],
     ["budget / layers per block", `${budget !== undefined ? formatBytes(budget) : "automatic"} / ${r.layersPerBlock}`],
     ["profile time", `${r.seconds.toFixed(1)} s (target < ${r.precision === "int4" ? 10 : 60} s)`],
+    ...(r.setupSeconds !== undefined ? [["of which setup", `${r.setupSeconds.toFixed(1)} s (model, weights, graph, session creation); the run ${(r.seconds - r.setupSeconds).toFixed(1)} s`] as [string, string]] : []),
     ["CPU time", `${r.cpuSeconds.toFixed(1)} s (${(r.cpuSeconds / r.seconds).toFixed(2)} cores busy on average; load from other processes slows the wall time)`],
     ["tokens/s", (r.tokens / r.seconds).toFixed(1)],
     ["GFLOP/s", `${(flops / r.seconds / 1e9).toFixed(1)} (${(flops / 1e12).toFixed(2)} TFLOP)`],

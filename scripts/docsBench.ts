@@ -176,13 +176,14 @@ function trainTable(j: BenchJson): string[] {
 }
 
 function scaleTable(j: BenchJson): string[] {
-  const p = j.profile as { tokens: number; seconds: number; cpuSeconds: number; firstBlockSeconds: number; layersPerBlock: number; peakSampledBytes: number; maxRssBytes: number; device: string; precision?: string; streamed?: boolean } | undefined;
+  const p = j.profile as { tokens: number; seconds: number; cpuSeconds: number; firstBlockSeconds: number; layersPerBlock: number; peakSampledBytes: number; maxRssBytes: number; device: string; precision?: string; streamed?: boolean; setupSeconds?: number } | undefined;
   const t = j.train as { seconds: number; peakSampledBytes: number } | undefined;
   const rows: string[][] = [];
   if (p) {
     // Files written before quantized runs were streamed fp32 runs.
     const streamed = p.streamed ?? true;
     rows.push([`profile, ${p.precision ?? "fp32"}, ${streamed ? "streamed" : "whole"}`, `${p.seconds.toFixed(1)} s for ${p.tokens} tokens (${(p.tokens / p.seconds).toFixed(1)} tok/s, ${((j.flops as number) / p.seconds / 1e9).toFixed(0)} GFLOP/s) on ${p.device}`]);
+    if (p.setupSeconds !== undefined) rows.push(["of which setup, then the run", `${p.setupSeconds.toFixed(1)} s (model, weights cache, graph, session creation with onnxruntime's prepacking), then ${(p.seconds - p.setupSeconds).toFixed(1)} s`]);
     if (j.firstRunSeconds !== undefined) rows.push(["first run, quantizing into the cache", `${(j.firstRunSeconds as number).toFixed(1)} s`]);
     if (streamed) rows.push(["first block done after", `${p.firstBlockSeconds.toFixed(1)} s (${p.layersPerBlock} layer(s) per block)`]);
     rows.push(["peak memory", `${gib(p.peakSampledBytes)} sampled RSS, ${gib(p.maxRssBytes)} max RSS (budget ${j.budget !== undefined ? gib(j.budget as number) : "automatic"})`]);

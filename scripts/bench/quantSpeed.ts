@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { encodeSafetensors } from "../../extension/core/io/safetensors";
 import { Rng, normalArray } from "../../extension/core/util/random";
 import { quantizeStored, QuantSpec } from "../../extension/core/quant/blockQuant";
-import { quantizeColumnsStored } from "../../extension/core/quant/columnQuant";
+import { quantizeColumnsStored } from "./columnQuant";
 import { ensureQuantized } from "../../extension/core/quant/quantCache";
 import { loadHfModel } from "../../extension/core/models/hfModel";
 import { ensureBenchModel, TINYLLAMA_SHAPE } from "./benchModel";

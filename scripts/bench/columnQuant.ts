@@ -8,9 +8,11 @@
  *   so the operators' b_zero_point input is left out).
  *
  * Dequantization is w[n, k] = data[k, n] · scales[n]; the error is at most half a step, scales[n] / 2.
+ * The engine multiplies with MatMulNBits instead (extension/core/quant/blockQuant.ts, measured faster); this layout
+ * stays for quantSpeed.ts's comparison of the quantizers.
  */
-import { LoraDropError } from "../util/errors";
-import { convertToF32 } from "../io/safetensors";
+import { LoraDropError } from "../../extension/core/util/errors";
+import { convertToF32 } from "../../extension/core/io/safetensors";
 
 /** A weight quantized per output column, int8 [K, N]. */
 export interface ColumnQuantized {

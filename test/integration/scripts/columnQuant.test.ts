@@ -1,5 +1,5 @@
 /**
- * Per-column int8 weights (columnQuant.ts) in onnxruntime's integer matmuls. With activations that quantize
+ * Per-column int8 weights (scripts/bench/columnQuant.ts, kept for the operator measurements of quantSpeed.ts) in onnxruntime's integer matmuls. With activations that quantize
  * exactly (integers 0…255, so DynamicQuantizeLinear's scale is 1 and its zero point 0), DynamicQuantizeMatMul's
  * output must equal the product with the DEquantized weight up to float32 rounding, which holds only if the
  * transposed layout and the per-column scales are what the operator reads. Also: the round-trip bound.
@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GraphBuilder } from "../../../extension/core/onnx/builder";
 import { createSession, f32Tensor } from "../../../extension/core/runtime/session";
-import { dequantizeColumns, quantizeColumns, quantizeColumnsStored } from "../../../extension/core/quant/columnQuant";
+import { dequantizeColumns, quantizeColumns, quantizeColumnsStored } from "../../../scripts/bench/columnQuant";
 import { encodeSafetensors, floatToBf16 } from "../../../extension/core/io/safetensors";
 import { Rng, normalArray } from "../../../extension/core/util/random";
 
