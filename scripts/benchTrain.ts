@@ -6,10 +6,13 @@
  *
  * Usage: npm run bench:train -- [--seq 256[,128,512]] [--reps 3] [--no-torch] [--python PATH] [--peak-gflops auto|N]
  *        [--threads N] [--prepack 0|1] [--cache DIR] [--json FILE] [--engine onnx|torch] [--rounds 2]
- *        [--torch-device cpu|cuda] [--dtype float32|bfloat16|float16]
+ *        [--torch-device cpu|cuda] [--dtype float32|bfloat16|float16] [--memory-budget 1.25x[,5G…]]
  * `--engine torch` adds LoRA-drop's torch engine (`trainLora` with engine torch, as `lora-drop train --engine torch`
  * runs it) beside the onnx engine; the two alternate, `--rounds` times each, the best round of each is reported and
  * every round is in the JSON. `--peak-gflops auto` (the default) measures the CPU's fp32 peak (cpuPeak.ts).
+ * `--memory-budget` runs the onnx engine again under each budget (`1.25x`: that multiple of the fp32 weights, or a
+ * size), right after each unbudgeted run: trainLora recomputes the MLP up projections when the budget asks for it,
+ * and the rows and the summary say so, with its speed and peak RSS against the unbudgeted run's.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -17,6 +20,7 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
+import { parseSize } from "../extension/core/stream/memoryBudget";
 import { loadHfModel } from "../extension/core/models/hfModel";
 import { Rng } from "../extension/core/util/random";
 import { ensureBenchModel, describeShape, passFlops, PassShape, TINYLLAMA_SHAPE } from "./bench/benchModel";
@@ -59,12 +63,12 @@ async function main(): Promise<number> {
       cache: { type: "string", default: path.join(".cache", "bench") }, json: { type: "string" },
       worker: { type: "boolean", default: false }, model: { type: "string" }, adapter: { type: "string" }, ids: { type: "string" },
       engine: { type: "string", default: "onnx" }, rounds: { type: "string", default: "2" }, "torch-device": { type: "string", default: "cpu" },
-      dtype: { type: "string", default: "float32" },
+      dtype: { type: "string", default: "float32" }, "memory-budget": { type: "string" },
     },
   });
   const withTorchEngine = a.engine === "torch";
   if (a.worker) {
-    void worker(a.model!, a.adapter!, a.ids!, Number(a.reps), a.threads ? Number(a.threads) : undefined, a.prepack);
+    void worker(a.model!, a.adapter!, a.ids!, Number(a.reps), a.threads ? Number(a.threads) : undefined, a.prepack, a["memory-budget"] ? Number(a["memory-budget"]) : undefined);
     return 0;
   }
   const header = benchHeader("train", "npm run bench:train");
@@ -90,6 +94,10 @@ async function main(): Promise<number> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "lora-drop-bench-train-"));
   const rows: string[][] = [["seq", "engine", "tok/s", "GFLOP/s", "% peak", "peak RSS GiB", "RSS/weights", "notes"]];
   const summary: string[] = [];
+  // `--memory-budget 1.25x,5G`: the onnx engine again under each budget (a multiple of the fp32 weights, or a size).
+  const budgets = (a["memory-budget"] ?? "").split(",").filter(Boolean).map((spec) => ({
+    label: spec, bytes: (weights: number) => (/x$/i.test(spec) ? Number(spec.slice(0, -1)) * weights : parseSize(spec)),
+  }));
   const json: unknown[] = [];
   try {
     for (const seq of seqs) {
@@ -101,12 +109,20 @@ async function main(): Promise<number> {
       const ortArgs = [path.join(__dirname, "benchTrain.js"), "--worker", ...common, ...(a.threads ? ["--threads", a.threads] : []), ...(a.prepack ? ["--prepack", a.prepack] : [])];
       // With the torch engine the two alternate: a load change on a shared machine hits both.
       let o: StepResult | undefined;
+      const budgeted = new Map<string, StepResult>();
       let te: StepResult | undefined;
-      for (let round = 0; round < (withTorchEngine ? Number(a.rounds) : 1); round++) {
+      for (let round = 0; round < (withTorchEngine || budgets.length ? Number(a.rounds) : 1); round++) {
         const ro = runJson<StepResult>(process.execPath, ortArgs, process.env);
         console.log(`  seq ${seq}: onnxruntime ${(seq / ro.best).toFixed(1)} tok/s`);
         json.push({ seq, engine: "onnxruntime", round, ...ro, flops });
         if (!o || ro.best < o.best) o = ro;
+        // Each memory budget right after the unbudgeted run: the same load hits both.
+        for (const b of budgets) {
+          const rb = runJson<StepResult>(process.execPath, [...ortArgs, "--memory-budget", String(Math.floor(b.bytes(fx.weightBytes)))], process.env);
+          console.log(`  seq ${seq}: onnxruntime, budget ${b.label} ${(seq / rb.best).toFixed(1)} tok/s${rb.note ? ` (${rb.note})` : ""}`);
+          json.push({ seq, engine: `onnxruntime, budget ${b.label}`, round, ...rb, flops });
+          if (!budgeted.has(b.label) || rb.best < budgeted.get(b.label)!.best) budgeted.set(b.label, rb);
+        }
         if (!withTorchEngine) continue;
         const t = await torchEngineTrain({
           modelDir: fx.modelDir, adapterDir: fx.adapterDir, idsFile, reps: Number(a.reps), python, env: torchEnv,
@@ -117,7 +133,11 @@ async function main(): Promise<number> {
         json.push({ seq, engine: "torch engine", round, ...rt, flops });
         if (!te || rt.best < te.best) te = rt;
       }
-      const results: [string, StepResult][] = [["onnxruntime", o!], ...(te ? [["torch engine", te] as [string, StepResult]] : [])];
+      const results: [string, StepResult][] = [["onnxruntime", o!], ...[...budgeted].map(([label, r]) => [`onnxruntime, budget ${label}`, r] as [string, StepResult]),
+        ...(te ? [["torch engine", te] as [string, StepResult]] : [])];
+      for (const [label, r] of budgeted) {
+        summary.push(`seq ${seq}: budget ${label}: ${(o!.best / r.best).toFixed(2)}× the unbudgeted tokens/s, peak RSS ${(r.peakRssBytes / fx.weightBytes).toFixed(2)}× the fp32 weights (unbudgeted ${(o!.peakRssBytes / fx.weightBytes).toFixed(2)}×)${r.note ? `; ${r.note}` : ""}`);
+      }
       if (!torchSkip) {
         const t = runJson<{ best: number; times: number[]; peak_rss_bytes: number; blas: string[]; torch: string; first_loss: number; first_grad_norm: number }>(
           python, [path.join(__dirname, "..", "..", "scripts", "bench", "torch_train.py"), ...common], torchEnv);
@@ -162,7 +182,7 @@ async function main(): Promise<number> {
 }
 
 /** The onnxruntime side, in its own process: `trainLora` itself, timed between consecutive steps. */
-async function worker(modelDir: string, adapterDir: string, idsFile: string, reps: number, threads: number | undefined, prepack: string | undefined): Promise<void> {
+async function worker(modelDir: string, adapterDir: string, idsFile: string, reps: number, threads: number | undefined, prepack: string | undefined, memoryBudget: number | undefined): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lora-drop-bench-train-worker-"));
   try {
     const ids = JSON.parse(fs.readFileSync(idsFile, "utf8")) as number[];
@@ -170,16 +190,20 @@ async function worker(modelDir: string, adapterDir: string, idsFile: string, rep
     fs.writeFileSync(data, JSON.stringify({ input_ids: ids }) + "\n");
     const stamps: number[] = [];
     const events: { loss: number; gradNorm: number }[] = [];
+    let note: string | undefined;
     await trainLora({
       modelDir, dataPath: data, outDir: path.join(dir, "out"), initAdapterDir: adapterDir, steps: reps + 1, batchSize: 1,
       maxTokens: ids.length, lr: 1e-4, schedule: "constant", maxGradNorm: 0, device: "cpu", threads,
-      ...(prepack !== undefined ? { prepack: prepack !== "0" } : {}),
-    }, { onStep: (e) => { stamps.push(performance.now()); events.push(e); } });
+      ...(prepack !== undefined ? { prepack: prepack !== "0" } : {}), ...(memoryBudget !== undefined ? { memoryBudget } : {}),
+    }, {
+      onStep: (e) => { stamps.push(performance.now()); events.push(e); },
+      log: { info: (m) => { if (/recomputing the MLP up projections/.test(m)) note = "up projections recomputed"; else if (/^streaming:/.test(m)) note = m; }, warn: () => {} },
+    });
     // The first step is a warm-up (page faults of the memory-mapped weights, arena growth).
     const times = stamps.slice(1).map((t, i) => (t - stamps[i]!) / 1000);
     const result: StepResult = {
       best: Math.min(...times), times, peakRssBytes: process.resourceUsage().maxRSS * 1024,
-      firstLoss: events[0]!.loss, firstGradNorm: events[0]!.gradNorm,
+      firstLoss: events[0]!.loss, firstGradNorm: events[0]!.gradNorm, ...(note ? { note } : {}),
     };
     process.stdout.write(JSON.stringify(result) + "\n");
   } finally {

@@ -151,7 +151,9 @@ export function buildDecoderLayer(g: GraphBuilder, ctx: LayerContext, layer: num
   h = o.add(h, linear(attn, "o_proj", nH * D, H, cfg.oBias));
   const x2 = rmsNorm(g, ctx, h, weight("post_attention_layernorm.weight", [H]));
   const gate = linear(x2, "gate_proj", H, cfg.intermediateSize, cfg.mlpBias);
+  const upStart = g.nodes.length;
   const up = linear(x2, "up_proj", H, cfg.intermediateSize, cfg.mlpBias);
+  if (ctx.opts.recomputeUp) g.recomputeSince(upStart);
   // SiLU is recomputed from the gate in a backward pass: the gate and up products are all the MLP keeps.
   const siluStart = g.nodes.length;
   const silu = o.mul(gate, o.sigmoid(gate));

@@ -68,14 +68,14 @@ export interface TrainGraph {
 }
 
 /** Builds the loss (and, when `gradients`, the LoRA gradients) into `g` and marks the outputs. */
-export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean; numLayers?: number; trainHead?: boolean; classLogits?: boolean; quantized?: QuantizedWeights }): TrainGraph {
+export function buildTrainGraph(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: { gradients: boolean; dropout: boolean; numLayers?: number; trainHead?: boolean; classLogits?: boolean; quantized?: QuantizedWeights; recomputeUp?: boolean }): TrainGraph {
   const o = new Ops(g);
   // The LM head (the largest single product) runs only at target positions: prompt tokens and padding get no logits.
   const logitRows = g.input("logit_rows", "int64", ["rows"]);
   // A sequence classifier has one row of class logits per sequence; logit_rows then picks sequences.
   const classification = model.config.head === "seq-cls";
   const headInputs = classification && (opts.trainHead ?? false);
-  const forward = buildForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers, headInputs, quantized: opts.quantized, ...(classification ? {} : { logitRows }) });
+  const forward = buildForward(g, model, slots, { logits: true, loraNorms: false, loraDropout: opts.dropout, numLayers: opts.numLayers, headInputs, quantized: opts.quantized, recomputeUp: opts.recomputeUp, ...(classification ? {} : { logitRows }) });
   const labels = g.input("labels", "int64", ["rows"]);
   const lossWeights = g.input("loss_weights", "float32", ["rows"]);
   const z = classification ? o.gather(forward.logits!, logitRows) : forward.logits!;
@@ -182,6 +182,8 @@ export interface LossSessionOptions {
   classLogits?: boolean;
   /** Quantized projection weights (models/quantizedWeights.ts); a loss-only graph only: no gradient rule crosses them. */
   quantized?: QuantizedWeights;
+  /** Recompute the MLP up projections in the backward pass (ForwardOptions.recomputeUp). */
+  recomputeUp?: boolean;
   log?: Logger;
 }
 
@@ -208,7 +210,7 @@ export class LossSession {
   /** Builds the graph and creates the session. */
   static async create(model: HfModel, slots: LoraSlot[], opts: LossSessionOptions): Promise<LossSession> {
     const g = new GraphBuilder();
-    const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers, trainHead: opts.trainHead, classLogits: opts.classLogits, quantized: opts.quantized });
+    const graph = buildTrainGraph(g, model, slots, { gradients: opts.gradients, dropout: opts.dropout, numLayers: opts.numLayers, trainHead: opts.trainHead, classLogits: opts.classLogits, quantized: opts.quantized, recomputeUp: opts.recomputeUp });
     const { session, device } = await createSession(g.toBytes(), {
       device: opts.device, shardFiles: [...model.shards.map((s) => s.file), ...(opts.quantized?.files ?? [])], threads: opts.threads, log: opts.log,
       prepack: opts.prepack ?? !opts.gradients, backward: opts.gradients, config: opts.config,

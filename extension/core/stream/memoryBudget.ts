@@ -120,6 +120,27 @@ export function trainingExtraBytes(cfg: ModelConfig, shape: RunShape): number {
 }
 
 /**
+ * Allocator slack over the saved activations of a whole-graph training step: measured peak resident memory over
+ * wholeTrainingActivationBytes' raw sum on the TinyLlama shape at seq 128, 256 and 512 (1.33×; 1.26× with the
+ * up projections recomputed).
+ */
+const TRAINING_ACTIVATION_SLACK = 1.35;
+
+/**
+ * Memory a whole-graph training step of a Llama-family model holds at its peak besides the weights (the start of
+ * the backward pass): per layer and token the two residual-stream inputs, the attention's query, key and value,
+ * and the MLP's gate and up projections (only the gate with `recomputeUp`; attention probabilities, SiLU and the
+ * normalised rows are recomputed anyway, onnx/recompute.ts), plus the logits' three [tokens, vocab] values; with
+ * the allocator's slack. `shape.batch × shape.seq` is one micro-batch (they run one after another).
+ */
+export function wholeTrainingActivationBytes(cfg: ModelConfig, shape: RunShape, recomputeUp: boolean): number {
+  const q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
+  const perLayer = 2 * cfg.hiddenSize + q + 2 * kv + (recomputeUp ? 1 : 2) * cfg.intermediateSize;
+  const tokens = shape.batch * shape.seq;
+  return Math.ceil(TRAINING_ACTIVATION_SLACK * 4 * tokens * (shape.layers * perLayer + 3 * cfg.vocabSize));
+}
+
+/**
  * Chooses streaming and the block size for a budget; throws MEMORY_BUDGET when one layer does not fit. `extra`
  * is memory held throughout a streamed run besides the block (trainingExtraBytes for training).
  *
