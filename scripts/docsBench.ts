@@ -155,7 +155,7 @@ export function comparisonTable(c: Comparison): string[] {
 }
 
 function trainTable(j: BenchJson): string[] {
-  type R = { seq: number; engine: string; best: number; peakRssBytes: number; flops: number; firstLoss: number };
+  type R = { seq: number; engine: string; best: number; peakRssBytes: number; flops: number; firstLoss: number; note?: string };
   const peak = j.peak as number;
   // Each engine's best round per length (every round is in the JSON).
   const best = new Map<string, R>();
@@ -164,7 +164,9 @@ function trainTable(j: BenchJson): string[] {
     if (!best.has(key) || r.best < best.get(key)!.best) best.set(key, r);
   }
   const weights = j.weightBytes as number;
-  const rows = [...best.values()].map((r) => [String(r.seq), r.engine, (r.seq / r.best).toFixed(1), `${r.best.toFixed(2)} s`, (r.flops / r.best / 1e9).toFixed(0), pct(r.flops / r.best / 1e9 / peak),
+  // The onnx engine's note says what a memory budget made it do (recompute, stream); the others' name their library.
+  const label = (r: R) => (r.note && r.engine.startsWith("onnxruntime") ? `${r.engine} (${r.note})` : r.engine);
+  const rows = [...best.values()].map((r) => [String(r.seq), label(r), (r.seq / r.best).toFixed(1), `${r.best.toFixed(2)} s`, (r.flops / r.best / 1e9).toFixed(0), pct(r.flops / r.best / 1e9 / peak),
     gib(r.peakRssBytes), `${(r.peakRssBytes / weights).toFixed(2)}×`, r.firstLoss.toFixed(5)]);
   return [
     `One LoRA training step (forward, backward, AdamW; r = 8 on q_proj and v_proj) on the same model, batch 1; best of the timed steps.`,

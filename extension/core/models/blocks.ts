@@ -76,22 +76,34 @@ export class ForwardBlocks {
     const o = this.o;
     // Original BERT checkpoints name LayerNorm's parameters gamma and beta (transformers renames them on load).
     const [wName, bName] = !this.w.has(`${prefix}.weight`) && this.w.has(`${prefix}.gamma`) ? ["gamma", "beta"] : ["weight", "bias"];
+    const weight = this.w.weight(`${prefix}.${wName}`, [H]), bias = this.w.weight(`${prefix}.${bName}`, [H]);
+    const start = this.g.nodes.length;
     const xc = o.sub(x, o.reduceMean(x, [-1]));
     const inv = o.reciprocal(o.sqrt(o.add(o.reduceMean(o.mul(xc, xc), [-1]), this.g.f32(eps))));
-    return o.add(o.mul(o.mul(xc, inv), this.w.weight(`${prefix}.${wName}`, [H])), this.w.weight(`${prefix}.${bName}`, [H]));
+    const y = o.add(o.mul(o.mul(xc, inv), weight), bias);
+    // A backward pass recomputes the centred and normalised rows from x instead of keeping them (onnx/recompute.ts).
+    this.g.recomputeSince(start);
+    return y;
   }
 
   /** GPT-2's gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
   geluTanh(x: string): string {
     const o = this.o, g = this.g;
+    const start = g.nodes.length;
     const inner = o.mul(o.add(x, o.mul(g.f32(0.044715), o.mul(x, o.mul(x, x)))), g.f32(Math.sqrt(2 / Math.PI)));
-    return o.mul(o.mul(x, g.f32(0.5)), o.add(o.tanh(inner), g.f32(1)));
+    const y = o.mul(o.mul(x, g.f32(0.5)), o.add(o.tanh(inner), g.f32(1)));
+    // Its [tokens, intermediate] intermediates are recomputed from x in a backward pass, not kept.
+    g.recomputeSince(start);
+    return y;
   }
 
   /** BERT's exact GELU: 0.5·x·(1 + erf(x/√2)). */
   geluErf(x: string): string {
     const o = this.o, g = this.g;
-    return o.mul(o.mul(x, g.f32(0.5)), o.add(o.erf(o.mul(x, g.f32(Math.SQRT1_2))), g.f32(1)));
+    const start = g.nodes.length;
+    const y = o.mul(o.mul(x, g.f32(0.5)), o.add(o.erf(o.mul(x, g.f32(Math.SQRT1_2))), g.f32(1)));
+    g.recomputeSince(start);
+    return y;
   }
 
   /**
@@ -103,7 +115,11 @@ export class ForwardBlocks {
     const q4 = o.transpose(this.unflatten(o.mul(q, this.g.f32(1 / Math.sqrt(D))), [nH, D]), [0, 2, 1, 3]);
     const k4 = o.transpose(this.unflatten(k, [nH, D]), [0, 2, 3, 1]);
     const v4 = o.transpose(this.unflatten(v, [nH, D]), [0, 2, 1, 3]);
-    const ctx = o.matmul(o.softmax(o.add(o.matmul(q4, k4), bias), -1), v4);
+    // The [seq, seq] scores and probabilities of every head are recomputed from q and k in a backward pass.
+    const start = this.g.nodes.length;
+    const probs = o.softmax(o.add(o.matmul(q4, k4), bias), -1);
+    this.g.recomputeSince(start);
+    const ctx = o.matmul(probs, v4);
     return o.reshape(o.transpose(ctx, [0, 2, 1, 3]), [-1, nH * D], [TOKENS, nH * D]);
   }
 
