@@ -3,6 +3,7 @@
  * squared norm of its output s·B·A·x at every token (computed inside the graph, whole or streamed block by block);
  * a layer's importance is the sum over its modules and tokens.
  */
+import * as fs from "node:fs";
 import { batchesOf, makeBatch, type Batch } from "../data/batch";
 import { LoraForwardRunner } from "../runtime/loraRunner";
 import type { RunContext } from "../util/progress";
@@ -11,6 +12,8 @@ import { defaultMemoryBudget, describePlan, planStreaming, STREAMED_ARCHITECTURE
 import { streamedLoraNorms } from "../stream/streamForward";
 import { PeakRss } from "../stream/peakMemory";
 import { quantizeModel } from "../models/quantizedWeights";
+import { profileSegments, SegmentedForwardRunner } from "../runtime/segmentedRunner";
+import { firstProvider } from "../runtime/session";
 import { checkPrecision } from "../quant/precision";
 import { assembleProfile, assertFiniteNorms, loadProfileInputs, zeroTable } from "./assemble";
 import { PROFILE_DEFAULTS, type OnnxProfileOptions } from "./options";
@@ -64,16 +67,21 @@ export async function profileOutput(opts: OnnxProfileOptions, ctx: RunContext = 
       // Building and compiling the graph can take seconds on a large model: say so before the first batch.
       ctx.progress?.report({ step: 0, total: totalTokens, message: `preparing the model (${L} layers)` });
       const quantized = await quantizeModel(model, precision, { cacheDir: opts.quantCacheDir, numLayers: lastLora, signal: ctx.signal, log: ctx.log });
-      const runner = await LoraForwardRunner.create(model, adapter.loras, {
-        logits: false, loraNorms: true, device: opts.device ?? "auto", threads: opts.threads, truncateAfterLastLora: true, quantized, log: ctx.log,
-      });
+      // A large quantized model on the CPU is built as segments in parallel threads (runtime/segmentedRunner.ts).
+      const segments = quantized && firstProvider(opts.device ?? "auto") === "cpu" ? profileSegments(model.config.architecture, quantized.files.reduce((a, f) => a + fs.statSync(f).size, 0), lastLora) : 1;
+      const runner = segments > 1
+        ? await SegmentedForwardRunner.create(model, adapter.loras, { numLayers: lastLora, segments, device: opts.device ?? "auto", threads: opts.threads, quantized, log: ctx.log })
+        : await LoraForwardRunner.create(model, adapter.loras, {
+          logits: false, loraNorms: true, device: opts.device ?? "auto", threads: opts.threads, truncateAfterLastLora: true, quantized, log: ctx.log,
+        });
+      const tapOrder = runner instanceof SegmentedForwardRunner ? runner.tapOrder : runner.graph.tapOrder;
       device = runner.device;
       try {
         let done = 0;
         for (const batch of batches) {
           throwIfCancelled(ctx.signal, "profile");
           const { loraNorms } = await runner.run(batch, adapter.loras);
-          accumulate(batch, loraNorms!, runner.graph.tapOrder);
+          accumulate(batch, loraNorms!, tapOrder);
           done += batch.examples.reduce((a, e) => a + e.ids.length, 0);
           const secs = (Date.now() - started) / 1000;
           ctx.progress?.report({ step: done, total: totalTokens, message: `running the model: ${done}/${totalTokens} tokens`, tokensPerSecond: done / Math.max(secs, 1e-3) });

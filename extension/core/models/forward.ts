@@ -49,6 +49,12 @@ export interface ForwardOptions {
    * (measured on the TinyLlama shape at seq 512). trainLora turns it on when the memory budget asks for it.
    */
   recomputeUp?: boolean;
+  /**
+   * Llama family: build decoder layers [first, end) only, for a model run as consecutive segments
+   * (runtime/segmentedRunner.ts). A segment with first > 0 starts from a `hidden_in` input [batch*seq, hidden]
+   * instead of the token embeddings; every segment names its last hidden states `hiddenOut`.
+   */
+  segment?: { first: number; end: number };
 }
 
 /** One LoRA parameter pair fed as graph inputs. */
@@ -56,7 +62,11 @@ export interface LoraInput { param: string; A: string; B: string; r: number; inF
 
 /** Names of the values a forward build produced. */
 export interface ForwardGraph {
+  /** The int64 [batch, seq] token ids; "" for a segment that starts from hidden states (`hiddenIn`). */
   inputIds: string;
+  /** With `segment`: the float32 [batch*seq, hidden] input of a segment after the first, and its last hidden states. */
+  hiddenIn?: string;
+  hiddenOut?: string;
   attentionMask: string;
   /** int64 [batch, seq] token type (segment) ids, for models that take them (BERT). */
   tokenTypeIds?: string;

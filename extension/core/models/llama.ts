@@ -168,20 +168,26 @@ export function buildLlamaForward(g: GraphBuilder, model: HfModel, slots: LoraSl
   const w = new WeightBinder(g, model, opts.quantized);
   const H = cfg.hiddenSize;
   const N = TOKENS;
-  const inputIds = g.input("input_ids", "int64", ["batch", "seq"]);
+  const first = opts.segment?.first ?? 0;
+  const fromHidden = first > 0;
+  const inputIds = fromHidden ? "" : g.input("input_ids", "int64", ["batch", "seq"]);
   const attentionMask = g.input("attention_mask", "int64", ["batch", "seq"]);
   const ctx = buildLayerContext(g, cfg, attentionMask, slots, opts);
   const o = ctx.o;
 
-  let h = o.reshape(w.embeddingRows("model.embed_tokens.weight", [cfg.vocabSize, H], inputIds), [-1, H], [N, H]);
-  const numLayers = opts.numLayers ?? cfg.numLayers;
-  for (let i = 0; i < numLayers; i++) {
+  const hiddenIn = fromHidden ? g.input("hidden_in", "float32", [N, H]) : undefined;
+  let h = hiddenIn ?? o.reshape(w.embeddingRows("model.embed_tokens.weight", [cfg.vocabSize, H], inputIds), [-1, H], [N, H]);
+  const numLayers = opts.segment?.end ?? opts.numLayers ?? cfg.numLayers;
+  for (let i = first; i < numLayers; i++) {
     const name = (suffix: string) => `model.layers.${i}.${suffix}`;
     h = buildDecoderLayer(g, ctx, i, h, (suffix, shape) => w.weight(name(suffix), shape), (suffix, shape) => w.projectionWeight(name(suffix), shape));
   }
 
   const { lora } = ctx;
-  const out: ForwardGraph = { inputIds, attentionMask, tapOrder: lora.tapOrder, loraInputs: lora.loraInputs, dropoutInputs: lora.dropoutInputs, headInputs: [] };
+  const out: ForwardGraph = {
+    inputIds, attentionMask, tapOrder: lora.tapOrder, loraInputs: lora.loraInputs, dropoutInputs: lora.dropoutInputs, headInputs: [],
+    ...(opts.segment ? { hiddenOut: h, ...(hiddenIn ? { hiddenIn } : {}) } : {}),
+  };
   const stacked = lora.stackedTaps(ctx.bsShape);
   if (stacked) out.loraNorms = stacked;
   if (opts.logits) {

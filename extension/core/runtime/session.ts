@@ -74,6 +74,11 @@ export interface LoadedSession {
   device: ExecutionProvider;
 }
 
+/** The provider `choice` tries first: the one a session gets unless it fails to start there. */
+export function firstProvider(choice: DeviceChoice): ExecutionProvider | undefined {
+  return providerOrder(choice)[0];
+}
+
 function providerOrder(choice: DeviceChoice): ExecutionProvider[] {
   return choice === "auto" ? (["cuda", "webgpu", "cpu"] as const).filter((ep) => providerLooksInstalled(ep) && (ep !== "webgpu" || hasGpuDevice())) : [choice];
 }
