@@ -12,7 +12,7 @@
  * stays for quantSpeed.ts's comparison of the quantizers.
  */
 import { LoraDropError } from "../../extension/core/util/errors";
-import { convertToF32 } from "../../extension/core/io/safetensors";
+import { forEachStoredRows } from "../../extension/core/io/safetensors";
 
 /** A weight quantized per output column, int8 [K, N]. */
 export interface ColumnQuantized {
@@ -61,18 +61,8 @@ export function quantizeColumnRowsInto(src: Float32Array, first: number, count: 
 
 /** Quantizes a weight as stored (F32, F16 or BF16 bytes, [rows, cols]) a tile of rows at a time. */
 export function quantizeColumnsStored(bytes: Uint8Array, dtype: string, rows: number, cols: number, what?: string): ColumnQuantized {
-  const size = dtype === "F32" ? 4 : dtype === "F16" || dtype === "BF16" ? 2 : 0;
-  if (!size) throw new LoraDropError("SAFETENSORS_BAD_DTYPE", `${what ?? "weight"} has dtype ${dtype}; quantization reads F32, F16 or BF16`, undefined, what);
-  if (bytes.byteLength !== rows * cols * size) throw new LoraDropError("INVALID_ARGUMENT", `quantize: ${bytes.byteLength} bytes for ${dtype} [${rows}, ${cols}]`);
   const out: ColumnQuantized = { rows, cols, data: new Int8Array(rows * cols), scales: new Float32Array(rows) };
-  const step = new Float32Array(TILE * cols);
-  const src = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
-  for (let r = 0; r < rows; r += TILE) {
-    const n = Math.min(TILE, rows - r);
-    const part = step.subarray(0, n * cols);
-    convertToF32(src.subarray(r * cols * size, (r + n) * cols * size), dtype, part);
-    quantizeColumnRowsInto(part, r, n, out, what);
-  }
+  forEachStoredRows(bytes, dtype, rows, cols, TILE, (part, first, n) => quantizeColumnRowsInto(part, first, n, out, what), what);
   return out;
 }
 

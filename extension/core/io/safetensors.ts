@@ -240,6 +240,27 @@ export function convertToF32(raw: Uint8Array, dtype: string, out: Float32Array):
   }
 }
 
+/**
+ * Walks a 2-D weight as stored (F32, F16 or BF16 bytes, [rows, cols] row-major) `rowsPerStep` rows at a time,
+ * converted to float32 into one reused buffer, so no float32 copy of the whole tensor is made: `each(rows as
+ * float32 [n, cols], first row, n)`. Throws SAFETENSORS_BAD_DTYPE for another dtype, INVALID_ARGUMENT for a byte
+ * count that is not the shape's. `what` names the tensor in errors.
+ */
+export function forEachStoredRows(bytes: Uint8Array, dtype: string, rows: number, cols: number, rowsPerStep: number, each: (part: Float32Array, first: number, n: number) => void, what?: string): void {
+  const size = dtype === "F32" ? 4 : dtype === "F16" || dtype === "BF16" ? 2 : 0;
+  if (!size) throw new LoraDropError("SAFETENSORS_BAD_DTYPE", `${what ?? "weight"} has dtype ${dtype}; quantization reads F32, F16 or BF16`, undefined, what);
+  if (bytes.byteLength !== rows * cols * size) throw new LoraDropError("INVALID_ARGUMENT", `quantize: ${bytes.byteLength} bytes for ${dtype} [${rows}, ${cols}]`);
+  const step = new Float32Array(rowsPerStep * cols);
+  // F16/BF16 conversion reads 16-bit views, which need an even offset; copy once when the bytes are not aligned.
+  const src = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  for (let r = 0; r < rows; r += rowsPerStep) {
+    const n = Math.min(rowsPerStep, rows - r);
+    const part = step.subarray(0, n * cols);
+    convertToF32(src.subarray(r * cols * size, (r + n) * cols * size), dtype, part);
+    each(part, r, n);
+  }
+}
+
 /** IEEE half → float. */
 export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;

@@ -56,6 +56,14 @@ export function pairEncoding(cfg: ModelConfig): PairEncoding {
   return isEncoder(cfg.architecture) ? "pair" : "join";
 }
 
+/** The architectures built by models/llama.ts (the only ones layer streaming, segments and recomputeUp cover). */
+export const LLAMA_FAMILY = ["llama", "mistral", "qwen2"] as const;
+
+/** Whether an architecture is one of LLAMA_FAMILY. */
+export function isLlamaFamily(arch: string): boolean {
+  return (LLAMA_FAMILY as readonly string[]).includes(arch);
+}
+
 /** Whether an architecture is a bidirectional encoder with a classification head. */
 export function isEncoder(arch: Architecture): boolean {
   return arch === "roberta" || arch === "bert";

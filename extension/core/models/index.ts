@@ -8,13 +8,11 @@ import { buildLlamaForward } from "./llama";
 import { buildGpt2Forward } from "./gpt2";
 import { buildEncoderForward } from "./encoder";
 import { ForwardGraph, ForwardOptions, LoraSlot } from "./forward";
-
-/** Architectures whose forward graph can be built as a segment of layers (ForwardOptions.segment). */
-export const SEGMENTED_ARCHITECTURES = ["llama", "mistral", "qwen2"] as const;
+import { isLlamaFamily } from "./arch";
 
 /** Builds the forward pass of `model` (any supported architecture) into `g`. The caller marks outputs. */
 export function buildForward(g: GraphBuilder, model: HfModel, slots: LoraSlot[], opts: ForwardOptions): ForwardGraph {
-  if (opts.segment && !(SEGMENTED_ARCHITECTURES as readonly string[]).includes(model.config.architecture)) {
+  if (opts.segment && !isLlamaFamily(model.config.architecture)) {
     throw new Error(`${model.config.architecture} graphs are not built in segments`);
   }
   switch (model.config.architecture) {

@@ -16,10 +16,11 @@
  * range shrunk by each factor of RANGE_FACTORS and keeps the one with the least squared error over the block (the
  * clipping search of llama.cpp's k-quants and of AWQ): the extremes are clipped, everything else is rounded on a
  * finer grid. (Stopping at the first rise of the error, twice as fast, moved the bench model's importance by 8.7e-3
- * instead of 7.0e-3: the error is not unimodal in the factor.) The error of a block is then never above the min–max one's, and no longer bounded per weight.
+ * instead of 7.0e-3: the error is not unimodal in the factor.) The error of a block is then never above the min–max
+ * one's, and no longer bounded per weight.
  */
 import { LoraDropError } from "../util/errors";
-import { convertToF32 } from "../io/safetensors";
+import { forEachStoredRows } from "../io/safetensors";
 
 /** Bits per weight code: the widths MatMulNBits runs on the CPU. */
 export type QuantBits = 4 | 8;
@@ -215,19 +216,8 @@ const ROWS_PER_STEP = 16;
  * rows at a time, so no float32 copy of the whole tensor is made.
  */
 export function quantizeStored(bytes: Uint8Array, dtype: string, rows: number, cols: number, spec: QuantSpec, what?: string): BlockQuantized {
-  const size = dtype === "F32" ? 4 : dtype === "F16" || dtype === "BF16" ? 2 : 0;
-  if (!size) throw new LoraDropError("SAFETENSORS_BAD_DTYPE", `${what ?? "weight"} has dtype ${dtype}; quantization reads F32, F16 or BF16`, undefined, what);
-  if (bytes.byteLength !== rows * cols * size) throw new LoraDropError("INVALID_ARGUMENT", `quantize: ${bytes.byteLength} bytes for ${dtype} [${rows}, ${cols}]`);
   const out = allocQuantized(rows, cols, spec);
-  const step = new Float32Array(ROWS_PER_STEP * cols);
-  // F16/BF16 conversion reads 16-bit views, which need an even offset; copy once when the bytes are not aligned.
-  const src = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
-  for (let r = 0; r < rows; r += ROWS_PER_STEP) {
-    const n = Math.min(ROWS_PER_STEP, rows - r);
-    const part = step.subarray(0, n * cols);
-    convertToF32(src.subarray(r * cols * size, (r + n) * cols * size), dtype, part);
-    quantizeRowsInto(part, n, out, r, what);
-  }
+  forEachStoredRows(bytes, dtype, rows, cols, ROWS_PER_STEP, (part, first, n) => quantizeRowsInto(part, n, out, first, what), what);
   return out;
 }
 

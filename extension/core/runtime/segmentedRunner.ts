@@ -9,7 +9,8 @@
 import * as os from "node:os";
 import { GraphBuilder } from "../onnx/builder";
 import { pruneDeadNodes } from "../onnx/deadNodes";
-import { buildForward, SEGMENTED_ARCHITECTURES } from "../models";
+import { buildForward } from "../models";
+import { isLlamaFamily } from "../models/arch";
 import { HfModel } from "../models/hfModel";
 import { ForwardGraph } from "../models/forward";
 import { Batch } from "../data/batch";
@@ -39,7 +40,7 @@ const SEGMENTED_MIN_BYTES = 1 << 30;
  * most 8) for a Llama-family model whose quantized weights reach SEGMENTED_MIN_BYTES, else 1 (one session).
  */
 export function profileSegments(architecture: string, quantizedBytes: number, numLayers: number, cores = os.cpus().length): number {
-  if (!(SEGMENTED_ARCHITECTURES as readonly string[]).includes(architecture) || quantizedBytes < SEGMENTED_MIN_BYTES) return 1;
+  if (!isLlamaFamily(architecture) || quantizedBytes < SEGMENTED_MIN_BYTES) return 1;
   return Math.max(1, Math.min(cores, numLayers, 8));
 }
 

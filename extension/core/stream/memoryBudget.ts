@@ -8,6 +8,7 @@ import { LoraDropError } from "../util/errors";
 import type { DeviceChoice } from "../runtime/session";
 import { nvidiaFreeMemory } from "./gpuMemory";
 import { ModelConfig } from "../models/config";
+import { LLAMA_FAMILY } from "../models/arch";
 import type { Precision } from "../quant/precision";
 import { bytesPerWeight } from "../quant/quantFormats";
 
@@ -17,7 +18,7 @@ export const STREAM_CHOICES = ["auto", "on", "off"] as const;
 export type StreamChoice = (typeof STREAM_CHOICES)[number];
 
 /** Architectures whose decoder layers the streamed path builds (models/llama.ts). */
-export const STREAMED_ARCHITECTURES = ["llama", "mistral", "qwen2"] as const;
+export const STREAMED_ARCHITECTURES = LLAMA_FAMILY;
 
 /**
  * The most layers per block. Larger blocks save only the per-run overhead (small next to a 7B layer's ~1 s of

@@ -17,9 +17,10 @@ import { RunContext } from "../util/progress";
 import { LoraDropError, throwIfCancelled } from "../util/errors";
 import { Rng } from "../util/random";
 import { LossSession, LoraParam, ParamGrads, countTargets, HeadParam, paramsOf } from "../runtime/lossSession";
-import { defaultMemoryBudget, describePlan, formatBytes, planStreaming, StreamPlan, STREAMED_ARCHITECTURES, trainingExtraBytes, wholeTrainingActivationBytes } from "../stream/memoryBudget";
+import { defaultMemoryBudget, describePlan, formatBytes, planStreaming, RunShape, StreamChoice, StreamPlan, STREAMED_ARCHITECTURES, trainingExtraBytes, wholeTrainingActivationBytes } from "../stream/memoryBudget";
 import { streamedLoraGradients } from "../stream/streamGrad";
-import { isEncoder } from "../models/arch";
+import { isEncoder, isLlamaFamily } from "../models/arch";
+import type { ModelConfig } from "../models/config";
 import { AdamW, ADAMW_DEFAULTS, clipGradNorm } from "./optim";
 import { learningRate } from "./schedule";
 import { DataOrder, DataOrderState, stepsPerEpoch } from "./dataOrder";
@@ -115,12 +116,13 @@ async function onnxTrain(opts: TrainOptions, device: DeviceChoice, ctx: RunConte
   if (opts.logFile) startJsonlLog(opts.logFile, startStep === 0);
 
   const slots = layout.modules.map(slotOf);
-  const streamPlan = streamedTrainingPlan(model, opts, device, s, examples, dropoutP, ctx.log);
+  const memory = trainingMemoryPlan(model, opts, device, s, examples, dropoutP, ctx.log);
+  const streamPlan = memory.stream;
   const streamBlock = streamPlan?.layersPerBlock ?? 0;
   // Streaming never builds the whole graph: that is the memory it saves.
   const session = streamBlock ? undefined : await LossSession.create(model, slots, {
     gradients: true, dropout: dropoutP > 0, device, threads: opts.threads, prepack: opts.prepack, trainHead: head !== undefined, log: ctx.log,
-    recomputeUp: recomputeForBudget(model, opts, device, s, examples, ctx.log),
+    recomputeUp: memory.recomputeUp,
   });
   const engine: LossEngine = session
     ? { countTargets: (b) => session.countTargets(b), run: (bs, den, params) => runEach(session, bs, den, params, head) }
@@ -308,55 +310,52 @@ async function runEach(session: LossSession, batches: Batch[], denominator: numb
 }
 
 /**
- * The streaming plan (layers per block, prefetching within the budget), or undefined for the whole graph. Streaming needs the Llama-family block graph, the causal-LM
- * loss and no LoRA dropout; `on` without them is an error, `auto` falls back to the whole graph with a log line.
+ * How a training run fits its memory budget: streamed (layers per block, prefetching within the budget) when the
+ * float32 weights do not fit, else the whole graph — recomputing the MLP up projections (ForwardOptions.recomputeUp,
+ * about 9 % more time for a quarter less activation memory) when the weights fit but the weights and one step's
+ * saved activations do not (wholeTrainingActivationBytes). Streaming and the recomputation need the Llama family;
+ * streaming also the causal-LM loss and no LoRA dropout: `on` without them is an error, `auto` falls back to the
+ * whole graph with a log line.
  */
-function streamedTrainingPlan(model: HfModel, opts: TrainOptions, device: DeviceChoice, s: TrainSettings, examples: TokenizedExample[], dropoutP: number, log?: RunContext["log"]): StreamPlan | undefined {
-  const choice = opts.stream ?? "auto";
-  if (choice === "off") return undefined;
-  const arch = model.config.architecture;
-  const why = !(STREAMED_ARCHITECTURES as readonly string[]).includes(arch) ? `layer streaming supports ${STREAMED_ARCHITECTURES.join(", ")} models, not ${arch}`
-    : model.config.head === "seq-cls" ? "layer streaming computes the causal-LM loss only, not a classification loss"
-      : dropoutP > 0 ? `layer streaming does not apply LoRA dropout (lora_dropout is ${dropoutP}); set it to 0`
-        : undefined;
+function trainingMemoryPlan(model: HfModel, opts: TrainOptions, device: DeviceChoice, s: TrainSettings, examples: TokenizedExample[], dropoutP: number, log?: RunContext["log"]): { stream?: StreamPlan; recomputeUp: boolean } {
+  const cfg = model.config;
   const budget = opts.memoryBudget ?? defaultMemoryBudget(device);
   // Batches are padded to their longest example, already cut to max length.
   const seq = Math.max(1, ...examples.map((e) => e.ids.length));
   // One step's micro-batches are streamed together: their hidden states are all carried between blocks.
-  const shape = { batch: s.batchSize, seq, totalTokens: s.batchSize * s.gradAccum * seq, layers: model.config.numLayers };
+  const shape = { batch: s.batchSize, seq, totalTokens: s.batchSize * s.gradAccum * seq, layers: cfg.numLayers };
+  const stream = streamedTrainingPlan(cfg, opts.stream ?? "auto", shape, budget, opts.modelDir, dropoutP, log);
+  if (stream || !isLlamaFamily(cfg.architecture)) return { stream, recomputeUp: false };
+  // The whole graph runs one micro-batch at a time.
+  const micro = { ...shape, totalTokens: s.batchSize * seq };
+  const weights = planStreaming(cfg, micro, Infinity, "off").needed;
+  const keep = weights + wholeTrainingActivationBytes(cfg, micro, false);
+  if (keep <= budget) return { recomputeUp: false };
+  log?.info(`a training step keeping every activation needs ~${formatBytes(keep)} of the ${formatBytes(budget)} memory budget: ` +
+    `recomputing the MLP up projections in the backward pass (~${formatBytes(weights + wholeTrainingActivationBytes(cfg, micro, true))}, about 9 % slower)`);
+  return { recomputeUp: true };
+}
+
+/** The streaming plan for a run of `shape` (see trainingMemoryPlan), or undefined for the whole graph. */
+function streamedTrainingPlan(cfg: ModelConfig, choice: StreamChoice, shape: RunShape, budget: number, modelDir: string, dropoutP: number, log?: RunContext["log"]): StreamPlan | undefined {
+  if (choice === "off") return undefined;
+  const arch = cfg.architecture;
+  const why = !(STREAMED_ARCHITECTURES as readonly string[]).includes(arch) ? `layer streaming supports ${STREAMED_ARCHITECTURES.join(", ")} models, not ${arch}`
+    : cfg.head === "seq-cls" ? "layer streaming computes the causal-LM loss only, not a classification loss"
+      : dropoutP > 0 ? `layer streaming does not apply LoRA dropout (lora_dropout is ${dropoutP}); set it to 0`
+        : undefined;
   if (why) {
-    if (choice === "on") throw new LoraDropError("INVALID_ARGUMENT", why, opts.modelDir, "stream");
+    if (choice === "on") throw new LoraDropError("INVALID_ARGUMENT", why, modelDir, "stream");
     // Too small a budget even for one streamed layer (MEMORY_BUDGET) is no reason to stop: the whole graph runs anyway.
     let wanted = true;
-    try { wanted = planStreaming(model.config, shape, budget, "auto", trainingExtraBytes(model.config, shape)).stream; } catch { /* wanted stays true */ }
+    try { wanted = planStreaming(cfg, shape, budget, "auto", trainingExtraBytes(cfg, shape)).stream; } catch { /* wanted stays true */ }
     if (!wanted) return undefined;
     log?.info(`the model does not fit the memory budget of ${formatBytes(budget)}, but ${why}: training with the whole graph`);
     return undefined;
   }
-  const plan = planStreaming(model.config, shape, budget, choice, trainingExtraBytes(model.config, shape));
+  const plan = planStreaming(cfg, shape, budget, choice, trainingExtraBytes(cfg, shape));
   log?.info(describePlan(plan));
   return plan.stream ? plan : undefined;
-}
-
-/**
- * Whether the whole training graph recomputes the MLP up projections (ForwardOptions.recomputeUp): when the float32
- * weights fit the memory budget (else the run streams) but the weights and one step's saved activations do not
- * (wholeTrainingActivationBytes), trading about 9 % of the step's time for a quarter of its activations. Llama family
- * only (the other graphs have no such mark); never without a budget to honour.
- */
-function recomputeForBudget(model: HfModel, opts: TrainOptions, device: DeviceChoice, s: TrainSettings, examples: TokenizedExample[], log?: RunContext["log"]): boolean {
-  const cfg = model.config;
-  if (!(STREAMED_ARCHITECTURES as readonly string[]).includes(cfg.architecture)) return false;
-  const budget = opts.memoryBudget ?? defaultMemoryBudget(device);
-  const seq = Math.max(1, ...examples.map((e) => e.ids.length));
-  const shape = { batch: s.batchSize, seq, totalTokens: s.batchSize * seq, layers: cfg.numLayers };
-  const weights = planStreaming(cfg, shape, Infinity, "off").needed;
-  const keep = weights + wholeTrainingActivationBytes(cfg, shape, false);
-  if (keep <= budget) return false;
-  const recompute = weights + wholeTrainingActivationBytes(cfg, shape, true);
-  log?.info(`a training step keeping every activation needs ~${formatBytes(keep)} of the ${formatBytes(budget)} memory budget: ` +
-    `recomputing the MLP up projections in the backward pass (~${formatBytes(recompute)}, about 9 % slower)`);
-  return true;
 }
 
 /** Mean loss over all target tokens of `examples`, with no dropout. */
